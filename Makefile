@@ -1,0 +1,41 @@
+# Two entry points on a fresh machine: `make demo` and `make test`.
+# Everything they need is bootstrapped here, idempotently, from pinned files.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: bootstrap test lint typecheck pytest demo bench clean
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -r requirements-dev.txt
+	@touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+bootstrap: $(VENV)/.stamp node_modules/.stamp
+
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.stamp
+	$(VENV)/bin/mypy
+
+pytest: bootstrap
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: bootstrap
+	$(PY) -m examples.demo
+
+bench: bootstrap
+	$(PY) -m bench
+
+clean:
+	rm -rf .azsim .devhost .pytest_cache .mypy_cache .ruff_cache
