@@ -1,0 +1,1 @@
+"""Contracts shared by triggers, orchestrators and activities: models, errors, settings, naming."""

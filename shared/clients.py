@@ -1,0 +1,57 @@
+"""Azure SDK clients built from Settings, one credential per process.
+
+azure-core's RetryPolicy is the retry owner for single transient HTTP failures (429 with
+Retry-After, 5xx, resets): it is configured here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.identity import DefaultAzureCredential
+from azure.mgmt.compute import ComputeManagementClient
+from azure.storage.blob import BlobServiceClient
+
+from shared.settings import Settings, get_settings
+
+
+@lru_cache(maxsize=1)
+def credential() -> TokenCredential:
+    s = get_settings()
+    kwargs: dict[str, Any] = {"exclude_interactive_browser_credential": True}
+    if s.authority_host:
+        kwargs["authority"] = s.authority_host
+    if s.managed_identity_client_id:
+        kwargs["managed_identity_client_id"] = s.managed_identity_client_id
+    return DefaultAzureCredential(**kwargs)
+
+
+def _retry_kwargs(s: Settings) -> dict[str, Any]:
+    return {
+        "retry_total": s.arm_retry_total,
+        "retry_backoff_factor": s.arm_retry_backoff_seconds,
+        "retry_backoff_max": s.arm_retry_backoff_max_seconds,
+    }
+
+
+@lru_cache(maxsize=16)
+def compute(subscription_id: str) -> ComputeManagementClient:
+    s = get_settings()
+    return ComputeManagementClient(
+        credential(),
+        subscription_id,
+        base_url=s.arm_endpoint,
+        credential_scopes=[s.arm_scope],
+        polling_interval=s.lro_polling_interval_seconds,
+        **_retry_kwargs(s),
+    )
+
+
+@lru_cache(maxsize=16)
+def blob_service(account_url: str) -> BlobServiceClient:
+    s = get_settings()
+    return BlobServiceClient(
+        account_url, credential=credential(), audience=s.storage_audience, **_retry_kwargs(s)
+    )

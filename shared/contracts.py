@@ -1,0 +1,264 @@
+"""One typed input and one typed result per activity, defined once.
+
+Orchestrators send ``Input.to_wire()`` (plain JSON) and read ``Result.from_wire(...)``;
+activities do the reverse. Nothing here may carry a SAS: blob URLs are always without
+their query string.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from shared.model_base import WireModel
+from shared.requests import CaptureRequest, GalleryRef, ImageDefinitionSpec, TargetRegion
+
+# --- the orchestration's own input ------------------------------------------------------
+
+
+class CapturePolicy(WireModel):
+    """Timing policy, read from settings by the trigger and passed in so orchestrators stay pure."""
+
+    poll_min_seconds: float = 15.0
+    poll_max_seconds: float = 300.0
+    guest_stop_timeout_seconds: float = 3600.0
+    power_state_timeout_seconds: float = 1800.0
+    snapshot_timeout_seconds: float = 6 * 3600.0
+    copy_stall_seconds: float = 1800.0
+    replication_timeout_seconds: float = 72 * 3600.0
+    expected_copy_mbps: float = 60.0
+    transient_retry_attempts: int = 5
+    transient_retry_first_seconds: float = 30.0
+    max_polls_per_execution: int = 40
+    sas_margin_seconds: int = 3600
+
+
+class CaptureInput(WireModel):
+    capture_id: str
+    request: CaptureRequest
+    policy: CapturePolicy = Field(default_factory=CapturePolicy)
+    trigger: Literal["http", "queue", "eventgrid"] = "http"
+
+
+# --- VM -------------------------------------------------------------------------------
+
+
+class VmRef(WireModel):
+    vm_id: str
+
+
+class DiskFacts(WireModel):
+    key: str  # "os" or "lun<N>"
+    lun: int | None = None
+    name: str
+    id: str
+    size_gb: int
+    sku: str | None = None
+
+
+class VmFacts(WireModel):
+    id: str
+    name: str
+    resource_group: str
+    subscription_id: str
+    location: str
+    os_type: Literal["Linux", "Windows"]
+    hyper_v_generation: Literal["V1", "V2"]
+    security_type: Literal["Standard", "TrustedLaunch", "ConfidentialVM"]
+    architecture: Literal["x64", "Arm64"]
+    vm_size: str | None = None
+    power_state: str  # running | stopping | stopped | deallocating | deallocated | starting | unknown
+    generalized: bool
+    os_disk: DiskFacts
+    data_disks: list[DiskFacts] = Field(default_factory=list)
+
+    @property
+    def disks(self) -> list[DiskFacts]:
+        return [self.os_disk, *self.data_disks]
+
+
+class PowerState(WireModel):
+    """Result of get_power_state / start_deallocate / generalize_vm."""
+
+    vm_id: str
+    power_state: str
+    provisioning_state: str | None = None
+    generalized: bool = False
+
+
+class GuestPrepareInput(WireModel):
+    vm_id: str
+    os_type: Literal["Linux", "Windows"]
+
+
+class GuestPrepareResult(WireModel):
+    started: bool
+    already_in_progress: bool = False
+    command: str  # the RunCommand id used, never the script body
+
+
+# --- gallery preflight ------------------------------------------------------------------
+
+
+class GalleryCheckInput(WireModel):
+    gallery: GalleryRef  # subscription_id always resolved
+    definition: ImageDefinitionSpec
+    version: str  # "auto" or Major.Minor.Patch
+    vm: VmFacts
+
+
+class DefinitionFacts(WireModel):
+    id: str
+    location: str
+    os_type: str
+    os_state: str
+    hyper_v_generation: str
+    security_type: str | None = None  # value of the SecurityType feature, if any
+    architecture: str
+
+
+class GalleryCheckResult(WireModel):
+    gallery_exists: bool
+    gallery_location: str | None = None
+    definition: DefinitionFacts | None = None
+    resolved_version: str
+    version_exists: bool
+    problems: list[str] = Field(default_factory=list)  # each an actionable sentence
+
+
+class ExportCheckInput(WireModel):
+    account_url: str
+    container: str
+
+
+class ExportCheckResult(WireModel):
+    reachable: bool
+    container_exists: bool
+    problem: str | None = None
+
+
+# --- snapshots --------------------------------------------------------------------------
+
+
+class SnapshotInput(WireModel):
+    capture_id: str
+    disk: DiskFacts
+    subscription_id: str
+    resource_group: str
+    location: str
+    hyper_v_generation: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class SnapshotRef(WireModel):
+    snapshot_id: str
+
+
+class SnapshotResult(WireModel):
+    snapshot_id: str
+    name: str
+    disk_key: str
+    lun: int | None = None
+    provisioning_state: str
+    size_gb: int | None = None
+    completion_percent: float | None = None
+
+
+# --- gallery ----------------------------------------------------------------------------
+
+
+class DefinitionInput(WireModel):
+    gallery: GalleryRef
+    definition: ImageDefinitionSpec
+    vm: VmFacts
+    location: str  # where to create gallery/definition if missing (the VM's region)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class DefinitionResult(WireModel):
+    gallery_id: str
+    definition_id: str
+    gallery_created: bool
+    definition_created: bool
+
+
+class DataSnapshot(WireModel):
+    lun: int
+    snapshot_id: str
+
+
+class VersionInput(WireModel):
+    capture_id: str
+    gallery: GalleryRef
+    definition_name: str
+    version: str
+    location: str
+    os_snapshot_id: str
+    data_snapshots: list[DataSnapshot] = Field(default_factory=list)
+    target_regions: list[TargetRegion]
+    end_of_life_date: str | None = None
+    exclude_from_latest: bool = False
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class VersionRef(WireModel):
+    version_id: str
+
+
+class RegionReplication(WireModel):
+    region: str
+    state: str  # Unknown | Replicating | Completed | Failed
+    progress: int = 0
+    details: str | None = None
+
+
+class VersionStatus(WireModel):
+    version_id: str
+    exists: bool = True
+    provisioning_state: str | None = None
+    aggregated_state: str | None = None
+    regions: list[RegionReplication] = Field(default_factory=list)
+    error: str | None = None  # Azure's error code + message when provisioning failed
+
+
+# --- VHD export -------------------------------------------------------------------------
+
+
+class ExportStartInput(WireModel):
+    capture_id: str
+    snapshot_id: str
+    disk_key: str
+    disk_name: str
+    size_gb: int
+    account_url: str
+    container: str
+    sas_duration_seconds: int
+
+
+class BlobRef(WireModel):
+    blob_url: str  # never with a query string
+    copy_id: str | None = None
+
+
+CopyState = Literal["pending", "success", "failed", "aborted"]
+
+
+class CopyStatus(WireModel):
+    blob_url: str
+    copy_id: str | None = None
+    status: CopyState
+    bytes_copied: int = 0
+    bytes_total: int = 0
+    description: str | None = None  # redacted
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.bytes_copied / self.bytes_total, 1) if self.bytes_total else 0.0
+
+
+class Done(WireModel):
+    """Result of an activity whose only outcome is that it happened (idempotent deletes, revokes)."""
+
+    resource_id: str
+    changed: bool

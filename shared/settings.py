@@ -1,0 +1,99 @@
+"""Application settings, read once from the environment into a typed object.
+
+Every setting is documented in ``local.settings.sample.json``. Public Azure is the
+default; sovereign clouds and the local cloud (azsim) are selected by settings only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from shared.contracts import CapturePolicy
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"setting {name}={raw!r} must be a number") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    arm_endpoint: str = "https://management.azure.com"
+    arm_audience: str = "https://management.azure.com"
+    storage_audience: str = "https://storage.azure.com"
+    authority_host: str | None = None
+    managed_identity_client_id: str | None = None
+    capture_requests_queue: str = "capture-requests"
+    capture_results_queue: str = "capture-results"
+    arm_retry_total: int = 6
+    arm_retry_backoff_seconds: float = 2.0
+    arm_retry_backoff_max_seconds: float = 60.0
+    lro_polling_interval_seconds: float = 5.0
+    policy: CapturePolicy = field(default_factory=CapturePolicy)
+
+    @property
+    def arm_scope(self) -> str:
+        return self.arm_audience.rstrip("/") + "/.default"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = CapturePolicy()
+        policy = CapturePolicy(
+            poll_min_seconds=_float(env, "CAPTURE_POLL_MIN_SECONDS", defaults.poll_min_seconds),
+            poll_max_seconds=_float(env, "CAPTURE_POLL_MAX_SECONDS", defaults.poll_max_seconds),
+            guest_stop_timeout_seconds=_float(
+                env, "CAPTURE_GUEST_STOP_TIMEOUT_SECONDS", defaults.guest_stop_timeout_seconds
+            ),
+            power_state_timeout_seconds=_float(
+                env, "CAPTURE_POWER_STATE_TIMEOUT_SECONDS", defaults.power_state_timeout_seconds
+            ),
+            snapshot_timeout_seconds=_float(
+                env, "CAPTURE_SNAPSHOT_TIMEOUT_SECONDS", defaults.snapshot_timeout_seconds
+            ),
+            copy_stall_seconds=_float(env, "CAPTURE_COPY_STALL_SECONDS", defaults.copy_stall_seconds),
+            replication_timeout_seconds=_float(
+                env, "CAPTURE_REPLICATION_TIMEOUT_SECONDS", defaults.replication_timeout_seconds
+            ),
+            expected_copy_mbps=_float(env, "CAPTURE_EXPECTED_COPY_MBPS", defaults.expected_copy_mbps),
+            transient_retry_attempts=int(
+                _float(env, "CAPTURE_TRANSIENT_RETRY_ATTEMPTS", defaults.transient_retry_attempts)
+            ),
+            transient_retry_first_seconds=_float(
+                env, "CAPTURE_TRANSIENT_RETRY_FIRST_SECONDS", defaults.transient_retry_first_seconds
+            ),
+        )
+        return cls(
+            arm_endpoint=env.get("AZURE_ARM_ENDPOINT", cls.arm_endpoint).rstrip("/"),
+            arm_audience=env.get("AZURE_ARM_AUDIENCE", cls.arm_audience),
+            storage_audience=env.get("AZURE_STORAGE_AUDIENCE", cls.storage_audience),
+            authority_host=env.get("AZURE_AUTHORITY_HOST") or None,
+            managed_identity_client_id=env.get("AZURE_CLIENT_ID") or None,
+            capture_requests_queue=env.get("CAPTURE_REQUESTS_QUEUE", cls.capture_requests_queue),
+            capture_results_queue=env.get("CAPTURE_RESULTS_QUEUE", cls.capture_results_queue),
+            arm_retry_total=int(_float(env, "AZURE_ARM_RETRY_TOTAL", cls.arm_retry_total)),
+            arm_retry_backoff_seconds=_float(
+                env, "AZURE_ARM_RETRY_BACKOFF_SECONDS", cls.arm_retry_backoff_seconds
+            ),
+            arm_retry_backoff_max_seconds=_float(
+                env, "AZURE_ARM_RETRY_BACKOFF_MAX_SECONDS", cls.arm_retry_backoff_max_seconds
+            ),
+            lro_polling_interval_seconds=_float(
+                env, "AZURE_LRO_POLLING_INTERVAL_SECONDS", cls.lro_polling_interval_seconds
+            ),
+            policy=policy,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once (activities and triggers call this, never os.environ)."""
+    return Settings.from_env()
