@@ -1,0 +1,530 @@
+"""The blob front: an HTTPS reverse proxy before Azurite's blob service that makes async copies take time.
+
+Customer storage accounts are reached through it (``https://127.0.0.1:<port>/<account>``). It forwards
+every request unchanged (``Host`` included, so Shared Key and SAS signatures and Azurite's same-host
+copy-source check all still hold), with one exception: Azurite finishes an async Copy Blob at once,
+while Azure's copies take minutes and can fail. So for a Copy Blob through the front, Azurite does the
+real copy (real bytes) and the front then, for ``CopyBehaviour.copy_seconds(size)``, rewrites that
+destination's Get Blob / Get Blob Properties answers to ``x-ms-copy-status: pending`` with advancing
+``x-ms-copy-progress``, then ``success``; or, when ``CopyBehaviour.copy_fault`` says so, ``failed``,
+``aborted`` or a stall (progress freezes, never completes). Abort Copy Blob on a simulated pending copy
+answers 204 and leaves it ``aborted`` with a zero-length blob, as Azure does. A copy whose source SAS
+stops working (``endGetAccess``) while it is pending ends ``failed``, because Azure needs the source
+readable until the copy is done. Nothing here logs a query string: SAS signatures stay out of logs.
+
+Not modelled: copy state in List Blobs (``include=copy``), writes to a destination with a pending
+copy (Azure: 409 ``PendingCopyOperation``), and partial content while pending.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import logging
+import socket
+import ssl
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from azsim.interfaces import CopyBehaviour, CopyFaultKind
+
+log = logging.getLogger("azsim.storage.proxy")
+
+# Where in the simulated duration an injected fault strikes (and where a stall freezes).
+FAULT_AT_FRACTION = 0.5
+# Source-readability checks while a copy is pending: at most this often per copy.
+_SOURCE_CHECK_INTERVAL = 0.2
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+}
+_FAILED_DESCRIPTION = (
+    '500 InternalError "Copy failed: the service could not complete the copy (azsim injected fault)."'
+)
+_SOURCE_GONE_DESCRIPTION = (
+    '{status} CannotVerifyCopySource "The copy source could not be read any more: '
+    'its SAS was revoked or expired, or the source was deleted."'
+)
+
+
+@dataclass
+class SimulatedCopy:
+    """One destination blob whose copy is being played out in simulated time."""
+
+    copy_id: str
+    source_url: str  # holds a SAS: never log it
+    fault: CopyFaultKind | None
+    started: float  # monotonic
+    started_wall: float
+    duration: float | None = None  # known once the size is
+    size: int | None = None
+    final_status: str | None = None  # "aborted" | "failed" once ended early
+    final_bytes: int = 0
+    final_wall: float = 0.0
+    description: str | None = None
+    last_source_check: float = field(default=-1e9)
+
+    def learn_size(self, size: int, behaviour: CopyBehaviour) -> None:
+        if self.size is None:
+            self.size = size
+            self.duration = max(0.0, float(behaviour.copy_seconds(size)))
+
+    def _end(self, status: str, now: float, copied: int, description: str | None) -> None:
+        self.final_status = status
+        self.final_bytes = copied
+        self.final_wall = self.started_wall + (now - self.started)
+        self.description = description
+
+    def view(self, now: float) -> tuple[str, int, float | None, str | None]:
+        """``(status, bytes copied, completion wall time or None, description)`` at monotonic ``now``."""
+        size = self.size or 0
+        duration = self.duration or 0.0
+        if self.final_status is not None:
+            return self.final_status, self.final_bytes, self.final_wall, self.description
+        if self.duration is None:
+            return "pending", 0, None, None  # size not known yet: the copy has only just begun
+        elapsed = now - self.started
+        fraction = 1.0 if duration <= 0 else min(1.0, elapsed / duration)
+        if self.fault is not None and fraction >= FAULT_AT_FRACTION:
+            copied = int(size * FAULT_AT_FRACTION)
+            if self.fault == "stall":
+                return "pending", copied, None, None
+            if self.fault == "fail":
+                self._end("failed", self.started + duration * FAULT_AT_FRACTION, copied, _FAILED_DESCRIPTION)
+            else:
+                self._end("aborted", self.started + duration * FAULT_AT_FRACTION, copied, None)
+            return self.view(now)
+        if fraction >= 1.0:
+            return "success", size, self.started_wall + duration, None
+        return "pending", min(int(size * fraction), max(size - 1, 0)), None, None
+
+    def abort(self, now: float) -> None:
+        _, copied, _, _ = self.view(now)
+        self._end("aborted", now, copied, None)
+
+    def fail(self, now: float, description: str) -> None:
+        _, copied, _, _ = self.view(now)
+        self._end("failed", now, copied, description)
+
+
+class _Upstream:
+    """One keep-alive HTTPS connection to Azurite, re-opened when Azurite has closed it."""
+
+    def __init__(self, host: str, port: int, ctx: ssl.SSLContext) -> None:
+        self.host, self.port, self.ctx = host, port, ctx
+        self.conn: http.client.HTTPSConnection | None = None
+
+    def request(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes | None
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        for attempt in (1, 2):
+            fresh = self.conn is None
+            if self.conn is None:
+                self.conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=120)
+            try:
+                self.conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+                for name, value in headers:
+                    self.conn.putheader(name, value)
+                if body is not None and not any(n.lower() == "content-length" for n, _ in headers):
+                    self.conn.putheader("Content-Length", str(len(body)))
+                self.conn.endheaders(body if body else None)
+                resp = self.conn.getresponse()
+                data = resp.read()
+                if resp.will_close:
+                    self.close()
+                return resp, data
+            except (http.client.RemoteDisconnected, ConnectionError, http.client.BadStatusLine, ssl.SSLError):
+                self.close()
+                # A reused keep-alive connection may have been closed by Azurite meanwhile: retry once.
+                if fresh or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+class _FrontHandler(BaseHTTPRequestHandler):
+    server: BlobFront
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        self.upstream = _Upstream(
+            self.server.upstream_host, self.server.upstream_port, self.server.upstream_ctx
+        )
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.upstream.close()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # request lines carry SAS query strings; the per-request debug log below strips them
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_HEAD(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_OPTIONS(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    # -- request plumbing ---------------------------------------------------------------------
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(parts)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else None
+
+    def _forward_headers(self) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP]
+
+    def _send(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response_only(status, reason)
+        has_length = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname in _HOP_BY_HOP:
+                continue
+            if lname == "content-length":
+                if self.command == "HEAD":
+                    has_length = True
+                    self.send_header(name, value)
+                continue
+            self.send_header(name, value)
+        if self.command != "HEAD" and status not in (204, 304):
+            self.send_header("Content-Length", str(len(body)))
+        elif not has_length and self.command == "HEAD":
+            self.send_header("Content-Length", "0")
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and status not in (204, 304):
+            self.wfile.write(body)
+
+    def _handle(self) -> None:
+        try:
+            body = self._read_body()
+        except (ValueError, OSError):
+            self.close_connection = True
+            return
+        url = urlsplit(self.path)
+        query = {k.lower(): v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        parts = url.path.lstrip("/").split("/", 2)
+        key = (parts[0], parts[1], parts[2]) if len(parts) == 3 and all(parts) else None
+        front = self.server
+        method = self.command
+        headers = self._forward_headers()
+        try:
+            resp, data = self.upstream.request(method, self.path, headers, body)
+        except OSError as e:
+            log.warning("blob front: upstream %s %s failed: %s", method, url.path, e)
+            self._send(502, "Bad Gateway", [("Content-Type", "text/plain")], b"Azurite is not reachable\n")
+            return
+        out_headers = resp.getheaders()
+        status, reason = resp.status, resp.reason
+        log.debug("blob front: %s %s -> %s", method, url.path, status)
+        if key is not None:
+            status, reason, out_headers, data = front.shape(
+                method, key, query, self.headers, status, reason, out_headers, data
+            )
+        self._send(status, reason, out_headers, data)
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str | None:
+    lname = name.lower()
+    for k, v in headers:
+        if k.lower() == lname:
+            return v
+    return None
+
+
+def _set_header(headers: list[tuple[str, str]], name: str, value: str | None) -> list[tuple[str, str]]:
+    lname = name.lower()
+    out = [(k, v) for k, v in headers if k.lower() != lname]
+    if value is not None:
+        out.append((name, value))
+    return out
+
+
+class BlobFront(ThreadingHTTPServer):
+    """The HTTPS blob front before Azurite (see module docstring). ``start()`` serves in a thread."""
+
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(
+        self,
+        *,
+        upstream_host: str,
+        upstream_port: int,
+        server_ctx: ssl.SSLContext,
+        upstream_ctx: ssl.SSLContext,
+        copy_behaviour: CopyBehaviour,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        unsimulated_accounts: frozenset[str] = frozenset(),
+    ) -> None:
+        super().__init__((host, port), _FrontHandler)
+        self.upstream_host = upstream_host
+        self.upstream_port = upstream_port
+        self.server_ctx = server_ctx
+        self.upstream_ctx = upstream_ctx
+        self.copy_behaviour = copy_behaviour
+        self.unsimulated_accounts = unsimulated_accounts
+        self._copies: dict[tuple[str, str, str], SimulatedCopy] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._clock = time.monotonic
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.serve_forever, name="azsim-blob-front", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # TLS handshake in the worker thread, so one slow client never blocks accept().
+        sock: socket.socket = request
+        try:
+            tls = self.server_ctx.wrap_socket(sock, server_side=True)
+        except (ssl.SSLError, OSError):
+            sock.close()
+            return
+        try:
+            self.RequestHandlerClass(tls, client_address, self)  # type: ignore[arg-type]
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+    def simulated_copies(self) -> dict[str, dict[str, Any]]:
+        """State of every simulated copy (for inspection; no source URLs)."""
+        now = self._clock()
+        with self._lock:
+            out = {}
+            for (acct, cont, blob), c in self._copies.items():
+                status, copied, _, desc = c.view(now)
+                out[f"{acct}/{cont}/{blob}"] = {
+                    "copyId": c.copy_id,
+                    "status": status,
+                    "progress": f"{copied}/{c.size}" if c.size is not None else None,
+                    "fault": c.fault,
+                    "description": desc,
+                }
+            return out
+
+    # -- the copy simulation -------------------------------------------------------------------
+
+    def shape(
+        self,
+        method: str,
+        key: tuple[str, str, str],
+        query: dict[str, str],
+        req_headers: Any,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        comp = query.get("comp")
+        if method == "PUT" and comp is None and req_headers.get("x-ms-copy-source"):
+            return self._on_copy_started(key, req_headers, status, reason, headers, body)
+        with self._lock:
+            sim = self._copies.get(key)
+        if sim is None:
+            return status, reason, headers, body
+        if method in ("GET", "HEAD") and comp is None and status in (200, 206):
+            return self._on_read(key, sim, status, reason, headers, body)
+        if method == "PUT" and comp == "copy" and req_headers.get("x-ms-copy-action", "").lower() == "abort":
+            return self._on_abort(sim, query, status, reason, headers, body)
+        if (
+            method in ("PUT", "DELETE")
+            and comp in (None, "page", "block", "blocklist", "appendblock")
+            and 200 <= status < 300
+        ):
+            with self._lock:  # the blob was rewritten or deleted: its copy state is gone
+                self._copies.pop(key, None)
+        return status, reason, headers, body
+
+    def _on_copy_started(
+        self,
+        key: tuple[str, str, str],
+        req_headers: Any,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        sync = req_headers.get("x-ms-requires-sync", "").lower() == "true"
+        if status != 202 or sync or req_headers.get("x-ms-blob-type") or key[0] in self.unsimulated_accounts:
+            with self._lock:
+                self._copies.pop(key, None)
+            return status, reason, headers, body
+        copy_id = _header(headers, "x-ms-copy-id") or str(uuid.uuid4())
+        fault = self.copy_behaviour.copy_fault(*key)
+        sim = SimulatedCopy(
+            copy_id=copy_id,
+            source_url=req_headers.get("x-ms-copy-source", ""),
+            fault=fault,
+            started=self._clock(),
+            started_wall=time.time(),
+        )
+        if fault is None and float(self.copy_behaviour.copy_seconds(1)) <= 0:
+            # Instant copies (time scale 0) need no simulation; Azurite's answer is the truth.
+            with self._lock:
+                self._copies.pop(key, None)
+            return status, reason, headers, body
+        source = self._head_source(sim.source_url)
+        if source is not None and source.status == 200:
+            sim.learn_size(int(source.getheader("Content-Length") or 0), self.copy_behaviour)
+        with self._lock:
+            self._copies[key] = sim
+        log.info("blob front: copy into %s/%s/%s simulated (fault=%s)", *key, fault)
+        return status, reason, _set_header(headers, "x-ms-copy-status", "pending"), body
+
+    def _on_read(
+        self,
+        key: tuple[str, str, str],
+        sim: SimulatedCopy,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        if _header(headers, "x-ms-copy-id") != sim.copy_id:
+            with self._lock:  # another copy replaced this one directly on Azurite
+                self._copies.pop(key, None)
+            return status, reason, headers, body
+        progress = _header(headers, "x-ms-copy-progress") or ""
+        total = progress.partition("/")[2]
+        size = int(total) if total.isdigit() else int(_header(headers, "content-length") or 0)
+        now = self._clock()
+        with self._lock:
+            sim.learn_size(size, self.copy_behaviour)
+            state = sim.view(now)
+            check_source = state[0] == "pending" and now - sim.last_source_check >= _SOURCE_CHECK_INTERVAL
+            if check_source:
+                sim.last_source_check = now
+        if check_source:
+            source_status = self._source_status(sim.source_url)
+            if source_status is not None and source_status >= 400:
+                with self._lock:
+                    sim.fail(now, _SOURCE_GONE_DESCRIPTION.format(status=source_status))
+                    state = sim.view(now)
+        copy_status, copied, completed, description = state
+        headers = _set_header(headers, "x-ms-copy-status", copy_status)
+        headers = _set_header(headers, "x-ms-copy-progress", f"{copied}/{sim.size}")
+        headers = _set_header(
+            headers,
+            "x-ms-copy-completion-time",
+            email.utils.formatdate(completed, usegmt=True) if completed is not None else None,
+        )
+        headers = _set_header(headers, "x-ms-copy-status-description", description)
+        if copy_status in ("failed", "aborted"):
+            # Azure leaves the destination with zero length when a copy ends without success.
+            headers = _set_header(headers, "Content-Range", None)
+            headers = _set_header(headers, "Content-MD5", None)
+            headers = _set_header(headers, "Content-Length", "0")
+            headers = _set_header(headers, "x-ms-blob-content-length", None)
+            return 200, "OK", headers, b""
+        return status, reason, headers, body
+
+    def _on_abort(
+        self,
+        sim: SimulatedCopy,
+        query: dict[str, str],
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        # Azurite has authenticated the request and matched the copy id before saying
+        # NoPendingCopyOperation (its copy finished at once), so the caller may abort ours.
+        if status != 409 or _header(headers, "x-ms-error-code") != "NoPendingCopyOperation":
+            return status, reason, headers, body
+        if query.get("copyid") != sim.copy_id:
+            return status, reason, headers, body
+        now = self._clock()
+        with self._lock:
+            if sim.view(now)[0] != "pending":
+                return status, reason, headers, body
+            sim.abort(now)
+        keep = {"x-ms-request-id", "x-ms-client-request-id", "x-ms-version", "date", "server"}
+        return 204, "No Content", [(k, v) for k, v in headers if k.lower() in keep], b""
+
+    def _source_status(self, source_url: str) -> int | None:
+        """HTTP status of a HEAD on the copy source, when it is one of ours and carries a SAS."""
+        resp = self._head_source(source_url)
+        return resp.status if resp is not None else None
+
+    def _head_source(self, source_url: str) -> http.client.HTTPResponse | None:
+        """HEAD the copy source on Azurite, when it is one of ours and carries a SAS."""
+        src = urlsplit(source_url)
+        if "sig=" not in src.query or src.hostname not in ("127.0.0.1", "localhost"):
+            return None
+        if src.port not in (self.port, self.upstream_port):
+            return None
+        upstream = _Upstream(self.upstream_host, self.upstream_port, self.upstream_ctx)
+        try:
+            resp, _ = upstream.request(
+                "HEAD",
+                f"{src.path}?{src.query}",
+                [("Host", src.netloc), ("x-ms-version", "2021-08-06")],
+                None,
+            )
+            return resp
+        except OSError:
+            return None
+        finally:
+            upstream.close()
