@@ -1,0 +1,1 @@
+"""The Functions host's HTTP surface: HTTP triggers, Durable management API, webhooks."""

@@ -1,0 +1,1 @@
+"""Non-durable triggers and bindings: storage-queue polling, Event Grid webhook, binding arguments."""
