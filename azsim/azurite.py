@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,17 @@ def account_key(account: str, salt: bytes) -> str:
     import hashlib
 
     return base64.b64encode(hashlib.sha512(salt + account.encode()).digest()).decode()
+
+
+def _child_setup() -> None:
+    """In the Azurite child: own process group (so it can be stopped whole), and on Linux die with
+    the parent, so a killed ``azsim up`` never leaves an orphaned Azurite holding its ports."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 @dataclass
@@ -95,6 +107,9 @@ class Azurite:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def connection_string(self, account: str = DEVSTORE_ACCOUNT) -> str:
         """A key-based connection string for ``account`` on Azurite directly (HTTPS)."""
         return (
@@ -136,10 +151,11 @@ class Azurite:
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=str(data),
-                start_new_session=True,
+                preexec_fn=_child_setup,
             )
         finally:
             log.close()
+        (self.workdir / "azurite.pid").write_text(str(self._proc.pid))
         deadline = time.monotonic() + timeout
         while True:
             ports = dict(
@@ -165,7 +181,15 @@ class Azurite:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop Azurite's whole process group: SIGTERM, then SIGKILL after ``timeout``."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
+            return
+        try:
+            self._stop(proc, timeout)
+        finally:
+            (self.workdir / "azurite.pid").unlink(missing_ok=True)
+
+    def _stop(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
+        if proc.poll() is not None:
             return
         try:
             os.killpg(proc.pid, signal.SIGTERM)
