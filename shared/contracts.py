@@ -96,6 +96,11 @@ class GuestPrepareResult(WireModel):
     started: bool
     already_in_progress: bool = False
     command: str  # the RunCommand id used, never the script body
+    # The VM's power state when the activity ran; "stopped"/"deallocated" with started=False means the
+    # guest is no longer running (e.g. an earlier execution already deprovisioned and stopped it).
+    power_state: str | None = None
+    # ARM operation-status URL of the Run Command (no secret in it), when Azure returned one.
+    operation_url: str | None = None
 
 
 # --- gallery preflight ------------------------------------------------------------------
@@ -106,6 +111,8 @@ class GalleryCheckInput(WireModel):
     definition: ImageDefinitionSpec
     version: str  # "auto" or Major.Minor.Patch
     vm: VmFacts
+    # When set, a version tagged with this capture id is "ours" (earlier work of the same capture), not a conflict.
+    capture_id: str | None = None
 
 
 class DefinitionFacts(WireModel):
@@ -124,6 +131,7 @@ class GalleryCheckResult(WireModel):
     definition: DefinitionFacts | None = None
     resolved_version: str
     version_exists: bool
+    version_is_ours: bool = False  # the existing version was made by this same capture (a re-run)
     problems: list[str] = Field(default_factory=list)  # each an actionable sentence
 
 
@@ -204,6 +212,9 @@ class VersionInput(WireModel):
 
 class VersionRef(WireModel):
     version_id: str
+    # The create operation's status URL from VersionStatus.operation_url: lets get_version_status
+    # report Azure's code + message when provisioning failed.
+    operation_url: str | None = None
 
 
 class RegionReplication(WireModel):
@@ -220,6 +231,9 @@ class VersionStatus(WireModel):
     aggregated_state: str | None = None
     regions: list[RegionReplication] = Field(default_factory=list)
     error: str | None = None  # Azure's error code + message when provisioning failed
+    operation_url: str | None = (
+        None  # ARM operation-status URL of the create (no secret); pass it back in VersionRef
+    )
 
 
 # --- VHD export -------------------------------------------------------------------------
