@@ -1,0 +1,164 @@
+"""Read-only preflight activities: is the gallery/definition/version usable, is the export target usable.
+
+They report problems as actionable sentences instead of raising, so the orchestrator can list every
+problem at once and fail before anything irreversible happens. Only failures that say nothing
+about the request (throttling that outlasted retries, 5xx) are raised, as transient errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from activities import compat
+from activities._common import activity, as_dict, azure_call, azure_code, get_or_none
+from shared import clients
+from shared.contracts import ExportCheckInput, ExportCheckResult, GalleryCheckInput, GalleryCheckResult
+from shared.ids import TAG_CAPTURE_ID
+from shared.redaction import redact, strip_query
+from shared.requests import VERSION_AUTO, parse_version
+
+
+def _version_key(name: str) -> tuple[int, int, int] | None:
+    try:
+        return parse_version(name)
+    except ValueError:
+        return None
+
+
+@activity(GalleryCheckInput)
+def check_gallery(inp: GalleryCheckInput) -> GalleryCheckResult:
+    """Does the gallery exist, is the definition compatible with the VM, is the version free (or ours)?"""
+    sub = inp.gallery.subscription_id or inp.vm.subscription_id
+    rg, gname, dname = inp.gallery.resource_group, inp.gallery.name, inp.definition.name
+    compute = clients.compute(sub)
+    problems: list[str] = []
+    gallery_res = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/galleries/{gname}"
+
+    gallery: dict[str, Any] | None
+    with azure_call("read the gallery", gallery_res):
+        try:
+            gallery = as_dict(compute.galleries.get(rg, gname))
+        except ResourceNotFoundError as exc:
+            if azure_code(exc) == "ResourceGroupNotFound":
+                problems.append(
+                    f"the resource group {rg} of gallery {gname} does not exist in subscription {sub}: "
+                    "create it first (the capture creates galleries, not resource groups)"
+                )
+            gallery = None
+
+    definition: dict[str, Any] | None = None
+    if gallery is None:
+        if not inp.gallery.create_if_missing:
+            problems.append(
+                f"the gallery {gname} does not exist in resource group {rg}: create it or set "
+                "gallery.createIfMissing to true"
+            )
+    else:
+        definition = get_or_none(
+            lambda: as_dict(compute.gallery_images.get(rg, gname, dname)),
+            step="read the image definition",
+            resource=f"{gallery_res}/images/{dname}",
+        )
+    facts = compat.definition_facts(definition) if definition else None
+    if facts is None and not inp.definition.create_if_missing:
+        problems.append(
+            f"the image definition {dname} does not exist in gallery {gname}: create it or set "
+            "imageDefinition.createIfMissing to true"
+        )
+    if facts is not None:
+        problems.extend(compat.problems(dname, facts, inp.vm))
+
+    versions: list[dict[str, Any]] = []
+    if definition is not None:
+        with azure_call("list the image versions", f"{gallery_res}/images/{dname}"):
+            versions = [
+                as_dict(v) for v in compute.gallery_image_versions.list_by_gallery_image(rg, gname, dname)
+            ]
+    ours = [
+        v for v in versions if inp.capture_id and (v.get("tags") or {}).get(TAG_CAPTURE_ID) == inp.capture_id
+    ]
+
+    if inp.version == VERSION_AUTO:
+        if ours:
+            # An earlier run of this very capture already picked (and created) a version: keep it.
+            resolved = str(ours[0]["name"])
+        else:
+            keys = [k for k in (_version_key(str(v.get("name"))) for v in versions) if k is not None]
+            resolved = "1.0.0" if not keys else "{}.{}.{}".format(*max(keys)[:2], max(keys)[2] + 1)
+    else:
+        resolved = inp.version
+    existing = next((v for v in versions if str(v.get("name")) == resolved), None)
+    is_ours = existing is not None and existing in ours
+    if existing is not None and not is_ours:
+        problems.append(
+            f"version {resolved} of image definition {dname} already exists: choose another version, "
+            'or use "auto" for the next patch version'
+        )
+    return GalleryCheckResult(
+        gallery_exists=gallery is not None,
+        gallery_location=str(gallery.get("location")) if gallery else None,
+        definition=facts,
+        resolved_version=resolved,
+        version_exists=existing is not None,
+        version_is_ours=is_ours,
+        problems=problems,
+    )
+
+
+@activity(ExportCheckInput)
+def check_export_target(inp: ExportCheckInput) -> ExportCheckResult:
+    """Can the app's identity reach the account and use the container? Creates the container if missing."""
+    url = strip_query(inp.account_url)
+    container = clients.blob_service(inp.account_url).get_container_client(inp.container)
+    where = f"container {inp.container} of storage account {url}"
+    try:
+        try:
+            container.get_container_properties()
+            return ExportCheckResult(reachable=True, container_exists=True)
+        except ResourceNotFoundError as exc:
+            if azure_code(exc) not in (None, "ContainerNotFound"):
+                raise
+        try:
+            container.create_container()
+        except ResourceExistsError:
+            pass  # created concurrently by an earlier execution: fine
+        return ExportCheckResult(reachable=True, container_exists=True)
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        return ExportCheckResult(
+            reachable=False,
+            container_exists=False,
+            problem=f"could not reach the storage account {url}: {redact(str(exc))}. "
+            "Check vhdExport.accountUrl and that the Function App can reach it (network rules, private endpoints).",
+        )
+    except ClientAuthenticationError as exc:
+        if isinstance(exc, HttpResponseError) and exc.status_code not in (401, 403):
+            raise
+        return ExportCheckResult(reachable=False, container_exists=False, problem=_denied(where, exc))
+    except HttpResponseError as exc:
+        if exc.status_code in (401, 403):
+            return ExportCheckResult(reachable=False, container_exists=False, problem=_denied(where, exc))
+        if exc.status_code in (400, 404):
+            return ExportCheckResult(
+                reachable=False,
+                container_exists=False,
+                problem=f"the {where} cannot be used: {azure_code(exc) or exc.status_code} "
+                f"{redact(exc.reason or '')}. Check vhdExport.accountUrl and vhdExport.container.",
+            )
+        raise
+
+
+def _denied(where: str, exc: Exception) -> str:
+    code = azure_code(exc) if isinstance(exc, HttpResponseError) else None
+    return (
+        f"the Function App's identity may not use the {where} ({code or 'access denied'}): grant it "
+        "Storage Blob Data Contributor on that container (or account)"
+    )

@@ -1,0 +1,133 @@
+"""Snapshot activities: start a snapshot of a disk, read it, revoke its export access, delete it.
+
+Snapshot names and tags come from the capture id, so a re-executed ``start_snapshot`` finds the
+snapshot an earlier execution created instead of making a second one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.mgmt.compute import models as cm
+
+from activities._common import activity, as_dict, azure_call, get_or_none, parse_id, props
+from shared import clients
+from shared.contracts import Done, SnapshotInput, SnapshotRef, SnapshotResult
+from shared.errors import AzureOperationError
+from shared.ids import TAG_CAPTURE_ID, snapshot_id, snapshot_name
+
+# Which disk of the capture a snapshot holds ("os" / "lun<N>"), so get_snapshot can say it without state.
+TAG_DISK_KEY = "image-pipeline:disk"
+SNAPSHOT_SKU = "Standard_LRS"
+
+
+def _result(snap: dict[str, Any]) -> SnapshotResult:
+    p = props(snap)
+    tags = snap.get("tags") or {}
+    name = str(snap.get("name") or "")
+    key = str(tags.get(TAG_DISK_KEY) or ("os" if name.endswith("-os") else name.rsplit("-", 1)[-1]))
+    lun = int(key[3:]) if key.startswith("lun") and key[3:].isdigit() else None
+    percent = p.get("completionPercent")
+    return SnapshotResult(
+        snapshot_id=str(snap.get("id") or ""),
+        name=name,
+        disk_key=key,
+        lun=lun,
+        provisioning_state=str(p.get("provisioningState") or "Unknown"),
+        size_gb=p.get("diskSizeGB"),
+        completion_percent=float(percent) if percent is not None else None,
+    )
+
+
+@activity(SnapshotInput)
+def start_snapshot(inp: SnapshotInput) -> SnapshotResult:
+    """Start a full snapshot (createOption Copy) of one disk; return at once. Poll ``get_snapshot``."""
+    name = snapshot_name(inp.capture_id, inp.disk.lun)
+    sid = snapshot_id(inp.subscription_id, inp.resource_group, name)
+    snapshots = clients.compute(inp.subscription_id).snapshots
+    existing = get_or_none(
+        lambda: as_dict(snapshots.get(inp.resource_group, name)), step="read the snapshot", resource=sid
+    )
+    if existing is not None:
+        owner = (existing.get("tags") or {}).get(TAG_CAPTURE_ID)
+        if owner != inp.capture_id:
+            raise AzureOperationError(
+                f"the snapshot {name} in resource group {inp.resource_group} already exists and was not made by "
+                f"this capture (tag {TAG_CAPTURE_ID}={owner!r}): delete it or rename it",
+                step="start_snapshot",
+                resource=sid,
+                code="SnapshotNameTaken",
+            )
+        return _result(existing)
+    properties: dict[str, Any] = {
+        "incremental": False,
+        "creationData": {"createOption": "Copy", "sourceResourceId": inp.disk.id},
+    }
+    if inp.disk.lun is None and inp.hyper_v_generation:
+        properties["hyperVGeneration"] = inp.hyper_v_generation
+    body = {
+        "location": inp.location,
+        "sku": {"name": SNAPSHOT_SKU},
+        "tags": {**inp.tags, TAG_CAPTURE_ID: inp.capture_id, TAG_DISK_KEY: inp.disk.key},
+        "properties": properties,
+    }
+    with azure_call("create the snapshot", sid):
+        poller = snapshots.begin_create_or_update(inp.resource_group, name, cm.Snapshot(body), polling=False)
+        created = as_dict(poller.result())
+    return _result(created)
+
+
+@activity(SnapshotRef)
+def get_snapshot(inp: SnapshotRef) -> SnapshotResult:
+    """Read a snapshot's provisioning state (and background-copy percentage, when Azure reports one)."""
+    rid = parse_id(inp.snapshot_id, field="snapshotId", step="get_snapshot")
+    with azure_call("read the snapshot", inp.snapshot_id):
+        snap = as_dict(clients.compute(rid.subscription_id).snapshots.get(rid.resource_group, rid.name))
+    return _result(snap)
+
+
+@activity(SnapshotRef)
+def revoke_snapshot_access(inp: SnapshotRef) -> Done:
+    """End export access to the snapshot (every SAS issued for it stops working). Idempotent.
+
+    Waits on the (short) endGetAccess operation so that, when this returns, the SAS is dead.
+    ``changed`` is True when the snapshot had an active SAS.
+    """
+    rid = parse_id(inp.snapshot_id, field="snapshotId", step="revoke_snapshot_access")
+    snapshots = clients.compute(rid.subscription_id).snapshots
+    snap = get_or_none(
+        lambda: as_dict(snapshots.get(rid.resource_group, rid.name)),
+        step="read the snapshot",
+        resource=inp.snapshot_id,
+    )
+    if snap is None:
+        return Done(resource_id=inp.snapshot_id, changed=False)
+    active = str(props(snap).get("diskState") or "").lower().startswith("activesas")
+    with azure_call("revoke access to the snapshot", inp.snapshot_id):
+        try:
+            snapshots.begin_revoke_access(rid.resource_group, rid.name).result()
+        except ResourceNotFoundError:
+            return Done(resource_id=inp.snapshot_id, changed=False)
+    return Done(resource_id=inp.snapshot_id, changed=active)
+
+
+@activity(SnapshotRef)
+def delete_snapshot(inp: SnapshotRef) -> Done:
+    """Start deleting the snapshot. Idempotent: a snapshot already gone is ``changed=False``."""
+    rid = parse_id(inp.snapshot_id, field="snapshotId", step="delete_snapshot")
+    snapshots = clients.compute(rid.subscription_id).snapshots
+    # ARM answers a DELETE of a missing resource with 204, so ask first to report "already gone" honestly.
+    snap = get_or_none(
+        lambda: as_dict(snapshots.get(rid.resource_group, rid.name)),
+        step="read the snapshot",
+        resource=inp.snapshot_id,
+    )
+    if snap is None:
+        return Done(resource_id=inp.snapshot_id, changed=False)
+    with azure_call("delete the snapshot", inp.snapshot_id):
+        try:
+            snapshots.begin_delete(rid.resource_group, rid.name, polling=False)
+        except ResourceNotFoundError:
+            return Done(resource_id=inp.snapshot_id, changed=False)
+    return Done(resource_id=inp.snapshot_id, changed=True)
