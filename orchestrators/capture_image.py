@@ -1,0 +1,563 @@
+"""Orchestrator ``capture_image``: from an existing VM to a replicated gallery image version.
+
+preflight (read-only; fails before anything irreversible) → prepare the guest (deprovision /
+sysprep via Run Command, then wait from outside for the VM to stop) → deallocate → generalize
+(irreversible) → snapshot every disk → in parallel: ``publish_version`` and one ``export_disk``
+per disk → cleanup (delete snapshots once nothing needs them) → result.
+
+Every wait is a durable timer (``timing.poll_delay``); every transient failure is retried by
+``retrying``; every terminal failure ends the capture with the step, Azure's code and message.
+Progress goes to the custom status (``shared.status.CaptureProgress``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import azure.durable_functions as df
+
+from orchestrators import names
+from orchestrators.blueprint import bp
+from orchestrators.models import ExportDiskInput, PublishVersionInput
+from orchestrators.retrying import StepFailed, call, call_all, failure_info, sleep
+from orchestrators.timing import elapsed_seconds, expected_copy_seconds, iso, parse_iso, poll_delay
+from shared.contracts import (
+    CaptureInput,
+    CapturePolicy,
+    DataSnapshot,
+    DefinitionInput,
+    ExportCheckInput,
+    ExportCheckResult,
+    ExportStartInput,
+    GalleryCheckInput,
+    GalleryCheckResult,
+    GuestPrepareInput,
+    PowerState,
+    SnapshotInput,
+    SnapshotRef,
+    SnapshotResult,
+    TargetRegion,
+    VersionInput,
+    VmFacts,
+    VmRef,
+)
+from shared.errors import ErrorInfo
+from shared.ids import TAG_CAPTURE_ID, TAG_SOURCE_VM
+from shared.status import (
+    CaptureProgress,
+    CaptureResult,
+    DiskProgress,
+    ErrorView,
+    ExportProgress,
+    RegionProgress,
+    VersionProgress,
+    export_instance_id,
+    version_instance_id,
+)
+
+Gen = Generator[Any, Any, Any]
+IRREVERSIBLE = (
+    "The VM is generalized: it can no longer be started. Recreate a VM from the image version if needed."
+)
+
+
+class Tracker:
+    """Keeps ``CaptureProgress`` and publishes it as custom status at every change (replay-safe)."""
+
+    def __init__(self, context: df.DurableOrchestrationContext, progress: CaptureProgress) -> None:
+        self.context = context
+        self.progress = progress
+
+    def now(self) -> str:
+        return iso(self.context.current_utc_datetime)
+
+    def publish(self) -> None:
+        self.context.set_custom_status(self.progress.to_wire())
+
+    def begin(self, name: str) -> None:
+        s = self.progress.stage_of(name)
+        s.state, s.started = "running", self.now()
+        self.progress.stage = name
+        self.publish()
+
+    def end(self, name: str, *, note: str | None = None, state: str = "succeeded") -> None:
+        s = self.progress.stage_of(name)
+        s.state = state  # type: ignore[assignment]
+        s.ended = self.now()
+        s.note = note or s.note
+        if s.started:
+            s.seconds = round(elapsed_seconds(s.started, parse_iso(s.ended)), 3)
+        self.publish()
+
+    def skip(self, name: str, note: str) -> None:
+        s = self.progress.stage_of(name)
+        s.state, s.note = "skipped", note
+        self.publish()
+
+    def fail(self, info: ErrorInfo) -> None:
+        for s in self.progress.stages:
+            if s.state == "running":
+                s.state, s.ended = "failed", self.now()
+                if s.started:
+                    s.seconds = round(elapsed_seconds(s.started, parse_iso(s.ended)), 3)
+        self.progress.state = "failed"
+        self.progress.error = ErrorView.from_info(info)
+        self.publish()
+
+    def timings(self) -> dict[str, float]:
+        return {s.name: s.seconds for s in self.progress.stages if s.seconds is not None}
+
+
+def target_regions(requested: list[TargetRegion], vm_location: str) -> list[TargetRegion]:
+    """The requested regions plus the VM's own region (always replicated, added with defaults if missing)."""
+    regions = list(requested)
+    if vm_location.lower() not in {r.name for r in regions}:
+        regions.append(TargetRegion(name=vm_location.lower()))
+    return regions
+
+
+def preflight_problems(
+    req_prepare: str, facts: VmFacts, gallery: GalleryCheckResult, export: ExportCheckResult | None
+) -> list[str]:
+    """Every reason the capture cannot go ahead, each an actionable sentence (empty when fine)."""
+    problems = list(gallery.problems)
+    if gallery.version_exists and not any("exist" in p.lower() for p in problems):
+        problems.append(
+            f"Image version {gallery.resolved_version} already exists: choose another version or use 'auto'."
+        )
+    if (
+        req_prepare == "deprovision"
+        and not facts.generalized
+        and facts.power_state in ("stopped", "deallocated")
+    ):
+        problems.append(
+            f"{facts.name} is {facts.power_state}, so the guest cannot be deprovisioned through Run Command: "
+            "start the VM, or use prepare 'none' if the guest was already deprovisioned."
+        )
+    if export is not None and (not export.reachable or export.problem):
+        problems.append(export.problem or "The VHD export account is not reachable.")
+    return problems
+
+
+def wait_power(
+    context: df.DurableOrchestrationContext,
+    facts: VmFacts,
+    wanted: set[str],
+    *,
+    timeout: float,
+    step: str,
+    waiting_for: str,
+    policy: CapturePolicy,
+) -> Gen:
+    """Poll get_power_state on durable timers until it is one of ``wanted``; fail after ``timeout`` s."""
+    started = context.current_utc_datetime
+    polls = 0
+    while True:
+        state = PowerState.from_wire(
+            (
+                yield from call(
+                    context, names.GET_POWER_STATE, VmRef(vm_id=facts.id).to_wire(), step=step, policy=policy
+                )
+            )
+        )
+        if state.power_state in wanted:
+            return state
+        waited = (context.current_utc_datetime - started).total_seconds()
+        if waited >= timeout:
+            raise StepFailed(
+                ErrorInfo(
+                    kind="terminal",
+                    step=step,
+                    code="GuestPreparationTimedOut" if step == "prepare" else "PowerStateTimedOut",
+                    resource=facts.id,
+                    message=f"{facts.name} was still {state.power_state} after {int(waited)} s waiting for "
+                    f"{waiting_for}.",
+                    advice=(
+                        "Check the guest (boot diagnostics / serial console): the deprovision or sysprep step "
+                        "must end by shutting the VM down. The VM was not generalized."
+                        if step == "prepare"
+                        else "Check the VM's activity log, then run the capture again."
+                    ),
+                )
+            )
+        yield from sleep(context, poll_delay(policy, polls))
+        polls += 1
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=names.CAPTURE_IMAGE)
+def capture_image(context: df.DurableOrchestrationContext) -> Gen:
+    inp = CaptureInput.from_wire(context.get_input())
+    req, policy, cid = inp.request, inp.policy, inp.capture_id
+    progress = CaptureProgress(
+        capture_id=cid, source_vm_id=req.source_vm_id, export=req.vhd_export is not None
+    )
+    t = Tracker(context, progress)
+    t.publish()
+    snapshots: list[SnapshotResult] = []
+    branches_settled = True  # False while a sub-orchestration might still hold snapshot access
+    try:
+        # --- 1. preflight: read-only --------------------------------------------------------
+        t.begin("preflight")
+        facts = VmFacts.from_wire(
+            (
+                yield from call(
+                    context,
+                    names.GET_VM_FACTS,
+                    VmRef(vm_id=req.source_vm_id).to_wire(),
+                    step="preflight",
+                    policy=policy,
+                )
+            )
+        )
+        progress.disks = [
+            DiskProgress(key=d.key, name=d.name, lun=d.lun, size_gb=d.size_gb) for d in facts.disks
+        ]
+        progress.generalized = facts.generalized
+        gallery = req.gallery.model_copy(update={"subscription_id": req.gallery_subscription_id})
+        checks: list[tuple[str, dict[str, Any]]] = [
+            (
+                names.CHECK_GALLERY,
+                GalleryCheckInput(
+                    gallery=gallery, definition=req.image_definition, version=req.version, vm=facts
+                ).to_wire(),
+            )
+        ]
+        if req.vhd_export is not None:
+            checks.append(
+                (
+                    names.CHECK_EXPORT_TARGET,
+                    ExportCheckInput(
+                        account_url=req.vhd_export.account_url, container=req.vhd_export.container
+                    ).to_wire(),
+                )
+            )
+        answers = yield from call_all(context, checks, step="preflight", policy=policy)
+        gcheck = GalleryCheckResult.from_wire(answers[0])
+        echeck = ExportCheckResult.from_wire(answers[1]) if len(answers) > 1 else None
+        problems = preflight_problems(req.prepare, facts, gcheck, echeck)
+        if problems:
+            raise StepFailed(
+                ErrorInfo(
+                    kind="terminal",
+                    step="preflight",
+                    code="PreflightFailed",
+                    resource=req.source_vm_id,
+                    message=" ".join(problems),
+                    advice=f"Nothing was changed: {facts.name} is untouched. Fix the request and send it again.",
+                )
+            )
+        regions = target_regions(req.target_regions, facts.location)
+        progress.regions = [RegionProgress(region=r.name) for r in regions]
+        progress.image_version = gcheck.resolved_version
+        t.end("preflight")
+
+        # --- 2. prepare the guest -------------------------------------------------------------
+        if facts.generalized:
+            t.skip("prepare", "the VM is already generalized")
+        elif req.prepare == "deprovision":
+            t.begin("prepare")
+            yield from call(
+                context,
+                names.START_GUEST_PREPARE,
+                GuestPrepareInput(vm_id=facts.id, os_type=facts.os_type).to_wire(),
+                step="prepare",
+                policy=policy,
+            )
+            what = (
+                "waagent -deprovision+user to power the VM off"
+                if facts.os_type == "Linux"
+                else ("sysprep /generalize /oobe /shutdown to shut the VM down")
+            )
+            yield from wait_power(
+                context,
+                facts,
+                {"stopped", "deallocated"},
+                timeout=policy.guest_stop_timeout_seconds,
+                step="prepare",
+                waiting_for=what,
+                policy=policy,
+            )
+            t.end("prepare")
+        else:
+            t.skip("prepare", "prepare is 'none': the caller deprovisioned the guest")
+
+        # --- 3. deallocate, generalize ----------------------------------------------------------
+        if facts.generalized:
+            t.skip("deallocate", "the VM is already generalized")
+            t.skip("generalize", "the VM is already generalized")
+        else:
+            t.begin("deallocate")
+            state = PowerState.from_wire(
+                (
+                    yield from call(
+                        context,
+                        names.START_DEALLOCATE,
+                        VmRef(vm_id=facts.id).to_wire(),
+                        step="deallocate",
+                        policy=policy,
+                    )
+                )
+            )
+            if state.power_state != "deallocated":
+                yield from wait_power(
+                    context,
+                    facts,
+                    {"deallocated"},
+                    timeout=policy.power_state_timeout_seconds,
+                    step="deallocate",
+                    waiting_for="the deallocation to finish",
+                    policy=policy,
+                )
+            t.end("deallocate")
+            t.begin("generalize")
+            yield from call(
+                context,
+                names.GENERALIZE_VM,
+                VmRef(vm_id=facts.id).to_wire(),
+                step="generalize",
+                policy=policy,
+            )
+            progress.generalized = True
+            progress.irreversible_note = IRREVERSIBLE
+            t.end("generalize", note=IRREVERSIBLE)
+
+        # --- 4. snapshot every disk ------------------------------------------------------------
+        t.begin("snapshot")
+        snapshots = yield from take_snapshots(context, t, facts, cid, req.tags, policy)
+        t.end("snapshot")
+
+        # --- 5. publish the version and export the VHDs, in parallel -----------------------------
+        by_key = {s.disk_key: s for s in snapshots}
+        tags = {**req.tags, TAG_CAPTURE_ID: cid, TAG_SOURCE_VM: req.source_vm_id[:256]}
+        location = (gcheck.gallery_location or facts.location).lower()
+        publish_input = PublishVersionInput(
+            capture_id=cid,
+            policy=policy,
+            definition=DefinitionInput(
+                gallery=gallery, definition=req.image_definition, vm=facts, location=location, tags=tags
+            ),
+            version=VersionInput(
+                capture_id=cid,
+                gallery=gallery,
+                definition_name=req.image_definition.name,
+                version=gcheck.resolved_version,
+                location=location,
+                os_snapshot_id=by_key["os"].snapshot_id,
+                data_snapshots=[
+                    DataSnapshot(lun=d.lun, snapshot_id=by_key[d.key].snapshot_id)
+                    for d in facts.data_disks
+                    if d.lun is not None
+                ],
+                target_regions=regions,
+                end_of_life_date=req.end_of_life_date.isoformat() if req.end_of_life_date else None,
+                exclude_from_latest=req.exclude_from_latest,
+                tags=tags,
+            ),
+        )
+        branches = [
+            context.call_sub_orchestrator(
+                names.PUBLISH_VERSION, publish_input.to_wire(), instance_id=version_instance_id(cid)
+            )
+        ]
+        t.begin("publish")
+        if req.vhd_export is not None:
+            for disk in facts.disks:
+                size = disk.size_gb * 1024**3
+                start = ExportStartInput(
+                    capture_id=cid,
+                    snapshot_id=by_key[disk.key].snapshot_id,
+                    disk_key=disk.key,
+                    disk_name=disk.name,
+                    size_gb=disk.size_gb,
+                    account_url=req.vhd_export.account_url,
+                    container=req.vhd_export.container,
+                    sas_duration_seconds=int(
+                        3 * expected_copy_seconds(policy, size) + policy.sas_margin_seconds
+                    ),
+                )
+                branches.append(
+                    context.call_sub_orchestrator(
+                        names.EXPORT_DISK,
+                        ExportDiskInput(capture_id=cid, start=start, policy=policy).to_wire(),
+                        instance_id=export_instance_id(cid, disk.key),
+                    )
+                )
+            t.begin("export")
+        else:
+            t.skip("export", "no vhdExport in the request")
+        t.progress.stage = "publish"
+        branches_settled = False
+        outcomes = yield context.task_all(branches)
+        branches_settled = True
+        first_error = record_branches(t, outcomes, req.vhd_export is not None)
+
+        # --- 6. cleanup --------------------------------------------------------------------------
+        deleted = yield from cleanup(context, t, snapshots, req.delete_snapshots, policy)
+        if first_error is not None:
+            raise StepFailed(first_error)
+
+        # --- 7. result ---------------------------------------------------------------------------
+        progress.state = "succeeded"
+        progress.stage = "done"
+        t.publish()
+        return CaptureResult(
+            capture_id=cid,
+            source_vm_id=req.source_vm_id,
+            image_version_id=progress.image_version_id or "",
+            image_version=gcheck.resolved_version,
+            regions=progress.regions,
+            exported_blobs=[d.blob_url for d in progress.disks if d.blob_url],
+            snapshots_kept=[s.snapshot_id for s in snapshots if s.snapshot_id not in deleted],
+            snapshots_deleted=deleted,
+            timings=t.timings(),
+        ).to_wire()
+    except Exception as exc:
+        info = failure_info(exc, step=progress.stage)
+        if snapshots and branches_settled and progress.stage_of("cleanup").state == "pending":
+            # Snapshots nobody needs any more: remove them (as asked) so a failed capture leaks nothing.
+            try:
+                yield from cleanup(context, t, snapshots, req.delete_snapshots, policy)
+            except Exception:  # the original error matters more; cleanup's own state is in the status
+                pass
+        t.fail(info)
+        raise StepFailed(info) from None
+
+
+def take_snapshots(
+    context: df.DurableOrchestrationContext,
+    t: Tracker,
+    facts: VmFacts,
+    cid: str,
+    tags: dict[str, str],
+    policy: CapturePolicy,
+) -> Gen:
+    """Start a snapshot of every disk (names derived from the capture id) and poll until all Succeeded."""
+    snap_tags = {**tags, TAG_CAPTURE_ID: cid, TAG_SOURCE_VM: facts.id[:256]}
+    started = yield from call_all(
+        context,
+        [
+            (
+                names.START_SNAPSHOT,
+                SnapshotInput(
+                    capture_id=cid,
+                    disk=d,
+                    subscription_id=facts.subscription_id,
+                    resource_group=facts.resource_group,
+                    location=facts.location,
+                    hyper_v_generation=facts.hyper_v_generation,
+                    tags=snap_tags,
+                ).to_wire(),
+            )
+            for d in facts.disks
+        ],
+        step="snapshot",
+        policy=policy,
+    )
+    snaps = {s.disk_key: s for s in (SnapshotResult.from_wire(x) for x in started)}
+    begun = context.current_utc_datetime
+    polls = 0
+    while True:
+        for s in snaps.values():
+            disk = t.progress.disk(s.disk_key)
+            disk.snapshot_id, disk.snapshot_state = s.snapshot_id, s.provisioning_state
+            disk.snapshot_percent = 100.0 if s.provisioning_state == "Succeeded" else s.completion_percent
+        t.publish()
+        failed = [s for s in snaps.values() if s.provisioning_state == "Failed"]
+        if failed:
+            raise StepFailed(
+                ErrorInfo(
+                    kind="terminal",
+                    step="snapshot",
+                    code="SnapshotFailed",
+                    resource=failed[0].snapshot_id,
+                    message=f"Snapshot {failed[0].name} of disk {failed[0].disk_key} failed to provision.",
+                    advice="Check the snapshot in the portal/activity log, then run the capture again.",
+                )
+            )
+        pending = [s for s in snaps.values() if s.provisioning_state != "Succeeded"]
+        if not pending:
+            return [snaps[d.key] for d in facts.disks]
+        waited = (context.current_utc_datetime - begun).total_seconds()
+        if waited >= policy.snapshot_timeout_seconds:
+            raise StepFailed(
+                ErrorInfo(
+                    kind="terminal",
+                    step="snapshot",
+                    code="SnapshotTimedOut",
+                    resource=pending[0].snapshot_id,
+                    message=f"Snapshots {', '.join(s.name for s in pending)} were not ready after {int(waited)} s.",
+                    advice="Check the snapshots' state, then run the capture again (it reuses them).",
+                )
+            )
+        yield from sleep(context, poll_delay(policy, polls))
+        polls += 1
+        answers = yield from call_all(
+            context,
+            [(names.GET_SNAPSHOT, SnapshotRef(snapshot_id=s.snapshot_id).to_wire()) for s in pending],
+            step="snapshot",
+            policy=policy,
+        )
+        for a in answers:
+            s = SnapshotResult.from_wire(a)
+            snaps[s.disk_key] = s
+
+
+def record_branches(t: Tracker, outcomes: list[Any], export: bool) -> ErrorInfo | None:
+    """Fold the sub-orchestrations' outputs into the progress; return the first error, if any."""
+    first: ErrorInfo | None = None
+    version = VersionProgress.from_wire(outcomes[0])
+    t.progress.regions = version.regions or t.progress.regions
+    t.progress.image_version_id = version.version_id
+    pub = t.progress.stage_of("publish")
+    pub.started = version.started or pub.started
+    if version.error is not None:
+        first = _info(version.error)
+    t.end("publish", state="failed" if version.state == "failed" else "succeeded")
+    if export:
+        failed = False
+        for raw in outcomes[1:]:
+            e = ExportProgress.from_wire(raw)
+            d = t.progress.disk(e.disk_key)
+            d.copy_state, d.bytes_copied, d.bytes_total = e.copy_state, e.bytes_copied, e.bytes_total
+            d.copy_percent = e.percent
+            d.blob_url, d.access_revoked = e.blob_url, e.access_revoked
+            if e.error is not None:
+                failed = True
+                first = first or _info(e.error)
+        t.end("export", state="failed" if failed else "succeeded")
+    return first
+
+
+def _info(e: ErrorView) -> ErrorInfo:
+    return ErrorInfo(
+        kind=e.kind or "terminal",
+        step=e.step,
+        code=e.code,
+        message=e.message,
+        resource=e.resource,
+        advice=e.advice,
+        azure_code=e.azure_code,
+    )
+
+
+def cleanup(
+    context: df.DurableOrchestrationContext,
+    t: Tracker,
+    snapshots: list[SnapshotResult],
+    delete: bool,
+    policy: CapturePolicy,
+) -> Gen:
+    """Delete the capture's snapshots when asked (idempotent); return the ids deleted."""
+    if not delete:
+        t.skip("cleanup", "deleteSnapshots is false: snapshots kept")
+        return []
+    t.begin("cleanup")
+    yield from call_all(
+        context,
+        [(names.DELETE_SNAPSHOT, SnapshotRef(snapshot_id=s.snapshot_id).to_wire()) for s in snapshots],
+        step="cleanup",
+        policy=policy,
+    )
+    t.end("cleanup")
+    return [s.snapshot_id for s in snapshots]

@@ -1,0 +1,49 @@
+"""Inputs of the sub-orchestrations, including the state they carry across continue-as-new.
+
+Only the orchestrators use these; activities keep their contracts in ``shared.contracts``.
+"""
+
+from __future__ import annotations
+
+from shared.contracts import CapturePolicy, DefinitionInput, ExportStartInput, VersionInput
+from shared.model_base import WireModel
+
+
+class PublishState(WireModel):
+    """What ``publish_version`` carries into its next execution."""
+
+    started: str
+    version_id: str
+    definition_id: str | None = None
+    definition_created: bool | None = None
+    gallery_created: bool | None = None
+    polls: int = 0
+    executions: int = 1
+
+
+class PublishVersionInput(WireModel):
+    capture_id: str
+    definition: DefinitionInput
+    version: VersionInput
+    policy: CapturePolicy
+    state: PublishState | None = None
+
+
+class ExportState(WireModel):
+    """What ``export_disk`` carries into its next execution."""
+
+    started: str
+    blob_url: str
+    copy_id: str | None = None
+    bytes_copied: int = 0
+    bytes_total: int = 0
+    last_progress_at: str  # when bytes_copied last grew (stall detection)
+    polls: int = 0
+    executions: int = 1
+
+
+class ExportDiskInput(WireModel):
+    capture_id: str
+    start: ExportStartInput
+    policy: CapturePolicy
+    state: ExportState | None = None

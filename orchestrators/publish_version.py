@@ -1,0 +1,175 @@
+"""Sub-orchestration ``publish_version``: the image definition, the image version, and its replication.
+
+ensure_definition (create if missing, from the VM's facts) → start_image_version (from the
+snapshots, with the publishing profile) → poll get_version_status on durable timers until every
+target region's replication is ``Completed`` (a version whose provisioning says Succeeded is not
+usable in a region before that) or one region ``Failed``, bounded by ``replication_timeout_seconds``.
+Continues as new after ``max_polls_per_execution`` polls, carrying its state.
+
+Like ``export_disk`` it returns a failure in its output (``VersionProgress.state == "failed"``)
+instead of raising, so the parent always sees both branches finish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import azure.durable_functions as df
+
+from orchestrators import names
+from orchestrators.blueprint import bp
+from orchestrators.models import PublishState, PublishVersionInput
+from orchestrators.retrying import StepFailed, call, failure_info, sleep
+from orchestrators.timing import elapsed_seconds, iso, poll_delay
+from shared.contracts import DefinitionResult, VersionRef, VersionStatus
+from shared.errors import ErrorInfo
+from shared.status import ErrorView, RegionProgress, VersionProgress
+
+STEP = "publish"
+
+
+def replication_verdict(status: VersionStatus, regions: list[str]) -> tuple[str, list[RegionProgress]]:
+    """``("completed" | "failed" | "replicating", per-region progress)`` for the target ``regions``.
+
+    A region missing from Azure's answer counts as not yet replicating; provisioning Failed or an
+    error on the version fails the whole publish.
+    """
+    by_region = {r.region.replace(" ", "").lower(): r for r in status.regions}
+    rows = []
+    for name in regions:
+        r = by_region.get(name)
+        rows.append(
+            RegionProgress(region=name, state=r.state, progress=r.progress, details=r.details)
+            if r is not None
+            else RegionProgress(region=name)
+        )
+    if (status.provisioning_state or "").lower() == "failed" or status.error:
+        return "failed", rows
+    if any(r.state.lower() == "failed" for r in rows):
+        return "failed", rows
+    done = all(r.state.lower() == "completed" for r in rows)
+    if done and (status.provisioning_state or "Succeeded").lower() == "succeeded":
+        return "completed", rows
+    return "replicating", rows
+
+
+def _failure_message(version_id: str, status: VersionStatus, rows: list[RegionProgress]) -> str:
+    failed = [r for r in rows if r.state.lower() == "failed"]
+    if failed:
+        parts = "; ".join(f"{r.region}: {r.details or 'no details from Azure'}" for r in failed)
+        return f"Replication of {version_id} failed in {len(failed)} region(s): {parts}."
+    return f"Creating {version_id} failed: {status.error or 'provisioning state ' + str(status.provisioning_state)}."
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=names.PUBLISH_VERSION)
+def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    inp = PublishVersionInput.from_wire(context.get_input())
+    policy = inp.policy
+    regions = [r.name for r in inp.version.target_regions]
+    st = inp.state
+    progress = VersionProgress(
+        regions=[RegionProgress(region=r) for r in regions],
+        started=st.started if st else iso(context.current_utc_datetime),
+    )
+    if st is not None:
+        progress.state = "replicating"
+        progress.version_id = st.version_id
+        progress.definition_id = st.definition_id
+        progress.definition_created = st.definition_created
+        progress.gallery_created = st.gallery_created
+        progress.polls = st.polls
+        progress.executions = st.executions
+    context.set_custom_status(progress.to_wire())
+
+    try:
+        status: VersionStatus | None = None
+        if st is None:
+            d = DefinitionResult.from_wire(
+                (
+                    yield from call(
+                        context, names.ENSURE_DEFINITION, inp.definition.to_wire(), step=STEP, policy=policy
+                    )
+                )
+            )
+            progress.definition_id = d.definition_id
+            progress.definition_created = d.definition_created
+            progress.gallery_created = d.gallery_created
+            status = VersionStatus.from_wire(
+                (
+                    yield from call(
+                        context, names.START_IMAGE_VERSION, inp.version.to_wire(), step=STEP, policy=policy
+                    )
+                )
+            )
+            st = PublishState(
+                started=progress.started or iso(context.current_utc_datetime),
+                version_id=status.version_id,
+                definition_id=d.definition_id,
+                definition_created=d.definition_created,
+                gallery_created=d.gallery_created,
+            )
+            progress.version_id = status.version_id
+            progress.state = "replicating"
+        polls_here = 0
+        while True:
+            if status is not None:
+                verdict, rows = replication_verdict(status, regions)
+                progress.regions = rows
+                progress.polls = st.polls
+                context.set_custom_status(progress.to_wire())
+                if verdict == "completed":
+                    progress.state = "completed"
+                    break
+                if verdict == "failed":
+                    raise StepFailed(
+                        ErrorInfo(
+                            kind="terminal",
+                            step=STEP,
+                            code="ReplicationFailed",
+                            resource=st.version_id,
+                            message=_failure_message(st.version_id, status, rows),
+                            advice="Check the region's quota and the storage account type, then run the capture "
+                            "again (the failed version can be deleted or its regions updated).",
+                        )
+                    )
+            waited = elapsed_seconds(st.started, context.current_utc_datetime)
+            if waited >= policy.replication_timeout_seconds:
+                pending = [r.region for r in progress.regions if r.state.lower() != "completed"]
+                raise StepFailed(
+                    ErrorInfo(
+                        kind="terminal",
+                        step=STEP,
+                        code="ReplicationTimedOut",
+                        resource=st.version_id,
+                        message=f"{st.version_id} was still replicating to {', '.join(pending)} after "
+                        f"{int(waited)} s.",
+                        advice="Replication continues in Azure; watch the version's replication status, or raise "
+                        "CAPTURE_REPLICATION_TIMEOUT_SECONDS.",
+                    )
+                )
+            if polls_here >= policy.max_polls_per_execution:
+                st.executions += 1
+                context.continue_as_new(inp.model_copy(update={"state": st}).to_wire())
+                return None
+            yield from sleep(context, poll_delay(policy, st.polls))
+            status = VersionStatus.from_wire(
+                (
+                    yield from call(
+                        context,
+                        names.GET_VERSION_STATUS,
+                        VersionRef(version_id=st.version_id).to_wire(),
+                        step=STEP,
+                        policy=policy,
+                    )
+                )
+            )
+            polls_here += 1
+            st.polls += 1
+    except Exception as exc:  # StepFailed or unexpected: report in the output, never raise (see module doc)
+        info = failure_info(exc, step=STEP)
+        progress.state = "failed"
+        progress.error = ErrorView.from_info(info)
+    progress.ended = iso(context.current_utc_datetime)
+    context.set_custom_status(progress.to_wire())
+    return progress.to_wire()

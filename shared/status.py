@@ -1,0 +1,350 @@
+"""The capture's progress model (custom status of each orchestration) and the status view of the API.
+
+Three orchestrations report progress, each through its own Durable custom status:
+
+- the main ``capture_image`` instance: ``CaptureProgress`` (stage, stage timings, per-disk
+  snapshot state, ``generalized``, error);
+- ``<id>:version`` (``publish_version``): ``VersionProgress`` (per-region replication);
+- ``<id>:export:<disk>`` (``export_disk``): ``ExportProgress`` (copy bytes, SAS revoked).
+
+``aggregate_status`` folds the three into the one readable ``CaptureStatusView`` that
+``GET /api/captures/{id}`` answers. It is a pure function so it can be unit-tested without a host.
+Nothing here may hold a SAS: blob URLs are always stored without their query string.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, ValidationError
+
+from shared.errors import ErrorInfo, parse_failure
+from shared.model_base import WireModel
+from shared.redaction import redact, strip_query
+
+STAGES: tuple[str, ...] = (
+    "preflight",
+    "prepare",
+    "deallocate",
+    "generalize",
+    "snapshot",
+    "publish",
+    "export",
+    "cleanup",
+)
+
+M = TypeVar("M", bound=WireModel)
+
+StageState = Literal["pending", "running", "succeeded", "failed", "skipped"]
+
+
+def version_instance_id(capture_id: str) -> str:
+    """Instance id of the capture's ``publish_version`` sub-orchestration."""
+    return f"{capture_id}:version"
+
+
+def export_instance_id(capture_id: str, disk_key: str) -> str:
+    """Instance id of the ``export_disk`` sub-orchestration of one disk."""
+    return f"{capture_id}:export:{disk_key}"
+
+
+class ErrorView(WireModel):
+    step: str
+    code: str
+    message: str
+    kind: str | None = None
+    resource: str | None = None
+    advice: str | None = None
+    azure_code: str | None = None
+
+    @classmethod
+    def from_info(cls, info: ErrorInfo) -> ErrorView:
+        return cls(
+            step=info.step,
+            code=info.code,
+            message=redact(info.message),
+            kind=info.kind,
+            resource=info.resource,
+            advice=redact(info.advice) if info.advice else None,
+            azure_code=info.azure_code,
+        )
+
+
+class StageTiming(WireModel):
+    name: str
+    state: StageState = "pending"
+    started: str | None = None
+    ended: str | None = None
+    seconds: float | None = None
+    note: str | None = None
+
+
+class DiskProgress(WireModel):
+    key: str
+    name: str
+    lun: int | None = None
+    size_gb: int | None = None
+    snapshot_id: str | None = None
+    snapshot_state: str | None = None
+    snapshot_percent: float | None = None
+    copy_state: str | None = None  # pending | success | failed | aborted | stalled
+    bytes_copied: int = 0
+    bytes_total: int = 0
+    copy_percent: float = 0.0
+    blob_url: str | None = None
+    access_revoked: bool | None = None
+
+
+class RegionProgress(WireModel):
+    region: str
+    state: str = "Unknown"  # Unknown | Replicating | Completed | Failed
+    progress: int = 0
+    details: str | None = None
+
+
+class CaptureProgress(WireModel):
+    """Custom status of the main ``capture_image`` orchestration."""
+
+    capture_id: str
+    source_vm_id: str
+    stage: str = "preflight"
+    state: Literal["running", "succeeded", "failed"] = "running"
+    stages: list[StageTiming] = Field(default_factory=lambda: [StageTiming(name=s) for s in STAGES])
+    generalized: bool = False
+    irreversible_note: str | None = None
+    image_version: str | None = None
+    image_version_id: str | None = None
+    disks: list[DiskProgress] = Field(default_factory=list)
+    regions: list[RegionProgress] = Field(default_factory=list)
+    export: bool = False
+    error: ErrorView | None = None
+
+    def stage_of(self, name: str) -> StageTiming:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def disk(self, key: str) -> DiskProgress:
+        for d in self.disks:
+            if d.key == key:
+                return d
+        raise KeyError(key)
+
+
+class VersionProgress(WireModel):
+    """Custom status (and, with ``ok``, the output) of ``publish_version``."""
+
+    state: Literal["creating", "replicating", "completed", "failed"] = "creating"
+    version_id: str | None = None
+    definition_id: str | None = None
+    definition_created: bool | None = None
+    gallery_created: bool | None = None
+    regions: list[RegionProgress] = Field(default_factory=list)
+    started: str | None = None
+    ended: str | None = None
+    polls: int = 0
+    executions: int = 1
+    error: ErrorView | None = None
+
+
+class ExportProgress(WireModel):
+    """Custom status (and output) of ``export_disk``."""
+
+    disk_key: str
+    state: Literal["starting", "copying", "succeeded", "failed"] = "starting"
+    copy_state: str | None = None
+    blob_url: str | None = None
+    bytes_copied: int = 0
+    bytes_total: int = 0
+    access_revoked: bool = False
+    started: str | None = None
+    ended: str | None = None
+    polls: int = 0
+    executions: int = 1
+    error: ErrorView | None = None
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.bytes_copied / self.bytes_total, 1) if self.bytes_total else 0.0
+
+
+class CaptureResult(WireModel):
+    """Output of a completed ``capture_image``."""
+
+    capture_id: str
+    source_vm_id: str
+    image_version_id: str
+    image_version: str
+    regions: list[RegionProgress]
+    exported_blobs: list[str] = Field(default_factory=list)
+    snapshots_kept: list[str] = Field(default_factory=list)
+    snapshots_deleted: list[str] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class CaptureStatusView(WireModel):
+    """The body of ``GET /api/captures/{id}``."""
+
+    id: str
+    runtime_status: str
+    created_time: str | None = None
+    last_updated_time: str | None = None
+    source_vm_id: str | None = None
+    stage: str | None = None
+    generalized: bool = False
+    irreversible_note: str | None = None
+    stages: list[StageTiming] = Field(default_factory=list)
+    disks: list[DiskProgress] = Field(default_factory=list)
+    regions: list[RegionProgress] = Field(default_factory=list)
+    image_version_id: str | None = None
+    result: CaptureResult | None = None
+    error: ErrorView | None = None
+
+
+@dataclass(frozen=True)
+class InstanceSnapshot:
+    """What the Durable status API says about one instance (values already JSON-decoded)."""
+
+    runtime_status: str
+    custom_status: Any = None
+    output: Any = None
+    created_time: str | None = None
+    last_updated_time: str | None = None
+
+
+def _decode(value: Any) -> Any:
+    """Durable status values may arrive as JSON text (devhost, the extension) or as decoded JSON."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _model(cls: type[M], value: Any) -> M | None:
+    value = _decode(value)
+    if not isinstance(value, dict):
+        return None
+    try:
+        return cls.from_wire(value)
+    except ValidationError:
+        return None
+
+
+def _error_from_output(output: Any) -> ErrorView | None:
+    text = output if isinstance(output, str) else json.dumps(output) if output is not None else ""
+    info = parse_failure(text)
+    if info is not None:
+        return ErrorView.from_info(info)
+    if text:
+        return ErrorView(step="orchestration", code="OrchestrationFailed", message=redact(text)[:2000])
+    return None
+
+
+def _seconds(started: str | None, ended: str | None) -> float | None:
+    from datetime import datetime
+
+    if not started or not ended:
+        return None
+    try:
+        a = datetime.fromisoformat(started.replace("Z", "+00:00"))
+        b = datetime.fromisoformat(ended.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return round((b - a).total_seconds(), 3)
+
+
+def aggregate_status(
+    capture_id: str,
+    main: InstanceSnapshot,
+    version: InstanceSnapshot | None = None,
+    exports: dict[str, InstanceSnapshot] | None = None,
+) -> CaptureStatusView:
+    """Fold the main instance and its sub-orchestrations into one readable status.
+
+    The main instance's custom status is the frame; the sub-orchestrations' own statuses are
+    fresher for their part (copy bytes, region %), so they override the per-disk copy and
+    per-region fields and the ``publish``/``export`` stage timings while they run.
+    """
+    progress = _model(CaptureProgress, main.custom_status)
+    view = CaptureStatusView(
+        id=capture_id,
+        runtime_status=main.runtime_status,
+        created_time=main.created_time,
+        last_updated_time=main.last_updated_time,
+    )
+    if progress is not None:
+        view.source_vm_id = progress.source_vm_id
+        view.stage = progress.stage
+        view.generalized = progress.generalized
+        view.irreversible_note = progress.irreversible_note
+        view.stages = [s.model_copy() for s in progress.stages]
+        view.disks = [d.model_copy() for d in progress.disks]
+        view.regions = [r.model_copy() for r in progress.regions]
+        view.image_version_id = progress.image_version_id
+        view.error = progress.error
+
+    vp = _model(VersionProgress, version.custom_status) if version is not None else None
+    if vp is not None:
+        if vp.regions:
+            view.regions = [r.model_copy() for r in vp.regions]
+        view.image_version_id = vp.version_id or view.image_version_id
+        _overlay_stage(view, "publish", vp.started, vp.ended, vp.state)
+
+    export_states: list[str] = []
+    starts: list[str] = []
+    ends: list[str] = []
+    for key, snap in (exports or {}).items():
+        ep = _model(ExportProgress, snap.custom_status)
+        if ep is None:
+            continue
+        export_states.append(ep.state)
+        if ep.started:
+            starts.append(ep.started)
+        if ep.ended:
+            ends.append(ep.ended)
+        for d in view.disks:
+            if d.key == key:
+                d.copy_state = ep.copy_state or d.copy_state
+                d.bytes_copied = ep.bytes_copied
+                d.bytes_total = ep.bytes_total
+                d.copy_percent = ep.percent
+                d.blob_url = strip_query(ep.blob_url) if ep.blob_url else d.blob_url
+                d.access_revoked = ep.access_revoked
+    if export_states:
+        done = all(s in ("succeeded", "failed") for s in export_states)
+        state = "failed" if "failed" in export_states and done else ("succeeded" if done else "copying")
+        _overlay_stage(
+            view, "export", min(starts) if starts else None, max(ends) if done and ends else None, state
+        )
+
+    if main.runtime_status == "Completed":
+        view.result = _model(CaptureResult, main.output)
+    elif main.runtime_status == "Failed" and view.error is None:
+        view.error = _error_from_output(_decode(main.output))
+    return view
+
+
+_SUB_TO_STAGE: dict[str, StageState] = {
+    "completed": "succeeded",
+    "succeeded": "succeeded",
+    "failed": "failed",
+}
+
+
+def _overlay_stage(
+    view: CaptureStatusView, name: str, started: str | None, ended: str | None, sub_state: str
+) -> None:
+    for s in view.stages:
+        if s.name != name or s.state in ("skipped",):
+            continue
+        s.started = s.started or started
+        if ended and s.state in ("pending", "running"):
+            s.ended = ended
+        if s.state in ("pending", "running"):
+            s.state = _SUB_TO_STAGE.get(sub_state, "running")
+        s.seconds = _seconds(s.started, s.ended)
