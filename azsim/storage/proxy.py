@@ -286,6 +286,21 @@ def _set_header(headers: list[tuple[str, str]], name: str, value: str | None) ->
     return out
 
 
+def _invalid_range(headers: list[tuple[str, str]]) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    body = (
+        b'<?xml version="1.0" encoding="utf-8"?><Error><Code>InvalidRange</Code>'
+        b"<Message>The range specified is invalid for the current size of the resource.</Message></Error>"
+    )
+    keep = {"x-ms-request-id", "x-ms-client-request-id", "x-ms-version", "date", "server"}
+    out = [(k, v) for k, v in headers if k.lower() in keep]
+    out += [
+        ("Content-Type", "application/xml"),
+        ("x-ms-error-code", "InvalidRange"),
+        ("Content-Range", "bytes */0"),
+    ]
+    return 416, "The range specified is invalid for the current size of the resource.", out, body
+
+
 class BlobFront(ThreadingHTTPServer):
     """The HTTPS blob front before Azurite (see module docstring). ``start()`` serves in a thread."""
 
@@ -385,7 +400,8 @@ class BlobFront(ThreadingHTTPServer):
         if sim is None:
             return status, reason, headers, body
         if method in ("GET", "HEAD") and comp is None and status in (200, 206):
-            return self._on_read(key, sim, status, reason, headers, body)
+            ranged = method == "GET" and bool(req_headers.get("x-ms-range") or req_headers.get("Range"))
+            return self._on_read(key, sim, status, reason, headers, body, ranged=ranged)
         if method == "PUT" and comp == "copy" and req_headers.get("x-ms-copy-action", "").lower() == "abort":
             return self._on_abort(sim, query, status, reason, headers, body)
         if (
@@ -441,6 +457,8 @@ class BlobFront(ThreadingHTTPServer):
         reason: str,
         headers: list[tuple[str, str]],
         body: bytes,
+        *,
+        ranged: bool = False,
     ) -> tuple[int, str, list[tuple[str, str]], bytes]:
         if _header(headers, "x-ms-copy-id") != sim.copy_id:
             with self._lock:  # another copy replaced this one directly on Azurite
@@ -477,6 +495,9 @@ class BlobFront(ThreadingHTTPServer):
             headers = _set_header(headers, "Content-MD5", None)
             headers = _set_header(headers, "Content-Length", "0")
             headers = _set_header(headers, "x-ms-blob-content-length", None)
+            if ranged:
+                # Any range of an empty blob is unsatisfiable; the SDK then re-reads without a range.
+                return _invalid_range(headers)
             return 200, "OK", headers, b""
         return status, reason, headers, body
 
