@@ -209,7 +209,9 @@ def status_payload(
         "name": rec.name,
         "instanceId": rec.instance_id,
         "runtimeStatus": rec.runtime_status,
-        "input": _json_or_raw(rec.input) if show_input else None,
+        # The extension shows the parsed start body: for Python-started instances that is the input's JSON
+        # text as a string, which is what the engine stores.
+        "input": rec.input if show_input else None,
         "customStatus": _json_or_raw(rec.custom_status),
         "output": _json_or_raw(rec.output),
         "createdTime": _status_time(rec.created_time),
@@ -319,12 +321,13 @@ class DurableApi:
         input_json: str | None = None
         if body:
             try:
-                json.loads(body)
+                value = json.loads(body)
             except ValueError as exc:
                 return _error(400, "Invalid JSON content", exc)
-            # The raw body becomes ExecutionStarted.Input; the Python client double-encodes its input, so
-            # the orchestrator's get_input() decodes it back to the original value.
-            input_json = body
+            # The extension parses the body once and hands the orchestrator that value as its input. The
+            # Python client double-encodes (the body is a JSON string holding df_dumps(input)), so the
+            # input text is the decoded string; any other JSON body is itself the input text.
+            input_json = value if isinstance(value, str) else body
         if name not in self._orchestrators():
             message = f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function."
             return _json_response(
