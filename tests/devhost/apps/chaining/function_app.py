@@ -1,4 +1,4 @@
-"""Sample app: activity chaining, fan-out/fan-in, task_any, custom status, failures."""
+"""Sample app: activity chaining, input passing, a renamed async activity, an HTTP client function."""
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -8,10 +8,12 @@ app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 @app.orchestration_trigger(context_name="context")
 def chain(context: df.DurableOrchestrationContext):
-    a = yield context.call_activity("hello", "Tokyo")
-    b = yield context.call_activity("hello", "Seattle")
-    c = yield context.call_activity("hello", "London")
-    return [a, b, c]
+    cities = context.get_input() or ["Tokyo", "Seattle", "London"]
+    results = []
+    for city in cities:
+        results.append((yield context.call_activity("hello", city)))
+    renamed = yield context.call_activity("RenamedActivity", {"n": len(results)})
+    return {"greetings": results, "renamed": renamed}
 
 
 @app.activity_trigger(input_name="city")
@@ -23,6 +25,11 @@ def hello(city: str) -> str:
 @app.activity_trigger(input_name="x")
 async def some_activity(x: dict) -> dict:
     return {"got": x}
+
+
+@app.orchestration_trigger(context_name="context")
+def calls_unknown(context: df.DurableOrchestrationContext):
+    return (yield context.call_activity("no_such_activity", 1))
 
 
 @app.route(route="start/{name}")
