@@ -122,7 +122,11 @@ def preflight_problems(
 ) -> list[str]:
     """Every reason the capture cannot go ahead, each an actionable sentence (empty when fine)."""
     problems = list(gallery.problems)
-    if gallery.version_exists and not any("exist" in p.lower() for p in problems):
+    if (
+        gallery.version_exists
+        and not gallery.version_is_ours
+        and not any("exist" in p.lower() for p in problems)
+    ):
         problems.append(
             f"Image version {gallery.resolved_version} already exists: choose another version or use 'auto'."
         )
@@ -219,7 +223,11 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
             (
                 names.CHECK_GALLERY,
                 GalleryCheckInput(
-                    gallery=gallery, definition=req.image_definition, version=req.version, vm=facts
+                    gallery=gallery,
+                    definition=req.image_definition,
+                    version=req.version,
+                    vm=facts,
+                    capture_id=cid,
                 ).to_wire(),
             )
         ]

@@ -14,6 +14,7 @@ class PublishState(WireModel):
 
     started: str
     version_id: str
+    operation_url: str | None = None  # of the create: lets get_version_status report Azure's error
     definition_id: str | None = None
     definition_created: bool | None = None
     gallery_created: bool | None = None

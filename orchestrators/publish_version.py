@@ -105,6 +105,7 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
             st = PublishState(
                 started=progress.started or iso(context.current_utc_datetime),
                 version_id=status.version_id,
+                operation_url=status.operation_url,
                 definition_id=d.definition_id,
                 definition_created=d.definition_created,
                 gallery_created=d.gallery_created,
@@ -158,7 +159,7 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
                     yield from call(
                         context,
                         names.GET_VERSION_STATUS,
-                        VersionRef(version_id=st.version_id).to_wire(),
+                        VersionRef(version_id=st.version_id, operation_url=st.operation_url).to_wire(),
                         step=STEP,
                         policy=policy,
                     )
