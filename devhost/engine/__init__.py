@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from devhost.api import InstanceExists, InstanceNotFound, InstanceNotRunning, InstanceQuery, InstanceRecord
+from devhost.engine import sdk_speedups
 from devhost.engine.activities import run_activity
 from devhost.engine.clock import Clock, VirtualClock
 from devhost.engine.history import EventType, event, fmt_status_time, parse_time
@@ -60,6 +61,7 @@ class Engine:
                 "maxConcurrentActivityFunctions and maxConcurrentOrchestratorFunctions must be at least 1 "
                 f"(got {max_concurrent_activities} and {max_concurrent_orchestrations})"
             )
+        sdk_speedups.apply()
         self.index = index
         self.workdir = Path(workdir)
         self.log = log or logging.getLogger("devhost.engine")

@@ -1,6 +1,7 @@
 """Sample app: external events awaited after they arrive (buffered) and before."""
 
 import threading
+from datetime import timedelta
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -24,3 +25,9 @@ def gate(unused: None) -> str:
     if not GATE.wait(20):
         raise TimeoutError("the test never opened the gate")
     return "open"
+
+
+@app.orchestration_trigger(context_name="context")
+def nap(context: df.DurableOrchestrationContext):
+    yield context.create_timer(context.current_utc_datetime + timedelta(hours=1))
+    return "rested"
