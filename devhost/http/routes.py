@@ -123,9 +123,18 @@ class _Segment:
         return 1 if self.checks else 2
 
 
-_PARAM = re.compile(
-    r"^\{(?P<star>\*{1,2})?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<rest>(?::[^{}?]+?)*)(?P<opt>\?)?\}$"
-)
+_NAME = re.compile(r"^(?P<star>\*{1,2})?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<rest>:.*)?$", re.S)
+
+
+def _parse_param(part: str) -> re.Match[str] | None:
+    """``{name[:constraint...][?]}``; braces inside constraints are escaped as ``{{``/``}}`` as in ASP.NET."""
+    if not (part.startswith("{") and part.endswith("}")) or part.startswith("{{"):
+        return None
+    inner = part[1:-1]
+    unescaped = inner.replace("{{", "").replace("}}", "")
+    if "{" in unescaped or "}" in unescaped:
+        return None
+    return _NAME.match(inner[:-1] if inner.endswith("?") else inner)
 
 
 @dataclass
@@ -144,17 +153,21 @@ class RouteTemplate:
             if "{" not in part and "}" not in part:
                 segments.append(_Segment(literal=part))
                 continue
-            m = _PARAM.match(part)
+            m = _parse_param(part)
             if not m:
                 raise RouteError(
                     f"route '{template}': segment '{part}' must be a literal or a whole '{{name[:constraint][?]}}' "
                     "parameter (devhost does not support mixed literal/parameter segments)"
                 )
             rest = m.group("rest") or ""
-            specs = _split_constraints(rest[1:]) if rest else []
+            specs = (
+                [c.replace("{{", "{").replace("}}", "}") for c in _split_constraints(rest[1:])]
+                if rest
+                else []
+            )
             seg = _Segment(
                 name=m.group("name"),
-                optional=bool(m.group("opt")),
+                optional=part.endswith("?}"),
                 catch_all=bool(m.group("star")),
                 checks=[_constraint(s, template) for s in specs],
             )

@@ -185,3 +185,23 @@ def test_instances_status_history_purge(tmp_path: Path) -> None:
     assert _cli("status", "cli-1", *args).returncode == 1
     r = _cli("instances", "--workdir", str(tmp_path / "none"), "--app-dir", str(WEB_APP))
     assert r.returncode == 2 and "no devhost work dir" in r.stderr
+
+
+def test_kill_and_restart_keeps_instances(tmp_path: Path) -> None:
+    with running_devhost(WEB_APP, tmp_path / "wd") as dh:
+        assert requests.post(dh.url("api/start/approval/survivor"), timeout=30).status_code == 202
+        url = dh.url("runtime/webhooks/durabletask/instances/survivor")
+        assert requests.get(url, timeout=10).status_code == 202
+        dh.kill()
+        assert not dh.running
+        with pytest.raises(requests.ConnectionError):
+            requests.get(url, timeout=2)
+        dh.restart()
+        assert requests.get(url, timeout=10).json()["runtimeStatus"] in ("Pending", "Running")
+        r = requests.post(f"{url}/raiseEvent/approve", json="after restart", timeout=10)
+        assert r.status_code == 202
+        deadline = time.monotonic() + 20
+        while (r := requests.get(url, timeout=10)).status_code == 202:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert r.json()["output"] == {"approved": "after restart"}
