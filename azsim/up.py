@@ -334,6 +334,9 @@ def _parse(argv: list[str]) -> UpOptions:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    if not ns.verbose:
+        # The SDK clients' request logging (used for disk bytes) would drown the simulator's own log.
+        logging.getLogger("azure").setLevel(logging.WARNING)
     return UpOptions(
         world=ns.world,
         workdir=ns.workdir,
