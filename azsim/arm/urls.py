@@ -1,0 +1,171 @@
+"""ARM routes as data: method + path pattern -> ARM action (for RBAC), operation type (for ARM
+throttling), Compute throttling policy and handler name in ``azsim.arm.responses``.
+
+Path patterns are matched case-insensitively (ARM paths are); the named group ``scope`` is the
+resource (or container) the action is authorised on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+S = r"/subscriptions/(?P<sub>[^/]+)"
+RG = S + r"/resourceGroups/(?P<rg>[^/]+)"
+C = RG + r"/providers/Microsoft\.Compute"
+VM = C + r"/virtualMachines/(?P<vm>[^/]+)"
+GAL = C + r"/galleries/(?P<gallery>[^/]+)"
+IMG = GAL + r"/images/(?P<image>[^/]+)"
+VER = IMG + r"/versions/(?P<version>[^/]+)"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    action: str
+    handler: str
+    kind: str  # ARM operation type: reads | writes | deletes
+    crp: str | None = None  # Compute RP throttling policy
+    authorize: bool = True
+
+
+def _r(
+    method: str, path: str, action: str, handler: str, crp: str | None = None, *, authorize: bool = True
+) -> Route:
+    kind = {"GET": "reads", "HEAD": "reads", "DELETE": "deletes"}.get(method, "writes")
+    return Route(
+        method, re.compile(f"^(?P<scope>{path})$", re.IGNORECASE), action, handler, kind, crp, authorize
+    )
+
+
+def _action(path: str, action: str, handler: str, crp: str | None) -> Route:
+    """POST {resource}/{verb}: authorised on the resource, not on the verb path."""
+    return Route(
+        "POST",
+        re.compile(f"^(?P<scope>{path})/{re.escape(handler.split('_', 1)[1])}$", re.IGNORECASE),
+        action,
+        handler,
+        "writes",
+        crp,
+    )
+
+
+MC = "Microsoft.Compute"
+RGS = "Microsoft.Resources/subscriptions/resourceGroups"
+
+ROUTES: tuple[Route, ...] = (
+    # Async operation status / monitor URLs (not RBAC-checked: ARM lets the caller of an operation poll it).
+    _r(
+        "GET",
+        S
+        + r"/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/(?P<family>operations|DiskOperations|capsOperations)/(?P<op>[^/]+)",
+        f"{MC}/locations/operations/read",
+        "get_operation",
+        "GetOperation",
+        authorize=False,
+    ),
+    # Resource groups
+    # ARM lists only the resource groups the caller can read (no 403 for the subscription-wide list).
+    _r("GET", S + r"/resourcegroups", f"{RGS}/read", "list_resource_groups", authorize=False),
+    _r("GET", RG, f"{RGS}/read", "get_resource_group"),
+    _r("HEAD", RG, f"{RGS}/read", "head_resource_group"),
+    _r("PUT", RG, f"{RGS}/write", "put_resource_group"),
+    # Virtual machines
+    _r(
+        "GET",
+        S + r"/providers/Microsoft\.Compute/virtualMachines",
+        f"{MC}/virtualMachines/read",
+        "list_all_vms",
+        "HighCostGet",
+    ),
+    _r("GET", C + r"/virtualMachines", f"{MC}/virtualMachines/read", "list_vms", "HighCostGet"),
+    _r("GET", VM, f"{MC}/virtualMachines/read", "get_vm", "LowCostGet"),
+    _r("PUT", VM, f"{MC}/virtualMachines/write", "put_vm", "PutVM"),
+    _r("DELETE", VM, f"{MC}/virtualMachines/delete", "delete_vm", "DeleteVM"),
+    Route(
+        "GET",
+        re.compile(f"^(?P<scope>{VM})/instanceView$", re.IGNORECASE),
+        f"{MC}/virtualMachines/instanceView/read",
+        "get_instance_view",
+        "reads",
+        "LowCostGet",
+    ),
+    _action(VM, f"{MC}/virtualMachines/deallocate/action", "vm_deallocate", "DeleteVM"),
+    _action(VM, f"{MC}/virtualMachines/powerOff/action", "vm_powerOff", "UpdateVM"),
+    _action(VM, f"{MC}/virtualMachines/start/action", "vm_start", "UpdateVM"),
+    _action(VM, f"{MC}/virtualMachines/restart/action", "vm_restart", "UpdateVM"),
+    _action(VM, f"{MC}/virtualMachines/generalize/action", "vm_generalize", "UpdateVM"),
+    _action(VM, f"{MC}/virtualMachines/runCommand/action", "vm_runCommand", "UpdateVM"),
+    # Disks
+    _r("GET", C + r"/disks", f"{MC}/disks/read", "list_disks", "GetDisks"),
+    _r("GET", C + r"/disks/(?P<name>[^/]+)", f"{MC}/disks/read", "get_disk", "GetDisks"),
+    _r("PUT", C + r"/disks/(?P<name>[^/]+)", f"{MC}/disks/write", "put_disk", "CreateUpdateDisks"),
+    _r("DELETE", C + r"/disks/(?P<name>[^/]+)", f"{MC}/disks/delete", "delete_disk", "DeleteDisks"),
+    _action(
+        C + r"/disks/(?P<name>[^/]+)",
+        f"{MC}/disks/beginGetAccess/action",
+        "disk_beginGetAccess",
+        "CreateUpdateDisks",
+    ),
+    _action(
+        C + r"/disks/(?P<name>[^/]+)",
+        f"{MC}/disks/endGetAccess/action",
+        "disk_endGetAccess",
+        "CreateUpdateDisks",
+    ),
+    # Snapshots
+    _r("GET", C + r"/snapshots", f"{MC}/snapshots/read", "list_snapshots", "GetDisks"),
+    _r("GET", C + r"/snapshots/(?P<name>[^/]+)", f"{MC}/snapshots/read", "get_snapshot", "GetDisks"),
+    _r(
+        "PUT", C + r"/snapshots/(?P<name>[^/]+)", f"{MC}/snapshots/write", "put_snapshot", "CreateUpdateDisks"
+    ),
+    _r(
+        "DELETE",
+        C + r"/snapshots/(?P<name>[^/]+)",
+        f"{MC}/snapshots/delete",
+        "delete_snapshot",
+        "DeleteDisks",
+    ),
+    _action(
+        C + r"/snapshots/(?P<name>[^/]+)",
+        f"{MC}/snapshots/beginGetAccess/action",
+        "snapshot_beginGetAccess",
+        "CreateUpdateDisks",
+    ),
+    _action(
+        C + r"/snapshots/(?P<name>[^/]+)",
+        f"{MC}/snapshots/endGetAccess/action",
+        "snapshot_endGetAccess",
+        "CreateUpdateDisks",
+    ),
+    # Galleries
+    _r("GET", C + r"/galleries", f"{MC}/galleries/read", "list_galleries"),
+    _r("GET", GAL, f"{MC}/galleries/read", "get_gallery"),
+    _r("PUT", GAL, f"{MC}/galleries/write", "put_gallery"),
+    _r("DELETE", GAL, f"{MC}/galleries/delete", "delete_gallery"),
+    _r("GET", GAL + r"/images", f"{MC}/galleries/images/read", "list_images"),
+    _r("GET", IMG, f"{MC}/galleries/images/read", "get_image"),
+    _r("PUT", IMG, f"{MC}/galleries/images/write", "put_image"),
+    _r("DELETE", IMG, f"{MC}/galleries/images/delete", "delete_image"),
+    _r("GET", IMG + r"/versions", f"{MC}/galleries/images/versions/read", "list_versions"),
+    _r("GET", VER, f"{MC}/galleries/images/versions/read", "get_version"),
+    _r("PUT", VER, f"{MC}/galleries/images/versions/write", "put_version"),
+    _r("PATCH", VER, f"{MC}/galleries/images/versions/write", "patch_version"),
+    _r("DELETE", VER, f"{MC}/galleries/images/versions/delete", "delete_version"),
+)
+
+
+def match(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    for route in ROUTES:
+        if route.method != method:
+            continue
+        m = route.pattern.match(path)
+        if m:
+            return route, {k: v for k, v in m.groupdict().items() if v is not None}
+    return None
+
+
+def path_known(path: str) -> bool:
+    """True if some route has this path (for 405 vs 404)."""
+    return any(r.pattern.match(path) for r in ROUTES)

@@ -1,0 +1,1 @@
+"""Microsoft.Compute state models (VMs, disks, snapshots, galleries) with Azure's rules."""

@@ -1,0 +1,51 @@
+"""Azure RBAC: does a principal hold an action at a scope, through any role assignment above it?
+
+An assignment at scope S applies to S and everything beneath it (case-insensitive, whole path
+segments). A role grants an action when one of its ``actions`` patterns matches and none of its
+``notActions`` does (wildcards ``*``). Deny assignments and conditions are not modelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from azsim.roles import RoleDefinition
+from azsim.world import World
+
+
+@dataclass(frozen=True)
+class Assignment:
+    object_id: str
+    role: RoleDefinition
+    scope: str
+
+
+def scope_covers(assignment_scope: str, scope: str) -> bool:
+    a = assignment_scope.rstrip("/").lower()
+    s = scope.rstrip("/").lower()
+    return s == a or s.startswith(a + "/")
+
+
+class Authorizer:
+    def __init__(self, world: World) -> None:
+        roles = world.role_definitions()
+        self.assignments: list[Assignment] = []
+        for ra in world.role_assignments:
+            principal = world.principal(ra.principal)
+            ref = (ra.role_definition_id or ra.role_definition_name or "").rsplit("/", 1)[-1].lower()
+            if principal is None or ref not in roles:
+                continue  # load_world already rejected these
+            self.assignments.append(Assignment(principal.object_id.lower(), roles[ref], ra.scope))
+
+    def is_allowed(self, object_id: str, action: str, scope: str, *, data_action: bool = False) -> bool:
+        oid = object_id.lower()
+        return any(
+            a.object_id == oid
+            and scope_covers(a.scope, scope)
+            and a.role.allows(action, data_action=data_action)
+            for a in self.assignments
+        )
+
+    def roles_of(self, object_id: str) -> list[dict[str, str]]:
+        oid = object_id.lower()
+        return [{"role": a.role.name, "scope": a.scope} for a in self.assignments if a.object_id == oid]
