@@ -393,3 +393,34 @@ def test_management_operations(tmp_path: Path) -> None:
         # A finished instance id can be reused.
         again = engine.start_new("race", "race-1", None)
         assert engine.wait_for(again, 10).runtime_status == "Completed"
+
+
+def test_continue_as_new_carries_undelivered_events(tmp_path: Path) -> None:
+    with running_engine("continue_as_new", tmp_path) as (engine, _, _m):
+        iid = engine.start_new("event_loop", None, "0")
+        for n in (1, 2, 3):
+            engine.raise_event(iid, "Tick", str(n))
+        rec = engine.wait_for(iid, 10)
+        history = engine.history(iid)
+    # Each execution consumes one tick; the others move on to the next execution in order.
+    assert json.loads(rec.output or "") == {"count": 3, "last": 3}
+    assert summary(history) == [
+        "OrchestratorStarted", "ExecutionStarted", "OrchestratorCompleted",
+        "OrchestratorStarted", "EventRaised:Tick", "ExecutionCompleted:Completed", "OrchestratorCompleted",
+    ]  # fmt: skip
+
+
+def test_terminated_sub_orchestration_fails_the_parent_call(tmp_path: Path) -> None:
+    with running_engine("suborch", tmp_path) as (engine, _, _m):
+        pid = engine.start_new("parent_of_sleeper", None, None)
+        wait_until(
+            lambda: engine.get_instance("sleeper-1") and len(engine.history("sleeper-1")) == 4, what="child"
+        )
+        engine.terminate("sleeper-1", "stop")
+        child = engine.wait_for("sleeper-1", 10)
+        rec = engine.wait_for(pid, 10)
+        history = engine.history(pid)
+    assert child.runtime_status == "Terminated" and child.output == '"stop"'
+    assert rec.runtime_status == "Failed"
+    assert "Orchestrator function 'sleeper' was terminated: stop" in json.loads(rec.output or "")
+    assert summary(history)[4:6] == ["OrchestratorStarted", "SubOrchestrationInstanceFailed->0"]

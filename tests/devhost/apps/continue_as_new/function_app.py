@@ -21,3 +21,14 @@ def counter(context: df.DurableOrchestrationContext):
 @app.activity_trigger(input_name="n")
 def inc(n: int) -> int:
     return n + 1
+
+
+@app.orchestration_trigger(context_name="context")
+def event_loop(context: df.DurableOrchestrationContext):
+    """Consumes one "Tick" per execution; ticks raised meanwhile wait for the next execution."""
+    count = context.get_input()
+    value = yield context.wait_for_external_event("Tick")
+    if count + 1 < 3:
+        context.continue_as_new(count + 1)
+        return None
+    return {"count": count + 1, "last": value}

@@ -1,5 +1,7 @@
 """Sample app: sub-orchestrations: explicit and generated ids, failure, retry."""
 
+from datetime import timedelta
+
 import azure.durable_functions as df
 import azure.functions as func
 
@@ -55,3 +57,14 @@ def double(n: int) -> int:
 def count_run(key: str) -> int:
     CHILD_RUNS[key] = CHILD_RUNS.get(key, 0) + 1
     return CHILD_RUNS[key]
+
+
+@app.orchestration_trigger(context_name="context")
+def parent_of_sleeper(context: df.DurableOrchestrationContext):
+    return (yield context.call_sub_orchestrator("sleeper", None, "sleeper-1"))
+
+
+@app.orchestration_trigger(context_name="context")
+def sleeper(context: df.DurableOrchestrationContext):
+    yield context.create_timer(context.current_utc_datetime + timedelta(hours=1))
+    return "woke"
