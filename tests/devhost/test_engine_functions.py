@@ -65,13 +65,13 @@ def test_async_functions_run_safely_from_many_threads() -> None:
 
 
 def test_load_errors_name_the_file(tmp_path: Path) -> None:
-    with pytest.raises(AppLoadError, match="function_app.py not found"):
+    with pytest.raises(AppLoadError, match=r"function_app\.py not found"):
         load_app(tmp_path)
     (tmp_path / "function_app.py").write_text("x = 1\n")
     with pytest.raises(AppLoadError, match="defines no FunctionApp"):
         load_app(tmp_path)
     (tmp_path / "function_app.py").write_text("import nonexistent_module_xyz\n")
-    with pytest.raises(AppLoadError, match="Importing .*function_app.py failed: ModuleNotFoundError"):
+    with pytest.raises(AppLoadError, match=r"Importing .*function_app\.py failed: ModuleNotFoundError"):
         load_app(tmp_path)
 
 
