@@ -12,6 +12,7 @@ one condition variable (no polling). Every public method is safe to call from an
 
 from __future__ import annotations
 
+import fcntl
 import heapq
 import json
 import logging
@@ -87,6 +88,7 @@ class Engine:
         self._started = False
         self._stopping = False
         self._start_lock = threading.Lock()
+        self._workdir_lock: Any = None
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -94,6 +96,7 @@ class Engine:
         with self._cv:
             if self._started:
                 return
+            self._lock_workdir()
             self._started = True
             self._stopping = False
             for instance_id, due in self.store.all_due():
@@ -131,10 +134,29 @@ class Engine:
         self._threads.clear()
         with self._cv:
             self._started = False
+        self._unlock_workdir()
         if alive:
             self.log.warning("engine stopped with busy workers still running: %s", ", ".join(alive))
         else:
             self.store.close()
+
+    def _lock_workdir(self) -> None:
+        # Two engines on one work dir would run every episode and activity twice.
+        handle = open(self.workdir / "engine.lock", "w")  # noqa: SIM115 - held until stop()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise RuntimeError(
+                f"Another devhost engine is already running on the work dir {self.workdir}; stop it first "
+                "or pass a different --workdir."
+            ) from None
+        self._workdir_lock = handle
+
+    def _unlock_workdir(self) -> None:
+        if self._workdir_lock is not None:
+            self._workdir_lock.close()  # closing releases the flock
+            self._workdir_lock = None
 
     def __enter__(self) -> Engine:
         self.start()

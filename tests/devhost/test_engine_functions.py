@@ -86,3 +86,22 @@ def test_non_serializable_activity_output_is_an_error(tmp_path: Path) -> None:
     index = load_app(tmp_path)
     with pytest.raises(ValueError, match="activity trigger output must be json serializable"):
         call_activity(index.activity("bad"), json.dumps(1))
+
+
+def test_one_running_engine_per_work_dir(tmp_path: Path) -> None:
+    from devhost.engine import Engine
+
+    index = load_app(APPS / "chaining")
+    first = Engine(index, tmp_path)
+    first.start()
+    try:
+        second = Engine(index, tmp_path)
+        with pytest.raises(RuntimeError, match="Another devhost engine is already running"):
+            second.start()
+        assert second.get_instance("nope") is None  # reading the store is still fine
+        second.stop()
+    finally:
+        first.stop()
+    third = Engine(index, tmp_path)
+    third.start()  # the lock is released by stop()
+    third.stop()
