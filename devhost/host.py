@@ -116,8 +116,13 @@ class Host:
         )
         self.engine.start()
         for info in self.index.by_trigger("queueTrigger"):
-            poller = QueuePoller(info, invoker, cfg.queues, self.pool)
-            poller.start()
+            try:
+                poller = QueuePoller(info, invoker, cfg.queues, self.pool)
+                poller.start()
+            except Exception as exc:
+                # like the host: a listener that cannot start disables that function, not the whole app
+                log.error("the listener for function '%s' was unable to start: %s", info.name, exc)
+                continue
             self.pollers.append(poller)
         log.info(
             "devhost: %d functions from %s; work dir %s; hub %s%s",

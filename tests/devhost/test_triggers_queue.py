@@ -139,3 +139,27 @@ def test_queue_trigger_output_binding_durable_client_and_poison(azurite_queue: s
         assert r.json()["output"] == "Hello Q"
         # the processed work queue is empty
         assert qsc.get_queue_client("work-items").get_queue_properties().approximate_message_count == 0
+        # a trigger whose connection has no settings disables only that function, with advice
+        assert "the listener for function 'on_identity' was unable to start" in log
+        assert "'IdentityStorage__queueServiceUri'" in log
+
+
+def test_identity_based_connection_with_local_cloud(tmp_path: Path) -> None:
+    """``<conn>__queueServiceUri`` + DefaultAzureCredential (managed identity from azsim) on HTTPS Azurite."""
+    from azsim.testing import local_cloud
+    from azsim.up import ENV_FILE
+
+    with local_cloud(tmp_path / "azsim") as cloud:
+        # Azurite serves accounts by path: the service URI names devstoreaccount1
+        queue_endpoint = cloud["AZSIM_QUEUE_ENDPOINT"].rstrip("/") + "/devstoreaccount1"
+        env = {"IdentityStorage__queueServiceUri": queue_endpoint}
+        with cloud.apply():
+            qsc = QueueServiceClient(account_url=queue_endpoint, credential=cloud.credential())
+            qsc.create_queue("identity-items")
+            env_file = cloud.workdir / ENV_FILE
+            assert env_file.exists()
+            with running_devhost(APP, tmp_path / ".devhost", env=env, env_file=env_file) as dh:
+                qsc.get_queue_client("identity-items").send_message(base64.b64encode(b"hi").decode())
+                got = _receive_all(qsc, "identity-done", 1)
+                assert [base64.b64decode(t) for t in got] == [b"seen hi"]
+                assert f"polling queue 'identity-items' on {queue_endpoint} (identity)" in dh.log_text()

@@ -43,3 +43,9 @@ def greet(context: df.DurableOrchestrationContext):
 @app.activity_trigger(input_name="name")
 def say_hello(name: str) -> str:
     return f"Hello {name}"
+
+
+@app.queue_trigger(arg_name="msg", queue_name="identity-items", connection="IdentityStorage")
+@app.queue_output(arg_name="done", queue_name="identity-done", connection="IdentityStorage")
+def on_identity(msg: func.QueueMessage, done: func.Out[str]) -> None:
+    done.set(f"seen {msg.get_body().decode()}")
