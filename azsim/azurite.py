@@ -120,6 +120,11 @@ class Azurite:
 
     def start(self, timeout: float = 60.0) -> None:
         """Start Azurite and wait until all three services listen; raise ``AzuriteError`` otherwise."""
+        self.spawn()
+        self.wait_ready(timeout)
+
+    def spawn(self) -> None:
+        """Start the Azurite process without waiting (call ``wait_ready`` before using it)."""
         binary = azurite_binary(self.repo_root)
         data = self.workdir / "azurite"
         data.mkdir(parents=True, exist_ok=True)
@@ -156,6 +161,11 @@ class Azurite:
         finally:
             log.close()
         (self.workdir / "azurite.pid").write_text(str(self._proc.pid))
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until blob, queue and table listen; learn their ports from Azurite's log."""
+        if self._proc is None:
+            raise AzuriteError("Azurite was not started")
         deadline = time.monotonic() + timeout
         while True:
             ports = dict(

@@ -28,7 +28,6 @@ from azsim.azurite import DEVSTORE_ACCOUNT, DEVSTORE_KEY, Azurite, AzuriteError,
 from azsim.certs import ensure_certs
 from azsim.identity import Identity, IdentityServer, TokenIssuer
 from azsim.interfaces import CopyBehaviour, CopyFaultKind
-from azsim.storage.diskstore import AzuriteDiskStore
 from azsim.storage.proxy import BlobFront
 
 log = logging.getLogger("azsim.up")
@@ -198,10 +197,10 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
         queue_port=opts.queue_port,
         table_port=opts.table_port,
     )
-    azurite.start()
+    # Azurite takes about a second to listen: start it first and do the rest meanwhile.
+    azurite.spawn()
     cloud.azurite = azurite
     cloud.stoppers.append(("azurite", azurite.stop))
-    log.info("azurite up in %.2f s", time.monotonic() - t0)
 
     identities = [
         Identity(object_id=p.object_id, client_id=p.client_id, name=p.display_name) for p in world.principals
@@ -212,6 +211,12 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
     msi.start()
     cloud.stoppers.append(("identity endpoint", msi.stop))
 
+    # The slow imports (Azure SDK, the simulator) overlap with Azurite's start.
+    import azsim.arm.server  # noqa: F401
+    from azsim.storage.diskstore import AzuriteDiskStore
+
+    azurite.wait_ready()
+    log.info("azurite up in %.2f s", time.monotonic() - t0)
     front = BlobFront(
         upstream_host="127.0.0.1",
         upstream_port=azurite.blob_port,
@@ -271,7 +276,7 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
 def _start_arm(
     *,
     world: Any,
-    disks: AzuriteDiskStore,
+    disks: Any,
     tokens: Any,
     faults: Any,
     latency: Any,
