@@ -84,7 +84,8 @@ def put_resource_group(b: ComputeBackend, req: ArmRequest) -> Reply:
 
 
 def list_all_vms(b: ComputeBackend, req: ArmRequest) -> Reply:
-    return _listing([vm.to_arm(b.disks) for vm in b.list_vms(req["sub"], None)])
+    vms = b.list_vms(req["sub"], None)
+    return _listing([vm.to_arm(b.disks) for vm in vms if req.ctx.allowed(req.ctx_action, vm.id)])
 
 
 def list_vms(b: ComputeBackend, req: ArmRequest) -> Reply:

@@ -39,6 +39,14 @@ def _r(
     )
 
 
+def _list(
+    parent: str, suffix: str, action: str, handler: str, crp: str | None = None, *, authorize: bool = True
+) -> Route:
+    """GET of a collection: authorised on the parent scope (a subscription-wide list is filtered instead)."""
+    pattern = re.compile(f"^(?P<scope>{parent}){suffix}$", re.IGNORECASE)
+    return Route("GET", pattern, action, handler, "reads", crp, authorize)
+
+
 def _action(path: str, action: str, handler: str, crp: str | None) -> Route:
     """POST {resource}/{verb}: authorised on the resource, not on the verb path."""
     return Route(
@@ -67,19 +75,26 @@ ROUTES: tuple[Route, ...] = (
     ),
     # Resource groups
     # ARM lists only the resource groups the caller can read (no 403 for the subscription-wide list).
-    _r("GET", S + r"/resourcegroups", f"{RGS}/read", "list_resource_groups", authorize=False),
+    _list(S, r"/resourcegroups", f"{RGS}/read", "list_resource_groups", authorize=False),
     _r("GET", RG, f"{RGS}/read", "get_resource_group"),
     _r("HEAD", RG, f"{RGS}/read", "head_resource_group"),
     _r("PUT", RG, f"{RGS}/write", "put_resource_group"),
     # Virtual machines
-    _r(
-        "GET",
-        S + r"/providers/Microsoft\.Compute/virtualMachines",
+    _list(
+        S,
+        r"/providers/Microsoft\.Compute/virtualMachines",
         f"{MC}/virtualMachines/read",
         "list_all_vms",
         "HighCostGet",
+        authorize=False,
     ),
-    _r("GET", C + r"/virtualMachines", f"{MC}/virtualMachines/read", "list_vms", "HighCostGet"),
+    _list(
+        RG,
+        r"/providers/Microsoft\.Compute/virtualMachines",
+        f"{MC}/virtualMachines/read",
+        "list_vms",
+        "HighCostGet",
+    ),
     _r("GET", VM, f"{MC}/virtualMachines/read", "get_vm", "LowCostGet"),
     _r("PUT", VM, f"{MC}/virtualMachines/write", "put_vm", "PutVM"),
     _r("DELETE", VM, f"{MC}/virtualMachines/delete", "delete_vm", "DeleteVM"),
@@ -98,7 +113,7 @@ ROUTES: tuple[Route, ...] = (
     _action(VM, f"{MC}/virtualMachines/generalize/action", "vm_generalize", "UpdateVM"),
     _action(VM, f"{MC}/virtualMachines/runCommand/action", "vm_runCommand", "UpdateVM"),
     # Disks
-    _r("GET", C + r"/disks", f"{MC}/disks/read", "list_disks", "GetDisks"),
+    _list(RG, r"/providers/Microsoft\.Compute/disks", f"{MC}/disks/read", "list_disks", "GetDisks"),
     _r("GET", C + r"/disks/(?P<name>[^/]+)", f"{MC}/disks/read", "get_disk", "GetDisks"),
     _r("PUT", C + r"/disks/(?P<name>[^/]+)", f"{MC}/disks/write", "put_disk", "CreateUpdateDisks"),
     _r("DELETE", C + r"/disks/(?P<name>[^/]+)", f"{MC}/disks/delete", "delete_disk", "DeleteDisks"),
@@ -115,7 +130,9 @@ ROUTES: tuple[Route, ...] = (
         "CreateUpdateDisks",
     ),
     # Snapshots
-    _r("GET", C + r"/snapshots", f"{MC}/snapshots/read", "list_snapshots", "GetDisks"),
+    _list(
+        RG, r"/providers/Microsoft\.Compute/snapshots", f"{MC}/snapshots/read", "list_snapshots", "GetDisks"
+    ),
     _r("GET", C + r"/snapshots/(?P<name>[^/]+)", f"{MC}/snapshots/read", "get_snapshot", "GetDisks"),
     _r(
         "PUT", C + r"/snapshots/(?P<name>[^/]+)", f"{MC}/snapshots/write", "put_snapshot", "CreateUpdateDisks"
@@ -140,15 +157,15 @@ ROUTES: tuple[Route, ...] = (
         "CreateUpdateDisks",
     ),
     # Galleries
-    _r("GET", C + r"/galleries", f"{MC}/galleries/read", "list_galleries"),
+    _list(RG, r"/providers/Microsoft\.Compute/galleries", f"{MC}/galleries/read", "list_galleries"),
     _r("GET", GAL, f"{MC}/galleries/read", "get_gallery"),
     _r("PUT", GAL, f"{MC}/galleries/write", "put_gallery"),
     _r("DELETE", GAL, f"{MC}/galleries/delete", "delete_gallery"),
-    _r("GET", GAL + r"/images", f"{MC}/galleries/images/read", "list_images"),
+    _list(GAL, r"/images", f"{MC}/galleries/images/read", "list_images"),
     _r("GET", IMG, f"{MC}/galleries/images/read", "get_image"),
     _r("PUT", IMG, f"{MC}/galleries/images/write", "put_image"),
     _r("DELETE", IMG, f"{MC}/galleries/images/delete", "delete_image"),
-    _r("GET", IMG + r"/versions", f"{MC}/galleries/images/versions/read", "list_versions"),
+    _list(IMG, r"/versions", f"{MC}/galleries/images/versions/read", "list_versions"),
     _r("GET", VER, f"{MC}/galleries/images/versions/read", "get_version"),
     _r("PUT", VER, f"{MC}/galleries/images/versions/write", "put_version"),
     _r("PATCH", VER, f"{MC}/galleries/images/versions/write", "patch_version"),

@@ -151,3 +151,23 @@ def running_sim(cert_dir: Path, *, world: World | None = None, **kwargs: Any) ->
     finally:
         server.shutdown()
         server.server_close()
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, interval: float = 0.01) -> Any:
+    """Poll ``predicate`` until it returns a truthy value or the deadline passes (no blind sleeps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def vm_id(name: str, rg: str = "rg-build") -> str:
+    return f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{name}"
+
+
+def disk_id(name: str, rg: str = "rg-build", kind: str = "disks") -> str:
+    return f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/{kind}/{name}"
