@@ -160,7 +160,7 @@ class Stack:
 def running_stack(
     workdir: Path,
     *,
-    time_scale: float = 0.01,
+    time_scale: float = 0.003,
     faults: Path | None = None,
     env: dict[str, str] | None = None,
     virtual_clock: bool = False,
