@@ -205,3 +205,14 @@ def test_kill_and_restart_keeps_instances(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert r.json()["output"] == {"approved": "after restart"}
+
+
+def test_virtual_clock_flag(tmp_path: Path) -> None:
+    with running_devhost(WEB_APP, tmp_path / "wd", virtual_clock=True) as dh:
+        assert requests.post(dh.url("api/start/forever/vc-1"), timeout=30).status_code == 202
+        url = dh.url("runtime/webhooks/durabletask/instances/vc-1")
+        deadline = time.monotonic() + 10  # a one-hour timer: only a virtual clock finishes it in time
+        while (r := requests.get(url, timeout=10)).status_code == 202:
+            assert time.monotonic() < deadline, r.text
+            time.sleep(0.05)
+        assert r.json()["output"] == "timer fired"
