@@ -229,6 +229,23 @@ def test_purge_and_listing(dh: DevhostProcess) -> None:
     requests.post(dh.url("api/terminate/purge-running"), timeout=10)
 
 
+def test_restart_post_uri(dh: DevhostProcess) -> None:
+    payload = start(dh, "greet", "restart-1", {"name": "R"}).json()
+    wait_runtime_status(dh, "restart-1", "Completed")
+    r = requests.post(payload["restartPostUri"], timeout=10)
+    assert r.status_code == 202
+    new_id = r.json()
+    assert new_id != "restart-1"
+    assert wait_runtime_status(dh, new_id, "Completed")["output"] == ["Hello R", "Hello again"]
+    # restarting in place with the same id once it finished
+    r = requests.post(payload["restartPostUri"].replace("?", "?restartWithNewInstanceId=false&"), timeout=10)
+    assert r.status_code == 202 and r.json() == "restart-1"
+    assert (
+        requests.post(dh.url("runtime/webhooks/durabletask/instances/nope/restart"), timeout=10).status_code
+        == 404
+    )
+
+
 def test_wait_for_completion_or_check_status(dh: DevhostProcess) -> None:
     r = requests.post(dh.url("api/wait/greet"), json={"name": "Wait"}, timeout=30)
     assert r.status_code == 200
