@@ -246,6 +246,23 @@ def test_restart_post_uri(dh: DevhostProcess) -> None:
     )
 
 
+def test_purge_by_filters(dh: DevhostProcess) -> None:
+    base = dh.url("runtime/webhooks/durabletask/instances")
+    assert requests.delete(base, timeout=10).status_code == 400  # createdTimeFrom is required
+    start(dh, "greet", "pby-1", {"name": "x"})
+    wait_runtime_status(dh, "pby-1", "Completed")
+    # the client's DATETIME_STRING_FORMAT; only finished instances with a matching status go
+    since = "2000-01-01T00:00:00.000000Z"
+    r = requests.delete(f"{base}?createdTimeFrom={since}&runtimeStatus=Failed", timeout=10)
+    assert r.status_code in (200, 404)
+    assert requests.get(f"{base}/pby-1", timeout=10).status_code == 200
+    r = requests.delete(f"{base}?createdTimeFrom={since}&runtimeStatus=Completed", timeout=10)
+    assert r.status_code == 200 and r.json()["instancesDeleted"] >= 1
+    assert requests.get(f"{base}/pby-1", timeout=10).status_code == 404
+    r = requests.delete(f"{base}?createdTimeFrom={since}&runtimeStatus=Completed", timeout=10)
+    assert r.status_code == 404  # nothing left to delete, as the real host answers
+
+
 def test_wait_for_completion_or_check_status(dh: DevhostProcess) -> None:
     r = requests.post(dh.url("api/wait/greet"), json={"name": "Wait"}, timeout=30)
     assert r.status_code == 200
