@@ -41,6 +41,9 @@ def _resource_of(inp: WireModel) -> str | None:
     vm = getattr(inp, "vm", None)
     if vm is not None and isinstance(getattr(vm, "id", None), str):
         return str(vm.id)
+    gallery = getattr(inp, "gallery", None)
+    if gallery is not None and isinstance(getattr(gallery, "name", None), str):
+        return f"gallery {gallery.resource_group}/{gallery.name}"
     disk = getattr(inp, "disk", None)
     if disk is not None and isinstance(getattr(disk, "id", None), str):
         return str(disk.id)

@@ -15,9 +15,10 @@ from activity_cloud import Calls, poll
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute import models as cm
-from azure.storage.blob import BlobClient
+from azure.storage.blob import BlobClient, BlobServiceClient
 
 from activities import exports, gallery, preflight, snapshots, virtual_machines
+from shared import clients
 from shared.contracts import (
     CopyStatus,
     DefinitionResult,
@@ -263,13 +264,19 @@ def test_version_checks_know_their_own_version(cloud: Any, call: Calls) -> None:
     assert _check(call, facts).resolved_version == "1.0.0"  # auto, re-run of the same capture
 
 
-def test_export_target_checks(cloud: Any, call: Calls) -> None:
+def test_export_target_checks(cloud: Any, call: Calls, monkeypatch: pytest.MonkeyPatch) -> None:
     url = cloud.storage_account_url("stexports")
     ok = ExportCheckResult.from_wire(
         call(preflight.check_export_target, {"accountUrl": url, "container": "vhds"})
     )
     assert ok.reachable and ok.container_exists and ok.problem is None
     assert cloud.blob_service("stexports").get_container_client("vhds").exists()
+    # Storage clients retry a refused connection with their own backoff (15 s, x3): skip that wait here.
+    monkeypatch.setattr(
+        clients,
+        "blob_service",
+        lambda account_url: BlobServiceClient(account_url, credential=clients.credential(), retry_total=0),
+    )
     gone = ExportCheckResult.from_wire(
         call(
             preflight.check_export_target, {"accountUrl": "https://127.0.0.1:9/nothing", "container": "vhds"}
