@@ -139,6 +139,9 @@ class HttpServer:
         self.keys = keys
         self.eventgrid_functions = eventgrid_functions
         self.pool = pool
+        # Engine calls get their own threads: invocations may block pool threads while their async
+        # function awaits the durable client, whose requests need an engine call to finish.
+        self._engine_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="devhost-mgmt")
         self.port = port
         self.rpc_port = rpc_port
         self.durable: DurableApi | None = None
@@ -207,6 +210,7 @@ class HttpServer:
             loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(timeout)
+        self._engine_pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def base_url(self) -> str:
@@ -217,6 +221,11 @@ class HttpServer:
         return f"http://127.0.0.1:{self.rpc_port}/durabletask/"
 
     async def run_blocking(self, fn: Callable[[], Any]) -> Any:
+        """Run a short blocking engine call off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._engine_pool, fn)
+
+    async def run_function(self, fn: Callable[[], Any]) -> Any:
+        """Run a function invocation (possibly long) off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
 
     # -- dispatch ------------------------------------------------------------------------------
@@ -265,11 +274,11 @@ class HttpServer:
         return found
 
     async def _invoke_value(self, info: FunctionInfo, trigger: Any) -> Any:
-        result = await self.run_blocking(lambda: self.invoker.invoke(info, trigger))
+        result = await self.run_function(lambda: self.invoker.invoke(info, trigger))
         if result.queue_writes:
             from devhost.triggers.queues import write_queue_outputs
 
-            await self.run_blocking(lambda: write_queue_outputs(result.queue_writes, self.queue_encoding))
+            await self.run_function(lambda: write_queue_outputs(result.queue_writes, self.queue_encoding))
         return result
 
     queue_encoding = "base64"

@@ -263,6 +263,21 @@ def test_purge_by_filters(dh: DevhostProcess) -> None:
     assert r.status_code == 404  # nothing left to delete, as the real host answers
 
 
+def test_many_concurrent_client_functions_do_not_deadlock(dh: DevhostProcess) -> None:
+    """More concurrent client-function invocations than invocation threads, all calling back into devhost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=80) as pool:
+        codes = list(pool.map(lambda i: start(dh, "approval", f"burst-{i}").status_code, range(80)))
+    assert codes == [202] * 80
+    listed = requests.get(
+        dh.url("runtime/webhooks/durabletask/instances?instanceIdPrefix=burst-"), timeout=30
+    ).json()
+    assert len(listed) == 80
+    for i in range(80):
+        requests.post(dh.url(f"runtime/webhooks/durabletask/instances/burst-{i}/terminate"), timeout=10)
+
+
 def test_wait_for_completion_or_check_status(dh: DevhostProcess) -> None:
     r = requests.post(dh.url("api/wait/greet"), json={"name": "Wait"}, timeout=30)
     assert r.status_code == 200
