@@ -1,7 +1,8 @@
 """Fixtures for activity tests against the local cloud (azsim + Azurite) with the real SDK clients.
 
-One local cloud per test session of this package (start-up costs seconds); tests use different
-VMs of examples/world.json so they do not depend on each other's leftovers. Every activity call
+One local cloud per test module (start-up costs a few seconds), so modules never see each other's
+leftovers; within a module, tests use different VMs of examples/world.json or build on each other
+explicitly (test_capture_activities). Every activity call
 goes through ``Calls`` (activity_cloud.py), which records results and error texts for the no-secret check.
 """
 
@@ -17,7 +18,7 @@ import pytest
 from activity_cloud import CALLS, FAULTS, READER_CLIENT_ID, TIME_SCALE, Calls, reset_caches
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from azsim.testing import local_cloud
 

@@ -250,6 +250,31 @@ def test_image_version_replicates_to_every_region(cloud: Any, call: Calls) -> No
         call(gallery.start_image_version, other)
 
 
+def test_a_version_azure_refuses_later_reports_azures_code_and_message(cloud: Any, call: Calls) -> None:
+    # A Gen2 source into the V1 definition: Azure accepts the PUT and fails the operation with Conflict.
+    snaps: dict[str, SnapshotResult] = state["snapshots"]
+    payload = {
+        "captureId": CAPTURE,
+        "gallery": {**GALLERY, "subscriptionId": state["facts"].subscription_id},
+        "definitionName": "web-v1",
+        "version": "1.0.0",
+        "location": "westeurope",
+        "osSnapshotId": snaps["os"].snapshot_id,
+        "targetRegions": [{"name": "westeurope"}],
+    }
+    try:
+        started = VersionStatus.from_wire(call(gallery.start_image_version, payload))
+    except AzureOperationError as exc:  # refused at once is acceptable too, as long as it says why
+        assert "Hypervisor generation" in str(exc) or "V1" in str(exc)
+        return
+    ref = {"versionId": started.version_id, "operationUrl": started.operation_url}
+    failed = poll(
+        lambda: VersionStatus.from_wire(call(gallery.get_version_status, ref)),
+        lambda s: (s.provisioning_state or "").lower() == "failed",
+    )
+    assert failed.error and "Conflict" in failed.error and "Hypervisor generation" in failed.error
+
+
 def test_version_checks_know_their_own_version(cloud: Any, call: Calls) -> None:
     facts: VmFacts = state["facts"]
     ours = _check(call, facts, version="1.0.0")
