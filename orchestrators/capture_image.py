@@ -81,10 +81,20 @@ class Tracker:
         self.progress.stage = name
         self.publish()
 
-    def end(self, name: str, *, note: str | None = None, state: str = "succeeded") -> None:
+    def end(
+        self,
+        name: str,
+        *,
+        note: str | None = None,
+        state: str = "succeeded",
+        started: str | None = None,
+        ended: str | None = None,
+    ) -> None:
+        """Close a stage; ``started``/``ended`` override the times when a sub-orchestration knows them better."""
         s = self.progress.stage_of(name)
         s.state = state  # type: ignore[assignment]
-        s.ended = self.now()
+        s.started = started or s.started
+        s.ended = ended or self.now()
         s.note = note or s.note
         if s.started:
             s.seconds = round(elapsed_seconds(s.started, parse_iso(s.ended)), 3)
@@ -394,7 +404,8 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
             t.begin("export")
         else:
             t.skip("export", "no vhdExport in the request")
-        t.progress.stage = "publish"
+        t.progress.stage = "publish"  # publish and export run together; their stage entries tell them apart
+        t.publish()
         branches_settled = False
         outcomes = yield context.task_all(branches)
         branches_settled = True
@@ -517,15 +528,22 @@ def record_branches(t: Tracker, outcomes: list[Any], export: bool) -> ErrorInfo 
     version = VersionProgress.from_wire(outcomes[0])
     t.progress.regions = version.regions or t.progress.regions
     t.progress.image_version_id = version.version_id
-    pub = t.progress.stage_of("publish")
-    pub.started = version.started or pub.started
     if version.error is not None:
         first = _info(version.error)
-    t.end("publish", state="failed" if version.state == "failed" else "succeeded")
+    t.end(
+        "publish",
+        state="failed" if version.state == "failed" else "succeeded",
+        started=version.started,
+        ended=version.ended,
+    )
     if export:
         failed = False
+        starts: list[str] = []
+        ends: list[str] = []
         for raw in outcomes[1:]:
             e = ExportProgress.from_wire(raw)
+            starts += [e.started] if e.started else []
+            ends += [e.ended] if e.ended else []
             d = t.progress.disk(e.disk_key)
             d.copy_state, d.bytes_copied, d.bytes_total = e.copy_state, e.bytes_copied, e.bytes_total
             d.copy_percent = e.percent
@@ -533,7 +551,12 @@ def record_branches(t: Tracker, outcomes: list[Any], export: bool) -> ErrorInfo 
             if e.error is not None:
                 failed = True
                 first = first or _info(e.error)
-        t.end("export", state="failed" if failed else "succeeded")
+        t.end(
+            "export",
+            state="failed" if failed else "succeeded",
+            started=min(starts) if starts else None,
+            ended=max(ends) if ends else None,
+        )
     return first
 
 

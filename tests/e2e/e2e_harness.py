@@ -139,6 +139,19 @@ class Stack:
         assert code == 200, f"azsim {path} answered {code}: {body}"
         return body
 
+    def vm_state(self, name: str) -> dict[str, Any]:
+        for vm in self.sim("state")["virtualMachines"]:
+            if vm["id"].rsplit("/", 1)[1] == name:
+                return dict(vm)
+        raise AssertionError(f"no VM {name} in azsim state")
+
+    def active_access(self) -> list[str]:
+        """Disks and snapshots that still have a granted SAS (beginGetAccess without endGetAccess)."""
+        return [d["id"] for d in self.sim("state")["disks"] if d.get("activeAccess")]
+
+    def arm_requests(self) -> int:
+        return sum(int(v["total"]) for v in self.sim("counters").values())
+
     def compute(self) -> Any:
         from azure.mgmt.compute import ComputeManagementClient
 
@@ -161,11 +174,16 @@ def running_stack(
     workdir: Path,
     *,
     time_scale: float = 0.003,
-    faults: Path | None = None,
+    faults: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     virtual_clock: bool = False,
 ) -> Iterator[Stack]:
-    with local_cloud(workdir / "azsim", world=WORLD, time_scale=time_scale, faults=faults) as cloud:
+    faults_path = None
+    if faults is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        faults_path = workdir / "faults.json"
+        faults_path.write_text(json.dumps(faults))
+    with local_cloud(workdir / "azsim", world=WORLD, time_scale=time_scale, faults=faults_path) as cloud:
         dh_env = {**dict(cloud), **FAST_POLICY, **(env or {})}
         with running_devhost(REPO_ROOT, workdir / "devhost", env=dh_env, virtual_clock=virtual_clock) as dh:
             stack = Stack(cloud=cloud, devhost=dh, workdir=workdir)

@@ -80,3 +80,259 @@ def test_linux_gen2_with_data_disk_to_three_regions_with_export(stack: Stack) ->
     assert len(names) == 2
     props = blobs.get_blob_client(names[0]).get_blob_properties()
     assert props.copy.status == "success"
+    assert stack.active_access() == []  # every granted SAS was revoked
+    assert stack.arm_requests() <= 100
+
+
+def test_export_off_version_auto_definition_created_then_reused(stack: Stack) -> None:
+    shared_def = {"name": "linux-gen2", "publisher": "contoso", "offer": "linux", "sku": "gen2"}
+    first = stack.run(stack.request("vm-web-2", export=False, version="auto", imageDefinition=shared_def))
+    assert first["runtimeStatus"] == "Completed", first.get("error")
+    assert first["result"]["imageVersion"] == "1.0.0"
+    stages = {s["name"]: s["state"] for s in first["stages"]}
+    assert stages["export"] == "skipped"
+    assert all("copyState" not in d for d in first["disks"])
+    assert first["result"]["exportedBlobs"] == []
+
+    # A second VM into the now existing, compatible definition: the next patch version.
+    second = stack.run(stack.request("vm-web-3", export=False, version="auto", imageDefinition=shared_def))
+    assert second["runtimeStatus"] == "Completed", second.get("error")
+    assert second["result"]["imageVersion"] == "1.0.1"
+    names = sorted(
+        v.name
+        for v in stack.compute().gallery_image_versions.list_by_gallery_image(
+            "rg-images", "galContoso", "linux-gen2"
+        )
+    )
+    assert names == ["1.0.0", "1.0.1"]
+    # vm-web-3 has no data disk: a version with only an OS disk.
+    v = stack.compute().gallery_image_versions.get("rg-images", "galContoso", "linux-gen2", "1.0.1")
+    assert not v.storage_profile.data_disk_images
+
+
+def test_incompatible_existing_definition_fails_in_preflight_and_leaves_vm_running(stack: Stack) -> None:
+    from azure.mgmt.compute.models import Gallery, GalleryImage, GalleryImageIdentifier
+
+    compute = stack.compute()
+    compute.galleries.begin_create_or_update(
+        "rg-images", "galContoso", Gallery(location="westeurope")
+    ).result()
+    compute.gallery_images.begin_create_or_update(
+        "rg-images",
+        "galContoso",
+        "web-v1",
+        GalleryImage(
+            location="westeurope",
+            os_type="Linux",
+            os_state="Generalized",
+            hyper_v_generation="V1",
+            identifier=GalleryImageIdentifier(publisher="contoso", offer="web", sku="v1"),
+        ),
+    ).result()
+    status = stack.run(stack.request("vm-web", imageDefinition={"name": "web-v1", "createIfMissing": False}))
+    assert status["runtimeStatus"] == "Failed"
+    err = status["error"]
+    assert err["step"] == "preflight"
+    assert "V1" in err["message"] and "V2" in err["message"]
+    assert "untouched" in err["advice"]
+    assert status["generalized"] is False
+    vm = stack.vm_state("vm-web")
+    assert (vm["powerState"], vm["generalized"], vm["guestState"]) == ("running", False, "normal")
+    assert _power(stack, "vm-web") == "running"
+    assert _capture_snapshots(stack, status["id"]) == []
+
+
+def test_windows_trusted_launch_two_data_disks_with_sysprep(stack: Stack) -> None:
+    status = stack.run(stack.request("vm-win", export=False, deleteSnapshots=False))
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    stages = {s["name"]: s["state"] for s in status["stages"]}
+    assert stages["prepare"] == "succeeded" and stages["cleanup"] == "skipped"
+    compute = stack.compute()
+    definition = compute.gallery_images.get("rg-images", "galContoso", "vm-win-def")
+    assert (definition.os_type, definition.hyper_v_generation) == ("Windows", "V2")
+    features = {f.name: f.value for f in definition.features or []}
+    assert features.get("SecurityType", "").startswith("TrustedLaunch")
+    version = compute.gallery_image_versions.get("rg-images", "galContoso", "vm-win-def", "1.0.0")
+    assert sorted(d.lun for d in version.storage_profile.data_disk_images) == [0, 1]
+    kept = status["result"]["snapshotsKept"]
+    assert len(kept) == 3 and sorted(_capture_snapshots(stack, status["id"])) == sorted(
+        k.rsplit("/", 1)[1] for k in kept
+    )
+    assert stack.vm_state("vm-win")["generalized"] is True
+
+
+def test_same_request_twice_starts_one_capture(stack: Stack) -> None:
+    body = stack.request("vm-web-2", export=False)
+    code1, first, _ = stack.post(body)
+    code2, second, headers = stack.post(body)
+    assert (code1, code2) == (202, 409)
+    assert second["id"] == first["id"]
+    assert second["error"]["code"] == "CaptureAlreadyRunning"
+    assert second["captureStatusUri"].endswith(f"/api/captures/{first['id']}") and headers["Location"]
+    status = stack.wait(first["id"])
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    versions = list(
+        stack.compute().gallery_image_versions.list_by_gallery_image(
+            "rg-images", "galContoso", "vm-web-2-def"
+        )
+    )
+    assert len(versions) == 1
+
+
+def test_bad_request_lists_every_invalid_field(stack: Stack) -> None:
+    code, body, _ = stack.post(
+        {
+            "sourceVmId": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st",
+            "gallery": {"resourceGroup": "rg-images", "name": "-bad-"},
+            "imageDefinition": {"name": "d"},
+            "version": "1.2",
+            "targetRegions": [{"name": "westeurope"}, {"name": "westeurope"}],
+            "prepare": "sometimes",
+            "vhdExport": {"accountUrl": "http://st.blob.core.windows.net?sv=1&sig=abc", "container": "VHDs"},
+            "colour": "blue",
+        }
+    )
+    assert code == 400
+    fields = {e["field"] for e in body["errors"]}
+    assert {
+        "sourceVmId",
+        "gallery.name",
+        "imageDefinition",
+        "version",
+        "targetRegions",
+        "prepare",
+        "vhdExport.accountUrl",
+        "vhdExport.container",
+        "colour",
+    } <= fields
+    assert "Traceback" not in str(body)
+    code, body, _ = stack.post(["not", "an", "object"])
+    assert code == 400 and body["errors"][0]["field"] == "(body)"
+    code, body = stack.status("capture-nope-0000000000")
+    assert code == 404 and body["error"]["code"] == "CaptureNotFound"
+
+
+def test_rbac_gap_fails_with_the_missing_action(stack: Stack) -> None:
+    # The app's identity has no role on rg-storage: reading a gallery there is forbidden.
+    body = stack.request("vm-web", export=False)
+    body["gallery"] = {"resourceGroup": "rg-storage", "name": "galElsewhere"}
+    status = stack.run(body)
+    assert status["runtimeStatus"] == "Failed"
+    err = status["error"]
+    assert err["code"] == "AuthorizationFailed"
+    assert "403" in err["message"] and "Microsoft.Compute/galleries/read" in err["message"]
+    assert "role" in err["advice"]
+    assert stack.vm_state("vm-web")["powerState"] == "running"
+
+
+# --- faults injected into the local cloud -------------------------------------------------------
+
+
+def test_region_whose_replication_fails_is_reported(make_stack) -> None:
+    stack = make_stack(
+        faults={
+            "rules": [
+                {
+                    "match": {"action": "Microsoft.Compute/galleries/images/versions/write"},
+                    "effect": {
+                        "type": "replicationFailure",
+                        "region": "eastus2",
+                        "message": "Replication failed: the region has no capacity for Standard_LRS.",
+                    },
+                }
+            ]
+        }
+    )
+    status = stack.run(stack.request("vm-web"))
+    assert status["runtimeStatus"] == "Failed"
+    err = status["error"]
+    assert (err["step"], err["code"]) == ("publish", "ReplicationFailed")
+    assert "eastus2" in err["message"] and "no capacity" in err["message"]
+    regions = {r["region"]: r["state"] for r in status["regions"]}
+    assert regions["eastus2"] == "Failed"
+    assert stack.active_access() == []
+    assert all(d["accessRevoked"] is True for d in status["disks"])
+
+
+@pytest.mark.parametrize("outcome", ["fail", "stall"])
+def test_copy_that_fails_or_stalls_revokes_access(make_stack, outcome: str) -> None:
+    stack = make_stack(
+        faults={
+            "rules": [
+                {
+                    "match": {"copy": {"account": "stexports", "blob": "OsDisk\\.vhd$"}},
+                    "effect": {"type": "copy", "outcome": outcome},
+                }
+            ]
+        }
+    )
+    status = stack.run(stack.request("vm-web", deleteSnapshots=False))
+    assert status["runtimeStatus"] == "Failed"
+    err = status["error"]
+    assert err["step"] == "export"
+    assert err["code"] == ("VhdExportFailed" if outcome == "fail" else "VhdExportStalled")
+    assert "vm-web_OsDisk" in err["message"]
+    disks = {d["key"]: d for d in status["disks"]}
+    assert disks["os"]["copyState"] in (("failed", "aborted") if outcome == "fail" else ("stalled",))
+    assert disks["lun0"]["copyState"] == "success"
+    assert all(d["accessRevoked"] is True for d in disks.values())
+    assert stack.active_access() == []  # the snapshots are kept, but nobody can read them any more
+    assert len(_capture_snapshots(stack, status["id"])) == 2
+
+
+def test_transient_429_and_500_storm_still_completes(make_stack) -> None:
+    stack = make_stack(
+        faults={
+            "rules": [
+                {
+                    "match": {"method": "GET", "path": "/virtualMachines/"},
+                    "effect": {"type": "status", "status": 429, "retryAfter": 0.1},
+                    "probability": 0.4,
+                },
+                {
+                    "match": {"action": "Microsoft.Compute/snapshots/*"},
+                    "effect": {"type": "status", "status": 500},
+                    "probability": 0.3,
+                },
+                {
+                    "match": {"action": "Microsoft.Compute/galleries/*"},
+                    "effect": {"type": "status", "status": 503},
+                    "probability": 0.3,
+                },
+            ]
+        }
+    )
+    status = stack.run(stack.request("vm-web"), timeout=240)
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    fired = stack.sim("state")["faults"]
+    assert sum(int(f.get("fired", 0)) for f in fired) >= 5, fired
+    assert stack.active_access() == []
+
+
+def test_devhost_killed_mid_copy_and_restarted_completes_once(make_stack) -> None:
+    stack = make_stack(time_scale=0.01)
+    code, answer, _ = stack.post(stack.request("vm-web"))
+    assert code == 202
+    cid = answer["id"]
+
+    def copying(s) -> bool:
+        return any(d.get("copyState") == "pending" and 0 <= d.get("copyPercent", 0) < 90 for d in s["disks"])
+
+    stack.wait(cid, until=copying, timeout=120)
+    stack.devhost.kill()
+    assert stack.active_access()  # a SAS is out while the copy runs
+    stack.devhost.restart()
+    status = stack.wait(cid, timeout=240)
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    assert (
+        len(
+            list(
+                stack.compute().gallery_image_versions.list_by_gallery_image(
+                    "rg-images", "galContoso", "vm-web-def"
+                )
+            )
+        )
+        == 1
+    )
+    assert stack.active_access() == []
+    assert len(status["result"]["exportedBlobs"]) == 2
