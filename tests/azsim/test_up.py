@@ -147,3 +147,47 @@ def test_sigterm_stops_everything(tmp_path):
         assert not (cloud.workdir / "env").exists(), "env file must go away when the cloud stops"
     print(f"local cloud start-up: {startup:.2f} s")
     assert startup < 30
+
+
+def test_local_cloud_surfaces_the_start_error(tmp_path):
+    from azsim.testing import LocalCloudError
+
+    world = json.loads(DEFAULT_WORLD.read_text())
+    del world["tenantId"]
+    bad = tmp_path / "no-tenant.json"
+    bad.write_text(json.dumps(world))
+    started = time.monotonic()
+    try:
+        with local_cloud(tmp_path / "wd", world=bad):
+            raise AssertionError("a world without tenantId must not start")
+    except LocalCloudError as e:
+        message = str(e)
+    assert "status 2" in message and "$.tenantId" in message and "no-tenant.json" in message
+    assert time.monotonic() - started < 15
+
+
+def test_up_stops_when_its_supervisor_goes_away(tmp_path):
+    """With --exit-on-stdin-eof (what local_cloud passes), a dead test process never leaks a cloud."""
+    wd = tmp_path / "wd"
+    args = ["--world", str(DEFAULT_WORLD), "--workdir", str(wd), "--time-scale", "0", "--exit-on-stdin-eof"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "azsim", "up", *args],
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (wd / "env").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "azsim up did not start"
+            time.sleep(0.05)
+        azurite_pid = int((wd / "azurite.pid").read_text())
+        proc.stdin.close()
+        assert proc.wait(20) == 0
+        assert not _alive(azurite_pid)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
