@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from azsim.interfaces import CopyBehaviour, CopyFaultKind
 
@@ -249,7 +249,7 @@ class _FrontHandler(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         query = {k.lower(): v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        parts = url.path.lstrip("/").split("/", 2)
+        parts = [unquote(p) for p in url.path.lstrip("/").split("/", 2)]
         key = (parts[0], parts[1], parts[2]) if len(parts) == 3 and all(parts) else None
         front = self.server
         method = self.command
