@@ -34,9 +34,9 @@ class TokenBucket:
         if time_scale <= 0:
             self.tokens = self.capacity
         else:
-            elapsed_azure = (now - self.updated) / time_scale
+            elapsed_azure = max(0.0, now - self.updated) / time_scale
             self.tokens = min(self.capacity, self.tokens + elapsed_azure * self.refill_per_s)
-        self.updated = now
+        self.updated = max(self.updated, now)
 
     def take(self, now: float, time_scale: float) -> float | None:
         """Take a token; return None on success, else the Azure seconds until one is available."""
@@ -47,7 +47,7 @@ class TokenBucket:
         return (1 - self.tokens) / self.refill_per_s
 
     def remaining(self) -> int:
-        return max(0, int(self.tokens))
+        return max(0, int(self.tokens + 1e-6))
 
 
 ARM_LIMITS = {"reads": (250, 25.0), "writes": (200, 10.0), "deletes": (200, 10.0)}
