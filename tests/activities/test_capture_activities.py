@@ -310,7 +310,7 @@ def test_export_target_checks(cloud: Any, call: Calls, monkeypatch: pytest.Monke
     assert not gone.reachable and gone.problem and "could not reach the storage account" in gone.problem
 
 
-def _export(cloud: Any, call: Calls, capture: str, key: str) -> CopyStatus:
+def _export(cloud: Any, call: Calls, capture: str, key: str, container: str = "vhds") -> CopyStatus:
     snap: SnapshotResult = state["snapshots"][key]
     disk = next(d for d in state["facts"].disks if d.key == key)
     payload = {
@@ -320,7 +320,7 @@ def _export(cloud: Any, call: Calls, capture: str, key: str) -> CopyStatus:
         "diskName": disk.name,
         "sizeGb": disk.size_gb,
         "accountUrl": cloud.storage_account_url("stexports"),
-        "container": "vhds",
+        "container": container,
         "sasDurationSeconds": 3600,
     }
     return CopyStatus.from_wire(call(exports.start_export, payload))
@@ -373,6 +373,16 @@ def test_a_stalled_copy_is_aborted(cloud: Any, call: Calls) -> None:
     assert aborted.status == "aborted"
     assert CopyStatus.from_wire(call(exports.abort_copy, ref)).status == "aborted"  # idempotent
     assert CopyStatus.from_wire(call(exports.get_copy_status, ref)).status == "aborted"
+    call(snapshots.revoke_snapshot_access, {"snapshotId": state["snapshots"]["lun0"].snapshot_id})
+
+
+def test_a_failed_copy_start_raises_without_the_sas(cloud: Any, call: Calls) -> None:
+    with pytest.raises(AzureOperationError) as caught:
+        _export(cloud, call, "cap-nocontainer", "lun0", container="no-such-container")
+    text = str(caught.value)
+    assert "ContainerNotFound" in text and "start the VHD copy" in text
+    assert not contains_secret(text) and "sig=" not in text.lower()
+    assert caught.value.__cause__ is None
     call(snapshots.revoke_snapshot_access, {"snapshotId": state["snapshots"]["lun0"].snapshot_id})
 
 
