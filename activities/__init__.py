@@ -4,7 +4,8 @@
 ``payload`` = ``<Input>.to_wire()`` and returns ``<Result>.to_wire()`` (types in ``shared.contracts``);
 orchestrators call them by the names below. Modules by Azure concern:
 
-- ``virtual_machines``: get_vm_facts, get_power_state, start_deallocate, generalize_vm, start_guest_prepare
+- ``virtual_machines``: get_vm_facts, get_power_state, start_deallocate, generalize_vm, start_guest_prepare,
+  get_guest_prepare_status
 - ``preflight``: check_gallery, check_export_target
 - ``snapshots``: start_snapshot, get_snapshot, revoke_snapshot_access, delete_snapshot
 - ``gallery``: ensure_definition, start_image_version, get_version_status, delete_image_version
@@ -28,6 +29,7 @@ ACTIVITIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         virtual_machines.start_deallocate,
         virtual_machines.generalize_vm,
         virtual_machines.start_guest_prepare,
+        virtual_machines.get_guest_prepare_status,
         preflight.check_gallery,
         preflight.check_export_target,
         snapshots.start_snapshot,

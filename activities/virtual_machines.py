@@ -11,11 +11,21 @@ from typing import Any, Literal, cast
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.core.pipeline import PipelineResponse
+from azure.core.rest import HttpRequest
 from azure.mgmt.compute import models as cm
 
-from activities._common import activity, as_dict, azure_call, azure_code, parse_id, props
+from activities._common import activity, as_dict, azure_call, azure_code, parse_id, props, safe_text
 from shared import clients
-from shared.contracts import DiskFacts, GuestPrepareInput, GuestPrepareResult, PowerState, VmFacts, VmRef
+from shared.contracts import (
+    DiskFacts,
+    GuestPrepareInput,
+    GuestPrepareResult,
+    GuestPrepareStatus,
+    GuestPrepareStatusInput,
+    PowerState,
+    VmFacts,
+    VmRef,
+)
 from shared.errors import CaptureError, GuestPreparationError, PreflightError, translate_azure_error
 from shared.ids import disk_key
 
@@ -249,3 +259,38 @@ def _guest_error(exc: HttpResponseError, vm_id: str, step: str) -> CaptureError:
         azure_code=translated.info.azure_code,
         advice=translated.info.advice,
     )
+
+
+# A Linux RunShellScript status code carrying a non-zero exit: "ProvisioningState/failed/<exit code>".
+_FAILED_EXIT = re.compile(r"^ProvisioningState/failed/(?P<code>-?\d+)$", re.IGNORECASE)
+
+
+@activity(GuestPrepareStatusInput)
+def get_guest_prepare_status(inp: GuestPrepareStatusInput) -> GuestPrepareStatus:
+    """Read the guest step's Run Command operation: a real failure exit fails the guest step early.
+
+    Optional for the orchestrator: the completion signal stays the guest stopping itself. The Run
+    Command of a Linux deprovision typically never completes, and a sysprep /shutdown one ends
+    Canceled/Failed without an exit code; neither is reported as ``failed``.
+    """
+    rid = parse_id(inp.vm_id, field="vmId", step="get_guest_prepare_status")
+    with azure_call("read the guest preparation's Run Command", inp.vm_id):
+        response = clients.compute(rid.subscription_id).send_request(HttpRequest("GET", inp.operation_url))
+        response.raise_for_status()
+        body = response.json() if response.content else {}
+    if not isinstance(body, dict):
+        return GuestPrepareStatus(status="Unknown")
+    status = str(body.get("status") or "Unknown")
+    error = body.get("error") if isinstance(body.get("error"), dict) else None
+    message = f"{error.get('code')}: {error.get('message')}" if error else None
+    output = ((body.get("properties") or {}).get("output") or {}).get("value") or []
+    for entry in output:
+        m = _FAILED_EXIT.match(str(entry.get("code") or ""))
+        if m and m.group("code") != "0":
+            text = str(entry.get("message") or "")[-1000:]
+            return GuestPrepareStatus(
+                status=status,
+                failed=True,
+                message=safe_text(f"the script exited with {m.group('code')}: {text}"),
+            )
+    return GuestPrepareStatus(status=status, failed=False, message=safe_text(message) if message else None)

@@ -33,6 +33,7 @@ EXPECTED_ACTIVITIES = {
     "check_gallery",
     "check_export_target",
     "start_guest_prepare",
+    "get_guest_prepare_status",
     "get_power_state",
     "start_deallocate",
     "generalize_vm",
