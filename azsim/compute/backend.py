@@ -9,7 +9,6 @@ Not modelled here: networking, extensions other than Run Command, managed images
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from azsim.compute import guest
@@ -328,14 +327,6 @@ class ComputeBackend:
         poll = self.lifecycle.real(self.latency.poll_interval_s)
         return Reply(status, body, lro_headers(ctx.base_url, op, location=location, poll_real_s=poll))
 
-    def finish_later(self, op: Operation, seconds: float, fn: Callable[[float], None] | None = None) -> None:
-        def done(at: float) -> None:
-            if fn is not None:
-                fn(at)
-            op.succeed()
-
-        self.lifecycle.schedule(seconds, done)
-
     # ------------------------------------------------------------------ resource groups
 
     def put_resource_group(self, sub: str, name: str, body: dict[str, Any]) -> Reply:
@@ -373,8 +364,7 @@ class ComputeBackend:
     def _transition(
         self, vm: VirtualMachine, interim: str, final: str, seconds: float, op: Operation | None
     ) -> None:
-        if vm.transition is not None:
-            vm.transition.cancelled = True
+        self._preempt(vm)
         vm.power = interim
         vm.provisioning_state = "Updating"
 
@@ -382,12 +372,25 @@ class ComputeBackend:
             vm.power = final
             vm.provisioning_state = "Succeeded"
             vm.transition = None
+            vm.transition_op = None
             if final != "running":
                 vm.run_command_busy = vm.run_command_busy and final == "stopped"
             if op is not None:
                 op.succeed()
 
         vm.transition = self.lifecycle.schedule(seconds, settle)
+        vm.transition_op = op
+
+    def _preempt(self, vm: VirtualMachine) -> None:
+        """A newer power action supersedes a running one, whose operation fails as Azure reports it."""
+        if vm.transition is not None:
+            vm.transition.cancelled = True
+            vm.transition = None
+            if vm.transition_op is not None:
+                vm.transition_op.fail(
+                    "OperationPreempted", "Operation execution has been preempted by a more recent operation."
+                )
+            vm.transition_op = None
 
     def _not_allowed(self, op_name: str, vm: VirtualMachine, why: str) -> ArmError:
         return operation_not_allowed(f"Operation '{op_name}' is not allowed on VM '{vm.name}' since {why}")
@@ -545,9 +548,7 @@ class ComputeBackend:
 
     def _guest_stopped(self, vm: VirtualMachine) -> None:
         if vm.power in ("running", "stopping"):
-            if vm.transition is not None:
-                vm.transition.cancelled = True
-                vm.transition = None
+            self._preempt(vm)
             vm.power = "stopped"
             vm.provisioning_state = "Succeeded"
 

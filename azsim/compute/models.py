@@ -174,8 +174,9 @@ class VirtualMachine:
     # A Run Command that never reports back (deprovision/sysprep) keeps the extension busy.
     run_command_busy: bool = False
     network_profile: dict[str, Any] | None = None
-    # Pending power transition handle (so a newer action can supersede it).
+    # Pending power transition handle and its operation (so a newer action can supersede it).
     transition: Any = None
+    transition_op: Any = None
 
     @property
     def id(self) -> str:

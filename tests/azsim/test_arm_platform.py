@@ -559,3 +559,62 @@ def test_fault_and_latency_file_errors(tmp_path: Path) -> None:
 def test_wait_until_helper_times_out() -> None:
     with pytest.raises(AssertionError):
         wait_until(lambda: False, timeout=0.05)
+
+
+def test_power_action_preempts_the_running_one(tmp_path: Path) -> None:
+    clock = ManualClock()
+    with running_sim(tmp_path, time_scale=0.001, clock=clock) as arm:
+        c = arm.compute()
+        first = c.virtual_machines.begin_power_off("rg-build", "vm-web")
+        second = c.virtual_machines.begin_deallocate("rg-build", "vm-web")
+        with pytest.raises(HttpResponseError) as e:
+            first.result()
+        assert e.value.error.code == "OperationPreempted"
+        clock.advance(0.1)
+        second.result()
+        assert "PowerState/deallocated" in [
+            s.code for s in c.virtual_machines.instance_view("rg-build", "vm-web").statuses
+        ]
+
+
+def test_resource_group_put_and_world_galleries(tmp_path: Path) -> None:
+    data = json.loads(WORLD_FILE.read_text())
+    data["roleAssignments"].append(
+        {
+            "principal": "id-image-pipeline",
+            "roleDefinitionName": "Contributor",
+            "scope": f"/subscriptions/{SUB}",
+        }
+    )
+    data["galleries"] = [
+        {
+            "name": "galExisting",
+            "resourceGroup": "rg-images",
+            "location": "westeurope",
+            "images": [
+                {
+                    "name": "web",
+                    "osType": "Linux",
+                    "versions": [{"name": "0.9.0", "targetRegions": ["westeurope", "eastus"]}],
+                }
+            ],
+        }
+    ]
+    with running_sim(tmp_path, world=parse_world(data), time_scale=0) as arm:
+        r = arm.resources()
+        created = r.resource_groups.create_or_update(
+            "rg-new", ResourceGroup(location="northeurope", tags={"a": "b"})
+        )
+        assert created.name == "rg-new" and created.location == "northeurope"
+        assert (
+            r.resource_groups.create_or_update("rg-new", ResourceGroup(location="northeurope")).name
+            == "rg-new"
+        )
+        with pytest.raises(HttpResponseError) as e:
+            r.resource_groups.create_or_update("rg-new", ResourceGroup(location="eastus"))
+        assert e.value.error.code == "InvalidResourceGroupLocation"
+        version = arm.compute().gallery_image_versions.get(
+            "rg-images", "galExisting", "web", "0.9.0", expand="ReplicationStatus"
+        )
+        assert version.replication_status.aggregated_state == "Completed"
+        assert {s.region for s in version.replication_status.summary} == {"West Europe", "East US"}
