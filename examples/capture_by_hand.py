@@ -60,6 +60,11 @@ def no_query(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+def text(value: object) -> str:
+    """An SDK enum's wire value (``Completed``), or the value itself."""
+    return str(getattr(value, "value", value))
+
+
 def load_env(path: Path | None) -> None:
     """Apply the local cloud's env file, if there is one; otherwise use the environment as it is."""
     path = path or Path(os.environ.get("AZSIM_ENV", ".azsim/env"))
@@ -112,7 +117,7 @@ def main() -> int:
             ),
         ).result()
         snapshots[name] = (lun, snap.id)
-        log(f"snapshot {name}: {snap.provisioning_state}")
+        log(f"snapshot {name}: {text(snap.provisioning_state)}")
 
     # 3. Export each snapshot: grant read access, copy the VHD into the storage account, revoke.
     blobs = BlobServiceClient(account_url(EXPORT_ACCOUNT), credential=credential)
@@ -201,8 +206,8 @@ def main() -> int:
             GALLERY_RG, GALLERY, IMAGE, version_name, expand="ReplicationStatus"
         )
         summary = version.replication_status.summary or []
-        states = {s.region: (s.state, s.progress) for s in summary}
-        log(f"  replication {version.replication_status.aggregated_state}: {states}")
+        states = ", ".join(f"{s.region} {text(s.state)} {s.progress}%" for s in summary)
+        log(f"  replication {text(version.replication_status.aggregated_state)}: {states}")
         if summary and all(s.state == "Completed" for s in summary):
             break
         if any(s.state == "Failed" for s in summary):
@@ -212,9 +217,9 @@ def main() -> int:
         time.sleep(1.0)
 
     print(f"\nImage version {version.id}")
-    print(f"  provisioningState: {version.provisioning_state}")
+    print(f"  provisioningState: {text(version.provisioning_state)}")
     for s in summary:
-        print(f"  {s.region:<14} {s.state} ({s.progress}%)")
+        print(f"  {s.region:<14} {text(s.state)} ({s.progress}%)")
     return 0
 
 

@@ -27,8 +27,10 @@ def test_capture_by_hand_example_runs_green(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "Image version /subscriptions/" in out
+    summary = out[out.index("Image version /subscriptions/") :].splitlines()[2:]
+    assert len(summary) == len(REGIONS), summary
     for region in REGIONS:
         assert any(
-            region in line.lower().replace(" ", "") and "Completed" in line for line in out.splitlines()
+            region in line.lower().replace(" ", "") and "Completed (100%)" in line for line in summary
         ), region
     assert "sig=" not in out, "the example must not print SAS signatures"
