@@ -1,0 +1,171 @@
+"""The completion notice: one message per finished capture, on the results queue and to an optional webhook.
+
+Published once when a capture ends, whatever the outcome, by the activity ``publish_notice``
+(``activities/notices.py``). The message is JSON (camelCase), base64-encoded on the queue like every
+message the Functions host writes (a queue-triggered function reads it as is)::
+
+    {
+      "schemaVersion": "1",
+      "type": "ImagePipeline.CaptureFinished",
+      "noticeId": "capture-vm-web-1a2b3c4d5e@2025-05-01T10:00:00.000000Z",
+      "captureId": "capture-vm-web-1a2b3c4d5e",
+      "sourceVmId": "/subscriptions/…/virtualMachines/vm-web",
+      "trigger": "http | queue | eventgrid",
+      "outcome": "completed | failed | canceled",
+      "imageVersion": "1.4.0",
+      "imageVersionId": "/subscriptions/…/galleries/galContoso/images/web-ubuntu/versions/1.4.0",
+      "regions": [{"region": "westeurope", "state": "Completed", "progress": 100}],
+      "exportedBlobs": ["https://stexports.blob.core.windows.net/vhds/capture-…/vm-web_OsDisk.vhd"],
+      "snapshotsKept": [], "snapshotsDeleted": ["/subscriptions/…/snapshots/capture-…-os"],
+      "generalized": true,
+      "cleaned": ["copy of lun0 aborted", "read access on capture-…-os revoked"],
+      "error": {"step": "export", "code": "VhdExportFailed", "message": "…", "advice": "…"},
+      "started": "2025-05-01T10:00:00.000000Z", "ended": "2025-05-01T10:42:13.000000Z",
+      "timings": {"preflight": 2.1, "snapshot": 35.0, "publish": 2400.5}
+    }
+
+Fields that do not apply are omitted (``error`` on success, ``imageVersionId`` when the capture failed
+before creating one). Never a SAS: blob URLs are stored without their query string and free text is
+redacted. Delivery is at-least-once (an activity may run again after a host crash): consumers dedupe
+on ``noticeId``, which is unique per capture run (capture id + start time).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from shared.model_base import WireModel
+from shared.redaction import redact, strip_query
+from shared.status import CaptureProgress, CaptureResult, ErrorView, RegionProgress
+
+NOTICE_TYPE: Literal["ImagePipeline.CaptureFinished"] = "ImagePipeline.CaptureFinished"
+Outcome = Literal["completed", "failed", "canceled"]
+
+
+class CaptureNotice(WireModel):
+    """The completion notice (see the module docstring for the wire format)."""
+
+    schema_version: Literal["1"] = "1"
+    type: Literal["ImagePipeline.CaptureFinished"] = NOTICE_TYPE
+    notice_id: str
+    capture_id: str
+    source_vm_id: str
+    trigger: str = "http"
+    outcome: Outcome
+    image_version: str | None = None
+    image_version_id: str | None = None
+    regions: list[RegionProgress] = Field(default_factory=list)
+    exported_blobs: list[str] = Field(default_factory=list)
+    snapshots_kept: list[str] = Field(default_factory=list)
+    snapshots_deleted: list[str] = Field(default_factory=list)
+    generalized: bool = False
+    cleaned: list[str] = Field(default_factory=list)
+    error: ErrorView | None = None
+    started: str | None = None
+    ended: str | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("exported_blobs")
+    @classmethod
+    def _no_sas(cls, v: list[str]) -> list[str]:
+        return [strip_query(u) for u in v]
+
+    @field_validator("cleaned")
+    @classmethod
+    def _redacted(cls, v: list[str]) -> list[str]:
+        return [redact(s) for s in v]
+
+    @field_validator("error")
+    @classmethod
+    def _redacted_error(cls, v: ErrorView | None) -> ErrorView | None:
+        if v is None:
+            return None
+        return v.model_copy(
+            update={"message": redact(v.message), "advice": redact(v.advice) if v.advice else None}
+        )
+
+
+def notice_id(capture_id: str, started: str | None) -> str:
+    return f"{capture_id}@{started}" if started else capture_id
+
+
+def notice_from_result(
+    result: CaptureResult, *, trigger: str, started: str | None, ended: str | None, generalized: bool
+) -> CaptureNotice:
+    """The notice of a completed capture (pure: safe to call in an orchestrator)."""
+    return CaptureNotice(
+        notice_id=notice_id(result.capture_id, started),
+        capture_id=result.capture_id,
+        source_vm_id=result.source_vm_id,
+        trigger=trigger,
+        outcome="completed",
+        image_version=result.image_version,
+        image_version_id=result.image_version_id or None,
+        regions=result.regions,
+        exported_blobs=result.exported_blobs,
+        snapshots_kept=result.snapshots_kept,
+        snapshots_deleted=result.snapshots_deleted,
+        generalized=generalized,
+        started=started,
+        ended=ended,
+        timings=result.timings,
+    )
+
+
+def notice_from_progress(
+    progress: CaptureProgress,
+    *,
+    outcome: Outcome,
+    trigger: str,
+    started: str | None,
+    ended: str | None,
+    cleaned: list[str] | None = None,
+    snapshots_kept: list[str] | None = None,
+    snapshots_deleted: list[str] | None = None,
+) -> CaptureNotice:
+    """The notice of a failed or canceled capture, from the progress it had made (pure)."""
+    return CaptureNotice(
+        notice_id=notice_id(progress.capture_id, started),
+        capture_id=progress.capture_id,
+        source_vm_id=progress.source_vm_id,
+        trigger=trigger,
+        outcome=outcome,
+        image_version=progress.image_version,
+        image_version_id=progress.image_version_id,
+        regions=progress.regions if progress.image_version_id else [],
+        exported_blobs=[d.blob_url for d in progress.disks if d.blob_url and d.copy_state == "success"],
+        snapshots_kept=snapshots_kept or [],
+        snapshots_deleted=snapshots_deleted or [],
+        generalized=progress.generalized,
+        cleaned=cleaned or [],
+        error=progress.error,
+        started=started,
+        ended=ended,
+        timings={s.name: s.seconds for s in progress.stages if s.seconds is not None},
+    )
+
+
+class NoticeInput(WireModel):
+    """Input of the ``publish_notice`` activity."""
+
+    notice: CaptureNotice
+    webhook_url: str | None = None
+
+
+class WebhookDelivery(WireModel):
+    url: str  # without its query string
+    delivered: bool
+    attempts: int
+    status_code: int | None = None
+    error: str | None = None
+
+
+class NoticeResult(WireModel):
+    """Result of ``publish_notice``: what was delivered; failures are reported here, never raised."""
+
+    queue: str
+    queued: bool
+    queue_error: str | None = None
+    webhook: WebhookDelivery | None = None

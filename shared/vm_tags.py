@@ -1,0 +1,275 @@
+"""The VM tags that opt a VM into "capture on deallocation" (the Event Grid path), parsed into a CaptureRequest.
+
+A VM opts in by carrying any ``image-pipeline:*`` tag below. The tags are turned into the same
+``CaptureRequest`` as ``POST /api/captures`` (with ``prepare: none``: the owner deprovisioned the
+guest before deallocating) and checked by the same ``validate_request``, so the rules are the same
+on every path; only the error field names differ: each error names the tag to fix.
+
+| tag | value | request field |
+|---|---|---|
+| ``image-pipeline:gallery`` (required) | ``<rg>/<gallery>``, ``<subscription>/<rg>/<gallery>`` or the gallery's ARM id | ``gallery`` (created if missing) |
+| ``image-pipeline:definition`` (required) | image definition name | ``imageDefinition.name`` |
+| ``image-pipeline:identifier`` | ``<publisher>/<offer>/<sku>``: the definition is created if missing; without it, it must exist | ``imageDefinition.publisher/offer/sku`` + ``createIfMissing`` |
+| ``image-pipeline:regions`` | comma list of ``region[:replicas[:storageType]]``, e.g. ``westeurope:2:Standard_ZRS, eastus2`` | ``targetRegions`` (the VM's region is always added) |
+| ``image-pipeline:version`` | ``auto`` (default) or ``Major.Minor.Patch`` | ``version`` |
+| ``image-pipeline:export`` | ``https://<account>.blob.core.windows.net/<container>`` | ``vhdExport`` |
+| ``image-pipeline:delete-snapshots`` | ``true`` (default) / ``false`` | ``deleteSnapshots`` |
+| ``image-pipeline:end-of-life`` | ``YYYY-MM-DD`` | ``endOfLifeDate`` |
+| ``image-pipeline:exclude-from-latest`` | ``true`` / ``false`` (default) | ``excludeFromLatest`` |
+| ``image-pipeline:webhook`` | ``https://…`` completion-notice webhook (tags are readable by every Reader: no secrets) | ``notify.webhookUrl`` |
+| ``image-pipeline:enabled`` | ``true`` (default) / ``false``: keep the tags but pause capturing | — |
+
+Tag names are case-insensitive (as in Azure); values are trimmed. An unknown ``image-pipeline:*`` tag is
+an error (a typo such as ``image-pipeline:region`` must not silently drop the regions). The tags the
+pipeline itself writes on what it creates (capture id, source VM, triggering event) are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.ids import TAG_CAPTURE_ID, TAG_SOURCE_VM, ResourceId
+from shared.requests import CaptureRequest, FieldError, validate_request
+
+TAG_PREFIX = "image-pipeline:"
+TAG_GALLERY = "image-pipeline:gallery"
+TAG_DEFINITION = "image-pipeline:definition"
+TAG_IDENTIFIER = "image-pipeline:identifier"
+TAG_REGIONS = "image-pipeline:regions"
+TAG_VERSION = "image-pipeline:version"
+TAG_EXPORT = "image-pipeline:export"
+TAG_DELETE_SNAPSHOTS = "image-pipeline:delete-snapshots"
+TAG_END_OF_LIFE = "image-pipeline:end-of-life"
+TAG_EXCLUDE_FROM_LATEST = "image-pipeline:exclude-from-latest"
+TAG_WEBHOOK = "image-pipeline:webhook"
+TAG_ENABLED = "image-pipeline:enabled"
+
+# Written by the pipeline into the request's tags (so onto the snapshots and the image version) when
+# a capture is started by a deallocation event: which event, and when the VM was deallocated. The
+# Event Grid trigger reads them back from the previous capture's input to skip duplicate deliveries.
+TAG_EVENT_ID = "image-pipeline:event-id"
+TAG_DEALLOCATED_AT = "image-pipeline:deallocated-at"
+
+INPUT_TAGS: tuple[str, ...] = (
+    TAG_GALLERY,
+    TAG_DEFINITION,
+    TAG_IDENTIFIER,
+    TAG_REGIONS,
+    TAG_VERSION,
+    TAG_EXPORT,
+    TAG_DELETE_SNAPSHOTS,
+    TAG_END_OF_LIFE,
+    TAG_EXCLUDE_FROM_LATEST,
+    TAG_WEBHOOK,
+    TAG_ENABLED,
+)
+_PIPELINE_WRITTEN = {t.lower() for t in (TAG_CAPTURE_ID, TAG_SOURCE_VM, TAG_EVENT_ID, TAG_DEALLOCATED_AT)}
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+
+# Where a request field's error points back to: the first matching prefix of the JSON path wins.
+_FIELD_TO_TAG: tuple[tuple[str, str], ...] = (
+    ("gallery", TAG_GALLERY),
+    ("imageDefinition.name", TAG_DEFINITION),
+    ("imageDefinition", TAG_IDENTIFIER),
+    ("targetRegions", TAG_REGIONS),
+    ("version", TAG_VERSION),
+    ("vhdExport", TAG_EXPORT),
+    ("deleteSnapshots", TAG_DELETE_SNAPSHOTS),
+    ("endOfLifeDate", TAG_END_OF_LIFE),
+    ("excludeFromLatest", TAG_EXCLUDE_FROM_LATEST),
+    ("notify", TAG_WEBHOOK),
+    ("sourceVmId", "(the event's VM id)"),
+)
+
+
+@dataclass(frozen=True)
+class TagParse:
+    """What a VM's tags say: not opted in, paused, invalid (``errors``), or a ``request`` to capture."""
+
+    opted_in: bool
+    enabled: bool = True
+    request: CaptureRequest | None = None
+    errors: list[FieldError] = field(default_factory=list)
+
+    def describe_errors(self) -> str:
+        return "; ".join(f"{e.field}: {e.message}" for e in self.errors)
+
+
+def opted_in(tags: dict[str, str] | None) -> bool:
+    """True if the VM carries any ``image-pipeline:*`` tag other than the ones the pipeline writes."""
+    return any(k.lower().startswith(TAG_PREFIX) and k.lower() not in _PIPELINE_WRITTEN for k in (tags or {}))
+
+
+def _bool(value: str, tag: str, errors: list[FieldError]) -> bool | None:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    errors.append(FieldError(field=tag, message=f"must be true or false, not {value!r}"))
+    return None
+
+
+def parse_gallery(value: str) -> dict[str, Any]:
+    """``<rg>/<gallery>``, ``<sub>/<rg>/<gallery>`` or a gallery ARM id → the request's ``gallery`` object."""
+    v = value.strip()
+    if v.startswith("/"):
+        try:
+            rid = ResourceId.parse(v)
+        except ValueError:
+            rid = None
+        if rid is None or rid.type.lower() != "galleries" or rid.namespace.lower() != "microsoft.compute":
+            raise ValueError(
+                "an ARM id here must be a Microsoft.Compute/galleries id: "
+                "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Compute/galleries/<name>"
+            )
+        return {"subscriptionId": rid.subscription_id, "resourceGroup": rid.resource_group, "name": rid.name}
+    parts = [p.strip() for p in v.split("/")]
+    if len(parts) == 2 and all(parts):
+        return {"resourceGroup": parts[0], "name": parts[1]}
+    if len(parts) == 3 and all(parts):
+        return {"subscriptionId": parts[0], "resourceGroup": parts[1], "name": parts[2]}
+    raise ValueError(
+        f"must be <resourceGroup>/<gallery>, <subscriptionId>/<resourceGroup>/<gallery> or the gallery's "
+        f"ARM id, not {value!r}"
+    )
+
+
+def parse_regions(value: str) -> list[dict[str, Any]]:
+    """``westeurope:2:Standard_ZRS, eastus2`` → the request's ``targetRegions`` list."""
+    regions: list[dict[str, Any]] = []
+    for item in (i.strip() for i in value.split(",")):
+        if not item:
+            continue
+        parts = [p.strip() for p in item.split(":")]
+        if len(parts) > 3 or not parts[0]:
+            raise ValueError(
+                f"{item!r} is not region[:replicas[:storageType]], e.g. westeurope:2:Standard_ZRS"
+            )
+        region: dict[str, Any] = {"name": parts[0]}
+        if len(parts) >= 2 and parts[1]:
+            if not parts[1].isdigit():
+                raise ValueError(f"{item!r}: the replica count {parts[1]!r} must be a whole number")
+            region["replicaCount"] = int(parts[1])
+        if len(parts) == 3 and parts[2]:
+            region["storageAccountType"] = parts[2]
+        regions.append(region)
+    return regions
+
+
+def parse_export(value: str) -> dict[str, str]:
+    """``https://<account>.blob.core.windows.net/<container>`` → the request's ``vhdExport`` object."""
+    v = value.strip().rstrip("/")
+    _scheme, sep, rest = v.partition("://")
+    if not sep or "/" not in rest:
+        raise ValueError(
+            f"must be the blob endpoint followed by the container, e.g. "
+            f"https://stexports.blob.core.windows.net/vhds, not {value!r}"
+        )
+    account, container = v.rsplit("/", 1)
+    return {"accountUrl": account, "container": container}
+
+
+def _tag_of(path: str) -> str:
+    for prefix, tag in _FIELD_TO_TAG:
+        if path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "["):
+            return tag
+    return path
+
+
+def request_from_tags(
+    vm_id: str, tags: dict[str, str] | None, *, extra_tags: dict[str, str] | None = None
+) -> TagParse:
+    """Turn a VM's tags into a validated ``CaptureRequest`` (``prepare: none``), or say why not.
+
+    ``extra_tags`` go into the request's ``tags`` (the event's id and time, see ``TAG_EVENT_ID``).
+    """
+    if not opted_in(tags):
+        return TagParse(opted_in=False)
+    lowered = {k.strip().lower(): v.strip() for k, v in (tags or {}).items()}
+    errors: list[FieldError] = []
+    for key in sorted(lowered):
+        if key.startswith(TAG_PREFIX) and key not in INPUT_TAGS and key not in _PIPELINE_WRITTEN:
+            errors.append(
+                FieldError(field=key, message=f"unknown tag; the known ones are {', '.join(INPUT_TAGS)}")
+            )
+
+    enabled = True
+    if TAG_ENABLED in lowered:
+        enabled = _bool(lowered[TAG_ENABLED], TAG_ENABLED, errors) is not False
+
+    body: dict[str, Any] = {"sourceVmId": vm_id, "prepare": "none"}
+    failed_tags: set[str] = set()
+
+    def parse(tag: str, fn: Any) -> Any:
+        try:
+            return fn(lowered[tag])
+        except ValueError as exc:
+            errors.append(FieldError(field=tag, message=str(exc)))
+            failed_tags.add(tag)
+            return None
+
+    if TAG_GALLERY in lowered:
+        gallery = parse(TAG_GALLERY, parse_gallery)
+        if gallery is not None:
+            body["gallery"] = {**gallery, "createIfMissing": True}
+    else:
+        errors.append(FieldError(field=TAG_GALLERY, message="required: <resourceGroup>/<gallery>"))
+        failed_tags.add(TAG_GALLERY)
+
+    definition: dict[str, Any] = {"createIfMissing": False}
+    if TAG_DEFINITION in lowered:
+        definition["name"] = lowered[TAG_DEFINITION]
+    else:
+        errors.append(FieldError(field=TAG_DEFINITION, message="required: the image definition's name"))
+        failed_tags.add(TAG_DEFINITION)
+    if TAG_IDENTIFIER in lowered:
+        parts = [p.strip() for p in lowered[TAG_IDENTIFIER].split("/")]
+        if len(parts) != 3 or not all(parts):
+            errors.append(
+                FieldError(
+                    field=TAG_IDENTIFIER,
+                    message=f"must be <publisher>/<offer>/<sku>, not {lowered[TAG_IDENTIFIER]!r}",
+                )
+            )
+            failed_tags.add(TAG_IDENTIFIER)
+        else:
+            definition.update(publisher=parts[0], offer=parts[1], sku=parts[2], createIfMissing=True)
+    body["imageDefinition"] = definition
+
+    if TAG_REGIONS in lowered:
+        regions = parse(TAG_REGIONS, parse_regions)
+        if regions is not None:
+            body["targetRegions"] = regions
+    if TAG_VERSION in lowered:
+        body["version"] = lowered[TAG_VERSION]
+    if TAG_EXPORT in lowered:
+        export = parse(TAG_EXPORT, parse_export)
+        if export is not None:
+            body["vhdExport"] = export
+    if TAG_DELETE_SNAPSHOTS in lowered:
+        value = _bool(lowered[TAG_DELETE_SNAPSHOTS], TAG_DELETE_SNAPSHOTS, errors)
+        if value is not None:
+            body["deleteSnapshots"] = value
+    if TAG_EXCLUDE_FROM_LATEST in lowered:
+        value = _bool(lowered[TAG_EXCLUDE_FROM_LATEST], TAG_EXCLUDE_FROM_LATEST, errors)
+        if value is not None:
+            body["excludeFromLatest"] = value
+    if TAG_END_OF_LIFE in lowered:
+        body["endOfLifeDate"] = lowered[TAG_END_OF_LIFE]
+    if TAG_WEBHOOK in lowered:
+        body["notify"] = {"webhookUrl": lowered[TAG_WEBHOOK]}
+    if extra_tags:
+        body["tags"] = dict(extra_tags)
+
+    request, validation = validate_request(body)
+    for e in validation:
+        tag = _tag_of(e.field)
+        if tag in failed_tags:
+            continue  # already reported with a more precise message
+        errors.append(FieldError(field=tag, message=e.message))
+    if errors:
+        return TagParse(opted_in=True, enabled=enabled, errors=errors)
+    return TagParse(opted_in=True, enabled=enabled, request=request)

@@ -1,0 +1,182 @@
+"""What the queue and Event Grid triggers check before starting a capture: the VM, and the previous capture.
+
+Both triggers see at-least-once deliveries (a queue message comes back after a host crash; Event
+Grid redelivers and reorders). The deterministic instance id (one per VM) already stops a second
+capture while one runs; these guards also stop one *after* the previous capture ended, when the
+message or event is older than that capture:
+
+- queue: skip when the VM's last capture was created at or after the message was enqueued (it has
+  served this message, or a newer one), or when it ran the very same request and was created less
+  than ``CLOCK_SKEW_SECONDS`` before the message (storage and host clocks differ a little);
+- Event Grid: skip when the event is the one that started the last capture (same event id), or the
+  deallocation is not newer than the last capture's end (a duplicate, an out-of-order older event, or
+  the deallocation the capture itself performed while it ran).
+
+``read_vm`` is the one ARM read the triggers make (a GET with the instance view: tags, power state).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import azure.durable_functions as df
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared import clients
+from shared.errors import translate_azure_error
+from shared.events import DeallocationEvent, parse_time
+from shared.ids import ResourceId
+from shared.vm_tags import TAG_DEALLOCATED_AT, TAG_EVENT_ID
+from triggers.starting import ACTIVE_STATES, runtime_status_name
+
+log = logging.getLogger(__name__)
+CLOCK_SKEW_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class VmView:
+    id: str
+    name: str
+    location: str
+    tags: dict[str, str]
+    power_state: str  # running | deallocated | stopped | … | unknown
+    generalized: bool
+
+
+def read_vm(vm_id: str) -> VmView | None:
+    """The VM's tags and power state (``None`` if it does not exist). Other failures raise ``CaptureError``."""
+    rid = ResourceId.parse(vm_id)
+    try:
+        vm = clients.compute(rid.subscription_id).virtual_machines.get(
+            rid.resource_group, rid.name, expand="instanceView"
+        )
+    except ResourceNotFoundError:
+        return None
+    except Exception as exc:
+        raise translate_azure_error(exc, step="read the VM", resource=vm_id) from None
+    power, generalized = "unknown", False
+    view = vm.instance_view
+    for status in (view.statuses if view is not None else None) or []:
+        code = status.code or ""
+        if code.startswith("PowerState/"):
+            power = code.split("/", 1)[1].lower()
+        elif code.lower() == "osstate/generalized":
+            generalized = True
+    return VmView(
+        id=str(rid),
+        name=rid.name,
+        location=(vm.location or "").replace(" ", "").lower(),
+        tags=dict(vm.tags or {}),
+        power_state=power,
+        generalized=generalized,
+    )
+
+
+@dataclass(frozen=True)
+class PreviousCapture:
+    """The last capture instance of a VM, as far as the triggers need it."""
+
+    instance_id: str
+    runtime_status: str
+    created: datetime | None
+    last_updated: datetime | None
+    request: dict[str, Any] = field(default_factory=dict)  # the CaptureInput's request (wire form)
+
+    @property
+    def active(self) -> bool:
+        return self.runtime_status in ACTIVE_STATES
+
+    @property
+    def request_tags(self) -> dict[str, str]:
+        tags = self.request.get("tags")
+        return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _request_of(raw_input: Any) -> dict[str, Any]:
+    value = raw_input
+    for _ in range(2):  # the input may arrive as JSON text, even JSON text of JSON text
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return {}
+    if isinstance(value, dict) and isinstance(value.get("request"), dict):
+        return dict(value["request"])
+    return {}
+
+
+async def previous_capture(client: df.DurableOrchestrationClient, instance_id: str) -> PreviousCapture | None:
+    status = await client.get_status(instance_id, show_input=True)
+    name = runtime_status_name(status)
+    if status is None or name is None:
+        return None
+    return PreviousCapture(
+        instance_id=instance_id,
+        runtime_status=name,
+        created=_aware(status.created_time),
+        last_updated=_aware(status.last_updated_time),
+        request=_request_of(status.input_),
+    )
+
+
+def _same_request(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def queue_skip_reason(
+    prev: PreviousCapture | None, inserted: datetime | None, request_wire: dict[str, Any]
+) -> str | None:
+    """Why a (valid) queue message must not start a capture, or ``None`` to start it."""
+    if prev is None:
+        return None
+    if prev.active:
+        return f"capture {prev.instance_id} of this VM is already {prev.runtime_status}"
+    inserted = _aware(inserted)
+    if inserted is None or prev.created is None:
+        return None
+    if prev.created >= inserted:
+        return (
+            f"capture {prev.instance_id} ({prev.runtime_status}) was started after this message was "
+            "enqueued: the message is a redelivery or a duplicate"
+        )
+    if _same_request(prev.request, request_wire) and prev.created >= inserted - timedelta(
+        seconds=CLOCK_SKEW_SECONDS
+    ):
+        return (
+            f"capture {prev.instance_id} ({prev.runtime_status}) ran this same request moments before the "
+            "message was enqueued: treated as a duplicate"
+        )
+    return None
+
+
+def event_skip_reason(prev: PreviousCapture | None, event: DeallocationEvent) -> str | None:
+    """Why a deallocation event must not start a capture, or ``None`` to start it."""
+    if prev is None:
+        return None
+    if prev.active:
+        return f"capture {prev.instance_id} of this VM is already {prev.runtime_status}"
+    tags = prev.request_tags
+    if tags.get(TAG_EVENT_ID) == event.event_id:
+        return f"this event already started capture {prev.instance_id} ({prev.runtime_status})"
+    started_by = parse_time(tags.get(TAG_DEALLOCATED_AT))
+    if started_by is not None and started_by >= event.event_time:
+        return (
+            f"capture {prev.instance_id} ({prev.runtime_status}) was started by a deallocation at "
+            f"{tags.get(TAG_DEALLOCATED_AT)}, not older than this one"
+        )
+    if prev.last_updated is not None and prev.last_updated >= event.event_time:
+        return (
+            f"capture {prev.instance_id} ({prev.runtime_status}) ended after this deallocation: it already "
+            "covered it (a duplicate, an out-of-order event, or the capture's own deallocation)"
+        )
+    return None

@@ -1,0 +1,152 @@
+"""Queue trigger: a capture request dropped on ``%CAPTURE_REQUESTS_QUEUE%`` (default ``capture-requests``).
+
+The message body is the same JSON as ``POST /api/captures``. The function only validates and starts
+(or dedupes) the orchestration, so poison messages stay rare and redeliveries are harmless:
+
+- valid, and the VM exists → the capture starts with the VM's deterministic instance id, trigger
+  ``queue``. A redelivered or duplicated message never starts a second capture: not while one runs
+  (same instance id), and not after (``guards.queue_skip_reason``); it is logged and dropped.
+- invalid — not UTF-8, not JSON, schema errors, or a VM that does not exist or cannot be read for a
+  reason retrying will not fix (404, 403) — one message goes to ``<queue>-poison`` keeping the original
+  body plus the reason and every validation error; the function then returns normally, so the host does
+  not retry a message that can never succeed (and does not poison it a second time). Nothing is started.
+- a transient failure (ARM throttling or unreachable, the Durable client) raises: the host retries the
+  message and after ``maxDequeueCount`` (host.json) moves it unchanged to the poison queue itself.
+
+Unknown VM: checked here with one ARM read (GET of the VM), so a typo in ``sourceVmId`` lands in the
+poison queue with a clear reason instead of a failed capture nobody asked to watch.
+
+Connection: ``AzureWebJobsStorage`` (a connection string, or identity-based
+``AzureWebJobsStorage__queueServiceUri``); the poison message is written through the same connection.
+The app setting ``CAPTURE_REQUESTS_QUEUE`` must exist (the host resolves ``%…%`` from app settings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared.errors import CaptureError, TransientAzureError
+from shared.ids import capture_instance_id
+from shared.queues import queue_client
+from shared.requests import FieldError, validate_request
+from shared.settings import get_settings
+from triggers.guards import previous_capture, queue_skip_reason, read_vm
+from triggers.starting import start_capture
+
+log = logging.getLogger(__name__)
+queue_bp = df.Blueprint()
+
+CONNECTION = "AzureWebJobsStorage"
+
+
+def poison_queue_name(queue: str) -> str:
+    return f"{queue}-poison"
+
+
+def poison_message(
+    msg: func.QueueMessage, *, queue: str, reason: str, message: str, errors: list[FieldError]
+) -> dict[str, Any]:
+    """The poison message: the original body (as text, or base64 if it is not UTF-8) and why it was refused."""
+    body = msg.get_body()
+    out: dict[str, Any] = {
+        "reason": reason,
+        "message": message,
+        "errors": [e.to_wire() for e in errors],
+        "queue": queue,
+        "messageId": msg.id,
+        "dequeueCount": msg.dequeue_count,
+        "insertionTime": msg.insertion_time.isoformat() if msg.insertion_time else None,
+        "rejectedAt": datetime.now(UTC).isoformat(),
+    }
+    try:
+        out["originalBody"] = body.decode("utf-8")
+    except UnicodeDecodeError:
+        out["originalBodyBase64"] = base64.b64encode(body).decode("ascii")
+    return out
+
+
+def _send_poison(payload: dict[str, Any], queue: str) -> None:
+    queue_client(poison_queue_name(queue), connection=CONNECTION).send_message(json.dumps(payload))
+
+
+async def _reject(
+    msg: func.QueueMessage, queue: str, reason: str, message: str, errors: list[FieldError]
+) -> None:
+    payload = poison_message(msg, queue=queue, reason=reason, message=message, errors=errors)
+    await asyncio.to_thread(_send_poison, payload, queue)
+    details = "; ".join(f"{e.field}: {e.message}" for e in errors)
+    log.error(
+        "capture request %s on %s rejected (%s): %s%s — moved to %s",
+        msg.id,
+        queue,
+        reason,
+        message,
+        f" [{details}]" if details else "",
+        poison_queue_name(queue),
+    )
+
+
+@queue_bp.queue_trigger(arg_name="msg", queue_name="%CAPTURE_REQUESTS_QUEUE%", connection=CONNECTION)
+@queue_bp.durable_client_input(client_name="client")
+async def capture_from_queue(msg: func.QueueMessage, client: df.DurableOrchestrationClient) -> None:
+    queue = get_settings().capture_requests_queue
+    raw = msg.get_body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        await _reject(msg, queue, "NotText", "the message body is not UTF-8 text", [])
+        return
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        err = FieldError(field="(body)", message=f"must be a JSON object; it is not valid JSON ({exc})")
+        await _reject(msg, queue, "NotJson", "the message body is not JSON", [err])
+        return
+    request, errors = validate_request(data)
+    if request is None:
+        await _reject(msg, queue, "InvalidRequest", "the capture request is not valid", errors)
+        return
+
+    try:
+        vm = await asyncio.to_thread(read_vm, request.source_vm_id)
+    except TransientAzureError:
+        raise  # the host retries the message
+    except CaptureError as exc:
+        err = FieldError(
+            field="sourceVmId", message=exc.info.message + (f" {exc.info.advice}" if exc.info.advice else "")
+        )
+        await _reject(msg, queue, "VmNotReadable", "the source VM cannot be read", [err])
+        return
+    if vm is None:
+        err = FieldError(
+            field="sourceVmId",
+            message=f"the VM {request.source_vm_id} does not exist (or the app's identity cannot see it)",
+        )
+        await _reject(msg, queue, "VmNotFound", "the source VM does not exist", [err])
+        return
+
+    instance_id = capture_instance_id(request.source_vm_id)
+    prev = await previous_capture(client, instance_id)
+    skip = queue_skip_reason(prev, msg.insertion_time, request.to_wire())
+    if skip:
+        log.info("capture request %s on %s not started: %s", msg.id, queue, skip)
+        return
+    outcome = await start_capture(client, request, trigger="queue")
+    if outcome.started:
+        log.info("capture %s started for %s from queue message %s", instance_id, request.source_vm_id, msg.id)
+    else:
+        log.info(
+            "capture request %s on %s not started: capture %s of this VM is already %s",
+            msg.id,
+            queue,
+            instance_id,
+            outcome.runtime_status,
+        )
