@@ -12,7 +12,7 @@ from typing import Any
 from azure.core.credentials import TokenCredential
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.compute import ComputeManagementClient
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
 from shared.settings import Settings, get_settings
 
@@ -52,6 +52,14 @@ def compute(subscription_id: str) -> ComputeManagementClient:
 @lru_cache(maxsize=16)
 def blob_service(account_url: str) -> BlobServiceClient:
     s = get_settings()
+    # The storage SDK has its own retry policy type and ignores azure-core's retry_* keywords;
+    # its default (15 s first wait, x3) would take ~40 s to report an unreachable account.
+    retry = ExponentialRetry(
+        initial_backoff=int(s.arm_retry_backoff_seconds),
+        increment_base=2,
+        retry_total=s.arm_retry_total,
+        random_jitter_range=1,
+    )
     return BlobServiceClient(
-        account_url, credential=credential(), audience=s.storage_audience, **_retry_kwargs(s)
+        account_url, credential=credential(), audience=s.storage_audience, retry_policy=retry
     )
