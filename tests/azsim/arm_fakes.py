@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from azsim_test_names import TENANT
 from azure.core.credentials import AccessToken
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
@@ -26,7 +27,6 @@ from azsim.world import World, load_world
 REPO = Path(__file__).resolve().parents[2]
 WORLD_FILE = REPO / "examples" / "world.json"
 SUB = "89d0a3c1-7028-549c-b21b-dc72b5b9bb42"
-TENANT = "a6a0ee7d-3927-5a58-9445-353d52ba4ca1"
 PIPELINE_OID = "45fca010-4ea4-54a8-80ca-6a67cd24c896"
 READER_OID = "b238e621-424b-5f06-bd00-d0f513770f55"
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from azsim_test_names import CUSTOMER, MD_ACCOUNT, TENANT
 
 from azsim.azurite import DEVSTORE_ACCOUNT, DEVSTORE_KEY, Azurite, account_key
 from azsim.certs import CertPaths, ensure_certs
@@ -24,10 +25,6 @@ from azsim.interfaces import CopyFaultKind
 from azsim.storage.diskstore import AzuriteDiskStore
 from azsim.storage.proxy import BlobFront
 from azsim.testing import CloudEnv, local_cloud
-
-TENANT = "a6a0ee7d-3927-5a58-9445-353d52ba4ca1"
-MD_ACCOUNT = "mdstore"
-CUSTOMER = "custacct"
 
 
 @dataclass

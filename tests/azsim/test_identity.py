@@ -10,14 +10,13 @@ import urllib.request
 import uuid
 
 import pytest
+from azsim_test_names import TENANT
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.blob import BlobServiceClient
 
 from azsim.identity import ARM_AUDIENCE, STORAGE_AUDIENCE, Identity, TokenIssuer
 from azsim.interfaces import InvalidToken
-
-TENANT = "a6a0ee7d-3927-5a58-9445-353d52ba4ca1"
 
 
 def _claims(token: str) -> dict:
