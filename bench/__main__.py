@@ -1,0 +1,106 @@
+"""``python -m bench`` (``make bench``): run the scenarios, write results/<timestamp>.json + .png, print a table."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import report, scenarios
+from bench.profile import load_profile_doc
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+WORKDIR = REPO / ".bench"
+S1_TIME_SCALE = 0.00115  # S1's 26,058 Azure-second critical path in about 30 s of wall time
+LONGCOPY_WALL_S = 35.0  # the 24 h copy's time scale is chosen so its critical path takes this long
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--scale-counts: expected numbers like 1,10,50,200, got {text!r}"
+        ) from None
+    if not counts or any(c < 1 for c in counts):
+        raise argparse.ArgumentTypeError(f"--scale-counts: expected positive numbers, got {text!r}")
+    return counts
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    ap.add_argument("--scenario", choices=["S1", "baseline", "longcopy", "scale", "all"], default="all",
+                    help="S1 = one capture; baseline = S1 plus the sequential script in the same cloud")  # fmt: skip
+    ap.add_argument("--scale-counts", type=_counts, default=[1, 10, 50, 200], help="default 1,10,50,200")
+    ap.add_argument("--time-scale", type=float, default=S1_TIME_SCALE,
+                    help=f"wall seconds per Azure second for S1/baseline (default {S1_TIME_SCALE})")  # fmt: skip
+    ap.add_argument("--scale-time-scale", type=float, default=None,
+                    help="time scale of the scale runs (default: --time-scale)")  # fmt: skip
+    ap.add_argument("--longcopy-time-scale", type=float, default=None,
+                    help=f"time scale of the long copy (default: its critical path in {LONGCOPY_WALL_S:.0f} s)")  # fmt: skip
+    ap.add_argument("--out", type=Path, default=RESULTS, help="results directory (default bench/results)")
+    ns = ap.parse_args(argv)
+    if ns.time_scale <= 0:
+        ap.error("--time-scale must be positive")
+
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    result: dict[str, Any] = {
+        "timestamp": stamp,
+        "machine": {
+            "cpus": psutil.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadAverageAtStart": [round(x, 2) for x in psutil.getloadavg()],
+        },
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(ns).items()},
+        "profileDoc": load_profile_doc(),
+        "targets": report.TARGETS,
+        "scenarios": {},
+    }
+    which = ns.scenario
+    failed = False
+    started = time.monotonic()
+    try:
+        if which in ("S1", "baseline", "all"):
+            result["scenarios"]["S1"] = scenarios.run_s1(
+                WORKDIR / "s1", ns.time_scale, with_baseline=which != "S1", log=_log
+            )
+        if which in ("longcopy", "all"):
+            hours = float(load_profile_doc().get("longcopy", {}).get("copyHours", 24))
+            ts = ns.longcopy_time_scale or LONGCOPY_WALL_S / (hours * 3600 + 300)
+            result["scenarios"]["longcopy"] = scenarios.run_longcopy(
+                WORKDIR / "longcopy", ts, hours, log=_log
+            )
+        if which in ("scale", "all"):
+            result["scenarios"]["scale"] = scenarios.run_scale(
+                WORKDIR / "scale", ns.scale_counts, ns.scale_time_scale or ns.time_scale, log=_log
+            )
+    except KeyboardInterrupt:
+        _log("interrupted: writing what was measured so far")
+        failed = True
+    except Exception:
+        _log("a scenario failed:\n" + traceback.format_exc())
+        result["error"] = traceback.format_exc()[-3000:]
+        failed = True
+    result["benchWallS"] = round(time.monotonic() - started, 1)
+    json_path = report.write_json(result, ns.out / f"{stamp}.json")
+    png_path = report.write_plot(result, ns.out / f"{stamp}.png")
+    _log("")
+    _log(report.summary_table(result))
+    _log(f"\nresults: {json_path}\nplot:    {png_path}\n(bench took {result['benchWallS']:.0f} s)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
