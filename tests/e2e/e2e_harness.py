@@ -118,7 +118,7 @@ class Stack:
         while time.monotonic() < deadline:
             code, last = self.status(capture_id)
             assert code == 200, f"GET status answered {code}: {last}"
-            if until is not None and until(last):
+            if until is not None and (until(last) or last["runtimeStatus"] in TERMINAL):
                 return dict(last)
             if until is None and last["runtimeStatus"] in TERMINAL:
                 return dict(last)
@@ -175,6 +175,7 @@ def running_stack(
     *,
     time_scale: float = 0.003,
     faults: dict[str, Any] | None = None,
+    latency: dict[str, float] | None = None,
     env: dict[str, str] | None = None,
     virtual_clock: bool = False,
 ) -> Iterator[Stack]:
@@ -183,7 +184,14 @@ def running_stack(
         workdir.mkdir(parents=True, exist_ok=True)
         faults_path = workdir / "faults.json"
         faults_path.write_text(json.dumps(faults))
-    with local_cloud(workdir / "azsim", world=WORLD, time_scale=time_scale, faults=faults_path) as cloud:
+    latency_path = None
+    if latency is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        latency_path = workdir / "latency.json"
+        latency_path.write_text(json.dumps(latency))
+    with local_cloud(
+        workdir / "azsim", world=WORLD, time_scale=time_scale, faults=faults_path, latency=latency_path
+    ) as cloud:
         dh_env = {**dict(cloud), **FAST_POLICY, **(env or {})}
         with running_devhost(REPO_ROOT, workdir / "devhost", env=dh_env, virtual_clock=virtual_clock) as dh:
             stack = Stack(cloud=cloud, devhost=dh, workdir=workdir)

@@ -142,7 +142,9 @@ def test_incompatible_existing_definition_fails_in_preflight_and_leaves_vm_runni
     assert _capture_snapshots(stack, status["id"]) == []
 
 
-def test_windows_trusted_launch_two_data_disks_with_sysprep(stack: Stack) -> None:
+def test_windows_trusted_launch_two_data_disks_with_sysprep(make_stack) -> None:
+    # 511 GiB of disks: replicate faster than Azure's ~40 MB/s so the test stays short.
+    stack = make_stack(latency={"replication_mb_per_s": 400})
     status = stack.run(stack.request("vm-win", export=False, deleteSnapshots=False))
     assert status["runtimeStatus"] == "Completed", status.get("error")
     stages = {s["name"]: s["state"] for s in status["stages"]}
@@ -310,7 +312,8 @@ def test_transient_429_and_500_storm_still_completes(make_stack) -> None:
 
 
 def test_devhost_killed_mid_copy_and_restarted_completes_once(make_stack) -> None:
-    stack = make_stack(time_scale=0.01)
+    # VHD copies of ~10 s (the disks hold ~2 MiB of real bytes): time to kill devhost mid-copy.
+    stack = make_stack(latency={"copy_mb_per_s": 0.0006})
     code, answer, _ = stack.post(stack.request("vm-web"))
     assert code == 202
     cid = answer["id"]
@@ -318,7 +321,8 @@ def test_devhost_killed_mid_copy_and_restarted_completes_once(make_stack) -> Non
     def copying(s) -> bool:
         return any(d.get("copyState") == "pending" and 0 <= d.get("copyPercent", 0) < 90 for d in s["disks"])
 
-    stack.wait(cid, until=copying, timeout=120)
+    mid = stack.wait(cid, until=copying, timeout=120)
+    assert mid["runtimeStatus"] == "Running", mid.get("error")
     stack.devhost.kill()
     assert stack.active_access()  # a SAS is out while the copy runs
     stack.devhost.restart()
