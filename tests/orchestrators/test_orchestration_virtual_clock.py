@@ -211,3 +211,17 @@ def test_preflight_problems_fail_before_touching_the_vm(run_with: Any) -> None:
     assert status["runtimeStatus"] == "Failed"
     assert status["error"]["step"] == "preflight" and "V1" in status["error"]["message"]
     assert set(run.calls()) <= {"get_vm_facts", "check_gallery", "check_export_target"}
+
+
+def test_a_finished_capture_of_a_vm_can_be_sent_again(run_with: Any) -> None:
+    # "Fix the request and send it again": the deterministic id is free once the first capture ended.
+    run = run_with({"problems": ["the image definition fake does not exist: set createIfMissing"]})
+    first = run.capture()
+    assert first["runtimeStatus"] == "Failed"
+    second = run.capture()
+    assert second["id"] == first["id"]
+    assert second["runtimeStatus"] in ("Pending", "Running", "Failed")
+    deadline = time.monotonic() + 30
+    while run.calls()["get_vm_facts"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert run.calls()["get_vm_facts"] == 2  # the second request really ran a new capture
