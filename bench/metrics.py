@@ -188,3 +188,10 @@ class CpuMeter:
 
     def seconds(self) -> float:
         return round(self._sample() - self._base, 3)
+
+    def idle_rate(self, seconds: float = 2.0) -> float:
+        """CPU seconds per second the tree spends doing nothing useful (its own pollers), over ``seconds``."""
+        self.start()
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        return round(self.seconds() / (time.monotonic() - t0), 4)
