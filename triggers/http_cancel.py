@@ -14,8 +14,10 @@ An optional JSON body ``{"reason": "…"}`` is recorded with the cancellation (a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 cancel_bp = df.Blueprint()
 
 CANCEL_EVENT = "cancel"
+# How long to wait for the capture to acknowledge the cancel before forwarding it to its sub-orchestrations
+# (see _forward): the capture never creates a sub-orchestration after it has seen the event.
+ACK_TIMEOUT_SECONDS = 5.0
 
 
 def _json(body: Any, status: int) -> func.HttpResponse:
@@ -57,6 +62,23 @@ def _reason(req: func.HttpRequest) -> str | None:
     return None
 
 
+def _decoded(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def finished_name(runtime_status: str, custom_status: Any) -> str:
+    """The runtime status to show for a finished capture: ``Canceled`` when it ended by a cancel."""
+    cs = _decoded(custom_status)
+    if runtime_status == "Completed" and isinstance(cs, dict) and cs.get("state") == "canceled":
+        return "Canceled"
+    return runtime_status
+
+
 def sub_instances(capture_id: str, custom_status: Any) -> list[str]:
     """The sub-orchestrations a capture may have started, from its custom status (disks known after preflight)."""
     ids = [version_instance_id(capture_id)]
@@ -76,6 +98,31 @@ def sub_instances(capture_id: str, custom_status: Any) -> list[str]:
     return ids
 
 
+async def _forward(client: df.DurableOrchestrationClient, instance_id: str, data: dict[str, Any]) -> None:
+    """Raise ``cancel`` to the capture's running sub-orchestrations (they wait for it at their own safe points).
+
+    An orchestrator cannot raise events itself, so the endpoint does it. It first waits (briefly) until
+    the capture has taken the event or ended: after that the capture starts no new sub-orchestration,
+    so the ones found then are all there will be.
+    """
+    deadline = time.monotonic() + ACK_TIMEOUT_SECONDS
+    status = await client.get_status(instance_id)
+    while time.monotonic() < deadline:
+        cs = _decoded(status.custom_status) if status else None
+        acked = isinstance(cs, dict) and (cs.get("cancelRequested") or cs.get("state") != "running")
+        if acked or runtime_status_name(status) not in ACTIVE_STATES:
+            break
+        await asyncio.sleep(0.2)
+        status = await client.get_status(instance_id)
+    for child in sub_instances(instance_id, status.custom_status if status else None):
+        child_status = runtime_status_name(await client.get_status(child))
+        if child_status in ACTIVE_STATES:
+            try:
+                await client.raise_event(child, CANCEL_EVENT, data)
+            except Exception as exc:  # it just finished: nothing to stop there
+                log.info("cancel of %s: %s did not take the event: %s", instance_id, child, exc)
+
+
 @cancel_bp.route(route="captures/{id}/cancel", methods=["POST"])
 @cancel_bp.durable_client_input(client_name="client")
 async def cancel_capture(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
@@ -88,6 +135,7 @@ async def cancel_capture(req: func.HttpRequest, client: df.DurableOrchestrationC
         return _not_found(instance_id)
     url = _capture_url(req, instance_id)
     if name not in ACTIVE_STATES:
+        name = finished_name(name, status.custom_status)
         return _json(
             {
                 "error": {
@@ -121,14 +169,7 @@ async def cancel_capture(req: func.HttpRequest, client: df.DurableOrchestrationC
             },
             409,
         )
-    # The sub-orchestrations wait for the same event at their own safe points (copy and replication polls).
-    for child in sub_instances(instance_id, status.custom_status):
-        child_status = runtime_status_name(await client.get_status(child))
-        if child_status in ACTIVE_STATES:
-            try:
-                await client.raise_event(child, CANCEL_EVENT, data)
-            except Exception as exc:  # it just finished: nothing to stop there
-                log.info("cancel of %s: %s did not take the event: %s", instance_id, child, exc)
+    await _forward(client, instance_id, data)
     log.info("cancel of capture %s requested", instance_id)
     return _json(
         {
