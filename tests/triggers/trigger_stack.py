@@ -321,11 +321,19 @@ class TriggerStack:
 
 @contextlib.contextmanager
 def running_trigger_stack(
-    workdir: Path, *, time_scale: float = 0.003, env: dict[str, str] | None = None
+    workdir: Path,
+    *,
+    time_scale: float = 0.003,
+    env: dict[str, str] | None = None,
+    faults: dict[str, Any] | None = None,
 ) -> Iterator[TriggerStack]:
     world = write_world(workdir / "world.json")
     app_dir = write_app(workdir / "app")
-    with local_cloud(workdir / "azsim", world=world, time_scale=time_scale) as cloud:
+    faults_file = None
+    if faults is not None:
+        faults_file = workdir / "faults.json"
+        faults_file.write_text(json.dumps(faults))
+    with local_cloud(workdir / "azsim", world=world, time_scale=time_scale, faults=faults_file) as cloud:
         dh_env = {**dict(cloud), **FAST_POLICY, **(env or {})}
         with running_devhost(app_dir, workdir / "devhost", env=dh_env) as dh, cloud.apply():
             yield TriggerStack(cloud=cloud, devhost=dh)
