@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import signal
 import sys
 import time
 import traceback
@@ -17,7 +18,7 @@ from bench.profile import load_profile_doc
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
-WORKDIR = REPO / ".bench"
+WORKDIR = REPO / ".azsim" / "bench"  # scratch: git-ignored, removed by `make clean`
 S1_TIME_SCALE = 0.00115  # S1's 26,058 Azure-second critical path in about 30 s of wall time
 LONGCOPY_WALL_S = 35.0  # the 24 h copy's time scale is chosen so its critical path takes this long
 
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"time scale of the long copy (default: its critical path in {LONGCOPY_WALL_S:.0f} s)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=RESULTS, help="results directory (default bench/results)")
     ns = ap.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so every started cloud and devhost is stopped on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if ns.time_scale <= 0:
         ap.error("--time-scale must be positive")
 
