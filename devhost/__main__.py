@@ -24,6 +24,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from devhost.api import InstanceQuery
+from devhost.keys import describe_keys
 from devhost.settings import SettingsError
 
 if TYPE_CHECKING:
@@ -120,11 +121,8 @@ def _start(args: argparse.Namespace) -> int:
         host.stop()
         return 2
     if host.keys is not None:
-        print(
-            f"devhost keys (file {host.keys.path}): function key 'default' = {host.keys.default_function_key}",
-            file=sys.stderr,
-            flush=True,
-        )
+        # Names and the file only: key values are secrets and stderr usually ends up in a log file.
+        print(f"devhost keys: {describe_keys(host.keys)}", file=sys.stderr, flush=True)
     print(f"{READY_PREFIX}{host.base_url}", flush=True)
     try:
         while not stop.wait(0.5):

@@ -9,7 +9,8 @@ Like Core Tools, devhost does not ask for keys unless started with ``--require-k
   system key (``durabletask_extension``, ``eventgrid_extension``) or the master key.
 
 A key is presented as ``?code=<key>`` or in the ``x-functions-key`` header. The file is generated on first
-start and reused, so a test can read it.
+start and reused, so a test can read it. Key values never go to the log: at start devhost names the file
+and the keys in it (:func:`describe_keys`), and whoever needs a value reads the file.
 """
 
 from __future__ import annotations
@@ -114,3 +115,12 @@ class KeyStore:
         if system_key_name in self.system_keys:
             candidates.append(self.system_keys[system_key_name])
         return self._matches(presented, candidates)
+
+
+def describe_keys(store: KeyStore) -> str:
+    """Where the keys are and what they are called, without any key value (safe to log)."""
+    return (
+        f"file {store.path} (mode 600) holds masterKey, "
+        f"functionKeys [{', '.join(sorted(store.function_keys))}], "
+        f"systemKeys [{', '.join(sorted(store.system_keys))}]; read values from the file"
+    )

@@ -216,3 +216,26 @@ def test_virtual_clock_flag(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, r.text
             time.sleep(0.05)
         assert r.json()["output"] == "timer fired"
+
+
+# -- keys stay out of the log ----------------------------------------------------------------------
+
+
+def test_require_keys_logs_key_file_and_names_but_no_key_value(tmp_path: Path) -> None:
+    with running_devhost(WEB_APP, tmp_path / ".devhost", require_keys=True) as dh:
+        fkey, master = dh.function_key, dh.master_key
+        # Use the keys the way clients do (query and header), so request logging is exercised too.
+        assert requests.get(dh.url(f"api/items/1?code={fkey}"), timeout=10).status_code == 200
+        assert requests.get(dh.url("api/items/1"), headers={"x-functions-key": master}, timeout=10).ok
+        assert requests.get(dh.url("api/items/1?code=not-a-key"), timeout=10).status_code == 401
+        secrets = {"function key": fkey, "master key": master}
+        for name, value in dh.keys()["systemKeys"].items():
+            secrets[f"system key {name}"] = value
+        log_text = dh.log_text()
+    line = next((ln for ln in log_text.splitlines() if ln.startswith("devhost keys:")), None)
+    assert line is not None, "devhost should say where its keys are"
+    assert str(dh.workdir / "keys.json") in line
+    for name in ("masterKey", "default", "durabletask_extension", "eventgrid_extension"):
+        assert name in line, f"the key line should name {name}: {line}"
+    leaked = [name for name, value in secrets.items() if value in log_text]
+    assert not leaked, f"key values in devhost.log: {leaked}"
