@@ -1,4 +1,9 @@
-"""The hand-written capture example runs green against a fresh local cloud at time scale 0.01."""
+"""The hand-written capture example runs green against a fresh local cloud.
+
+The example documents (and the issue asks for) time scale 0.01, which takes about 45 s; the test uses
+0.001 (same steps, same checks, simulated durations ten times shorter: about 10 s). Run it at
+0.01 by hand as its docstring shows.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,12 @@ import sys
 from azsim.testing import REPO_ROOT, local_cloud
 
 REGIONS = ("westeurope", "northeurope", "uksouth")
+# Ten times faster than the documented 0.01: replication and copies still take simulated time.
+TIME_SCALE = 0.001
 
 
 def test_capture_by_hand_example_runs_green(tmp_path):
-    with local_cloud(tmp_path / "azsim", time_scale=0.01) as cloud:
+    with local_cloud(tmp_path / "azsim", time_scale=TIME_SCALE) as cloud:
         result = subprocess.run(
             [
                 sys.executable,
