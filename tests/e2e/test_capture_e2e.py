@@ -340,3 +340,22 @@ def test_devhost_killed_mid_copy_and_restarted_completes_once(make_stack) -> Non
     )
     assert stack.active_access() == []
     assert len(status["result"]["exportedBlobs"]) == 2
+
+
+def test_the_secret_check_recognises_a_real_sas(stack: Stack) -> None:
+    # Negative control for the leak check every e2e test ends with: a real SAS from the local cloud
+    # planted in devhost's work dir must be found.
+    from azure.mgmt.compute.models import GrantAccessData
+
+    compute = stack.compute()
+    access = compute.disks.begin_grant_access(
+        "rg-build", "vm-web-4_OsDisk", GrantAccessData(access="Read", duration_in_seconds=600)
+    ).result()
+    planted = stack.devhost.workdir / "planted.log"
+    planted.write_text(f"copy from {access.access_sas}\n")
+    try:
+        with pytest.raises(AssertionError, match=r"planted\.log"):
+            stack.assert_no_secrets()
+    finally:
+        planted.unlink()
+        compute.disks.begin_revoke_access("rg-build", "vm-web-4_OsDisk").result()
