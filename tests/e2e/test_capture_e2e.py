@@ -357,5 +357,4 @@ def test_the_secret_check_recognises_a_real_sas(stack: Stack) -> None:
         with pytest.raises(AssertionError, match=r"planted\.log"):
             stack.assert_no_secrets()
     finally:
-        planted.unlink()
-        compute.disks.begin_revoke_access("rg-build", "vm-web-4_OsDisk").result()
+        planted.unlink()  # the access itself ends with this test's local cloud
