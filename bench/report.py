@@ -98,7 +98,7 @@ def summary_table(result: dict[str, Any]) -> str:
             f"scale: N concurrent S1 captures, one subscription, throttling on; time scale {sc['timeScale']:g}"
         )
         add(f"  {'N':>5}{'done':>6}{'failed':>7}{'429 %':>8}{'req/capt':>9}{'batch wall s':>13}"
-            f"{'batch/single':>13}{'batch/crit':>11}{'CPU s/capt':>11}{'net':>6}{'hist max':>9}")  # fmt: skip
+            f"{'batch/single':>13}{'batch/crit':>11}{'CPU s/capt':>11}{'net':>6}{'hist max':>9}{'peak r/w per s':>16}")  # fmt: skip
         for r in sc["runs"]:
             if "error" in r and "completed" not in r:
                 add(f"  {r['count']:>5}  did not finish: {r['error'][:120]}")
@@ -109,6 +109,7 @@ def summary_table(result: dict[str, Any]) -> str:
                 f"{r['batchOverCriticalPath']:>11.3f}{r['devhostCpuPerCaptureS']:>11.2f}"
                 f"{_f(r.get('devhostCpuNetPerCaptureS'), '{:.2f}'):>6}"
                 f"{r['history']['maxEventsPerExecution']:>9}"
+                f"{r['requests'].get('peakReadsPerWallS', '-'):>10}/{r['requests'].get('peakWritesPerWallS', '-')}"
             )
     return "\n".join(lines)
 

@@ -28,7 +28,14 @@ from azsim.testing import CloudEnv, local_cloud
 from azsim.world import VirtualMachine, load_world
 from bench import baseline as baseline_mod
 from bench.critical_path import CriticalPath, critical_path, disks_of
-from bench.metrics import CpuMeter, HistoryProbe, classify_counters, classify_requests, summarize_history
+from bench.metrics import (
+    CpuMeter,
+    HistoryProbe,
+    classify_counters,
+    classify_requests,
+    peak_rates,
+    summarize_history,
+)
 from bench.profile import azure_copy_mbps, azure_profile, bench_profile, write_latency_file
 from bench.world import BENCH_WORLD, S1_BASELINE_VM, S1_VM, scale_vm_names, write_scale_world
 from devhost.testing import DevhostProcess, running_devhost
@@ -389,7 +396,11 @@ def run_scale(workdir: Path, counts: list[int], time_scale: float, *, log: Log) 
                         "batchOverCriticalPath": round(batch / cp.wall(time_scale), 4),
                         **_cpu_figures(cpu.seconds(), idle, batch),
                         "cloudCpuS": cloud_cpu.seconds(),
-                        "requests": classify_counters(stack.sim("counters")),
+                        "requests": {
+                            **classify_counters(stack.sim("counters")),
+                            # the log keeps the last 20,000 records: peaks may miss the start beyond that
+                            **peak_rates(stack.records()),
+                        },
                         "failures": [stack.status(cid).get("error") for cid in failed_ids[:5]],
                     }
                 )

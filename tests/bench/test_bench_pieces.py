@@ -14,7 +14,7 @@ from azsim.core.latency import LatencyProfile
 from azsim.world import load_world
 from bench import report
 from bench.critical_path import DiskSpec, critical_path, disks_of
-from bench.metrics import HistoryProbe, classify_counters, classify_requests, summarize_history
+from bench.metrics import HistoryProbe, classify_counters, classify_requests, peak_rates, summarize_history
 from bench.profile import (
     GIB,
     ProfileError,
@@ -272,3 +272,20 @@ def test_result_json_and_plot_are_written(tmp_path: Path) -> None:
     assert json.loads(j.read_text())["scenarios"]["S1"]["ours"]["ratioToCriticalPath"] == 1.036
     png = report.write_plot(result, tmp_path / "r.png")
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_peak_rates_count_reads_and_writes_per_wall_second() -> None:
+    t = "2026-01-01T00:00:0"
+    records = [
+        {"time": f"{t}1.1000000+00:00", "method": "GET", "action": "a/read"},
+        {
+            "time": f"{t}1.9000000+00:00",
+            "method": "GET",
+            "action": "Microsoft.Compute/locations/operations/read",
+        },
+        {"time": f"{t}2.0000000+00:00", "method": "GET", "action": "a/read"},
+        {"time": f"{t}2.5000000+00:00", "method": "PUT", "action": "a/write"},
+        {"time": f"{t}2.6000000+00:00", "method": "DELETE", "action": "a/delete"},
+    ]
+    assert peak_rates(records) == {"peakReadsPerWallS": 2, "peakWritesPerWallS": 2}
+    assert peak_rates([]) == {"peakReadsPerWallS": 0, "peakWritesPerWallS": 0}
