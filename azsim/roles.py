@@ -195,6 +195,17 @@ BUILTIN_ROLES: tuple[RoleDefinition, ...] = (
         description="Read, write, and delete Azure Storage containers and blobs.",
     ),
     RoleDefinition(
+        name="Storage Blob Data Owner",
+        id="b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+        actions=(
+            "Microsoft.Storage/storageAccounts/blobServices/containers/*",
+            "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action",
+        ),
+        data_actions=("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/*",),
+        description="Provides full access to Azure Storage blob containers and data, including assigning POSIX "
+        "access control.",
+    ),
+    RoleDefinition(
         name="Storage Blob Data Reader",
         id="2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
         actions=(

@@ -214,6 +214,7 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
     # The slow imports (Azure SDK, the simulator) overlap with Azurite's start.
     import azsim.arm.server  # noqa: F401
     from azsim.storage.diskstore import AzuriteDiskStore
+    from azsim.storage.rbac import BlobDataAuthorizer
 
     azurite.wait_ready()
     log.info("azurite up in %.2f s", time.monotonic() - t0)
@@ -225,6 +226,8 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
         copy_behaviour=FallbackCopyBehaviour(lambda n: 0.0, 0.0, None),
         unsimulated_accounts=frozenset({MANAGED_DISK_ACCOUNT}),
         port=opts.front_port,
+        # Azurite checks tokens but not roles: the front enforces the world's data-plane RBAC.
+        data_auth=BlobDataAuthorizer.for_world(world, issuer.verifier()),
     )
     disks = AzuriteDiskStore(
         account=MANAGED_DISK_ACCOUNT,

@@ -12,6 +12,10 @@ answers 204 and leaves it ``aborted`` with a zero-length blob, as Azure does. A 
 stops working (``endGetAccess``) while it is pending ends ``failed``, because Azure needs the source
 readable until the copy is done. Nothing here logs a query string: SAS signatures stay out of logs.
 
+With a ``data_auth`` (``azsim.storage.rbac``), bearer-token requests to the world's storage accounts are
+first checked against the world's role assignments and refused with ``403
+AuthorizationPermissionMismatch`` when the principal lacks the operation's permission, as Azure does.
+
 Not modelled: copy state in List Blobs (``include=copy``), writes to a destination with a pending
 copy (Azure: 409 ``PendingCopyOperation``), and partial content while pending.
 """
@@ -28,10 +32,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from azsim.interfaces import CopyBehaviour, CopyFaultKind
+
+if TYPE_CHECKING:
+    from azsim.storage.rbac import BlobDataAuthorizer
 
 log = logging.getLogger("azsim.storage.proxy")
 
@@ -253,6 +260,8 @@ class _FrontHandler(BaseHTTPRequestHandler):
         key = (parts[0], parts[1], parts[2]) if len(parts) == 3 and all(parts) else None
         front = self.server
         method = self.command
+        if front.data_auth is not None and parts[0] and self._refused(parts, query):
+            return
         headers = self._forward_headers()
         try:
             resp, data = self.upstream.request(method, self.path, headers, body)
@@ -268,6 +277,29 @@ class _FrontHandler(BaseHTTPRequestHandler):
                 method, key, query, self.headers, status, reason, out_headers, data
             )
         self._send(status, reason, out_headers, data)
+
+    def _refused(self, parts: list[str], query: dict[str, str]) -> bool:
+        """Answer 403 (and return True) if RBAC refuses this bearer-token request; Azurite never sees it."""
+        from azsim.storage.rbac import permission_mismatch_response
+
+        auth = self.server.data_auth
+        assert auth is not None
+        container = parts[1] if len(parts) > 1 and parts[1] else None
+        blob = parts[2] if len(parts) > 2 and parts[2] else None
+        denial = auth.check(self.command, parts[0], container, blob, query, self.headers.get("Authorization"))
+        if denial is None:
+            return False
+        log.info(
+            "blob front: %s %s refused: principal %s lacks %s on %s",
+            self.command,
+            urlsplit(self.path).path,
+            denial.object_id,
+            denial.permission.action,
+            denial.scope,
+        )
+        lowered = {k.lower(): v for k, v in self.headers.items()}
+        self._send(*permission_mismatch_response(lowered, head=self.command == "HEAD"))
+        return True
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:
@@ -318,6 +350,7 @@ class BlobFront(ThreadingHTTPServer):
         host: str = "127.0.0.1",
         port: int = 0,
         unsimulated_accounts: frozenset[str] = frozenset(),
+        data_auth: BlobDataAuthorizer | None = None,
     ) -> None:
         super().__init__((host, port), _FrontHandler)
         self.upstream_host = upstream_host
@@ -326,6 +359,7 @@ class BlobFront(ThreadingHTTPServer):
         self.upstream_ctx = upstream_ctx
         self.copy_behaviour = copy_behaviour
         self.unsimulated_accounts = unsimulated_accounts
+        self.data_auth = data_auth
         self._copies: dict[tuple[str, str, str], SimulatedCopy] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
