@@ -70,6 +70,10 @@ class Settings:
             transient_retry_first_seconds=_float(
                 env, "CAPTURE_TRANSIENT_RETRY_FIRST_SECONDS", defaults.transient_retry_first_seconds
             ),
+            max_polls_per_execution=int(
+                _float(env, "CAPTURE_MAX_POLLS_PER_EXECUTION", defaults.max_polls_per_execution)
+            ),
+            sas_margin_seconds=int(_float(env, "CAPTURE_SAS_MARGIN_SECONDS", defaults.sas_margin_seconds)),
         )
         return cls(
             arm_endpoint=env.get("AZURE_ARM_ENDPOINT", cls.arm_endpoint).rstrip("/"),
