@@ -13,8 +13,11 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt constraints.txt
 	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -r requirements-dev.txt
 	@touch $@
 
+# `npm ci` on a fresh clone (exactly the lockfile); afterwards `npm install`, which reconciles
+# in place instead of wiping node_modules under a running Azurite.
 node_modules/.stamp: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	@if [ -d node_modules ]; then npm install --no-audit --no-fund --loglevel=error; \
+	 else npm ci --no-audit --no-fund --loglevel=error; fi
 	@touch $@
 
 bootstrap: $(VENV)/.stamp node_modules/.stamp
