@@ -7,6 +7,7 @@ about the request (throttling that outlasted retries, 5xx) are raised, as transi
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from azure.core.exceptions import (
@@ -114,23 +115,49 @@ def check_gallery(inp: GalleryCheckInput) -> GalleryCheckResult:
     )
 
 
+# Storage RBAC permissions the export needs (Storage REST reference, "Authorize with Microsoft Entra ID").
+_STORAGE = "Microsoft.Storage/storageAccounts/blobServices/containers"
+_EXPORT_ROLE = "Storage Blob Data Contributor"
+# A zero-length blob written and deleted by the check: proves the identity can write and read blobs.
+PROBE_PREFIX = "imagepipeline-preflight-"
+
+
 @activity(ExportCheckInput)
 def check_export_target(inp: ExportCheckInput) -> ExportCheckResult:
-    """Can the app's identity reach the account and use the container? Creates the container if missing."""
+    """Can the app's identity use the container for the export? Creates the container if missing.
+
+    Reading the container is not enough: ARM's Reader role may read containers but no blob data. So
+    the check writes a zero-length probe blob, reads its properties (what ``start_export`` and the
+    copy polling do) and deletes it again (best effort: a role without delete leaves the probe).
+    """
     url = strip_query(inp.account_url)
     container = clients.blob_service(inp.account_url).get_container_client(inp.container)
     where = f"container {inp.container} of storage account {url}"
+    exists = False
+    step, permission = f"read the {where}", f"{_STORAGE}/read"
     try:
         try:
             container.get_container_properties()
-            return ExportCheckResult(reachable=True, container_exists=True)
+            exists = True
         except ResourceNotFoundError as exc:
             if azure_code(exc) not in (None, "ContainerNotFound"):
                 raise
+        if not exists:
+            step, permission = f"create the {where}", f"{_STORAGE}/write"
+            try:
+                container.create_container()
+            except ResourceExistsError:
+                pass  # created concurrently by an earlier execution: fine
+            exists = True
+        probe = container.get_blob_client(f"{PROBE_PREFIX}{uuid.uuid4().hex}")
+        step, permission = f"write blobs into the {where}", f"{_STORAGE}/blobs/write"
+        probe.upload_blob(b"", overwrite=True)
+        step, permission = f"read blobs in the {where}", f"{_STORAGE}/blobs/read"
+        probe.get_blob_properties()
         try:
-            container.create_container()
-        except ResourceExistsError:
-            pass  # created concurrently by an earlier execution: fine
+            probe.delete_blob()
+        except HttpResponseError:
+            pass  # the export never deletes blobs; a leftover empty probe is harmless
         return ExportCheckResult(reachable=True, container_exists=True)
     except (ServiceRequestError, ServiceResponseError) as exc:
         return ExportCheckResult(
@@ -139,13 +166,19 @@ def check_export_target(inp: ExportCheckInput) -> ExportCheckResult:
             problem=f"could not reach the storage account {url}: {redact(str(exc))}. "
             "Check vhdExport.accountUrl and that the Function App can reach it (network rules, private endpoints).",
         )
-    except ClientAuthenticationError as exc:
-        if isinstance(exc, HttpResponseError) and exc.status_code not in (401, 403):
-            raise
-        return ExportCheckResult(reachable=False, container_exists=False, problem=_denied(where, exc))
     except HttpResponseError as exc:
+        if isinstance(exc, ClientAuthenticationError) and exc.status_code is None:
+            # The credential failed before any request reached the account.
+            return ExportCheckResult(
+                reachable=False,
+                container_exists=False,
+                problem=f"the Function App could not get a token for storage account {url}: "
+                f"{redact(str(exc))}. Check that its managed identity is enabled (and AZURE_CLIENT_ID "
+                "names it, if user-assigned).",
+            )
         if exc.status_code in (401, 403):
-            return ExportCheckResult(reachable=False, container_exists=False, problem=_denied(where, exc))
+            problem = _denied(url, inp.container, step, permission, exc)
+            return ExportCheckResult(reachable=True, container_exists=exists, problem=problem)
         if exc.status_code in (400, 404):
             return ExportCheckResult(
                 reachable=False,
@@ -156,9 +189,26 @@ def check_export_target(inp: ExportCheckInput) -> ExportCheckResult:
         raise
 
 
-def _denied(where: str, exc: Exception) -> str:
-    code = azure_code(exc) if isinstance(exc, HttpResponseError) else None
+def _denied(url: str, container: str, step: str, permission: str, exc: HttpResponseError) -> str:
+    """Advice for a refused storage request: what was refused, the permission missing, the role to grant."""
+    code = azure_code(exc) or str(exc.status_code)
+    where = f"container {container} of storage account {url}"
+    grant = (
+        f"grant the Function App's identity the role {_EXPORT_ROLE} on that container or storage account "
+        f"(scope <storage account resource id>[/blobServices/default/containers/{container}]); "
+        "new role assignments can take a few minutes to apply"
+    )
+    if exc.status_code == 401:
+        return (
+            f"the storage account refused the Function App's identity for the {where} ({code}): check that "
+            f"the account is in the app's tenant and allows Microsoft Entra authorization, then {grant}"
+        )
+    if code == "AuthorizationFailure":
+        return (
+            f"the Function App's identity may not {step} ({code}): the account's network "
+            "rules or settings refuse the request; allow the Function App through the storage firewall "
+            f"(or a private endpoint), and make sure it holds {permission}: {grant}"
+        )
     return (
-        f"the Function App's identity may not use the {where} ({code or 'access denied'}): grant it "
-        "Storage Blob Data Contributor on that container (or account)"
+        f"the Function App's identity may not {step} ({code}): it lacks the permission {permission}; {grant}"
     )
