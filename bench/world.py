@@ -1,4 +1,4 @@
-"""The bench world: ``bench/world.json`` (vm-s1 for the pipeline, vm-base for the baseline), and
+"""The bench world: ``bench/world.json`` (vm-s1 and vm-s1-warm for the pipeline, vm-base for the baseline), and
 scale worlds with N copies of vm-s1 generated into the bench work dir (not committed)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Any
 
 BENCH_WORLD = Path(__file__).resolve().parent / "world.json"
 S1_VM = "vm-s1"
+S1_WARM_VM = "vm-s1-warm"  # a second S1 capture in the same (warm) devhost
 S1_BASELINE_VM = "vm-base"
 
 

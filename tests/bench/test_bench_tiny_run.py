@@ -33,6 +33,8 @@ def test_tiny_s1_run_yields_ratios_requests_history_and_cpu(tmp_path: Path) -> N
     assert len(ours["history"]["perInstance"]) == 5
     assert ours["history"]["maxEventsPerExecution"] > 0
     assert ours["devhostCpuS"] > 0 and out["oursOverBaseline"] < 1
+    warm = out["oursWarm"]  # a second capture in the same host
+    assert warm["runtimeStatus"] == "Completed" and warm["captureId"] != ours["captureId"]
     assert {"deallocate", "snapshot", "publish", "export"} <= set(ours["stageTimingsAzureS"])
     text = report.summary_table({"scenarios": {"S1": out}})
     assert "ours / baseline makespan" in text
