@@ -1,4 +1,5 @@
-"""Read-only preflight activities: is the gallery/definition/version usable, is the export target usable.
+"""Read-only preflight activities: is the gallery/definition/version usable, is the export target usable,
+which regions does the subscription have.
 
 They report problems as actionable sentences instead of raising, so the orchestrator can list every
 problem at once and fail before anything irreversible happens. Only failures that say nothing
@@ -18,11 +19,20 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.rest import HttpRequest
+from azure.mgmt.core.exceptions import ARMErrorFormat
 
 from activities import compat
 from activities._common import activity, as_dict, azure_call, azure_code, get_or_none
 from shared import clients
-from shared.contracts import ExportCheckInput, ExportCheckResult, GalleryCheckInput, GalleryCheckResult
+from shared.contracts import (
+    ExportCheckInput,
+    ExportCheckResult,
+    GalleryCheckInput,
+    GalleryCheckResult,
+    RegionsInput,
+    RegionsResult,
+)
 from shared.ids import TAG_CAPTURE_ID
 from shared.redaction import redact, strip_query
 from shared.requests import VERSION_AUTO, parse_version
@@ -212,3 +222,38 @@ def _denied(url: str, container: str, step: str, permission: str, exc: HttpRespo
     return (
         f"the Function App's identity may not {step} ({code}): it lacks the permission {permission}; {grant}"
     )
+
+
+# Subscriptions - List Locations (learn.microsoft.com/rest/api/resources/subscriptions/list-locations).
+LOCATIONS_API_VERSION = "2022-12-01"
+
+
+@activity(RegionsInput)
+def list_regions(inp: RegionsInput) -> RegionsResult:
+    """The region names of the subscription (``GET /subscriptions/{id}/locations``), normalised and sorted.
+
+    The SDK's typed client for this call (``SubscriptionClient``) lives in the separate package
+    azure-mgmt-resource-subscriptions; the compute client's pipeline (same credential, endpoint, retry
+    policy) sends the one GET instead, so the app needs no further dependency.
+    """
+    sub = inp.subscription_id
+    where = f"/subscriptions/{sub}/locations"
+    client = clients.compute(sub)
+    names: set[str] = set()
+    request: HttpRequest | None = HttpRequest("GET", where, params={"api-version": LOCATIONS_API_VERSION})
+    with azure_call("list the subscription's regions", f"/subscriptions/{sub}"):
+        while request is not None:
+            response = client.send_request(request)
+            if response.status_code != 200:
+                raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+            body = response.json()
+            for loc in body.get("value") or []:
+                # Logical regions (e.g. "europe") and extended locations cannot host image replicas.
+                if (
+                    loc.get("type", "Region") == "Region"
+                    and (loc.get("metadata") or {}).get("regionType", "Physical") == "Physical"
+                ):
+                    names.add(str(loc["name"]).replace(" ", "").lower())
+            next_link = body.get("nextLink")
+            request = HttpRequest("GET", next_link) if next_link else None
+    return RegionsResult(regions=sorted(names))

@@ -161,6 +161,19 @@ class ExportCheckResult(WireModel):
     problem: str | None = None
 
 
+# --- region preflight -------------------------------------------------------------------
+
+
+class RegionsInput(WireModel):
+    subscription_id: str
+
+
+class RegionsResult(WireModel):
+    # Region names as ARM knows them for the subscription, normalised like TargetRegion.name
+    # (lower case, no spaces: "westeurope"), sorted.
+    regions: list[str]
+
+
 # --- snapshots --------------------------------------------------------------------------
 
 

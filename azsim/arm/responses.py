@@ -60,6 +60,15 @@ def get_operation(b: ComputeBackend, req: ArmRequest) -> Reply:
     return Reply(200, op.status_body(), poll if not op.done else {})
 
 
+# --- subscription locations ---------------------------------------------------------------
+
+
+def list_locations(b: ComputeBackend, req: ArmRequest) -> Reply:
+    from azsim.compute.regions import location
+
+    return _listing([location(req["sub"], r) for r in b.world.regions])
+
+
 # --- resource groups ----------------------------------------------------------------------
 
 

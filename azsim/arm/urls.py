@@ -76,6 +76,9 @@ ROUTES: tuple[Route, ...] = (
     # Resource groups
     # ARM lists only the resource groups the caller can read (no 403 for the subscription-wide list).
     _list(S, r"/resourcegroups", f"{RGS}/read", "list_resource_groups", authorize=False),
+    # Subscription locations: the world's regions. Any principal with a role in the subscription may list
+    # them (see Authorizer.is_allowed), as ARM lets it read the subscription itself.
+    _list(S, r"/locations", "Microsoft.Resources/subscriptions/locations/read", "list_locations"),
     _r("GET", RG, f"{RGS}/read", "get_resource_group"),
     _r("HEAD", RG, f"{RGS}/read", "head_resource_group"),
     _r("PUT", RG, f"{RGS}/write", "put_resource_group"),

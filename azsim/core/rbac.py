@@ -3,6 +3,9 @@
 An assignment at scope S applies to S and everything beneath it (case-insensitive, whole path
 segments). A role grants an action when one of its ``actions`` patterns matches and none of its
 ``notActions`` does (wildcards ``*``). Deny assignments and conditions are not modelled.
+
+One ARM exception: a principal with any role assignment in a subscription may read its locations
+(as it may read the subscription itself, which is how RG-scoped identities see their subscription).
 """
 
 from __future__ import annotations
@@ -26,6 +29,20 @@ def scope_covers(assignment_scope: str, scope: str) -> bool:
     return s == a or s.startswith(a + "/")
 
 
+# Reads ARM grants to anyone with a role somewhere in the subscription.
+_SUBSCRIPTION_MEMBER_READS = frozenset({"microsoft.resources/subscriptions/locations/read"})
+
+
+def _is_subscription(scope: str) -> bool:
+    parts = scope.strip("/").split("/")
+    return len(parts) == 2 and parts[0].lower() == "subscriptions"
+
+
+def _within(assignment_scope: str, scope: str) -> bool:
+    """The assignment is at ``scope``, beneath it, or above it."""
+    return scope_covers(assignment_scope, scope) or scope_covers(scope, assignment_scope)
+
+
 class Authorizer:
     def __init__(self, world: World) -> None:
         roles = world.role_definitions()
@@ -39,6 +56,13 @@ class Authorizer:
 
     def is_allowed(self, object_id: str, action: str, scope: str, *, data_action: bool = False) -> bool:
         oid = object_id.lower()
+        if (
+            not data_action
+            and action.lower() in _SUBSCRIPTION_MEMBER_READS
+            and _is_subscription(scope)
+            and any(a.object_id == oid and _within(a.scope, scope) for a in self.assignments)
+        ):
+            return True
         return any(
             a.object_id == oid
             and scope_covers(a.scope, scope)

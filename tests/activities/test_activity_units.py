@@ -32,6 +32,7 @@ EXPECTED_ACTIVITIES = {
     "get_vm_facts",
     "check_gallery",
     "check_export_target",
+    "list_regions",
     "start_guest_prepare",
     "get_guest_prepare_status",
     "get_power_state",
