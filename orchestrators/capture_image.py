@@ -19,6 +19,7 @@ import azure.durable_functions as df
 
 from orchestrators import names
 from orchestrators.blueprint import bp
+from orchestrators.cancellation import Canceled, CancelWatch
 from orchestrators.models import ExportDiskInput, PublishVersionInput
 from orchestrators.retrying import StepFailed, call, call_all, failure_info, sleep
 from orchestrators.timing import elapsed_seconds, expected_copy_seconds, iso, parse_iso, poll_delay
@@ -39,11 +40,14 @@ from shared.contracts import (
     SnapshotResult,
     TargetRegion,
     VersionInput,
+    VersionRef,
+    VersionStatus,
     VmFacts,
     VmRef,
 )
 from shared.errors import ErrorInfo
 from shared.ids import TAG_CAPTURE_ID, TAG_SOURCE_VM
+from shared.notices import CaptureNotice, NoticeInput, notice_from_progress, notice_from_result
 from shared.status import (
     CaptureProgress,
     CaptureResult,
@@ -163,8 +167,12 @@ def wait_power(
     step: str,
     waiting_for: str,
     policy: CapturePolicy,
+    watch: CancelWatch | None = None,
 ) -> Gen:
-    """Poll get_power_state on durable timers until it is one of ``wanted``; fail after ``timeout`` s."""
+    """Poll get_power_state on durable timers until it is one of ``wanted``; fail after ``timeout`` s.
+
+    Each wait is a safe point: a ``cancel`` raises ``Canceled``.
+    """
     started = context.current_utc_datetime
     polls = 0
     while True:
@@ -195,7 +203,7 @@ def wait_power(
                     ),
                 )
             )
-        yield from sleep(context, poll_delay(policy, polls))
+        yield from sleep(context, poll_delay(policy, polls), watch)
         polls += 1
 
 
@@ -208,6 +216,9 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
     )
     t = Tracker(context, progress)
     t.publish()
+    started_at = t.now()
+    watch = CancelWatch(context)
+    yield from watch.arm()
     snapshots: list[SnapshotResult] = []
     branches_settled = True  # False while a sub-orchestration might still hold snapshot access
     try:
@@ -271,6 +282,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
         t.end("preflight")
 
         # --- 2. prepare the guest -------------------------------------------------------------
+        watch.check()
         if facts.generalized:
             t.skip("prepare", "the VM is already generalized")
         elif req.prepare == "deprovision":
@@ -295,6 +307,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
                 step="prepare",
                 waiting_for=what,
                 policy=policy,
+                watch=watch,
             )
             t.end("prepare")
         else:
@@ -305,6 +318,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
             t.skip("deallocate", "the VM is already generalized")
             t.skip("generalize", "the VM is already generalized")
         else:
+            watch.check()
             t.begin("deallocate")
             state = PowerState.from_wire(
                 (
@@ -326,8 +340,10 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
                     step="deallocate",
                     waiting_for="the deallocation to finish",
                     policy=policy,
+                    watch=watch,
                 )
             t.end("deallocate")
+            watch.check()  # the last safe point before the irreversible step
             t.begin("generalize")
             yield from call(
                 context,
@@ -341,9 +357,11 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
             t.end("generalize", note=IRREVERSIBLE)
 
         # --- 4. snapshot every disk ------------------------------------------------------------
+        watch.check()
         t.begin("snapshot")
-        snapshots = yield from take_snapshots(context, t, facts, cid, req.tags, policy)
+        snapshots = yield from take_snapshots(context, t, facts, cid, req.tags, policy, watch)
         t.end("snapshot")
+        watch.check()
 
         # --- 5. publish the version and export the VHDs, in parallel -----------------------------
         by_key = {s.disk_key: s for s in snapshots}
@@ -407,9 +425,21 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
         t.progress.stage = "publish"  # publish and export run together; their stage entries tell them apart
         t.publish()
         branches_settled = False
-        outcomes = yield context.task_all(branches)
+        all_done = context.task_all(branches)
+        canceled: Canceled | None = None
+        if (yield from watch.race(all_done)):
+            # The sub-orchestrations got the same event from the cancel endpoint: they abort their copies,
+            # revoke the disk access and return; wait for that before removing what they used.
+            canceled = watch.error()
+            progress.cancel_requested, progress.cancel_reason = True, canceled.reason
+            t.publish()
+            outcomes = yield all_done
+        else:
+            outcomes = all_done.result
         branches_settled = True
         first_error = record_branches(t, outcomes, req.vhd_export is not None)
+        if canceled is not None:
+            raise canceled
 
         # --- 6. cleanup --------------------------------------------------------------------------
         deleted = yield from cleanup(context, t, snapshots, req.delete_snapshots, policy)
@@ -420,7 +450,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
         progress.state = "succeeded"
         progress.stage = "done"
         t.publish()
-        return CaptureResult(
+        result = CaptureResult(
             capture_id=cid,
             source_vm_id=req.source_vm_id,
             image_version_id=progress.image_version_id or "",
@@ -430,7 +460,37 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
             snapshots_kept=[s.snapshot_id for s in snapshots if s.snapshot_id not in deleted],
             snapshots_deleted=deleted,
             timings=t.timings(),
-        ).to_wire()
+        )
+        yield from notify(
+            context,
+            inp,
+            notice_from_result(
+                result,
+                trigger=inp.trigger,
+                started=started_at,
+                ended=t.now(),
+                generalized=progress.generalized,
+            ),
+        )
+        return result.to_wire()
+    except Canceled as c:
+        output = yield from compensate_cancel(context, t, inp, c)
+        ids = [d.snapshot_id for d in progress.disks if d.snapshot_id]
+        yield from notify(
+            context,
+            inp,
+            notice_from_progress(
+                progress,
+                outcome="canceled",
+                trigger=inp.trigger,
+                started=started_at,
+                ended=t.now(),
+                cleaned=progress.cleaned,
+                snapshots_kept=[] if req.delete_snapshots else ids,
+                snapshots_deleted=ids if req.delete_snapshots else [],
+            ),
+        )
+        return output
     except Exception as exc:
         info = failure_info(exc, step=progress.stage)
         if snapshots and branches_settled and progress.stage_of("cleanup").state == "pending":
@@ -440,7 +500,126 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
             except Exception:  # the original error matters more; cleanup's own state is in the status
                 pass
         t.fail(info)
+        ids = [d.snapshot_id for d in progress.disks if d.snapshot_id]
+        cleaned_up = progress.stage_of("cleanup").state == "succeeded"
+        yield from notify(
+            context,
+            inp,
+            notice_from_progress(
+                progress,
+                outcome="failed",
+                trigger=inp.trigger,
+                started=started_at,
+                ended=t.now(),
+                snapshots_kept=[] if cleaned_up else ids,
+                snapshots_deleted=ids if cleaned_up else [],
+            ),
+        )
         raise StepFailed(info) from None
+
+
+def notify(context: df.DurableOrchestrationContext, inp: CaptureInput, notice: CaptureNotice) -> Gen:
+    """Publish the completion notice (activity ``publish_notice``); it never changes the capture's result."""
+    webhook = inp.request.notify.webhook_url if inp.request.notify else None
+    try:
+        yield context.call_activity(
+            names.PUBLISH_NOTICE, NoticeInput(notice=notice, webhook_url=webhook).to_wire()
+        )
+    except Exception:  # publish_notice reports its own failures in its result; this is a host failure
+        pass
+
+
+def compensate_cancel(
+    context: df.DurableOrchestrationContext, t: Tracker, inp: CaptureInput, c: Canceled
+) -> Gen:
+    """Undo what a canceled capture made, as far as it can be undone; return the orchestration output.
+
+    Copies were aborted and disk access revoked by the ``export_disk`` branches (they got the same event);
+    here: the half-created image version and the snapshots are deleted when the request asked to clean
+    up (``deleteSnapshots``), and the status lists every step. A generalized VM stays generalized.
+    """
+    req, policy, progress = inp.request, inp.policy, t.progress
+    progress.cancel_requested, progress.cancel_reason = True, c.reason
+    cleaned = progress.cleaned
+    for d in progress.disks:
+        if d.copy_state == "aborted":
+            cleaned.append(f"copy of {d.name} to {d.blob_url} aborted")
+        if d.access_revoked:
+            cleaned.append(f"read access (SAS) on the snapshot of {d.name} revoked")
+    for s in progress.stages:
+        if s.state == "running":
+            s.state, s.ended = "canceled", t.now()
+            if s.started:
+                s.seconds = round(elapsed_seconds(s.started, parse_iso(s.ended)), 3)
+    progress.stage = "canceling"
+    t.publish()
+    snapshot_ids = [d.snapshot_id for d in progress.disks if d.snapshot_id]
+    try:
+        if req.delete_snapshots and progress.image_version_id:
+            yield from call(
+                context,
+                names.DELETE_IMAGE_VERSION,
+                VersionRef(version_id=progress.image_version_id).to_wire(),
+                step="cancel",
+                policy=policy,
+            )
+            # Snapshots can be deleted only once no version is being built from them.
+            for polls in range(200):
+                status = VersionStatus.from_wire(
+                    (
+                        yield from call(
+                            context,
+                            names.GET_VERSION_STATUS,
+                            VersionRef(version_id=progress.image_version_id).to_wire(),
+                            step="cancel",
+                            policy=policy,
+                        )
+                    )
+                )
+                if not status.exists:
+                    break
+                yield from sleep(context, poll_delay(policy, polls))
+            cleaned.append(f"image version {progress.image_version_id} deleted")
+        if req.delete_snapshots and snapshot_ids:
+            yield from call_all(
+                context,
+                [(names.DELETE_SNAPSHOT, SnapshotRef(snapshot_id=i).to_wire()) for i in snapshot_ids],
+                step="cancel",
+                policy=policy,
+            )
+            cleaned += [f"snapshot {i.rsplit('/', 1)[-1]} deleted" for i in snapshot_ids]
+        elif snapshot_ids:
+            cleaned.append(f"snapshots kept (deleteSnapshots is false): {', '.join(snapshot_ids)}")
+    except Exception as exc:  # report what could not be cleaned; the capture still ends canceled
+        info = failure_info(exc, step="cancel")
+        cleaned.append(f"cleanup incomplete: {info.message}")
+    if progress.generalized:
+        progress.irreversible_note = (
+            "The VM was generalized before the cancel and stays generalized (irreversible): "
+            "recreate a VM from an image if needed."
+        )
+    elif progress.stage_of("prepare").state in ("succeeded", "canceled"):
+        progress.irreversible_note = (
+            "The guest was already deprovisioned/sysprepped before the cancel; that cannot be undone."
+        )
+    progress.state = "canceled"
+    progress.stage = "canceled"
+    progress.error = ErrorView(
+        step="cancel",
+        code="Canceled",
+        kind="terminal",
+        message="The capture was canceled on request" + (f" ({c.reason})" if c.reason else "") + ".",
+        resource=req.source_vm_id,
+    )
+    t.publish()
+    return {
+        "captureId": inp.capture_id,
+        "sourceVmId": req.source_vm_id,
+        "outcome": "canceled",
+        "reason": c.reason,
+        "cleaned": cleaned,
+        "generalized": progress.generalized,
+    }
 
 
 def take_snapshots(
@@ -450,6 +629,7 @@ def take_snapshots(
     cid: str,
     tags: dict[str, str],
     policy: CapturePolicy,
+    watch: CancelWatch | None = None,
 ) -> Gen:
     """Start a snapshot of every disk (names derived from the capture id) and poll until all Succeeded."""
     snap_tags = {**tags, TAG_CAPTURE_ID: cid, TAG_SOURCE_VM: facts.id[:256]}
@@ -509,7 +689,7 @@ def take_snapshots(
                     advice="Check the snapshots' state, then run the capture again (it reuses them).",
                 )
             )
-        yield from sleep(context, poll_delay(policy, polls))
+        yield from sleep(context, poll_delay(policy, polls), watch)
         polls += 1
         answers = yield from call_all(
             context,
@@ -532,12 +712,17 @@ def record_branches(t: Tracker, outcomes: list[Any], export: bool) -> ErrorInfo 
         first = _info(version.error)
     t.end(
         "publish",
-        state="failed" if version.state == "failed" else "succeeded",
+        state="failed"
+        if version.state == "failed"
+        else "canceled"
+        if version.state == "canceled"
+        else "succeeded",
         started=version.started,
         ended=version.ended,
     )
     if export:
         failed = False
+        canceled = False
         starts: list[str] = []
         ends: list[str] = []
         for raw in outcomes[1:]:
@@ -548,12 +733,14 @@ def record_branches(t: Tracker, outcomes: list[Any], export: bool) -> ErrorInfo 
             d.copy_state, d.bytes_copied, d.bytes_total = e.copy_state, e.bytes_copied, e.bytes_total
             d.copy_percent = e.percent
             d.blob_url, d.access_revoked = e.blob_url, e.access_revoked
-            if e.error is not None:
+            if e.state == "canceled":
+                canceled = True
+            elif e.error is not None:
                 failed = True
                 first = first or _info(e.error)
         t.end(
             "export",
-            state="failed" if failed else "succeeded",
+            state="failed" if failed else "canceled" if canceled else "succeeded",
             started=min(starts) if starts else None,
             ended=max(ends) if ends else None,
         )

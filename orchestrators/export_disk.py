@@ -19,6 +19,7 @@ import azure.durable_functions as df
 
 from orchestrators import names
 from orchestrators.blueprint import bp
+from orchestrators.cancellation import Canceled, CancelWatch
 from orchestrators.models import ExportDiskInput, ExportState
 from orchestrators.retrying import StepFailed, call, failure_info, sleep
 from orchestrators.timing import elapsed_seconds, expected_copy_seconds, iso, poll_delay
@@ -53,6 +54,7 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
     context.set_custom_status(progress.to_wire())
 
     error: ErrorInfo | None = None
+    watch = CancelWatch(context)
     try:
         if st is None:
             status = CopyStatus.from_wire(
@@ -112,6 +114,7 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
                     )
                 )
             if polls_here >= policy.max_polls_per_execution:
+                watch.check()  # never carry a received cancel into the next execution
                 st.executions += 1
                 context.continue_as_new(inp.model_copy(update={"state": st}).to_wire())
                 return None
@@ -120,7 +123,7 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
                 poll_delay(policy, st.polls, remaining),
                 max(policy.copy_stall_seconds / 3, policy.poll_min_seconds),
             )
-            yield from sleep(context, delay)
+            yield from sleep(context, delay, watch)
             status = CopyStatus.from_wire(
                 (
                     yield from call(
@@ -134,6 +137,30 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
             )
             polls_here += 1
             st.polls += 1
+    except Canceled as c:
+        # Stop the copy (its partial blob is left empty, length 0); the access is revoked below.
+        if st is not None:
+            try:
+                yield from call(
+                    context,
+                    names.ABORT_COPY,
+                    BlobRef(blob_url=st.blob_url, copy_id=st.copy_id).to_wire(),
+                    step=STEP,
+                    policy=policy,
+                )
+                progress.copy_state = "aborted"
+            except Exception as exc:
+                error = failure_info(exc, step=STEP)
+        progress.state = "canceled"
+        progress.error = ErrorView(
+            step=STEP,
+            code="Canceled",
+            kind="terminal",
+            message=f"The export of {start.disk_name} was canceled"
+            + (f" ({c.reason})" if c.reason else "")
+            + (": the copy was aborted." if progress.copy_state == "aborted" else "."),
+            resource=st.blob_url if st is not None else None,
+        )
     except Exception as exc:  # StepFailed, or anything unexpected: either way the access is revoked below
         error = failure_info(exc, step=STEP)
         progress.state = "failed"

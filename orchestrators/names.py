@@ -25,6 +25,7 @@ GET_COPY_STATUS = "get_copy_status"
 ABORT_COPY = "abort_copy"
 REVOKE_SNAPSHOT_ACCESS = "revoke_snapshot_access"
 DELETE_SNAPSHOT = "delete_snapshot"
+PUBLISH_NOTICE = "publish_notice"  # activities.notices.bp
 
 # Orchestrators (registered by orchestrators.bp).
 CAPTURE_IMAGE = "capture_image"

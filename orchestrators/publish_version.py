@@ -19,6 +19,7 @@ import azure.durable_functions as df
 
 from orchestrators import names
 from orchestrators.blueprint import bp
+from orchestrators.cancellation import Canceled, CancelWatch
 from orchestrators.models import PublishState, PublishVersionInput
 from orchestrators.retrying import StepFailed, call, failure_info, sleep
 from orchestrators.timing import elapsed_seconds, iso, poll_delay
@@ -82,6 +83,7 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
         progress.executions = st.executions
     context.set_custom_status(progress.to_wire())
 
+    watch = CancelWatch(context)
     try:
         status: VersionStatus | None = None
         if st is None:
@@ -150,10 +152,11 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
                     )
                 )
             if polls_here >= policy.max_polls_per_execution:
+                watch.check()  # never carry a received cancel into the next execution
                 st.executions += 1
                 context.continue_as_new(inp.model_copy(update={"state": st}).to_wire())
                 return None
-            yield from sleep(context, poll_delay(policy, st.polls))
+            yield from sleep(context, poll_delay(policy, st.polls), watch)
             status = VersionStatus.from_wire(
                 (
                     yield from call(
@@ -167,6 +170,16 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
             )
             polls_here += 1
             st.polls += 1
+    except Canceled as c:
+        # Stop waiting for replication; the parent deletes the version if the request asked to clean up.
+        progress.state = "canceled"
+        progress.error = ErrorView(
+            step=STEP,
+            code="Canceled",
+            kind="terminal",
+            message="Publishing was canceled" + (f" ({c.reason})" if c.reason else "") + ".",
+            resource=progress.version_id,
+        )
     except Exception as exc:  # StepFailed or unexpected: report in the output, never raise (see module doc)
         info = failure_info(exc, step=STEP)
         progress.state = "failed"

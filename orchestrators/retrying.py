@@ -18,6 +18,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from orchestrators.cancellation import CancelWatch
 from orchestrators.timing import retry_delay
 from shared.contracts import CapturePolicy
 from shared.errors import CaptureError, ErrorInfo, parse_failure
@@ -109,6 +110,9 @@ def call_all(
         attempt += 1
 
 
-def sleep(context: df.DurableOrchestrationContext, seconds: float) -> Gen:
-    """Wait on a durable timer."""
+def sleep(context: df.DurableOrchestrationContext, seconds: float, watch: CancelWatch | None = None) -> Gen:
+    """Wait on a durable timer; with ``watch``, a safe point: raises ``Canceled`` when ``cancel`` arrives."""
+    if watch is not None:
+        yield from watch.sleep(seconds)
+        return
     yield context.create_timer(context.current_utc_datetime + timedelta(seconds=max(seconds, 0.0)))

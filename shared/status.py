@@ -37,7 +37,7 @@ STAGES: tuple[str, ...] = (
 
 M = TypeVar("M", bound=WireModel)
 
-StageState = Literal["pending", "running", "succeeded", "failed", "skipped"]
+StageState = Literal["pending", "running", "succeeded", "failed", "skipped", "canceled"]
 
 
 def version_instance_id(capture_id: str) -> str:
@@ -110,7 +110,7 @@ class CaptureProgress(WireModel):
     capture_id: str
     source_vm_id: str
     stage: str = "preflight"
-    state: Literal["running", "succeeded", "failed"] = "running"
+    state: Literal["running", "succeeded", "failed", "canceled"] = "running"
     stages: list[StageTiming] = Field(default_factory=lambda: [StageTiming(name=s) for s in STAGES])
     generalized: bool = False
     irreversible_note: str | None = None
@@ -120,6 +120,10 @@ class CaptureProgress(WireModel):
     regions: list[RegionProgress] = Field(default_factory=list)
     export: bool = False
     error: ErrorView | None = None
+    # Cancellation (POST /api/captures/{id}/cancel): requested, why, and what the compensation did.
+    cancel_requested: bool = False
+    cancel_reason: str | None = None
+    cleaned: list[str] = Field(default_factory=list)
 
     def stage_of(self, name: str) -> StageTiming:
         for s in self.stages:
@@ -137,7 +141,7 @@ class CaptureProgress(WireModel):
 class VersionProgress(WireModel):
     """Custom status (and, with ``ok``, the output) of ``publish_version``."""
 
-    state: Literal["creating", "replicating", "completed", "failed"] = "creating"
+    state: Literal["creating", "replicating", "completed", "failed", "canceled"] = "creating"
     version_id: str | None = None
     definition_id: str | None = None
     definition_created: bool | None = None
@@ -154,7 +158,7 @@ class ExportProgress(WireModel):
     """Custom status (and output) of ``export_disk``."""
 
     disk_key: str
-    state: Literal["starting", "copying", "succeeded", "failed"] = "starting"
+    state: Literal["starting", "copying", "succeeded", "failed", "canceled"] = "starting"
     copy_state: str | None = None
     blob_url: str | None = None
     bytes_copied: int = 0
@@ -202,6 +206,9 @@ class CaptureStatusView(WireModel):
     image_version_id: str | None = None
     result: CaptureResult | None = None
     error: ErrorView | None = None
+    cancel_requested: bool = False
+    cancel_reason: str | None = None
+    cleaned: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -287,6 +294,9 @@ def aggregate_status(
         view.regions = [r.model_copy() for r in progress.regions]
         view.image_version_id = progress.image_version_id
         view.error = progress.error
+        view.cancel_requested = progress.cancel_requested
+        view.cancel_reason = progress.cancel_reason
+        view.cleaned = list(progress.cleaned)
 
     vp = _model(VersionProgress, version.custom_status) if version is not None else None
     if vp is not None:
@@ -316,13 +326,19 @@ def aggregate_status(
                 d.blob_url = strip_query(ep.blob_url) if ep.blob_url else d.blob_url
                 d.access_revoked = ep.access_revoked
     if export_states:
-        done = all(s in ("succeeded", "failed") for s in export_states)
-        state = "failed" if "failed" in export_states and done else ("succeeded" if done else "copying")
+        done = all(s in ("succeeded", "failed", "canceled") for s in export_states)
+        state = "succeeded" if done else "copying"
+        for bad in ("canceled", "failed"):
+            if bad in export_states and done:
+                state = bad
         _overlay_stage(
             view, "export", min(starts) if starts else None, max(ends) if done and ends else None, state
         )
 
-    if main.runtime_status == "Completed":
+    if main.runtime_status == "Completed" and progress is not None and progress.state == "canceled":
+        # Durable has no "Canceled" runtime status: the orchestration completes after its compensation.
+        view.runtime_status = "Canceled"
+    elif main.runtime_status == "Completed":
         view.result = _model(CaptureResult, main.output)
     elif main.runtime_status == "Failed" and view.error is None:
         view.error = _error_from_output(_decode(main.output))
@@ -333,6 +349,7 @@ _SUB_TO_STAGE: dict[str, StageState] = {
     "completed": "succeeded",
     "succeeded": "succeeded",
     "failed": "failed",
+    "canceled": "canceled",
 }
 
 

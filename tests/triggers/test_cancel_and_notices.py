@@ -3,7 +3,6 @@ for completed, failed and canceled captures, read from the results queue (and a 
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import pytest
@@ -12,13 +11,7 @@ from trigger_stack import RESULTS_QUEUE, TriggerStack, WebhookReceiver, wait_for
 
 from shared.ids import capture_instance_id
 
-# These need the orchestrator side of issue 5 (cancel safe points, compensation, notices at the end of
-# every capture: orchestrators/cancellation.py and its hooks). Until it lands they are skipped, visibly.
-_WIRED = importlib.util.find_spec("orchestrators.cancellation") is not None
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not _WIRED, reason="orchestrator integration of issue 5 not merged yet"),
-]
+pytestmark = pytest.mark.e2e
 
 
 def _notices(stack: TriggerStack, capture_id: str) -> list[dict[str, Any]]:

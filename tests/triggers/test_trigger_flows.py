@@ -10,7 +10,7 @@ import os
 import uuid
 
 import pytest
-from trigger_stack import REQUESTS_QUEUE, RESULTS_QUEUE, TriggerStack, WebhookReceiver, wait_for
+from trigger_stack import REQUESTS_QUEUE, RESULTS_QUEUE, TriggerStack, WebhookReceiver, http, wait_for
 
 from shared.ids import capture_instance_id
 
@@ -168,13 +168,17 @@ def test_cancel_answers_404_and_409(tstack: TriggerStack) -> None:
     assert code == 404 and body["error"]["code"] == "CaptureNotFound"
     code, body = tstack.cancel("not-a-capture")
     assert code == 404
-    done = capture_instance_id(tstack.vm_id("vm-golden"))
-    tstack.wait(done)
+    # A capture that ends at once (its definition does not exist and may not be created): then 409.
+    body = tstack.request("vm-409", imageDefinition={"name": "no-such-def", "createIfMissing": False})
+    code, answer, _ = http("POST", tstack.devhost.url("/api/captures"), body)
+    assert code == 202, answer
+    done = answer["id"]
+    assert tstack.wait(done)["runtimeStatus"] == "Failed"
     code, body = tstack.cancel(done)
     assert (
         code == 409
         and body["error"]["code"] == "CaptureAlreadyFinished"
-        and body["runtimeStatus"] == "Completed"
+        and body["runtimeStatus"] == "Failed"
     )
     assert "nothing to cancel" in body["error"]["message"]
 

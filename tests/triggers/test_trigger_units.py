@@ -404,3 +404,26 @@ def test_cancel_reaches_sub_orchestrations() -> None:
         "capture-x:export:lun0",
     ]
     assert sub_instances("capture-x", None) == ["capture-x:version"]
+
+
+def test_a_canceled_capture_reads_canceled() -> None:
+    from shared.status import InstanceSnapshot, aggregate_status
+
+    progress = CaptureProgress(
+        capture_id="capture-x",
+        source_vm_id=VM,
+        state="canceled",
+        cancel_requested=True,
+        cleaned=["snapshot deleted"],
+    )
+    main = InstanceSnapshot(
+        runtime_status="Completed", custom_status=progress.to_wire(), output={"outcome": "canceled"}
+    )
+    view = aggregate_status("capture-x", main)
+    assert view.runtime_status == "Canceled" and view.result is None
+    assert view.cancel_requested and view.cleaned == ["snapshot deleted"]
+    # A completed capture still reads Completed.
+    done = InstanceSnapshot(
+        runtime_status="Completed", custom_status={**progress.to_wire(), "state": "succeeded"}
+    )
+    assert aggregate_status("capture-x", done).runtime_status == "Completed"

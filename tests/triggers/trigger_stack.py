@@ -97,6 +97,7 @@ def write_world(path: Path) -> Path:
         _vm("vm-cancel", "running", {}, deprovisioned=False),
         _vm("vm-notice", "running", {}, deprovisioned=False),
         _vm("vm-fail", "running", {}, deprovisioned=False),
+        _vm("vm-409", "running", {}, deprovisioned=False),
     ]
     path.write_text(json.dumps(world, indent=1))
     return path
