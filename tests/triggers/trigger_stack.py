@@ -3,8 +3,8 @@
 - World: ``examples/world.json`` plus test VMs with ``image-pipeline:*`` tags (written to the test's
   tmp dir, never into examples/).
 - App: a tmp app dir whose ``function_app.py`` loads the repository's ``function_app.py`` (the real
-  composition) and registers any issue-5 blueprint it does not register yet, with a ``host.json`` copy
-  whose queue polling is short (the Functions default backs off to one minute on an empty queue).
+  composition, unchanged), with a ``host.json`` copy whose queue polling is short (the Functions
+  default backs off to one minute on an empty queue).
 - Helpers: enqueue / read queues (base64, as the host), post Event Grid deliveries, list instances,
   a local webhook receiver.
 """
@@ -103,26 +103,14 @@ def write_world(path: Path) -> Path:
     return path
 
 
-APP_SOURCE = '''"""Test app: the repository's function_app.py, plus issue-5 blueprints it does not register (yet)."""
+APP_SOURCE = '''"""Test app: the repository's function_app.py as is (this folder only changes host.json)."""
 import importlib.util
 import pathlib
 
-_root = pathlib.Path({root!r})
-_spec = importlib.util.spec_from_file_location("image_pipeline_function_app", _root / "function_app.py")
+_spec = importlib.util.spec_from_file_location("image_pipeline_function_app", pathlib.Path({root!r}) / "function_app.py")
 _mod = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_mod)
 app = _mod.app
-
-_names = {{fb._function.get_function_name() for fb in app._function_builders}}
-from activities.notices import bp as _notices_bp
-from triggers.eventgrid_captures import eventgrid_bp as _eg_bp
-from triggers.http_cancel import cancel_bp as _cancel_bp
-from triggers.queue_captures import queue_bp as _queue_bp
-
-for _bp, _fn in ((_notices_bp, "publish_notice"), (_queue_bp, "capture_from_queue"),
-                 (_eg_bp, "capture_on_deallocation"), (_cancel_bp, "cancel_capture")):
-    if _fn not in _names:
-        app.register_functions(_bp)
 '''
 
 
