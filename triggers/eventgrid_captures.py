@@ -4,7 +4,7 @@ Subscribe a subscription or resource-group system topic to the endpoint
 ``https://<app>.azurewebsites.net/runtime/webhooks/eventgrid?functionName=capture_on_deallocation``
 (key ``eventgrid_extension``) with event type ``Microsoft.Resources.ResourceActionSuccess`` and an
 advanced filter ``data.operationName`` = ``Microsoft.Compute/virtualMachines/deallocate/action``
-(docs/issue5.md). Both the Event Grid and the CloudEvents schema work.
+(docs/queue-eventgrid-cancel-notices.md). Both the Event Grid and the CloudEvents schema work.
 
 For each event:
 
