@@ -173,6 +173,7 @@ def write_plot(result: dict[str, Any], path: Path) -> Path | None:
         ax2 = ax.twinx()
         ax2.plot(ns, [r["requests"]["status429Percent"] for r in runs], "^--", color="#d62728", label="429 %")
         ax2.set_ylabel("requests throttled (%)")
+        ax2.set_ylim(0, max(1.0, 1.2 * max(r["requests"]["status429Percent"] for r in runs)))
         lines = ax.get_legend_handles_labels()
         lines2 = ax2.get_legend_handles_labels()
         ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="upper left")
