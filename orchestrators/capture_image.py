@@ -12,6 +12,7 @@ Progress goes to the custom status (``shared.status.CaptureProgress``).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Generator
 from typing import Any
 
@@ -35,6 +36,8 @@ from shared.contracts import (
     GalleryCheckResult,
     GuestPrepareInput,
     PowerState,
+    RegionsInput,
+    RegionsResult,
     SnapshotInput,
     SnapshotRef,
     SnapshotResult,
@@ -123,12 +126,69 @@ class Tracker:
         return {s.name: s.seconds for s in self.progress.stages if s.seconds is not None}
 
 
-def target_regions(requested: list[TargetRegion], vm_location: str) -> list[TargetRegion]:
-    """The requested regions plus the VM's own region (always replicated, added with defaults if missing)."""
+def region_name(location: str) -> str:
+    """ARM's short region name ("West Europe" -> "westeurope"), as ``TargetRegion.name`` normalises it."""
+    return location.replace(" ", "").lower()
+
+
+def target_regions(
+    requested: list[TargetRegion], vm_location: str, gallery_location: str | None = None
+) -> list[TargetRegion]:
+    """The requested regions plus the VM's own region (always replicated, added with defaults if missing)
+    and an existing gallery's region (Azure requires the version's own location among its targets, so
+    ``start_image_version`` adds it; listing it here makes the capture wait for it and report it)."""
     regions = list(requested)
-    if vm_location.lower() not in {r.name for r in regions}:
-        regions.append(TargetRegion(name=vm_location.lower()))
+    for extra in (vm_location, gallery_location):
+        if extra and region_name(extra) not in {r.name for r in regions}:
+            regions.append(TargetRegion(name=region_name(extra)))
     return regions
+
+
+def region_problems(
+    requested: list[TargetRegion],
+    vm: VmFacts,
+    gallery_name: str,
+    gallery_location: str | None,
+    subscription_id: str,
+    known: list[str],
+) -> list[str]:
+    """One actionable sentence per target region that is not a region of the gallery's subscription.
+
+    ``known`` is ``list_regions``' answer. Checked in preflight because Azure would refuse the image
+    version only after the VM was generalized. An empty list (a subscription that reports no region)
+    proves nothing, so it is not held against the request.
+    """
+    if not known:
+        return []
+    known_set = set(known)
+    choices = ", ".join(known)
+
+    def hint(name: str) -> str:
+        close = difflib.get_close_matches(name, known, n=2, cutoff=0.75)
+        return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+    problems = []
+    for r in requested:
+        if r.name not in known_set:
+            problems.append(
+                f"target region {r.name} is not a region of subscription {subscription_id}{hint(r.name)}; "
+                f"choose one of: {choices}"
+            )
+    asked = {r.name for r in requested}
+    own = region_name(vm.location)
+    if own not in known_set and own not in asked:
+        problems.append(
+            f"{vm.name}'s region {own} (always replicated) is not a region of the gallery's subscription "
+            f"{subscription_id}: put the gallery in a subscription that offers {own}"
+        )
+    if gallery_location:
+        home = region_name(gallery_location)
+        if home not in known_set and home not in asked | {own}:
+            problems.append(
+                f"the region {home} of gallery {gallery_name} (always replicated) is not a region of "
+                f"subscription {subscription_id}: use a gallery in one of: {choices}"
+            )
+    return problems
 
 
 def preflight_problems(
@@ -250,7 +310,9 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
                     vm=facts,
                     capture_id=cid,
                 ).to_wire(),
-            )
+            ),
+            # The image version lives in the gallery's subscription: its regions are the ones that count.
+            (names.LIST_REGIONS, RegionsInput(subscription_id=req.gallery_subscription_id).to_wire()),
         ]
         if req.vhd_export is not None:
             checks.append(
@@ -263,8 +325,16 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
             )
         answers = yield from call_all(context, checks, step="preflight", policy=policy)
         gcheck = GalleryCheckResult.from_wire(answers[0])
-        echeck = ExportCheckResult.from_wire(answers[1]) if len(answers) > 1 else None
-        problems = preflight_problems(req.prepare, facts, gcheck, echeck)
+        known_regions = RegionsResult.from_wire(answers[1]).regions
+        echeck = ExportCheckResult.from_wire(answers[2]) if len(answers) > 2 else None
+        problems = preflight_problems(req.prepare, facts, gcheck, echeck) + region_problems(
+            req.target_regions,
+            facts,
+            req.gallery.name,
+            gcheck.gallery_location,
+            req.gallery_subscription_id,
+            known_regions,
+        )
         if problems:
             raise StepFailed(
                 ErrorInfo(
@@ -272,11 +342,11 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
                     step="preflight",
                     code="PreflightFailed",
                     resource=req.source_vm_id,
-                    message=" ".join(problems),
+                    message="; ".join(p.rstrip(". ") for p in problems),
                     advice=f"Nothing was changed: {facts.name} is untouched. Fix the request and send it again.",
                 )
             )
-        regions = target_regions(req.target_regions, facts.location)
+        regions = target_regions(req.target_regions, facts.location, gcheck.gallery_location)
         progress.regions = [RegionProgress(region=r.name) for r in regions]
         progress.image_version = gcheck.resolved_version
         t.end("preflight")
@@ -366,7 +436,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
         # --- 5. publish the version and export the VHDs, in parallel -----------------------------
         by_key = {s.disk_key: s for s in snapshots}
         tags = {**req.tags, TAG_CAPTURE_ID: cid, TAG_SOURCE_VM: req.source_vm_id[:256]}
-        location = (gcheck.gallery_location or facts.location).lower()
+        location = region_name(gcheck.gallery_location or facts.location)
         publish_input = PublishVersionInput(
             capture_id=cid,
             policy=policy,

@@ -10,6 +10,7 @@ from __future__ import annotations
 GET_VM_FACTS = "get_vm_facts"
 CHECK_GALLERY = "check_gallery"
 CHECK_EXPORT_TARGET = "check_export_target"
+LIST_REGIONS = "list_regions"
 START_GUEST_PREPARE = "start_guest_prepare"
 GET_POWER_STATE = "get_power_state"
 START_DEALLOCATE = "start_deallocate"

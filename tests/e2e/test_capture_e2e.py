@@ -142,6 +142,32 @@ def test_incompatible_existing_definition_fails_in_preflight_and_leaves_vm_runni
     assert _capture_snapshots(stack, status["id"]) == []
 
 
+def test_unknown_target_region_fails_in_preflight_with_only_reads(stack: Stack) -> None:
+    regions = [{"name": "westeuropa"}, {"name": "eastus2"}]
+    status = stack.run(stack.request("vm-web", targetRegions=regions))
+    assert status["runtimeStatus"] == "Failed"
+    err = status["error"]
+    assert (err["step"], err["code"]) == ("preflight", "PreflightFailed")
+    sub = stack.cloud.subscription_id
+    assert (
+        f"target region westeuropa is not a region of subscription {sub} (did you mean westeurope?); "
+        "choose one of: eastus, eastus2, northeurope, swedencentral, uksouth, westeurope, westus2"
+    ) in err["message"]
+    assert "eastus2 is not" not in err["message"]
+    assert "untouched" in err["advice"]
+    # Nothing irreversible: ARM saw reads only (the regions among them), and the VM still runs.
+    arm = stack.sim("requests")["value"]
+    assert arm and {r["method"] for r in arm} <= {"GET", "HEAD"}, [
+        (r["method"], r["path"]) for r in arm if r["method"] not in ("GET", "HEAD")
+    ]
+    assert any(r["path"] == f"/subscriptions/{sub}/locations" and r["status"] == 200 for r in arm)
+    vm = stack.vm_state("vm-web")
+    assert (vm["powerState"], vm["generalized"], vm["guestState"]) == ("running", False, "normal")
+    assert _power(stack, "vm-web") == "running"
+    assert status["generalized"] is False
+    assert _capture_snapshots(stack, status["id"]) == []
+
+
 def test_windows_trusted_launch_two_data_disks_with_sysprep(make_stack) -> None:
     # 511 GiB of disks: replicate faster than Azure's ~40 MB/s so the test stays short.
     stack = make_stack(latency={"replication_mb_per_s": 400})

@@ -36,8 +36,10 @@ TERMINAL = {"Completed", "Failed", "Terminated"}
 ARM_ACTIVITIES = {
     "get_vm_facts", "check_gallery", "start_guest_prepare", "get_power_state", "start_deallocate",
     "generalize_vm", "start_snapshot", "get_snapshot", "ensure_definition", "start_image_version",
-    "get_version_status", "revoke_snapshot_access", "delete_snapshot", "start_export",
+    "get_version_status", "revoke_snapshot_access", "delete_snapshot", "start_export", "list_regions",
 }  # fmt: skip
+# What preflight may call: reads only (check_export_target's probe blob is the export account's own check).
+READ_ONLY = {"get_vm_facts", "check_gallery", "list_regions", "check_export_target"}
 
 
 def _http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
@@ -61,9 +63,12 @@ class Run:
         self.tmp = tmp
         self.base = ""
 
-    def calls(self) -> Counter[str]:
+    def call_log(self) -> list[dict[str, Any]]:
         lines = self.calls_path.read_text().splitlines() if self.calls_path.exists() else []
-        return Counter(json.loads(line)["name"] for line in lines)
+        return [json.loads(line) for line in lines]
+
+    def calls(self) -> Counter[str]:
+        return Counter(c["name"] for c in self.call_log())
 
     def capture(self, request: dict[str, Any] | None = None, timeout: float = 120.0) -> dict[str, Any]:
         code, answer = _http("POST", f"{self.base}/api/captures", request or REQUEST)
@@ -210,7 +215,49 @@ def test_preflight_problems_fail_before_touching_the_vm(run_with: Any) -> None:
     status = run.capture()
     assert status["runtimeStatus"] == "Failed"
     assert status["error"]["step"] == "preflight" and "V1" in status["error"]["message"]
-    assert set(run.calls()) <= {"get_vm_facts", "check_gallery", "check_export_target"}
+    assert set(run.calls()) <= READ_ONLY
+
+
+def test_unknown_target_region_fails_preflight_with_one_problem_per_region(run_with: Any) -> None:
+    run = run_with({})
+    regions = [{"name": "westeuropa"}, {"name": "eastus2"}, {"name": "marsnorth"}]
+    status = run.capture({**REQUEST, "targetRegions": regions})
+    assert status["runtimeStatus"] == "Failed"
+    err = status["error"]
+    assert (err["step"], err["code"]) == ("preflight", "PreflightFailed")
+    sub = "00000000-0000-0000-0000-000000000001"
+    choices = "choose one of: eastus, eastus2, northeurope, uksouth, westeurope, westus2"
+    assert (
+        f"target region westeuropa is not a region of subscription {sub} (did you mean westeurope?); {choices}"
+        in err["message"]
+    )
+    assert f"target region marsnorth is not a region of subscription {sub}; {choices}" in err["message"]
+    assert "eastus2 is not" not in err["message"]
+    assert "untouched" in err["advice"]
+    calls = run.calls()
+    assert set(calls) <= READ_ONLY and calls["list_regions"] == 1
+    assert status["generalized"] is False
+    stages = {s["name"]: s["state"] for s in status["stages"]}
+    assert stages["preflight"] == "failed" and stages["prepare"] == "pending"
+
+
+def test_existing_gallery_in_another_region_is_replicated_and_waited_for(run_with: Any) -> None:
+    # Azure requires the version's own location (the gallery's) among its target regions.
+    run = run_with({"dataDisks": 0, "galleryLocation": "UK South"})
+    status = run.capture({**REQUEST, "vhdExport": None})
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    regions = {r["region"]: r["state"] for r in status["result"]["regions"]}
+    assert regions == dict.fromkeys(["eastus2", "northeurope", "westeurope", "uksouth"], "Completed")
+    version = next(c for c in run.call_log() if c["name"] == "start_image_version")["payload"]
+    assert version["location"] == "uksouth"
+
+
+def test_gallery_region_unknown_to_the_subscription_fails_preflight(run_with: Any) -> None:
+    run = run_with({"galleryLocation": "westus3"})
+    status = run.capture()
+    assert status["runtimeStatus"] == "Failed"
+    assert "the region westus3 of gallery galContoso" in status["error"]["message"]
+    assert set(run.calls()) <= READ_ONLY
 
 
 def test_a_finished_capture_of_a_vm_can_be_sent_again(run_with: Any) -> None:

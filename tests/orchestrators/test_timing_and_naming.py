@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from orchestrators.capture_image import preflight_problems, target_regions
+from orchestrators.capture_image import preflight_problems, region_problems, target_regions
 from orchestrators.publish_version import replication_verdict
 from orchestrators.timing import expected_copy_seconds, poll_delay, retry_delay
 from shared.contracts import (
@@ -143,3 +143,39 @@ def test_instance_ids_are_deterministic_and_distinct_per_vm():
     cid = capture_instance_id(a)
     assert version_instance_id(cid) == f"{cid}:version"
     assert export_instance_id(cid, "lun0") == f"{cid}:export:lun0"
+
+
+def test_gallery_region_is_a_target_region_too():
+    regions = target_regions([TargetRegion(name="eastus2")], "westeurope", "UK South")
+    assert [r.name for r in regions] == ["eastus2", "westeurope", "uksouth"]
+    assert [r.name for r in target_regions([], "westeurope", "westeurope")] == ["westeurope"]
+
+
+KNOWN = ["eastus", "eastus2", "northeurope", "westeurope"]
+
+
+def test_region_problems_one_actionable_sentence_per_unknown_region():
+    requested = [TargetRegion(name="westeuropa"), TargetRegion(name="eastus2"), TargetRegion(name="atlantis")]
+    problems = region_problems(requested, _facts(), "galContoso", None, "sub-1", KNOWN)
+    assert problems == [
+        "target region westeuropa is not a region of subscription sub-1 (did you mean westeurope?); "
+        "choose one of: eastus, eastus2, northeurope, westeurope",
+        "target region atlantis is not a region of subscription sub-1; "
+        "choose one of: eastus, eastus2, northeurope, westeurope",
+    ]
+    assert region_problems([TargetRegion(name="eastus")], _facts(), "g", "West Europe", "s", KNOWN) == []
+
+
+def test_region_problems_cover_the_regions_added_for_the_vm_and_the_gallery():
+    facts = _facts().model_copy(update={"location": "westus3"})
+    problems = region_problems([], facts, "galContoso", "southindia", "sub-1", KNOWN)
+    assert len(problems) == 2
+    assert "vm-web's region westus3 (always replicated)" in problems[0]
+    assert "the region southindia of gallery galContoso" in problems[1]
+    # Asked for explicitly: reported once, as a target region.
+    once = region_problems([TargetRegion(name="westus3")], facts, "g", "westus3", "sub-1", KNOWN)
+    assert len(once) == 1 and once[0].startswith("target region westus3")
+
+
+def test_region_problems_do_not_judge_on_an_empty_region_list():
+    assert region_problems([TargetRegion(name="westeuropa")], _facts(), "g", None, "s", []) == []

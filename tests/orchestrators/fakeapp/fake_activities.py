@@ -5,7 +5,8 @@ never from the clock, so it behaves the same under devhost's virtual clock.
 Scenario keys (all optional): ``diskGb``, ``dataDisks``, ``guestPolls`` (polls until the guest stops;
 -1 = never), ``snapshotPolls``, ``copyStepBytes``, ``copyStallAfter`` (polls after which bytes stop
 growing), ``copyFail``, ``regionStep`` (% per poll), ``failRegion``, ``transient`` ({name: n first calls
-fail transiently}), ``terminal`` ({name: Azure code}), ``problems`` (preflight problems).
+fail transiently}), ``terminal`` ({name: Azure code}), ``problems`` (preflight problems), ``regions`` (what
+``list_regions`` answers; default ``REGIONS``), ``galleryLocation`` (an existing gallery's region).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from shared.contracts import (
     GuestPrepareResult,
     PowerState,
     RegionReplication,
+    RegionsInput,
+    RegionsResult,
     SnapshotInput,
     SnapshotRef,
     SnapshotResult,
@@ -127,7 +130,7 @@ def check_gallery(payload: dict[str, Any]) -> dict[str, Any]:
     _record("check_gallery", payload)
     return GalleryCheckResult(
         gallery_exists=True,
-        gallery_location="westeurope",
+        gallery_location=str(_scenario().get("galleryLocation", "westeurope")),
         resolved_version="1.0.0",
         version_exists=False,
         problems=list(_scenario().get("problems", [])),
@@ -138,6 +141,16 @@ def check_gallery(payload: dict[str, Any]) -> dict[str, Any]:
 def check_export_target(payload: dict[str, Any]) -> dict[str, Any]:
     _record("check_export_target", payload)
     return ExportCheckResult(reachable=True, container_exists=True).to_wire()
+
+
+REGIONS = ["eastus", "eastus2", "northeurope", "uksouth", "westeurope", "westus2"]
+
+
+@bp.activity_trigger(input_name="payload")
+def list_regions(payload: dict[str, Any]) -> dict[str, Any]:
+    _record("list_regions", payload)
+    RegionsInput.from_wire(payload)
+    return RegionsResult(regions=sorted(_scenario().get("regions", REGIONS))).to_wire()
 
 
 @bp.activity_trigger(input_name="payload")
