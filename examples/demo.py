@@ -46,7 +46,7 @@ def _http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
 
 
 def _policy_env() -> dict[str, str]:
-    """Capture timings matched to the scaled-down cloud: poll every 0.5-2 s instead of 15-300 s."""
+    """Capture timings matched to the scaled-down cloud (poll every 0.5-2 s instead of 15-300 s); queues."""
     return {
         "CAPTURE_POLL_MIN_SECONDS": "0.5",
         "CAPTURE_POLL_MAX_SECONDS": "2",
@@ -55,6 +55,9 @@ def _policy_env() -> dict[str, str]:
         "CAPTURE_TRANSIENT_RETRY_FIRST_SECONDS": "1",
         "AZURE_LRO_POLLING_INTERVAL_SECONDS": "0.2",
         "AZURE_ARM_RETRY_BACKOFF_SECONDS": "0.2",
+        # The queue trigger's %CAPTURE_REQUESTS_QUEUE% must resolve, or devhost logs an ERROR at start.
+        "CAPTURE_REQUESTS_QUEUE": "capture-requests",
+        "CAPTURE_RESULTS_QUEUE": "capture-results",
     }
 
 

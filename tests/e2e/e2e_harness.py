@@ -41,6 +41,9 @@ FAST_POLICY = {
     "AZURE_ARM_RETRY_BACKOFF_MAX_SECONDS": "0.5",
     "AZURE_LRO_POLLING_INTERVAL_SECONDS": "0.1",
 }
+# The queue trigger's %CAPTURE_REQUESTS_QUEUE% must resolve, or devhost logs an ERROR at start
+# (the names are local.settings.sample.json's).
+QUEUE_SETTINGS = {"CAPTURE_REQUESTS_QUEUE": "capture-requests", "CAPTURE_RESULTS_QUEUE": "capture-results"}
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = 30.0) -> tuple[int, Any, dict[str, str]]:
@@ -157,6 +160,10 @@ class Stack:
 
         return self.cloud.arm_client(ComputeManagementClient)
 
+    def log_errors(self) -> list[str]:
+        """devhost's ERROR lines so far (call while it runs: interpreter shutdown noise comes later)."""
+        return [line for line in self.devhost.log_text().splitlines() if " ERROR " in line]
+
     # -- the secret check --------------------------------------------------------------------
     def assert_no_secrets(self) -> None:
         """No SAS signature or bearer token in devhost's store, logs, or any status the API returned."""
@@ -192,7 +199,7 @@ def running_stack(
     with local_cloud(
         workdir / "azsim", world=WORLD, time_scale=time_scale, faults=faults_path, latency=latency_path
     ) as cloud:
-        dh_env = {**dict(cloud), **FAST_POLICY, **(env or {})}
+        dh_env = {**dict(cloud), **FAST_POLICY, **QUEUE_SETTINGS, **(env or {})}
         with running_devhost(REPO_ROOT, workdir / "devhost", env=dh_env, virtual_clock=virtual_clock) as dh:
             stack = Stack(cloud=cloud, devhost=dh, workdir=workdir)
             with cloud.apply():

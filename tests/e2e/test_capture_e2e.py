@@ -166,6 +166,10 @@ def test_unknown_target_region_fails_in_preflight_with_only_reads(stack: Stack) 
     assert _power(stack, "vm-web") == "running"
     assert status["generalized"] is False
     assert _capture_snapshots(stack, status["id"]) == []
+    # The app started clean (every binding resolved, queue listener included) and failed without an ERROR
+    # log: a preflight problem is the caller's to fix, not the operator's.
+    assert stack.log_errors() == [], stack.log_errors()
+    assert "capture_from_queue: polling queue 'capture-requests'" in stack.devhost.log_text()
 
 
 def test_windows_trusted_launch_two_data_disks_with_sysprep(make_stack) -> None:
