@@ -30,11 +30,9 @@ def _counts(text: str) -> list[int]:
     try:
         counts = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--scale-counts: expected numbers like 1,10,50,200, got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"expected numbers like 1,10,50,200, got {text!r}") from None
     if not counts or any(c < 1 for c in counts):
-        raise argparse.ArgumentTypeError(f"--scale-counts: expected positive numbers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
     return counts
 
 
@@ -45,7 +43,7 @@ def _log(msg: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     ap.add_argument("--scenario", choices=["S1", "baseline", "longcopy", "scale", "all"], default="all",
-                    help="S1 = one capture; baseline = S1 plus the sequential script in the same cloud")  # fmt: skip
+                    help="S1 = a capture in a fresh host + one in the warm host; baseline = S1 + the sequential script")  # fmt: skip
     ap.add_argument("--scale-counts", type=_counts, default=[1, 10, 50, 200], help="default 1,10,50,200")
     ap.add_argument("--time-scale", type=float, default=S1_TIME_SCALE,
                     help=f"wall seconds per Azure second for S1/baseline (default {S1_TIME_SCALE})")  # fmt: skip
@@ -57,8 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     ns = ap.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so every started cloud and devhost is stopped on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    if ns.time_scale <= 0:
-        ap.error("--time-scale must be positive")
+    for flag, value in (
+        ("--time-scale", ns.time_scale),
+        ("--scale-time-scale", ns.scale_time_scale),
+        ("--longcopy-time-scale", ns.longcopy_time_scale),
+    ):
+        if value is not None and value <= 0:
+            ap.error(f"{flag} must be a positive number of wall seconds per Azure second, got {value}")
 
     stamp = time.strftime("%Y%m%dT%H%M%S")
     result: dict[str, Any] = {
