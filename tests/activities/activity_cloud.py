@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from shared import clients, settings
@@ -32,6 +34,22 @@ def reset_caches() -> None:
     clients.blob_service.cache_clear()
 
 
+@contextmanager
+def reader_identity() -> Iterator[None]:
+    """Activities inside run as the world's reader-only principal (AZURE_CLIENT_ID selects the identity)."""
+    before = os.environ.get("AZURE_CLIENT_ID")
+    os.environ["AZURE_CLIENT_ID"] = READER_CLIENT_ID
+    reset_caches()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("AZURE_CLIENT_ID", None)
+        else:
+            os.environ["AZURE_CLIENT_ID"] = before
+        reset_caches()
+
+
 class Calls:
     """Calls activities the way the worker does (dict in, dict out) and keeps every text they produced."""
 
@@ -48,9 +66,6 @@ class Calls:
             raise
         self.texts.append(json.dumps(result))
         return result
-
-
-_CALLS = Calls()
 
 
 CALLS = Calls()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from activity_cloud import Calls
+from activity_cloud import Calls, reader_identity
 from azure.identity import ManagedIdentityCredential
 from azure.storage.blob import BlobServiceClient
 
@@ -74,8 +74,16 @@ def test_reader_cannot_write_into_an_existing_container(cloud: Any, call: Calls,
     assert _blobs(cloud, name) == []  # nothing was written
 
 
-def test_no_secret_in_what_the_checks_returned(call: Calls) -> None:
-    texts = "\n".join(call.texts)
-    assert texts, "the tests above recorded nothing"
+def test_no_secret_in_what_the_checks_returned(cloud: Any, call: Calls) -> None:
+    # Its own checks (a pass and both refusals), so the test stands alone.
+    url = cloud.storage_account_url("stexports")
+    start = len(call.texts)
+    passed, fresh = f"exp-{uuid.uuid4().hex[:8]}", f"exp-{uuid.uuid4().hex[:8]}"
+    assert _check(call, url, passed).problem is None
+    with reader_identity():
+        assert _check(call, url, passed).problem is not None  # may not write blobs
+        assert _check(call, url, fresh).problem is not None  # may not create the container
+    texts = "\n".join(call.texts[start:])
+    assert len(call.texts) - start == 3 and "AuthorizationPermissionMismatch" in texts
     for secret_marker in ("sig=", "Bearer ", "eyJ"):
         assert secret_marker not in texts
