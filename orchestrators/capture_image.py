@@ -64,6 +64,9 @@ from shared.status import (
 )
 
 Gen = Generator[Any, Any, Any]
+# How often a canceled capture checks that its image version is gone before deleting the snapshots
+# (at most poll_max_seconds apart: hours, far longer than a version deletion takes).
+VERSION_DELETE_POLLS = 200
 IRREVERSIBLE = (
     "The VM is generalized: it can no longer be started. Recreate a VM from the image version if needed."
 )
@@ -544,7 +547,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
         )
         return result.to_wire()
     except Canceled as c:
-        output = yield from compensate_cancel(context, t, inp, c)
+        output, deleted_ids = yield from compensate_cancel(context, t, inp, c)
         ids = [d.snapshot_id for d in progress.disks if d.snapshot_id]
         yield from notify(
             context,
@@ -556,8 +559,8 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
                 started=started_at,
                 ended=t.now(),
                 cleaned=progress.cleaned,
-                snapshots_kept=[] if req.delete_snapshots else ids,
-                snapshots_deleted=ids if req.delete_snapshots else [],
+                snapshots_kept=[i for i in ids if i not in deleted_ids],
+                snapshots_deleted=deleted_ids,
             ),
         )
         return output
@@ -602,7 +605,10 @@ def notify(context: df.DurableOrchestrationContext, inp: CaptureInput, notice: C
 def compensate_cancel(
     context: df.DurableOrchestrationContext, t: Tracker, inp: CaptureInput, c: Canceled
 ) -> Gen:
-    """Undo what a canceled capture made, as far as it can be undone; return the orchestration output.
+    """Undo what a canceled capture made, as far as it can be undone.
+
+    Returns the orchestration output and the ids of the snapshots really deleted (a failed cleanup
+    must not be reported as done).
 
     Copies were aborted and disk access revoked by the ``export_disk`` branches (they got the same event);
     here: the half-created image version and the snapshots are deleted when the request asked to clean
@@ -624,6 +630,7 @@ def compensate_cancel(
     progress.stage = "canceling"
     t.publish()
     snapshot_ids = [d.snapshot_id for d in progress.disks if d.snapshot_id]
+    deleted: list[str] = []
     try:
         if req.delete_snapshots and progress.image_version_id:
             yield from call(
@@ -634,7 +641,8 @@ def compensate_cancel(
                 policy=policy,
             )
             # Snapshots can be deleted only once no version is being built from them.
-            for polls in range(200):
+            gone = False
+            for polls in range(VERSION_DELETE_POLLS):
                 status = VersionStatus.from_wire(
                     (
                         yield from call(
@@ -647,8 +655,22 @@ def compensate_cancel(
                     )
                 )
                 if not status.exists:
+                    gone = True
                     break
                 yield from sleep(context, poll_delay(policy, polls))
+            if not gone:
+                raise StepFailed(
+                    ErrorInfo(
+                        kind="terminal",
+                        step="cancel",
+                        code="VersionDeleteTimedOut",
+                        resource=progress.image_version_id,
+                        message=f"image version {progress.image_version_id} still exists "
+                        f"{VERSION_DELETE_POLLS} status checks after its deletion was requested, so the "
+                        "snapshots it is built from were kept",
+                        advice="Check the version in the portal, delete it, then delete the snapshots.",
+                    )
+                )
             cleaned.append(f"image version {progress.image_version_id} deleted")
         if req.delete_snapshots and snapshot_ids:
             yield from call_all(
@@ -657,6 +679,7 @@ def compensate_cancel(
                 step="cancel",
                 policy=policy,
             )
+            deleted = list(snapshot_ids)
             cleaned += [f"snapshot {i.rsplit('/', 1)[-1]} deleted" for i in snapshot_ids]
         elif snapshot_ids:
             cleaned.append(f"snapshots kept (deleteSnapshots is false): {', '.join(snapshot_ids)}")
@@ -682,7 +705,7 @@ def compensate_cancel(
         resource=req.source_vm_id,
     )
     t.publish()
-    return {
+    output = {
         "captureId": inp.capture_id,
         "sourceVmId": req.source_vm_id,
         "outcome": "canceled",
@@ -690,6 +713,7 @@ def compensate_cancel(
         "cleaned": cleaned,
         "generalized": progress.generalized,
     }
+    return output, deleted
 
 
 def take_snapshots(

@@ -31,7 +31,7 @@ REQUEST = {
     "prepare": "deprovision",
     "vhdExport": {"accountUrl": "https://stexports.blob.core.windows.net", "container": "vhds"},
 }
-TERMINAL = {"Completed", "Failed", "Terminated"}
+TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
 # What a capture may call that is an ARM request (copy status polls go to the storage data plane).
 ARM_ACTIVITIES = {
     "get_vm_facts", "check_gallery", "start_guest_prepare", "get_power_state", "start_deallocate",
@@ -73,9 +73,13 @@ class Run:
     def capture(self, request: dict[str, Any] | None = None, timeout: float = 120.0) -> dict[str, Any]:
         code, answer = _http("POST", f"{self.base}/api/captures", request or REQUEST)
         assert code == 202, answer
+        return self.wait(answer["id"], timeout)
+
+    def wait(self, capture_id: str, timeout: float = 120.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
+        status: Any = None
         while time.monotonic() < deadline:
-            code, status = _http("GET", f"{self.base}/api/captures/{answer['id']}")
+            code, status = _http("GET", f"{self.base}/api/captures/{capture_id}")
             assert code == 200, status
             if status["runtimeStatus"] in TERMINAL:
                 return dict(status)
@@ -272,3 +276,55 @@ def test_a_finished_capture_of_a_vm_can_be_sent_again(run_with: Any) -> None:
     while run.calls()["get_vm_facts"] < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert run.calls()["get_vm_facts"] == 2  # the second request really ran a new capture
+
+
+def _notices(run: Run) -> list[dict[str, Any]]:
+    return [c["payload"]["notice"] for c in run.call_log() if c["name"] == "publish_notice"]
+
+
+def _cancel_mid_copy(run_with: Any, **scenario: Any) -> tuple[Run, dict[str, Any]]:
+    """Start a capture with a day-long copy, cancel it while it copies, return the final status."""
+    gb = 5 * 1024
+    run = run_with({"diskGb": gb, "dataDisks": 0, "copyStepBytes": gb * 1024**3 // 300, **scenario})
+    code, answer = _http("POST", f"{run.base}/api/captures", REQUEST)
+    assert code == 202, answer
+    cid = answer["id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and run.calls()["get_copy_status"] < 3:
+        time.sleep(0.05)
+    code, body = _http("POST", f"{run.base}/api/captures/{cid}/cancel", {"reason": "test"})
+    assert code == 202, body
+    status = run.wait(cid)
+    assert status["runtimeStatus"] == "Canceled", status
+    assert run.calls()["abort_copy"] == 1 and run.calls()["revoke_snapshot_access"] == 1
+    return run, status
+
+
+def test_cancel_whose_snapshot_cleanup_fails_does_not_claim_the_snapshots_deleted(run_with: Any) -> None:
+    run, status = _cancel_mid_copy(run_with, terminal={"delete_snapshot": "AuthorizationFailed"})
+    assert any(c.startswith("image version /g/images/d/versions/1.0.0 deleted") for c in status["cleaned"])
+    assert any("cleanup incomplete" in c and "AuthorizationFailed" in c for c in status["cleaned"])
+    assert run.calls()["delete_snapshot"] == 1 and run.calls()["revoke_snapshot_access"] == 1
+    (notice,) = _notices(run)
+    assert notice["outcome"] == "canceled"
+    snap = "/subscriptions/s/resourceGroups/rg-build/providers/Microsoft.Compute/snapshots/snap-os"
+    assert notice.get("snapshotsDeleted", []) == [] and notice["snapshotsKept"] == [snap]
+
+
+def test_every_capture_ends_with_one_notice(run_with: Any) -> None:
+    run = run_with({"dataDisks": 0})
+    status = run.capture()
+    assert status["runtimeStatus"] == "Completed"
+    (notice,) = _notices(run)
+    assert notice["outcome"] == "completed" and notice["snapshotsDeleted"] and not notice.get("snapshotsKept")
+
+
+def test_cancel_keeps_the_snapshots_while_the_deleted_version_still_exists(run_with: Any) -> None:
+    # The version is built from the snapshots: they may go only once the version is really gone.
+    run, status = _cancel_mid_copy(run_with, versionDeleteStuck=True)
+    cleaned = " | ".join(status["cleaned"])
+    assert "cleanup incomplete" in cleaned and "still exists" in cleaned, cleaned
+    assert "versions/1.0.0 deleted" not in cleaned
+    assert run.calls()["delete_snapshot"] == 0
+    (notice,) = _notices(run)
+    assert not notice.get("snapshotsDeleted") and len(notice["snapshotsKept"]) == 1

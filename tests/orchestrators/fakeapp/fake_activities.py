@@ -6,7 +6,8 @@ Scenario keys (all optional): ``diskGb``, ``dataDisks``, ``guestPolls`` (polls u
 -1 = never), ``snapshotPolls``, ``copyStepBytes``, ``copyStallAfter`` (polls after which bytes stop
 growing), ``copyFail``, ``regionStep`` (% per poll), ``failRegion``, ``transient`` ({name: n first calls
 fail transiently}), ``terminal`` ({name: Azure code}), ``problems`` (preflight problems), ``regions`` (what
-``list_regions`` answers; default ``REGIONS``), ``galleryLocation`` (an existing gallery's region).
+``list_regions`` answers; default ``REGIONS``), ``galleryLocation`` (an existing gallery's region),
+``versionDeleteStuck`` (a deleted image version never goes away).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from shared.contracts import (
     VmRef,
 )
 from shared.errors import AzureOperationError, TransientAzureError
+from shared.notices import NoticeInput, NoticeResult
 
 bp = df.Blueprint()
 _lock = threading.Lock()
@@ -254,6 +256,8 @@ def start_image_version(payload: dict[str, Any]) -> dict[str, Any]:
 def get_version_status(payload: dict[str, Any]) -> dict[str, Any]:
     VersionRef.from_wire(payload)
     n = _record("get_version_status", payload) + 1
+    if _count("delete_image_version") and not _scenario().get("versionDeleteStuck"):
+        return VersionStatus(version_id=VersionRef.from_wire(payload).version_id, exists=False).to_wire()
     with open(os.environ["FAKE_CALLS"] + ".regions", encoding="utf-8") as f:
         regions = json.load(f)
     return _version(regions, n).to_wire()
@@ -326,3 +330,10 @@ def revoke_snapshot_access(payload: dict[str, Any]) -> dict[str, Any]:
 def delete_snapshot(payload: dict[str, Any]) -> dict[str, Any]:
     _record("delete_snapshot", payload)
     return Done(resource_id=SnapshotRef.from_wire(payload).snapshot_id, changed=True).to_wire()
+
+
+@bp.activity_trigger(input_name="payload")
+def publish_notice(payload: dict[str, Any]) -> dict[str, Any]:
+    _record("publish_notice", payload)
+    NoticeInput.from_wire(payload)
+    return NoticeResult(queue="capture-results", queued=True).to_wire()
