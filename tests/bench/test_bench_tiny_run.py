@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 def test_tiny_s1_run_yields_ratios_requests_history_and_cpu(tmp_path: Path) -> None:
     lines: list[str] = []
-    out = run_s1(tmp_path / "s1", 0.0003, with_baseline=True, log=lines.append)
+    out = run_s1(tmp_path / "s1", 0.0002, with_baseline=True, log=lines.append)
     ours, base = out["ours"], out["baseline"]
     assert ours["runtimeStatus"] == "Completed", ours.get("error")
     assert base["ok"], base["error"]
