@@ -8,16 +8,20 @@ PYTEST_ARGS ?=
 
 .PHONY: bootstrap test lint typecheck pytest demo bench clean
 
+# Bootstrap steps hold a lock, so a `make bench` and a `make test` started together do not
+# install over each other.
+LOCK := flock .bootstrap.lock
+
 $(VENV)/.stamp: requirements.txt requirements-dev.txt constraints.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -r requirements-dev.txt
+	@$(LOCK) sh -c 'test -x $(PY) || $(PYTHON) -m venv $(VENV)'
+	$(LOCK) $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -r requirements-dev.txt
 	@touch $@
 
 # `npm ci` on a fresh clone (exactly the lockfile); afterwards `npm install`, which reconciles
 # in place instead of wiping node_modules under a running Azurite.
 node_modules/.stamp: package.json package-lock.json
-	@if [ -d node_modules ]; then npm install --no-audit --no-fund --loglevel=error; \
-	 else npm ci --no-audit --no-fund --loglevel=error; fi
+	@$(LOCK) sh -c 'if [ -d node_modules ]; then npm install --no-audit --no-fund --loglevel=error; \
+	 else npm ci --no-audit --no-fund --loglevel=error; fi'
 	@touch $@
 
 bootstrap: $(VENV)/.stamp node_modules/.stamp
