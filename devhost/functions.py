@@ -211,8 +211,35 @@ class _LoopThread:
             raise RuntimeError("devhost.functions.invoke was called from the async-function loop itself")
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
+    def close(self, timeout: float = 5.0) -> None:
+        """Close what the app left open on the loop, as a worker does when the host stops.
+
+        The Durable SDK keeps one module-level aiohttp session for its client calls; left open,
+        aiohttp reports "Unclosed client session" at interpreter exit.
+        """
+        with self._lock:
+            loop = self._loop
+        if loop is None or not loop.is_running():
+            return
+
+        async def _close_sessions() -> None:
+            http_utils = sys.modules.get("azure.durable_functions.models.utils.http_utils")
+            session = getattr(http_utils, "_client_session", None)
+            if session is not None and not session.closed:
+                await session.close()
+
+        try:
+            asyncio.run_coroutine_threadsafe(_close_sessions(), loop).result(timeout)
+        except Exception:  # best effort at shutdown: never block or fail the stop
+            pass
+
 
 _ASYNC = _LoopThread()
+
+
+def close_async_loop() -> None:
+    """Release resources the app's async functions hold on the shared loop (call at host stop)."""
+    _ASYNC.close()
 
 
 def invoke(info: FunctionInfo, **kwargs: Any) -> Any:

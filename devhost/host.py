@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from devhost.engine import Engine
-from devhost.functions import AppIndex, load_app
+from devhost.functions import AppIndex, close_async_loop, load_app
 from devhost.http.durable import DurableApi, DurableUrls
 from devhost.http.server import HttpServer, build_routes
 from devhost.keys import DURABLE_SYSTEM_KEY, KeyStore
@@ -169,6 +169,7 @@ class Host:
             except Exception:
                 log.exception("engine stop failed")
         self.pool.shutdown(wait=False, cancel_futures=True)
+        close_async_loop()
 
     # -- helpers -----------------------------------------------------------------------------
 

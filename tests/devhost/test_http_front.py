@@ -437,3 +437,15 @@ def test_require_keys(tmp_path: Path) -> None:
             timeout=30,
         )
         assert r.status_code == 202
+
+
+def test_stop_after_client_calls_is_clean(tmp_path: Path) -> None:
+    """The SDK's shared aiohttp session is closed at stop: no 'Unclosed client session' error."""
+    with running_devhost(APP, tmp_path / ".devhost") as dh:
+        r = start(dh, "greet", "greet-stop", {"name": "Oslo"})
+        assert r.status_code == 202
+        assert poll_status(r.json()["statusQueryGetUri"]).json()["runtimeStatus"] == "Completed"
+        assert dh.stop() == 0
+        log = dh.log_text()
+    assert "Unclosed client session" not in log
+    assert "Unclosed connector" not in log
