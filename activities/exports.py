@@ -73,7 +73,11 @@ def start_export(inp: ExportStartInput) -> CopyStatus:
     """Grant read access on the snapshot and start an async copy of it into the export container.
 
     Idempotent: a copy of this snapshot already pending or done at the destination is reused
-    (recognised by the metadata written with it), without granting access again.
+    (recognised by the metadata written with it), without granting access again. A copy of ours
+    that ended failed or aborted is never reused: a NEW copy is started over it, with a new grant
+    for ``sas_duration_seconds``. That is how the orchestrator restarts a copy whose SAS expired
+    (after revoking the old access); re-executing that restart finds the new copy pending and
+    reuses it.
     """
     snap = parse_id(inp.snapshot_id, field="snapshotId", step="start_export")
     name = export_blob_name(inp.capture_id, inp.disk_name)
@@ -84,6 +88,7 @@ def start_export(inp: ExportStartInput) -> CopyStatus:
         current = _status(blob, existing)
         if current.status in ("pending", "success"):
             return current
+        # Ours, but failed or aborted (its SAS expired, or it was aborted): a new copy replaces it below.
     if existing is not None and str(existing.copy.status or "").lower() == "pending":
         raise AzureOperationError(
             f"the export blob {where} already has a copy in progress that this capture did not start: "

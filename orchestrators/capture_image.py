@@ -23,7 +23,7 @@ from orchestrators.blueprint import bp
 from orchestrators.cancellation import Canceled, CancelWatch
 from orchestrators.models import ExportDiskInput, PublishVersionInput
 from orchestrators.retrying import StepFailed, call, call_all, failure_info, sleep
-from orchestrators.timing import elapsed_seconds, expected_copy_seconds, iso, parse_iso, poll_delay
+from orchestrators.timing import elapsed_seconds, iso, parse_iso, poll_delay, sas_duration_seconds
 from shared.contracts import (
     CaptureInput,
     CapturePolicy,
@@ -481,9 +481,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
                     size_gb=disk.size_gb,
                     account_url=req.vhd_export.account_url,
                     container=req.vhd_export.container,
-                    sas_duration_seconds=int(
-                        3 * expected_copy_seconds(policy, size) + policy.sas_margin_seconds
-                    ),
+                    sas_duration_seconds=sas_duration_seconds(policy, size),
                 )
                 branches.append(
                     context.call_sub_orchestrator(

@@ -4,7 +4,13 @@ start_export (grants read access and starts the server-side copy; the SAS never 
 activity) → poll get_copy_status on durable timers until success / failed / aborted, aborting a
 copy that makes no progress for ``copy_stall_seconds`` → revoke_snapshot_access, always, on
 success, failure, stall or timeout. After ``max_polls_per_execution`` polls it continues as new,
-carrying its state, so a day-long copy keeps a small history.
+carrying its state, so a day-long copy keeps a small history. Polls are paced by the copy's own
+progress rate (``timing.progress_poll_delay``), at least every third of the stall window.
+
+A copy whose source became unreadable mid-way (the snapshot's SAS expired: the copy ends failed
+with 403 / ``CannotVerifyCopySource``) is restarted: the access is revoked, granted again for
+longer (``timing.restart_sas_duration_seconds``) and a new copy started over the failed blob, up to
+``timing.MAX_COPY_RESTARTS`` times; the restarts are counted in the status.
 
 It never raises for a failed copy: it returns ``ExportProgress`` with ``state`` failed and the
 error, so the parent's ``task_all`` waits for every branch (and every revoke) before cleanup.
@@ -22,13 +28,61 @@ from orchestrators.blueprint import bp
 from orchestrators.cancellation import Canceled, CancelWatch
 from orchestrators.models import ExportDiskInput, ExportState
 from orchestrators.retrying import StepFailed, call, failure_info, sleep
-from orchestrators.timing import elapsed_seconds, expected_copy_seconds, iso, poll_delay
-from shared.contracts import BlobRef, CopyStatus, SnapshotRef
+from orchestrators.timing import (
+    MAX_COPY_RESTARTS,
+    elapsed_seconds,
+    expected_copy_seconds,
+    iso,
+    poll_delay,
+    progress_poll_delay,
+    restart_sas_duration_seconds,
+)
+from shared.contracts import BlobRef, CapturePolicy, CopyStatus, ExportStartInput, SnapshotRef
 from shared.errors import ErrorInfo
 from shared.redaction import strip_query
 from shared.status import ErrorView, ExportProgress
 
 STEP = "export"
+# What a copy's status description says when its source (the snapshot's SAS) could no longer be read.
+_SOURCE_UNREADABLE = ("cannotverifycopysource", "authenticationfailed", "authorizationfailure")
+
+
+def source_unreadable(status: CopyStatus) -> bool:
+    """True when a failed copy failed because its source could no longer be read (SAS expired or revoked)."""
+    if status.status != "failed":
+        return False
+    text = (status.description or "").strip().lower()
+    return text.startswith("403") or any(marker in text for marker in _SOURCE_UNREADABLE)
+
+
+def _copy_failed(start: ExportStartInput, st: ExportState, status: CopyStatus) -> ErrorInfo:
+    """The error of a copy that ended failed/aborted for good."""
+    said = status.description or "no description from storage"
+    if source_unreadable(status):
+        tries = f" and {st.restarts} restart(s) with a longer access" if st.restarts else ""
+        return ErrorInfo(
+            kind="terminal",
+            step=STEP,
+            code="VhdExportSourceExpired",
+            resource=st.blob_url,
+            message=f"The copy of {start.disk_name} to {st.blob_url} failed: its source, the read access (SAS) "
+            f"on snapshot {start.snapshot_id.rsplit('/', 1)[-1]}, expired before the copy finished "
+            f"(last access granted for {start.sas_duration_seconds} s{tries}; the copy reached "
+            f"{st.bytes_copied} of {st.bytes_total} bytes). Storage said: {said}.",
+            advice="Copies to this account run slower than the access was sized for (1/30 of "
+            "CAPTURE_EXPECTED_COPY_MBPS, plus CAPTURE_SAS_MARGIN_SECONDS): lower CAPTURE_EXPECTED_COPY_MBPS "
+            "or raise CAPTURE_SAS_MARGIN_SECONDS, then run the capture again with the same request. "
+            "The snapshot's access was revoked.",
+        )
+    return ErrorInfo(
+        kind="terminal",
+        step=STEP,
+        code="VhdExportFailed",
+        resource=st.blob_url,
+        message=f"The copy of {start.disk_name} to {st.blob_url} ended {status.status}: {said}.",
+        advice="Check the export account (capacity, firewall, permissions) and run the capture "
+        "again with the same request.",
+    )
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.EXPORT_DISK)
@@ -48,6 +102,7 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
             started=st.started,
             polls=st.polls,
             executions=st.executions,
+            restarts=st.restarts,
         )
     else:
         progress.started = iso(context.current_utc_datetime)
@@ -68,6 +123,7 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
                 bytes_copied=status.bytes_copied,
                 bytes_total=status.bytes_total or start.size_gb * 1024**3,
                 last_progress_at=now,
+                copy_started=now,
             )
         else:
             status = None
@@ -79,18 +135,11 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
                     progress.state = "succeeded"
                     break
                 if status.status in ("failed", "aborted"):
-                    raise StepFailed(
-                        ErrorInfo(
-                            kind="terminal",
-                            step=STEP,
-                            code="VhdExportFailed",
-                            resource=st.blob_url,
-                            message=f"The copy of {start.disk_name} to {st.blob_url} ended {status.status}: "
-                            f"{status.description or 'no description from storage'}.",
-                            advice="Check the export account (capacity, firewall, permissions) and run the capture "
-                            "again with the same request.",
-                        )
-                    )
+                    if not (source_unreadable(status) and st.restarts < MAX_COPY_RESTARTS):
+                        raise StepFailed(_copy_failed(start, st, status))
+                    start, status = yield from _restart(context, start, st, policy)
+                    progress.restarts = st.restarts
+                    continue  # observe the new copy's first status
             stalled_for = elapsed_seconds(st.last_progress_at, context.current_utc_datetime)
             if stalled_for >= policy.copy_stall_seconds:
                 yield from call(
@@ -116,14 +165,10 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
             if polls_here >= policy.max_polls_per_execution:
                 watch.check()  # never carry a received cancel into the next execution
                 st.executions += 1
-                context.continue_as_new(inp.model_copy(update={"state": st}).to_wire())
+                # start carries the SAS lifetime of the latest (re)start into the next execution.
+                context.continue_as_new(inp.model_copy(update={"state": st, "start": start}).to_wire())
                 return None
-            remaining = expected_copy_seconds(policy, st.bytes_total - st.bytes_copied)
-            delay = min(
-                poll_delay(policy, st.polls, remaining),
-                max(policy.copy_stall_seconds / 3, policy.poll_min_seconds),
-            )
-            yield from sleep(context, delay, watch)
+            yield from sleep(context, _copy_poll_delay(context, st, policy), watch)
             status = CopyStatus.from_wire(
                 (
                     yield from call(
@@ -190,6 +235,55 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
     progress.ended = iso(context.current_utc_datetime)
     context.set_custom_status(progress.to_wire())
     return progress.to_wire()
+
+
+def _copy_poll_delay(
+    context: df.DurableOrchestrationContext, st: ExportState, policy: CapturePolicy
+) -> float:
+    """Wait before the next copy poll: by the copy's progress rate once it moved, else by the expected rate.
+
+    Never longer than a third of the stall window, so a stall is noticed in time.
+    """
+    cap = max(policy.copy_stall_seconds / 3, policy.poll_min_seconds)
+    if st.bytes_copied > 0 and st.bytes_total > 0:
+        elapsed = elapsed_seconds(st.copy_started or st.started, context.current_utc_datetime)
+        return progress_poll_delay(policy, st.polls, st.bytes_copied / st.bytes_total, elapsed, cap)
+    remaining = expected_copy_seconds(policy, st.bytes_total - st.bytes_copied)
+    return min(poll_delay(policy, st.polls, remaining), cap)
+
+
+def _restart(
+    context: df.DurableOrchestrationContext, start: ExportStartInput, st: ExportState, policy: CapturePolicy
+) -> Generator[Any, Any, tuple[ExportStartInput, CopyStatus]]:
+    """Restart a copy whose source SAS expired: revoke, grant again for longer, start a new copy.
+
+    The revoke first ends whatever is left of the old grant, so exactly one access is ever active;
+    start_export then sees its own failed copy at the destination and starts a new one over it.
+    """
+    now = context.current_utc_datetime
+    copy_seconds = elapsed_seconds(st.copy_started or st.started, now)
+    longer = restart_sas_duration_seconds(
+        policy, start.sas_duration_seconds, st.bytes_total, st.bytes_copied, copy_seconds
+    )
+    yield from call(
+        context,
+        names.REVOKE_SNAPSHOT_ACCESS,
+        SnapshotRef(snapshot_id=start.snapshot_id).to_wire(),
+        step="revoke-access",
+        policy=policy,
+    )
+    start = start.model_copy(update={"sas_duration_seconds": longer})
+    status = CopyStatus.from_wire(
+        (yield from call(context, names.START_EXPORT, start.to_wire(), step=STEP, policy=policy))
+    )
+    at = iso(context.current_utc_datetime)
+    st.restarts += 1
+    st.blob_url = strip_query(status.blob_url)
+    st.copy_id = status.copy_id
+    st.bytes_copied = 0  # a new copy starts from nothing; _observe records what it already moved
+    st.last_progress_at = at
+    st.copy_started = at
+    return start, status
 
 
 def _observe(

@@ -41,6 +41,10 @@ class ExportState(WireModel):
     last_progress_at: str  # when bytes_copied last grew (stall detection)
     polls: int = 0
     executions: int = 1
+    # Copies restarted because the source SAS expired (timing.MAX_COPY_RESTARTS), and when the
+    # current copy started (its progress rate paces the polls).
+    restarts: int = 0
+    copy_started: str | None = None
 
 
 class ExportDiskInput(WireModel):

@@ -168,6 +168,8 @@ class ExportProgress(WireModel):
     ended: str | None = None
     polls: int = 0
     executions: int = 1
+    # Copies restarted (access granted again, for longer) because the snapshot's SAS expired mid-copy.
+    restarts: int = 0
     error: ErrorView | None = None
 
     @property

@@ -7,7 +7,8 @@ Scenario keys (all optional): ``diskGb``, ``dataDisks``, ``guestPolls`` (polls u
 growing), ``copyFail``, ``regionStep`` (% per poll), ``failRegion``, ``transient`` ({name: n first calls
 fail transiently}), ``terminal`` ({name: Azure code}), ``problems`` (preflight problems), ``regions`` (what
 ``list_regions`` answers; default ``REGIONS``), ``galleryLocation`` (an existing gallery's region),
-``versionDeleteStuck`` (a deleted image version never goes away).
+``versionDeleteStuck`` (a deleted image version never goes away), ``copyExpire`` (the first n copies of
+each disk fail at their 2nd poll with 403 CannotVerifyCopySource: their source SAS expired).
 """
 
 from __future__ import annotations
@@ -277,9 +278,13 @@ def _blob(key: str) -> str:
 def start_export(payload: dict[str, Any]) -> dict[str, Any]:
     _record("start_export", payload)
     inp = ExportStartInput.from_wire(payload)
+    n = (
+        sum(1 for c in _calls() if c["name"] == "start_export" and c["payload"]["diskKey"] == inp.disk_key)
+        - 1
+    )
     return CopyStatus(
         blob_url=_blob(inp.disk_key),
-        copy_id=f"copy-{inp.disk_key}",
+        copy_id=f"copy-{inp.disk_key}" + (f"-r{n}" if n else ""),
         status="pending",
         bytes_total=inp.size_gb * 1024**3,
     ).to_wire()
@@ -290,10 +295,23 @@ def get_copy_status(payload: dict[str, Any]) -> dict[str, Any]:
     ref = BlobRef.from_wire(payload)
     _record("get_copy_status", payload)
     key = ref.blob_url.rsplit("/", 1)[1].removesuffix(".vhd")
-    polls = sum(
-        1 for c in _calls() if c["name"] == "get_copy_status" and c["payload"]["blobUrl"] == ref.blob_url
-    )
+    polls = copies = 0  # polls of the current copy (since the disk's latest start_export); copies started
+    for c in _calls():
+        if c["name"] == "start_export" and c["payload"]["diskKey"] == key:
+            polls, copies = 0, copies + 1
+        elif c["name"] == "get_copy_status" and c["payload"]["blobUrl"] == ref.blob_url:
+            polls += 1
     sc = _scenario()
+    if copies <= int(sc.get("copyExpire", 0)) and polls >= 2:
+        return CopyStatus(
+            blob_url=ref.blob_url,
+            copy_id=ref.copy_id,
+            status="failed",
+            bytes_copied=int(sc.get("copyStepBytes", 0)),
+            bytes_total=int(sc.get("diskGb", 30)) * 1024**3,
+            description='403 CannotVerifyCopySource "The copy source could not be read any more: its SAS '
+            'was revoked or expired."',
+        ).to_wire()
     total = int(sc.get("diskGb", 30)) * 1024**3
     stall_after = sc.get("copyStallAfter")
     effective = min(polls, int(stall_after)) if stall_after is not None else polls
