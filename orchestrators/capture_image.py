@@ -23,7 +23,16 @@ from orchestrators.blueprint import bp
 from orchestrators.cancellation import Canceled, CancelWatch
 from orchestrators.models import ExportDiskInput, PublishVersionInput
 from orchestrators.retrying import StepFailed, call, call_all, failure_info, sleep
-from orchestrators.timing import elapsed_seconds, iso, parse_iso, poll_delay, sas_duration_seconds
+from orchestrators.timing import (
+    DEALLOCATE_FIRST_POLL_FACTOR,
+    SNAPSHOT_FIRST_POLL_FACTOR,
+    elapsed_seconds,
+    first_poll_delay,
+    iso,
+    parse_iso,
+    poll_delay,
+    sas_duration_seconds,
+)
 from shared.contracts import (
     CaptureInput,
     CapturePolicy,
@@ -231,13 +240,17 @@ def wait_power(
     waiting_for: str,
     policy: CapturePolicy,
     watch: CancelWatch | None = None,
+    first_delay: float | None = None,
 ) -> Gen:
     """Poll get_power_state on durable timers until it is one of ``wanted``; fail after ``timeout`` s.
 
-    Each wait is a safe point: a ``cancel`` raises ``Canceled``.
+    With ``first_delay`` the first poll comes after that wait (the operation's usual duration)
+    instead of at once. Each wait is a safe point: a ``cancel`` raises ``Canceled``.
     """
     started = context.current_utc_datetime
     polls = 0
+    if first_delay:
+        yield from sleep(context, first_delay, watch)
     while True:
         state = PowerState.from_wire(
             (
@@ -414,6 +427,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
                     waiting_for="the deallocation to finish",
                     policy=policy,
                     watch=watch,
+                    first_delay=first_poll_delay(policy, DEALLOCATE_FIRST_POLL_FACTOR),
                 )
             t.end("deallocate")
             watch.check()  # the last safe point before the irreversible step
@@ -781,7 +795,11 @@ def take_snapshots(
                     advice="Check the snapshots' state, then run the capture again (it reuses them).",
                 )
             )
-        yield from sleep(context, poll_delay(policy, polls), watch)
+        # The first poll at a snapshot's usual duration: earlier ones would only find it still Creating.
+        delay = (
+            first_poll_delay(policy, SNAPSHOT_FIRST_POLL_FACTOR) if polls == 0 else poll_delay(policy, polls)
+        )
+        yield from sleep(context, delay, watch)
         polls += 1
         answers = yield from call_all(
             context,
