@@ -27,7 +27,7 @@ from shared.contracts import (
     VersionStatus,
 )
 from shared.errors import AzureOperationError, PreflightError
-from shared.ids import TAG_CAPTURE_ID
+from shared.ids import TAG_RUN_ID, made_by_run, ownership_tags
 from shared.redaction import redact
 
 
@@ -207,11 +207,11 @@ def start_image_version(inp: VersionInput) -> VersionStatus:
         resource=vid,
     )
     if existing is not None:
-        owner = (existing.get("tags") or {}).get(TAG_CAPTURE_ID)
+        owner = made_by_run(existing.get("tags"))
         if owner != inp.capture_id:
             raise AzureOperationError(
                 f"version {inp.version} of image definition {dname} already exists and was not made by this "
-                f'capture (tag {TAG_CAPTURE_ID}={owner!r}): choose another version, or use "auto"',
+                f'capture run (tag {TAG_RUN_ID}={owner!r}): choose another version, or use "auto"',
                 step="start_image_version",
                 resource=vid,
                 code="ImageVersionExists",
@@ -233,7 +233,7 @@ def start_image_version(inp: VersionInput) -> VersionStatus:
         ]
     body = {
         "location": inp.location,
-        "tags": {**inp.tags, TAG_CAPTURE_ID: inp.capture_id},
+        "tags": ownership_tags(inp.capture_id, inp.tags),
         "properties": {"publishingProfile": publishing, "storageProfile": storage},
     }
     captured: dict[str, str] = {}

@@ -33,7 +33,7 @@ from shared.contracts import (
     RegionsInput,
     RegionsResult,
 )
-from shared.ids import TAG_CAPTURE_ID
+from shared.ids import made_by_run
 from shared.redaction import redact, strip_query
 from shared.requests import VERSION_AUTO, parse_version
 
@@ -94,13 +94,12 @@ def check_gallery(inp: GalleryCheckInput) -> GalleryCheckResult:
             versions = [
                 as_dict(v) for v in compute.gallery_image_versions.list_by_gallery_image(rg, gname, dname)
             ]
-    ours = [
-        v for v in versions if inp.capture_id and (v.get("tags") or {}).get(TAG_CAPTURE_ID) == inp.capture_id
-    ]
+    # Made by this very run (an earlier execution of it), not merely by an earlier capture of the same VM.
+    ours = [v for v in versions if inp.capture_id and made_by_run(v.get("tags")) == inp.capture_id]
 
     if inp.version == VERSION_AUTO:
         if ours:
-            # An earlier run of this very capture already picked (and created) a version: keep it.
+            # An earlier execution of this very run already picked (and created) a version: keep it.
             resolved = str(ours[0]["name"])
         else:
             keys = [k for k in (_version_key(str(v.get("name"))) for v in versions) if k is not None]

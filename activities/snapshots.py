@@ -1,7 +1,8 @@
 """Snapshot activities: start a snapshot of a disk, read it, revoke its export access, delete it.
 
-Snapshot names and tags come from the capture id, so a re-executed ``start_snapshot`` finds the
-snapshot an earlier execution created instead of making a second one.
+Snapshot names and tags come from the capture run id (``SnapshotInput.capture_id``), so a re-executed
+``start_snapshot`` finds the snapshot an earlier execution of the same run created instead of making a
+second one, and a later run of the same VM never reuses it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from activities._common import activity, as_dict, azure_call, get_or_none, parse
 from shared import clients
 from shared.contracts import Done, SnapshotInput, SnapshotRef, SnapshotResult
 from shared.errors import AzureOperationError
-from shared.ids import TAG_CAPTURE_ID, snapshot_id, snapshot_name
+from shared.ids import TAG_RUN_ID, made_by_run, ownership_tags, snapshot_id, snapshot_name
 
 # Which disk of the capture a snapshot holds ("os" / "lun<N>"), so get_snapshot can say it without state.
 TAG_DISK_KEY = "image-pipeline:disk"
@@ -50,11 +51,11 @@ def start_snapshot(inp: SnapshotInput) -> SnapshotResult:
         lambda: as_dict(snapshots.get(inp.resource_group, name)), step="read the snapshot", resource=sid
     )
     if existing is not None:
-        owner = (existing.get("tags") or {}).get(TAG_CAPTURE_ID)
+        owner = made_by_run(existing.get("tags"))
         if owner != inp.capture_id:
             raise AzureOperationError(
                 f"the snapshot {name} in resource group {inp.resource_group} already exists and was not made by "
-                f"this capture (tag {TAG_CAPTURE_ID}={owner!r}): delete it or rename it",
+                f"this capture run (tag {TAG_RUN_ID}={owner!r}): delete it or rename it",
                 step="start_snapshot",
                 resource=sid,
                 code="SnapshotNameTaken",
@@ -69,7 +70,7 @@ def start_snapshot(inp: SnapshotInput) -> SnapshotResult:
     body = {
         "location": inp.location,
         "sku": {"name": SNAPSHOT_SKU},
-        "tags": {**inp.tags, TAG_CAPTURE_ID: inp.capture_id, TAG_DISK_KEY: inp.disk.key},
+        "tags": {**ownership_tags(inp.capture_id, inp.tags), TAG_DISK_KEY: inp.disk.key},
         "properties": properties,
     }
     with azure_call("create the snapshot", sid):

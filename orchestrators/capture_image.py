@@ -58,7 +58,7 @@ from shared.contracts import (
     VmRef,
 )
 from shared.errors import ErrorInfo
-from shared.ids import TAG_CAPTURE_ID, TAG_SOURCE_VM
+from shared.ids import TAG_CAPTURE_ID, TAG_RUN_ID, TAG_SOURCE_VM
 from shared.notices import CaptureNotice, NoticeInput, notice_from_progress, notice_from_result
 from shared.status import (
     CaptureProgress,
@@ -286,9 +286,15 @@ def wait_power(
 @bp.orchestration_trigger(context_name="context", orchestration=names.CAPTURE_IMAGE)
 def capture_image(context: df.DurableOrchestrationContext) -> Gen:
     inp = CaptureInput.from_wire(context.get_input())
-    req, policy, cid = inp.request, inp.policy, inp.capture_id
+    # cid is this capture RUN's id (shared.ids.new_run_id): every snapshot/blob name, ownership tag and
+    # sub-orchestration id derives from it, so a later capture of the same VM (same instance id,
+    # inp.capture_id) never takes an earlier run's version, snapshots or exports for its own.
+    req, policy, cid = inp.request, inp.policy, inp.run_id
     progress = CaptureProgress(
-        capture_id=cid, source_vm_id=req.source_vm_id, export=req.vhd_export is not None
+        capture_id=inp.capture_id,
+        run_id=cid,
+        source_vm_id=req.source_vm_id,
+        export=req.vhd_export is not None,
     )
     t = Tracker(context, progress)
     t.publish()
@@ -446,13 +452,20 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
         # --- 4. snapshot every disk ------------------------------------------------------------
         watch.check()
         t.begin("snapshot")
-        snapshots = yield from take_snapshots(context, t, facts, cid, req.tags, policy, watch)
+        snapshots = yield from take_snapshots(
+            context, t, facts, cid, {**req.tags, TAG_CAPTURE_ID: inp.capture_id}, policy, watch
+        )
         t.end("snapshot")
         watch.check()
 
         # --- 5. publish the version and export the VHDs, in parallel -----------------------------
         by_key = {s.disk_key: s for s in snapshots}
-        tags = {**req.tags, TAG_CAPTURE_ID: cid, TAG_SOURCE_VM: req.source_vm_id[:256]}
+        tags = {
+            **req.tags,
+            TAG_CAPTURE_ID: inp.capture_id,
+            TAG_RUN_ID: cid,
+            TAG_SOURCE_VM: req.source_vm_id[:256],
+        }
         location = region_name(gcheck.gallery_location or facts.location)
         publish_input = PublishVersionInput(
             capture_id=cid,
@@ -536,7 +549,8 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
         progress.stage = "done"
         t.publish()
         result = CaptureResult(
-            capture_id=cid,
+            capture_id=inp.capture_id,
+            run_id=cid,
             source_vm_id=req.source_vm_id,
             image_version_id=progress.image_version_id or "",
             image_version=gcheck.resolved_version,
@@ -719,6 +733,7 @@ def compensate_cancel(
     t.publish()
     output = {
         "captureId": inp.capture_id,
+        "runId": inp.run_id,
         "sourceVmId": req.source_vm_id,
         "outcome": "canceled",
         "reason": c.reason,
@@ -737,8 +752,8 @@ def take_snapshots(
     policy: CapturePolicy,
     watch: CancelWatch | None = None,
 ) -> Gen:
-    """Start a snapshot of every disk (names derived from the capture id) and poll until all Succeeded."""
-    snap_tags = {**tags, TAG_CAPTURE_ID: cid, TAG_SOURCE_VM: facts.id[:256]}
+    """Start a snapshot of every disk (names derived from the run id ``cid``) and poll until all Succeeded."""
+    snap_tags = {TAG_CAPTURE_ID: cid, **tags, TAG_RUN_ID: cid, TAG_SOURCE_VM: facts.id[:256]}
     started = yield from call_all(
         context,
         [

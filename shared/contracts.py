@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.model_base import WireModel
 from shared.requests import CaptureRequest, GalleryRef, ImageDefinitionSpec, TargetRegion
@@ -35,10 +35,20 @@ class CapturePolicy(WireModel):
 
 
 class CaptureInput(WireModel):
-    capture_id: str
+    capture_id: str  # per VM: the orchestration instance id (shared.ids.capture_instance_id)
     request: CaptureRequest
     policy: CapturePolicy = Field(default_factory=CapturePolicy)
     trigger: Literal["http", "queue", "eventgrid"] = "http"
+    # Per capture run (shared.ids.new_run_id), chosen by the trigger: every name and ownership tag of what
+    # the run creates derives from it. Inputs written before run ids existed have none: their run id is
+    # their capture id, so their replays keep finding the resources they named after it.
+    run_id: str = ""
+
+    @model_validator(mode="after")
+    def _default_run_id(self) -> CaptureInput:
+        if not self.run_id:
+            self.run_id = self.capture_id
+        return self
 
 
 # --- VM -------------------------------------------------------------------------------
@@ -126,7 +136,9 @@ class GalleryCheckInput(WireModel):
     definition: ImageDefinitionSpec
     version: str  # "auto" or Major.Minor.Patch
     vm: VmFacts
-    # When set, a version tagged with this capture id is "ours" (earlier work of the same capture), not a conflict.
+    # The capture RUN id (CaptureInput.run_id). When set, a version made by this run (tag
+    # image-pipeline:run-id, see shared.ids.made_by_run) is "ours" (an earlier execution of the same run),
+    # not a conflict; a version made by an earlier run of the same VM is not.
     capture_id: str | None = None
 
 
@@ -178,7 +190,7 @@ class RegionsResult(WireModel):
 
 
 class SnapshotInput(WireModel):
-    capture_id: str
+    capture_id: str  # the capture RUN id: names the snapshot (<run-id>-<disk>) and tags it as the run's
     disk: DiskFacts
     subscription_id: str
     resource_group: str
@@ -225,7 +237,7 @@ class DataSnapshot(WireModel):
 
 
 class VersionInput(WireModel):
-    capture_id: str
+    capture_id: str  # the capture RUN id: an existing version tagged with it is this run's own work
     gallery: GalleryRef
     definition_name: str
     version: str
@@ -268,7 +280,7 @@ class VersionStatus(WireModel):
 
 
 class ExportStartInput(WireModel):
-    capture_id: str
+    capture_id: str  # the capture RUN id: the blob is <container>/<run-id>/<disk>.vhd
     snapshot_id: str
     disk_key: str
     disk_name: str

@@ -1,7 +1,15 @@
 """Parse and build Azure resource ids, and derive the deterministic names a capture uses.
 
-Names derived from the capture id let a re-executed activity find its own earlier work
-(snapshots, export blobs) instead of creating new resources.
+Two ids name a capture:
+
+- the **capture id** (``capture_instance_id``): one per VM, the orchestration instance id. It makes
+  "one running capture per VM" (409) and deduplication of retried requests work;
+- the **run id** (``new_run_id``): one per capture *run*, ``<capture-id>-<UTC yyyymmddHHMMSS>``, chosen
+  by the trigger that starts the run and carried in the orchestration input, so it is the same on every
+  replay and re-execution of that run. Everything a run creates is named and tagged from it (snapshots
+  ``<run-id>-os``, export blobs ``<run-id>/<disk>.vhd``, tag ``image-pipeline:run-id``, sub-orchestration
+  ids), so a re-executed activity finds its own earlier work, while a later capture of the same VM
+  (a golden VM recreated under the same name) never mistakes the previous run's work for its own.
 """
 
 from __future__ import annotations
@@ -9,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 _RID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
@@ -59,11 +68,41 @@ def capture_instance_id(source_vm_id: str) -> str:
     """The orchestration instance id of the capture of a VM: one running capture per VM.
 
     Readable (VM name) plus a hash of the full, case-folded id so that two VMs of the same
-    name in different groups or subscriptions never share an id.
+    name in different groups or subscriptions never share an id. At most 59 characters.
     """
     rid = ResourceId.parse(source_vm_id)
     digest = hashlib.sha256(str(rid).lower().encode()).hexdigest()[:10]
     return f"capture-{_slug(rid.name, 40)}-{digest}"
+
+
+_RUN_STAMP = "%Y%m%d%H%M%S"
+_RUN_STAMP_LEN = 14
+
+
+def _run_stamp(capture_id: str, run_id: str | None) -> datetime | None:
+    if not run_id or not run_id.startswith(capture_id + "-"):
+        return None
+    stamp = run_id[len(capture_id) + 1 :]
+    if len(stamp) != _RUN_STAMP_LEN or not stamp.isdigit():
+        return None
+    try:
+        return datetime.strptime(stamp, _RUN_STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def new_run_id(capture_id: str, now: datetime, previous_run_id: str | None = None) -> str:
+    """The id of a new capture run of ``capture_id``: ``<capture-id>-<UTC yyyymmddHHMMSS>`` (<= 74 chars).
+
+    Called by the trigger that starts the run (never by an orchestrator: it reads the clock through
+    ``now``). A run started in the same second as the previous one, or on a host whose clock is behind
+    it, gets the second after the previous run's stamp, so run ids of one VM never repeat.
+    """
+    when = (now if now.tzinfo else now.replace(tzinfo=UTC)).astimezone(UTC).replace(microsecond=0)
+    before = _run_stamp(capture_id, previous_run_id)
+    if before is not None and when <= before:
+        when = before + timedelta(seconds=1)
+    return f"{capture_id}-{when.strftime(_RUN_STAMP)}"
 
 
 def disk_key(lun: int | None) -> str:
@@ -71,15 +110,44 @@ def disk_key(lun: int | None) -> str:
     return "os" if lun is None else f"lun{lun}"
 
 
-def snapshot_name(capture_id: str, lun: int | None) -> str:
-    """Snapshot name for a disk of a capture (<= 80 chars, valid for Microsoft.Compute/snapshots)."""
-    return f"{capture_id[:70]}-{disk_key(lun)}"
+SNAPSHOT_NAME_MAX = 80
 
 
-def export_blob_name(capture_id: str, disk_name: str) -> str:
-    """Blob path of an exported VHD inside the export container: ``<capture-id>/<disk>.vhd``."""
-    return f"{capture_id}/{disk_name}.vhd"
+def snapshot_name(run_id: str, lun: int | None) -> str:
+    """Snapshot name for a disk of a capture run: ``<run-id>-<disk key>`` (<= 80 chars).
+
+    A run id from ``new_run_id`` (<= 74 chars) always fits with ``-lun63`` (the highest LUN). A longer
+    id (not made by the pipeline) is shortened deterministically, keeping a hash of the whole id so two
+    long ids never share a name.
+    """
+    suffix = f"-{disk_key(lun)}"
+    if len(run_id) + len(suffix) <= SNAPSHOT_NAME_MAX:
+        return f"{run_id}{suffix}"
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:10]
+    head = run_id[: SNAPSHOT_NAME_MAX - len(suffix) - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}{suffix}"
 
 
-TAG_CAPTURE_ID = "image-pipeline:capture-id"
+def export_blob_name(run_id: str, disk_name: str) -> str:
+    """Blob path of an exported VHD inside the export container: ``<run-id>/<disk>.vhd``."""
+    return f"{run_id}/{disk_name}.vhd"
+
+
+TAG_CAPTURE_ID = "image-pipeline:capture-id"  # the per-VM capture id (orchestration instance id)
+TAG_RUN_ID = "image-pipeline:run-id"  # the capture run that made the resource
 TAG_SOURCE_VM = "image-pipeline:source-vm"
+
+
+def made_by_run(tags: dict[str, str] | None) -> str | None:
+    """The run that made a resource, from its tags: ``image-pipeline:run-id``, or for resources made before
+    run ids existed, ``image-pipeline:capture-id`` (those runs' run id is their capture id)."""
+    tags = tags or {}
+    return tags.get(TAG_RUN_ID) or tags.get(TAG_CAPTURE_ID)
+
+
+def ownership_tags(run_id: str, tags: dict[str, str] | None = None) -> dict[str, str]:
+    """``tags`` plus the tags that mark a resource as made by ``run_id`` (the capture id is kept when given)."""
+    out = dict(tags or {})
+    out.setdefault(TAG_CAPTURE_ID, run_id)
+    out[TAG_RUN_ID] = run_id
+    return out

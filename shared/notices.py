@@ -9,14 +9,15 @@ message the Functions host writes (a queue-triggered function reads it as is)::
       "type": "ImagePipeline.CaptureFinished",
       "noticeId": "capture-vm-web-1a2b3c4d5e@2025-05-01T10:00:00.000000Z",
       "captureId": "capture-vm-web-1a2b3c4d5e",
+      "runId": "capture-vm-web-1a2b3c4d5e-20250501100000",
       "sourceVmId": "/subscriptions/…/virtualMachines/vm-web",
       "trigger": "http | queue | eventgrid",
       "outcome": "completed | failed | canceled",
       "imageVersion": "1.4.0",
       "imageVersionId": "/subscriptions/…/galleries/galContoso/images/web-ubuntu/versions/1.4.0",
       "regions": [{"region": "westeurope", "state": "Completed", "progress": 100}],
-      "exportedBlobs": ["https://stexports.blob.core.windows.net/vhds/capture-…/vm-web_OsDisk.vhd"],
-      "snapshotsKept": [], "snapshotsDeleted": ["/subscriptions/…/snapshots/capture-…-os"],
+      "exportedBlobs": ["https://stexports.blob.core.windows.net/vhds/<runId>/vm-web_OsDisk.vhd"],
+      "snapshotsKept": [], "snapshotsDeleted": ["/subscriptions/…/snapshots/<runId>-os"],
       "generalized": true,
       "cleaned": ["copy of lun0 aborted", "read access on capture-…-os revoked"],
       "error": {"step": "export", "code": "VhdExportFailed", "message": "…", "advice": "…"},
@@ -27,7 +28,9 @@ message the Functions host writes (a queue-triggered function reads it as is)::
 Fields that do not apply are omitted (``error`` on success, ``imageVersionId`` when the capture failed
 before creating one). Never a SAS: blob URLs are stored without their query string and free text is
 redacted. Delivery is at-least-once (an activity may run again after a host crash): consumers dedupe
-on ``noticeId``, which is unique per capture run (capture id + start time).
+on ``noticeId``, which is unique per capture run (capture id + start time). ``captureId`` is the same for
+every capture of a VM (the status id); ``runId`` names this run (its snapshots ``<runId>-<disk>`` and its
+export blobs ``<container>/<runId>/<disk>.vhd``).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class CaptureNotice(WireModel):
     type: Literal["ImagePipeline.CaptureFinished"] = NOTICE_TYPE
     notice_id: str
     capture_id: str
+    run_id: str | None = None
     source_vm_id: str
     trigger: str = "http"
     outcome: Outcome
@@ -98,6 +102,7 @@ def notice_from_result(
     return CaptureNotice(
         notice_id=notice_id(result.capture_id, started),
         capture_id=result.capture_id,
+        run_id=result.run_id or result.capture_id,
         source_vm_id=result.source_vm_id,
         trigger=trigger,
         outcome="completed",
@@ -129,6 +134,7 @@ def notice_from_progress(
     return CaptureNotice(
         notice_id=notice_id(progress.capture_id, started),
         capture_id=progress.capture_id,
+        run_id=progress.run_id or progress.capture_id,
         source_vm_id=progress.source_vm_id,
         trigger=trigger,
         outcome=outcome,

@@ -4,8 +4,11 @@ Three orchestrations report progress, each through its own Durable custom status
 
 - the main ``capture_image`` instance: ``CaptureProgress`` (stage, stage timings, per-disk
   snapshot state, ``generalized``, error);
-- ``<id>:version`` (``publish_version``): ``VersionProgress`` (per-region replication);
-- ``<id>:export:<disk>`` (``export_disk``): ``ExportProgress`` (copy bytes, SAS revoked).
+- ``<run-id>:version`` (``publish_version``): ``VersionProgress`` (per-region replication);
+- ``<run-id>:export:<disk>`` (``export_disk``): ``ExportProgress`` (copy bytes, SAS revoked).
+
+``<run-id>`` is ``CaptureProgress.run_id`` (``shared.ids.new_run_id``); for captures started before run
+ids existed it is the capture id.
 
 ``aggregate_status`` folds the three into the one readable ``CaptureStatusView`` that
 ``GET /api/captures/{id}`` answers. It is a pure function so it can be unit-tested without a host.
@@ -40,14 +43,17 @@ M = TypeVar("M", bound=WireModel)
 StageState = Literal["pending", "running", "succeeded", "failed", "skipped", "canceled"]
 
 
-def version_instance_id(capture_id: str) -> str:
-    """Instance id of the capture's ``publish_version`` sub-orchestration."""
-    return f"{capture_id}:version"
+def version_instance_id(run_id: str) -> str:
+    """Instance id of a capture run's ``publish_version`` sub-orchestration (``<run-id>:version``).
+
+    Per run, not per VM: a later capture of the same VM never shows (or cancels) an earlier run's branch.
+    """
+    return f"{run_id}:version"
 
 
-def export_instance_id(capture_id: str, disk_key: str) -> str:
-    """Instance id of the ``export_disk`` sub-orchestration of one disk."""
-    return f"{capture_id}:export:{disk_key}"
+def export_instance_id(run_id: str, disk_key: str) -> str:
+    """Instance id of a capture run's ``export_disk`` sub-orchestration of one disk."""
+    return f"{run_id}:export:{disk_key}"
 
 
 class ErrorView(WireModel):
@@ -109,6 +115,7 @@ class CaptureProgress(WireModel):
 
     capture_id: str
     source_vm_id: str
+    run_id: str | None = None  # this run's id (None: a capture started before run ids; use capture_id)
     stage: str = "preflight"
     state: Literal["running", "succeeded", "failed", "canceled"] = "running"
     stages: list[StageTiming] = Field(default_factory=lambda: [StageTiming(name=s) for s in STAGES])
@@ -182,6 +189,7 @@ class CaptureResult(WireModel):
 
     capture_id: str
     source_vm_id: str
+    run_id: str | None = None
     image_version_id: str
     image_version: str
     regions: list[RegionProgress]
@@ -195,6 +203,7 @@ class CaptureStatusView(WireModel):
     """The body of ``GET /api/captures/{id}``."""
 
     id: str
+    run_id: str | None = None  # the capture run shown (names its snapshots and export blobs)
     runtime_status: str
     created_time: str | None = None
     last_updated_time: str | None = None
@@ -288,6 +297,7 @@ def aggregate_status(
     )
     if progress is not None:
         view.source_vm_id = progress.source_vm_id
+        view.run_id = progress.run_id or progress.capture_id
         view.stage = progress.stage
         view.generalized = progress.generalized
         view.irreversible_note = progress.irreversible_note
@@ -353,6 +363,12 @@ _SUB_TO_STAGE: dict[str, StageState] = {
     "failed": "failed",
     "canceled": "canceled",
 }
+
+
+def run_id_of(capture_id: str, custom_status: Any) -> str:
+    """The run id a capture's custom status names (the capture id for runs started before run ids)."""
+    progress = _model(CaptureProgress, custom_status)
+    return (progress.run_id if progress is not None else None) or capture_id
 
 
 def _overlay_stage(

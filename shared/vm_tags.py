@@ -21,7 +21,7 @@ on every path; only the error field names differ: each error names the tag to fi
 
 Tag names are case-insensitive (as in Azure); values are trimmed. An unknown ``image-pipeline:*`` tag is
 an error (a typo such as ``image-pipeline:region`` must not silently drop the regions). The tags the
-pipeline itself writes on what it creates (capture id, source VM, triggering event) are ignored.
+pipeline itself writes on what it creates (capture id, run id, source VM, triggering event) are ignored.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.ids import TAG_CAPTURE_ID, TAG_SOURCE_VM, ResourceId
+from shared.ids import TAG_CAPTURE_ID, TAG_RUN_ID, TAG_SOURCE_VM, ResourceId
 from shared.requests import CaptureRequest, FieldError, validate_request
 
 TAG_PREFIX = "image-pipeline:"
@@ -64,7 +64,9 @@ INPUT_TAGS: tuple[str, ...] = (
     TAG_WEBHOOK,
     TAG_ENABLED,
 )
-_PIPELINE_WRITTEN = {t.lower() for t in (TAG_CAPTURE_ID, TAG_SOURCE_VM, TAG_EVENT_ID, TAG_DEALLOCATED_AT)}
+_PIPELINE_WRITTEN = {
+    t.lower() for t in (TAG_CAPTURE_ID, TAG_RUN_ID, TAG_SOURCE_VM, TAG_EVENT_ID, TAG_DEALLOCATED_AT)
+}
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 

@@ -2,7 +2,8 @@
 
 Answers (JSON):
 - **202** ``{"id", "runtimeStatus", "message", "captureStatusUri"}``: the external event ``cancel`` was raised
-  to the capture and to its running sub-orchestrations (``<id>:version``, ``<id>:export:<disk>``); the
+  to the capture and to its running sub-orchestrations (``<run-id>:version``, ``<run-id>:export:<disk>``,
+  the run id read from the capture's custom status); the
   status (``GET /api/captures/{id}``) shows the cancellation and what was cleaned up. Cancelling twice is
   harmless.
 - **404** ``CaptureNotFound``: no capture with that id.
@@ -24,7 +25,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.status import CaptureProgress, export_instance_id, version_instance_id
+from shared.status import CaptureProgress, export_instance_id, run_id_of, version_instance_id
 from triggers.starting import ACTIVE_STATES, runtime_status_name
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,9 @@ def finished_name(runtime_status: str, custom_status: Any) -> str:
 
 
 def sub_instances(capture_id: str, custom_status: Any) -> list[str]:
-    """The sub-orchestrations a capture may have started, from its custom status (disks known after preflight)."""
-    ids = [version_instance_id(capture_id)]
+    """The sub-orchestrations a capture's current run may have started, from its custom status (run id;
+    disks known after preflight)."""
+    ids = [version_instance_id(run_id_of(capture_id, custom_status))]
     value = custom_status
     if isinstance(value, str):
         try:
@@ -94,7 +96,7 @@ def sub_instances(capture_id: str, custom_status: Any) -> list[str]:
         except ValueError:
             progress = None
         if progress is not None and progress.export:
-            ids += [export_instance_id(capture_id, d.key) for d in progress.disks]
+            ids += [export_instance_id(progress.run_id or capture_id, d.key) for d in progress.disks]
     return ids
 
 

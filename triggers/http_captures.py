@@ -20,6 +20,7 @@ from shared.status import (
     InstanceSnapshot,
     aggregate_status,
     export_instance_id,
+    run_id_of,
     version_instance_id,
 )
 from triggers.starting import runtime_status_name, start_capture
@@ -85,6 +86,7 @@ async def post_capture(req: func.HttpRequest, client: df.DurableOrchestrationCli
     # Keep the Durable check-status payload and headers; add the readable status endpoint.
     payload = json.loads(resp.get_body())
     payload["captureStatusUri"] = status_url
+    payload["runId"] = outcome.run_id
     headers = {k: v for k, v in resp.headers.items() if k.lower() != "content-length"}
     return func.HttpResponse(json.dumps(payload, indent=2), status_code=202, headers=headers)
 
@@ -117,7 +119,9 @@ async def get_capture(req: func.HttpRequest, client: df.DurableOrchestrationClie
             },
             404,
         )
-    version = _snapshot(await client.get_status(version_instance_id(instance_id)))
+    # The sub-orchestrations of the run this instance is on now (an earlier run's are never shown).
+    run_id = run_id_of(instance_id, main.custom_status)
+    version = _snapshot(await client.get_status(version_instance_id(run_id)))
     exports: dict[str, InstanceSnapshot] = {}
     cs = main.custom_status
     progress = None
@@ -127,7 +131,7 @@ async def get_capture(req: func.HttpRequest, client: df.DurableOrchestrationClie
         progress = None
     if progress is not None and progress.export:
         for disk in progress.disks:
-            snap = _snapshot(await client.get_status(export_instance_id(instance_id, disk.key)))
+            snap = _snapshot(await client.get_status(export_instance_id(run_id, disk.key)))
             if snap is not None:
                 exports[disk.key] = snap
     view = aggregate_status(instance_id, main, version, exports)

@@ -75,7 +75,10 @@ def test_linux_gen2_with_data_disk_to_three_regions_with_export(stack: Stack) ->
     assert _generalized(stack, "vm-web")
     assert _capture_snapshots(stack, cid) == []  # deleteSnapshots: nothing left behind
     blobs = stack.cloud.blob_service("stexports").get_container_client("vhds")
-    names = sorted(b.name for b in blobs.list_blobs(name_starts_with=f"{cid}/"))
+    run_id = status["runId"]
+    assert run_id.startswith(f"{cid}-") and result["runId"] == run_id
+    assert version.tags["image-pipeline:run-id"] == run_id
+    names = sorted(b.name for b in blobs.list_blobs(name_starts_with=f"{run_id}/"))
     assert names == sorted(urlsplit(u).path.split("/vhds/", 1)[1] for u in result["exportedBlobs"])
     assert len(names) == 2
     props = blobs.get_blob_client(names[0]).get_blob_properties()

@@ -125,7 +125,7 @@ def test_day_long_copy_finishes_with_bounded_history_and_few_requests(run_with: 
     assert 300 <= calls["get_copy_status"] <= 301  # step rounding: the last poll sees the remainder
     assert sum(calls[n] for n in ARM_ACTIVITIES) <= 100, calls
     assert calls["revoke_snapshot_access"] == 1
-    export = run.instance(f"{status['id']}:export:os")
+    export = run.instance(f"{status['runId']}:export:os")
     assert export["customStatus"]["executions"] >= 300 // 40  # continued as new, carrying state
     assert len(export["historyEvents"]) <= 400
     main = run.instance(status["id"])

@@ -75,7 +75,7 @@ def test_cancel_during_the_copy_aborts_revokes_and_cleans_up(cstack: TriggerStac
         blobs = s.cloud.blob_service("stexports").get_container_client("vhds")
         copies = [
             blobs.get_blob_client(b.name).get_blob_properties().copy.status
-            for b in blobs.list_blobs(name_starts_with=f"{cid}/")
+            for b in blobs.list_blobs(name_starts_with=f"{status['runId']}/")
         ]
         assert copies and all(c == "aborted" for c in copies), copies
 
