@@ -23,9 +23,9 @@ BYTES_PER_MB = 1_000_000
 # the remaining time (poll_min_seconds at worst).
 PROGRESS_FRACTION = 0.25
 # ... but not more often than every LAG_FRACTION of the time the operation has run so far: noticing
-# the end of a 7-hour replication within 2 minutes (0.5 %) is soon enough, and it saves the ~10
-# polls it would take to close in on the end at poll_min_seconds.
-LAG_FRACTION = 0.005
+# the end of a 7-hour replication within a minute (0.2 %) is soon enough, and it saves the ~8 polls
+# it would take to close in on the end at poll_min_seconds.
+LAG_FRACTION = 0.002
 # A long, progress-paced operation is still looked at every LONG_POLL_FACTOR x poll_max_seconds
 # (30 min with the default 300 s): a replication of hours needs no status every 5 minutes, but its
 # state (and a failed region) should not go unseen for hours either.
