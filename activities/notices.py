@@ -7,7 +7,10 @@ canceled) without a notice problem changing the capture's result.
 - Queue: one message on ``Settings.capture_results_queue`` (``CAPTURE_RESULTS_QUEUE``, default
   ``capture-results``), on the host's storage connection (``shared.queues``), created if missing.
   azure-core's retry policy owns transient storage failures.
-- Webhook (``notify.webhookUrl`` of the request): ``POST`` of the same JSON, ``Content-Type:
+- Webhook (``notify.webhookUrl`` of the request, or the URL held by the app setting that
+  ``notify.webhookSetting`` names — read here, at delivery, so a URL carrying a key never enters the
+  orchestration's input or history; for such a URL only ``scheme://host/…`` and the setting's name appear
+  in the result and the logs): ``POST`` of the same JSON, ``Content-Type:
   application/json``, header ``X-Image-Pipeline-Notice-Id``. Any 2xx is delivered; 408/429/5xx and
   connection errors are retried ``WEBHOOK_ATTEMPTS`` times in all with doubling waits (a ``Retry-After``
   up to ``WEBHOOK_MAX_WAIT_SECONDS`` is honoured); other 4xx are not retried. Bounded: at most about
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import urllib.error
 import urllib.request
@@ -31,7 +35,7 @@ import azure.durable_functions as df
 from shared.notices import NoticeInput, NoticeResult, WebhookDelivery
 from shared.queues import queue_client
 from shared.redaction import redact, strip_query
-from shared.settings import get_settings
+from shared.settings import app_setting, get_settings
 
 log = logging.getLogger("activities.notices")
 bp = df.Blueprint()
@@ -77,9 +81,13 @@ def deliver_webhook(
     *,
     post: Callable[[str, bytes, str], tuple[int, str | None]] = _post,
     wait: Callable[[float], None] = time.sleep,
+    shown: str | None = None,
 ) -> WebhookDelivery:
-    """POST the notice with bounded retries; report the outcome (never raises)."""
-    shown = strip_query(url)
+    """POST the notice with bounded retries; report the outcome (never raises).
+
+    ``shown`` is how the URL appears in the result and the logs (default: without its query string).
+    """
+    shown = shown or strip_query(url)
     status: int | None = None
     error: str | None = None
     delay = WEBHOOK_FIRST_WAIT_SECONDS
@@ -90,7 +98,7 @@ def deliver_webhook(
             retry_after = _retry_after(header)
         except Exception as exc:  # connection refused/reset, timeout, DNS: worth another try
             status = None
-            error = redact(f"{type(exc).__name__}: {exc}")
+            error = redact(f"{type(exc).__name__}: {exc}".replace(url, shown))
         else:
             if 200 <= status < 300:
                 return WebhookDelivery(url=shown, delivered=True, attempts=attempt, status_code=status)
@@ -108,6 +116,29 @@ def deliver_webhook(
     return WebhookDelivery(url=shown, delivered=False, attempts=attempt, status_code=status, error=error)
 
 
+def _shown_from_setting(url: str, setting: str) -> str:
+    """A URL from a setting, as it may be shown: scheme and host only (Slack/Teams keep the key in the path)."""
+    m = re.match(r"^(https?)://(?:[^/@?#]*@)?([^/?#]+)", url, re.IGNORECASE)
+    where = f"{m.group(1).lower()}://{m.group(2)}/…" if m else "(not a URL)"
+    return f"{where} (app setting {setting})"
+
+
+def webhook_from_setting(setting: str) -> tuple[str | None, str, str | None]:
+    """The webhook URL held by the app setting ``setting``: (url, how to show it, problem)."""
+    value = (app_setting(setting) or "").strip()
+    if not value:
+        return (
+            None,
+            f"(app setting {setting})",
+            f"the app setting {setting} is not set: add it to the function app's settings with the "
+            "webhook URL as its value",
+        )
+    shown = _shown_from_setting(value, setting)
+    if not re.match(r"^https?://[^/?#]+", value, re.IGNORECASE):
+        return None, shown, f"the app setting {setting} does not hold an http(s) URL: fix its value"
+    return value, shown, None
+
+
 def publish(
     inp: NoticeInput, *, post: Callable[[str, bytes, str], tuple[int, str | None]] = _post
 ) -> NoticeResult:
@@ -122,7 +153,17 @@ def publish(
     except Exception as exc:  # the notice must never change the capture's result
         result.queue_error = redact(f"{type(exc).__name__}: {exc}")[:1000]
         log.error("notice %s could not be queued on %s: %s", notice.notice_id, queue, result.queue_error)
-    if inp.webhook_url:
+    if inp.webhook_setting:
+        url, shown, problem = webhook_from_setting(inp.webhook_setting)
+        if url is None:
+            log.warning("notice %s: webhook not delivered: %s", notice.notice_id, problem)
+            result.webhook = WebhookDelivery(
+                url=shown, setting=inp.webhook_setting, delivered=False, attempts=0, error=problem
+            )
+        else:
+            delivery = deliver_webhook(url, text.encode(), notice.notice_id, post=post, shown=shown)
+            result.webhook = delivery.model_copy(update={"setting": inp.webhook_setting})
+    elif inp.webhook_url:
         result.webhook = deliver_webhook(inp.webhook_url, text.encode(), notice.notice_id, post=post)
     return result
 

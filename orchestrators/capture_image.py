@@ -619,11 +619,15 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
 
 def notify(context: df.DurableOrchestrationContext, inp: CaptureInput, notice: CaptureNotice) -> Gen:
     """Publish the completion notice (activity ``publish_notice``); it never changes the capture's result."""
-    webhook = inp.request.notify.webhook_url if inp.request.notify else None
+    target = inp.request.notify
+    publish = NoticeInput(
+        notice=notice,
+        webhook_url=target.webhook_url if target else None,
+        # Only the setting's name: publish_notice reads the URL (it may carry a key) outside the history.
+        webhook_setting=target.webhook_setting if target else None,
+    )
     try:
-        yield context.call_activity(
-            names.PUBLISH_NOTICE, NoticeInput(notice=notice, webhook_url=webhook).to_wire()
-        )
+        yield context.call_activity(names.PUBLISH_NOTICE, publish.to_wire())
     except Exception:  # publish_notice reports its own failures in its result; this is a host failure
         pass
 

@@ -154,14 +154,17 @@ def notice_from_progress(
 
 
 class NoticeInput(WireModel):
-    """Input of the ``publish_notice`` activity."""
+    """Input of the ``publish_notice`` activity (orchestration history: never a secret in it)."""
 
     notice: CaptureNotice
-    webhook_url: str | None = None
+    webhook_url: str | None = None  # a URL without query string (validated at intake)
+    # The app setting whose value is the webhook URL (notify.webhookSetting); the activity reads it.
+    webhook_setting: str | None = None
 
 
 class WebhookDelivery(WireModel):
     url: str  # without its query string
+    setting: str | None = None  # the app setting the URL came from, if any
     delivered: bool
     attempts: int
     status_code: int | None = None

@@ -10,7 +10,7 @@ import re
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from shared.ids import ResourceId
 from shared.model_base import WireModel
@@ -115,15 +115,67 @@ class VhdExport(WireModel):
         return v
 
 
+# App settings a request may name as its webhook (notify.webhookSetting): only these, so a request can never
+# point the app at an unrelated setting (a storage connection string, a client secret) and have it used as a URL.
+WEBHOOK_SETTING_PREFIX = "NOTICE_WEBHOOK_"
+_WEBHOOK_SETTING = re.compile(rf"^{WEBHOOK_SETTING_PREFIX}[A-Za-z0-9_]{{1,100}}$")
+# Strict checks run when a request comes in (validate_request passes this context). A request read back
+# from the orchestration input (CaptureInput.from_wire on replay) is not re-checked: an in-flight capture
+# started before a check existed must still replay.
+INTAKE = {"intake": True}
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why a webhook URL may not be stored in a request (the request is orchestration input: plain text
+    in the task hub), or None. Any query string (Logic Apps' ``sig=``, Functions' ``code=``, tokens) or
+    user:password in the URL counts."""
+    if not re.match(r"^https?://[^/?#]+", url, re.IGNORECASE):
+        return "must be an http(s) URL"
+    if "?" in url or "#" in url or "@" in url.split("/", 3)[2]:
+        return (
+            "must not carry a query string, fragment or credentials: the request is stored in plain text in "
+            "the Durable task hub, so a key or signature (sig=, code=, a token) there would leak. Put the whole "
+            f"URL in an app setting named {WEBHOOK_SETTING_PREFIX}<NAME> and send notify.webhookSetting "
+            "with that name instead"
+        )
+    return None
+
+
 class Notify(WireModel):
+    """Where the completion notice goes besides the results queue: a plain URL, or an app setting holding one."""
+
     webhook_url: str | None = None
+    # Name of an app setting whose value is the webhook URL (may carry a key); read only by publish_notice.
+    webhook_setting: str | None = None
 
     @field_validator("webhook_url")
     @classmethod
-    def _url(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^https?://", v):
+    def _url(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        if (info.context or {}).get("intake"):
+            problem = webhook_url_problem(v)
+            if problem:
+                raise ValueError(problem)
+        elif not re.match(r"^https?://", v):
             raise ValueError("must be an http(s) URL")
         return v
+
+    @field_validator("webhook_setting")
+    @classmethod
+    def _setting(cls, v: str | None) -> str | None:
+        if v is not None and not _WEBHOOK_SETTING.match(v):
+            raise ValueError(
+                f"must be the name of an app setting starting with {WEBHOOK_SETTING_PREFIX} (letters, digits "
+                f"and _ after it), e.g. {WEBHOOK_SETTING_PREFIX}TEAMS; its value is the webhook URL"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Notify:
+        if self.webhook_url and self.webhook_setting:
+            raise ValueError("give either webhookUrl or webhookSetting, not both")
+        return self
 
 
 class CaptureRequest(WireModel):
@@ -206,7 +258,7 @@ def validate_request(data: Any) -> tuple[CaptureRequest | None, list[FieldError]
     if not isinstance(data, dict):
         return None, [FieldError(field="(body)", message="must be a JSON object")]
     try:
-        return CaptureRequest.model_validate(data), []
+        return CaptureRequest.model_validate(data, context=INTAKE), []
     except ValidationError as exc:
         errors = []
         for e in exc.errors():

@@ -97,6 +97,16 @@ class Settings:
         )
 
 
+def app_setting(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """The value of the app setting ``name`` (``None`` if unset or empty), read now, not cached.
+
+    For settings a request names (``notify.webhookSetting``): their values may be secrets, so only the
+    activity that uses one reads it, and nothing returns or logs it.
+    """
+    value = (os.environ if env is None else env).get(name)
+    return value or None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process's settings, read once (activities and triggers call this, never os.environ)."""

@@ -16,7 +16,8 @@ on every path; only the error field names differ: each error names the tag to fi
 | ``image-pipeline:delete-snapshots`` | ``true`` (default) / ``false`` | ``deleteSnapshots`` |
 | ``image-pipeline:end-of-life`` | ``YYYY-MM-DD`` | ``endOfLifeDate`` |
 | ``image-pipeline:exclude-from-latest`` | ``true`` / ``false`` (default) | ``excludeFromLatest`` |
-| ``image-pipeline:webhook`` | ``https://…`` completion-notice webhook (tags are readable by every Reader: no secrets) | ``notify.webhookUrl`` |
+| ``image-pipeline:webhook`` | ``https://…`` completion-notice webhook without query string (tags are readable by every Reader: no secrets; a URL with ``?`` is refused) | ``notify.webhookUrl`` |
+| ``image-pipeline:webhook-setting`` | name of an app setting ``NOTICE_WEBHOOK_<NAME>`` whose value is the webhook URL (for URLs that carry a key) | ``notify.webhookSetting`` |
 | ``image-pipeline:enabled`` | ``true`` (default) / ``false``: keep the tags but pause capturing | — |
 
 Tag names are case-insensitive (as in Azure); values are trimmed. An unknown ``image-pipeline:*`` tag is
@@ -30,7 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.ids import TAG_CAPTURE_ID, TAG_RUN_ID, TAG_SOURCE_VM, ResourceId
-from shared.requests import CaptureRequest, FieldError, validate_request
+from shared.requests import (
+    WEBHOOK_SETTING_PREFIX,
+    CaptureRequest,
+    FieldError,
+    validate_request,
+    webhook_url_problem,
+)
 
 TAG_PREFIX = "image-pipeline:"
 TAG_GALLERY = "image-pipeline:gallery"
@@ -43,6 +50,7 @@ TAG_DELETE_SNAPSHOTS = "image-pipeline:delete-snapshots"
 TAG_END_OF_LIFE = "image-pipeline:end-of-life"
 TAG_EXCLUDE_FROM_LATEST = "image-pipeline:exclude-from-latest"
 TAG_WEBHOOK = "image-pipeline:webhook"
+TAG_WEBHOOK_SETTING = "image-pipeline:webhook-setting"
 TAG_ENABLED = "image-pipeline:enabled"
 
 # Written by the pipeline into the request's tags (so onto the snapshots and the image version) when
@@ -62,6 +70,7 @@ INPUT_TAGS: tuple[str, ...] = (
     TAG_END_OF_LIFE,
     TAG_EXCLUDE_FROM_LATEST,
     TAG_WEBHOOK,
+    TAG_WEBHOOK_SETTING,
     TAG_ENABLED,
 )
 _PIPELINE_WRITTEN = {
@@ -81,6 +90,7 @@ _FIELD_TO_TAG: tuple[tuple[str, str], ...] = (
     ("deleteSnapshots", TAG_DELETE_SNAPSHOTS),
     ("endOfLifeDate", TAG_END_OF_LIFE),
     ("excludeFromLatest", TAG_EXCLUDE_FROM_LATEST),
+    ("notify.webhookSetting", TAG_WEBHOOK_SETTING),
     ("notify", TAG_WEBHOOK),
     ("sourceVmId", "(the event's VM id)"),
 )
@@ -261,8 +271,28 @@ def request_from_tags(
             body["excludeFromLatest"] = value
     if TAG_END_OF_LIFE in lowered:
         body["endOfLifeDate"] = lowered[TAG_END_OF_LIFE]
+    notify: dict[str, str] = {}
     if TAG_WEBHOOK in lowered:
-        body["notify"] = {"webhookUrl": lowered[TAG_WEBHOOK]}
+        hook = lowered[TAG_WEBHOOK]
+        if webhook_url_problem(hook) and ("?" in hook or "#" in hook or "@" in hook):
+            # Named for the tag path (the request's message names notify.webhookSetting). The value is not
+            # repeated: the error is logged, and it may hold a key.
+            errors.append(
+                FieldError(
+                    field=TAG_WEBHOOK,
+                    message="must not carry a query string, fragment or credentials (a key or signature in a "
+                    "tag is readable by every Reader of the VM, and would be stored in the capture's history): "
+                    f"put the whole URL in an app setting named {WEBHOOK_SETTING_PREFIX}<NAME> and tag the VM "
+                    f"{TAG_WEBHOOK_SETTING}=<that name> instead",
+                )
+            )
+            failed_tags.add(TAG_WEBHOOK)
+        else:
+            notify["webhookUrl"] = hook
+    if TAG_WEBHOOK_SETTING in lowered:
+        notify["webhookSetting"] = lowered[TAG_WEBHOOK_SETTING]
+    if notify:
+        body["notify"] = notify
     if extra_tags:
         body["tags"] = dict(extra_tags)
 

@@ -334,6 +334,7 @@ class WebhookReceiver:
     def __init__(self, fail_first: int = 0) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.paths: list[str] = []  # path and query of each accepted POST
         self.requests = 0
         self.fail_first = fail_first
         receiver = self
@@ -350,6 +351,7 @@ class WebhookReceiver:
                     return
                 receiver.bodies.append(json.loads(raw))
                 receiver.headers.append(dict(self.headers))
+                receiver.paths.append(self.path)
                 self.send_response(204)
                 self.end_headers()
 
