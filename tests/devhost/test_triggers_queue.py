@@ -14,7 +14,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,8 +81,18 @@ def _b64(obj: object) -> str:
     return base64.b64encode(json.dumps(obj).encode()).decode()
 
 
-def _receive_all(qsc: QueueServiceClient, queue: str, want: int, timeout: float = 20.0) -> list[str]:
-    """Drain messages from ``queue`` until ``want`` arrived (or fail at the deadline)."""
+def _receive_all(
+    qsc: QueueServiceClient,
+    queue: str,
+    want: int,
+    timeout: float = 90.0,
+    log: Callable[[], str] | None = None,
+) -> list[str]:
+    """Drain messages from ``queue`` until ``want`` arrived (or fail at the deadline).
+
+    The deadline is generous: under a parallel suite on 2 cores, devhost and Azurite share the CPU
+    with several local clouds; a missing message still fails, with devhost's log tail to say why.
+    """
     qc = qsc.get_queue_client(queue)
     got: list[str] = []
     deadline = time.monotonic() + timeout
@@ -96,7 +106,9 @@ def _receive_all(qsc: QueueServiceClient, queue: str, want: int, timeout: float 
                 raise
         if len(got) >= want:
             break
-        assert time.monotonic() < deadline, f"only {len(got)}/{want} messages in '{queue}'"
+        assert time.monotonic() < deadline, f"only {len(got)}/{want} messages in '{queue}'" + (
+            f"; devhost log tail:\n{log()[-3000:]}" if log else ""
+        )
         time.sleep(0.1)
     return got
 
@@ -114,11 +126,13 @@ def test_queue_trigger_output_binding_durable_client_and_poison(azurite_queue: s
         # also a message that is not base64: the host cannot decode it and poisons it at once
         work.send_message("this is not base64 ***")
 
-        notices = [json.loads(base64.b64decode(t)) for t in _receive_all(qsc, "done-notices", 2)]
+        notices = [
+            json.loads(base64.b64decode(t)) for t in _receive_all(qsc, "done-notices", 2, log=dh.log_text)
+        ]
         assert sorted(n["echo"]["n"] for n in notices) == [1, 2]
         assert all(n["dequeue_count"] == 1 and n["has_insertion_time"] for n in notices)
 
-        poison = _receive_all(qsc, "work-items-poison", 2)
+        poison = _receive_all(qsc, "work-items-poison", 2, log=dh.log_text)
         assert sorted(poison) == sorted([_b64({"fail": True}), "this is not base64 ***"])  # copied unchanged
         log = dh.log_text()
         assert log.count("on_work: function failed for message") == 3  # maxDequeueCount = 3 attempts
