@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leak_check import secrets_in
+
 from azsim.testing import CloudEnv, local_cloud
 from devhost.testing import DevhostProcess, running_devhost
-from shared.redaction import contains_secret
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORLD = REPO_ROOT / "examples" / "world.json"
@@ -167,12 +168,7 @@ class Stack:
     # -- the secret check --------------------------------------------------------------------
     def assert_no_secrets(self) -> None:
         """No SAS signature or bearer token in devhost's store, logs, or any status the API returned."""
-        leaks = []
-        for path in sorted(self.devhost.workdir.rglob("*")):
-            is_store_or_log = path.is_file() and path.name != "keys.json"
-            if is_store_or_log and contains_secret(path.read_bytes().decode("latin-1")):
-                leaks.append(str(path))
-        leaks += [b[:200] for b in self.seen_bodies if contains_secret(b)]
+        leaks = secrets_in(self.devhost.workdir, self.seen_bodies)
         assert not leaks, f"secret found in: {leaks}"
 
 

@@ -26,9 +26,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from leak_check import secrets_in
+
 from azsim.testing import CloudEnv, local_cloud
 from devhost.testing import DevhostProcess, running_devhost
-from shared.redaction import contains_secret
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUESTS_QUEUE = "capture-requests"
@@ -299,12 +300,7 @@ class TriggerStack:
         return self.cloud.arm_client(ComputeManagementClient)
 
     def assert_no_secrets(self) -> None:
-        leaks = [
-            str(p)
-            for p in sorted(self.devhost.workdir.rglob("*"))
-            if p.is_file() and p.name != "keys.json" and contains_secret(p.read_bytes().decode("latin-1"))
-        ]
-        leaks += [s[:200] for s in self.seen if contains_secret(s)]
+        leaks = secrets_in(self.devhost.workdir, self.seen)
         assert not leaks, f"secret found in: {leaks}"
 
 
