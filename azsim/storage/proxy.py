@@ -184,27 +184,6 @@ class _FrontHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # request lines carry SAS query strings; the per-request debug log below strips them
 
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_HEAD(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_OPTIONS(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
     # -- request plumbing ---------------------------------------------------------------------
 
     def _read_body(self) -> bytes | None:
@@ -277,6 +256,9 @@ class _FrontHandler(BaseHTTPRequestHandler):
                 method, key, query, self.headers, status, reason, out_headers, data
             )
         self._send(status, reason, out_headers, data)
+
+    # Every method goes through the same forwarding path (http.server dispatches on do_<METHOD>).
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_OPTIONS = do_PATCH = _handle
 
     def _refused(self, parts: list[str], query: dict[str, str]) -> bool:
         """Answer 403 (and return True) if RBAC refuses this bearer-token request; Azurite never sees it."""
