@@ -304,7 +304,15 @@ def _create_version(inp: VersionInput, sub: str, name: str, vid: str, *, explici
                 resource=vid,
                 code="ImageVersionExists",
             )
-        if str(props(existing).get("provisioningState") or "").lower() != "failed":
+        state = str(props(existing).get("provisioningState") or "").lower()
+        if state == "deleting":
+            raise TransientAzureError(
+                f"the failed image version {vid} of this capture is still being deleted",
+                step="start_image_version",
+                resource=vid,
+                code="ImageVersionDeleting",
+            )
+        if state != "failed":
             return _status(existing, vid, None)
         # Our own version whose create failed: delete it; the orchestrator calls again once it is gone.
         with azure_call("delete the failed image version", vid):

@@ -199,8 +199,9 @@ def delete_snapshot(inp: SnapshotRef) -> Done:
 def get_snapshot_deletion(inp: SnapshotRef) -> Done:
     """Is the snapshot gone? ``changed=True`` once it is. A delete whose operation failed raises its error.
 
-    ``inp.operation_url`` is the delete's (``Done.operation_url``); a transient failure is raised as
-    ``TransientAzureError`` so the caller deletes again, a terminal one with Azure's code and advice.
+    ``inp.operation_url`` is the delete's (``Done.operation_url``). A delete that failed with a
+    transient code is started again (the answer carries the new operation's URL); a terminal one is
+    raised with Azure's code and advice.
     """
     rid = parse_id(inp.snapshot_id, field="snapshotId", step="get_snapshot_deletion")
     snapshots = clients.compute(rid.subscription_id).snapshots
@@ -214,12 +215,17 @@ def get_snapshot_deletion(inp: SnapshotRef) -> Done:
     with azure_call("read the snapshot's delete operation", inp.snapshot_id):
         outcome = lro.read_operation(rid.subscription_id, inp.operation_url)
     if outcome is not None and lro.failed(outcome):
-        raise operation_failure(
-            {"code": outcome.code, "message": outcome.message},
-            step="delete the snapshot",
-            resource=inp.snapshot_id,
-            status=outcome.status,
-        )
+        if not outcome.transient:
+            raise operation_failure(
+                {"code": outcome.code, "message": outcome.message},
+                step="delete the snapshot",
+                resource=inp.snapshot_id,
+                status=outcome.status,
+            )
+        # The delete failed in a way that may pass: delete again, and follow the new operation.
+        with azure_call("delete the snapshot", inp.snapshot_id):
+            accepted = lro.start(snapshots.begin_delete, rid.resource_group, rid.name)
+        return Done(resource_id=inp.snapshot_id, changed=False, operation_url=accepted.operation_url)
     if outcome is not None and outcome.status.lower() == "succeeded":
         # Deleted per its operation but still listed: ask again later (a new delete is harmless).
         raise TransientAzureError(

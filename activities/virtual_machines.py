@@ -250,8 +250,15 @@ def start_guest_prepare(inp: GuestPrepareInput) -> GuestPrepareResult:
         )
     except ResourceExistsError as exc:
         if azure_code(exc) == "Conflict" and RUN_COMMAND_IN_PROGRESS.lower() in str(exc).lower():
+            said = (
+                exc.error.message if exc.error is not None and exc.error.message else RUN_COMMAND_IN_PROGRESS
+            )
             return GuestPrepareResult(
-                started=False, already_in_progress=True, command=command, power_state="running"
+                started=False,
+                already_in_progress=True,
+                command=command,
+                power_state="running",
+                conflict=safe_text(f"409 Conflict: {said}")[:500],
             )
         raise _guest_error(exc, inp.vm_id, step) from None
     except HttpResponseError as exc:

@@ -119,6 +119,9 @@ class GuestPrepareInput(WireModel):
 class GuestPrepareResult(WireModel):
     started: bool
     already_in_progress: bool = False
+    # Azure's code + message when it answered 409 "Run command extension execution is in progress":
+    # that Run Command may be an earlier execution's of this activity, or someone else's.
+    conflict: str | None = None
     command: str  # the RunCommand id used, never the script body
     # The VM's power state when the activity ran; "stopped"/"deallocated" with started=False means the
     # guest is no longer running (e.g. an earlier execution already deprovisioned and stopped it).

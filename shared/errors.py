@@ -153,7 +153,12 @@ TRANSIENT_CODES = frozenset(
         "AzureUnreachable",
     )
 )
-_RETRY_HINTS = ("please retry later", "please try again later", "retry the operation")
+_RETRY_HINTS = (
+    "please retry later",
+    "please try again later",
+    "retry the operation",
+    "another operation is in progress",
+)
 _LRO_ADVICE = (
     "Azure's operation failed for a reason a retry will not fix: check the resource's activity log for "
     "this code, fix the cause, then run the capture again."

@@ -355,3 +355,9 @@ def publish_notice(payload: dict[str, Any]) -> dict[str, Any]:
     _record("publish_notice", payload)
     NoticeInput.from_wire(payload)
     return NoticeResult(queue="capture-results", queued=True).to_wire()
+
+
+@bp.activity_trigger(input_name="payload")
+def get_snapshot_deletion(payload: dict[str, Any]) -> dict[str, Any]:
+    _record("get_snapshot_deletion", payload)
+    return Done(resource_id=SnapshotRef.from_wire(payload).snapshot_id, changed=True).to_wire()
