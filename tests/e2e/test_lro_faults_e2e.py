@@ -31,11 +31,13 @@ VM = "vm-web-3"  # Linux, one small OS disk: the fastest capture of the example 
 DEFINITION = f"{VM}-def"
 
 
-def _lro_failure(action: str, code: str = "InternalExecutionError") -> dict[str, Any]:
+def _lro_failure(
+    action: str, code: str = "InternalExecutionError", message: str = "Please retry later (azsim fault)."
+) -> dict[str, Any]:
     return {
         "name": "lro-once",
         "match": {"action": action},
-        "effect": {"type": "lroFailure", "code": code, "message": "Please retry later (azsim fault)."},
+        "effect": {"type": "lroFailure", "code": code, "message": message},
         "count": 1,
     }
 
@@ -93,7 +95,11 @@ def test_each_lro_failing_once_still_completes_with_one_version_and_nothing_left
 
 
 def test_terminal_version_failure_after_generalize_names_vm_state_and_leftovers(make_stack) -> None:
-    rule = _lro_failure(f"{MC}/galleries/images/versions/write", code="InvalidParameter")
+    rule = _lro_failure(
+        f"{MC}/galleries/images/versions/write",
+        code="InvalidParameter",
+        message="The source snapshot is not supported (azsim fault).",
+    )
     stack = make_stack(faults={"rules": [rule]})
     status = stack.run(stack.request(VM, version="auto"), timeout=120)
     assert status["runtimeStatus"] == "Failed"
