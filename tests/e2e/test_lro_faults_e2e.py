@@ -136,13 +136,59 @@ def test_copy_failing_after_the_version_completed_says_the_version_is_usable(mak
     assert stack.active_access() == []
 
 
+def test_failed_deallocation_fails_at_once_with_azures_code_before_generalize(make_stack) -> None:
+    rule = _lro_failure(
+        f"{MC}/virtualMachines/deallocate/action",
+        code="OperationNotAllowed",
+        message="Allocation failed: the VM is locked (azsim fault).",
+    )
+    stack = make_stack(faults={"rules": [rule]})
+    status = stack.run(stack.request(VM, version="auto", export=False), timeout=120)
+    assert status["runtimeStatus"] == "Failed"
+    err = status["error"]
+    assert (err["step"], err["code"]) == ("deallocate", "OperationNotAllowed"), err
+    assert "the VM is locked" in err["message"] and "not generalized" in err["advice"]
+    stages = {s["name"]: s for s in status["stages"]}
+    # Not the 60 s power-state timeout of the fast policy: the operation's outcome was read.
+    assert stages["deallocate"]["seconds"] < 30, stages["deallocate"]
+    assert stack.vm_state(VM)["generalized"] is False
+
+
+def test_auto_whose_next_patch_overflows_32_bits_fails_in_preflight(tmp_path: Path) -> None:
+    full = {
+        "name": "galContoso",
+        "resourceGroup": "rg-images",
+        "location": "westeurope",
+        "images": [
+            {
+                "name": "full-def",
+                "osType": "Linux",
+                "osState": "Generalized",
+                "hyperVGeneration": "V2",
+                "versions": [{"name": "0.0.2147483647", "targetRegions": ["westeurope"]}],
+            }
+        ],
+    }
+    with _clone_stack(tmp_path, [full]) as stack:
+        body = stack.request(
+            VM, export=False, version="auto", imageDefinition={"name": "full-def", "createIfMissing": False}
+        )
+        status = stack.run(body, timeout=90)
+        assert status["runtimeStatus"] == "Failed"
+        err = status["error"]
+        assert err["step"] == "preflight" and "2147483647" in err["message"], err
+        assert stack.vm_state(VM)["powerState"] == "running"
+        assert status["generalized"] is False
+
+
 # --- six concurrent "auto" captures into one definition ---------------------------------------
 
 CONCURRENT = 6
 
 
-def _world_with_clones(path: Path) -> Path:
+def _world_with_clones(path: Path, galleries: list[dict[str, Any]] | None = None) -> Path:
     world = json.loads(WORLD.read_text())
+    world["galleries"] = galleries or []
     base = next(v for v in world["virtualMachines"] if v["name"] == VM)
     for i in range(CONCURRENT):
         clone = json.loads(json.dumps(base))
@@ -155,8 +201,8 @@ def _world_with_clones(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _clone_stack(workdir: Path) -> Iterator[Stack]:
-    world = _world_with_clones(workdir / "world.json")
+def _clone_stack(workdir: Path, galleries: list[dict[str, Any]] | None = None) -> Iterator[Stack]:
+    world = _world_with_clones(workdir / "world.json", galleries)
     with local_cloud(workdir / "azsim", world=world, time_scale=0.003) as cloud:
         env = {**dict(cloud), **FAST_POLICY, **QUEUE_SETTINGS}
         with running_devhost(REPO_ROOT, workdir / "devhost", env=env) as dh:
