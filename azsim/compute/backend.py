@@ -699,14 +699,16 @@ class ComputeBackend:
 
     # ------------------------------------------------------------------ disks and snapshots
 
-    def list_managed(self, kind: str, sub: str, rg: str) -> list[ManagedDisk]:
-        self.require_rg(sub, rg)
+    def list_managed(self, kind: str, sub: str, rg: str | None) -> list[ManagedDisk]:
+        """Disks or snapshots of one resource group, or of the whole subscription (``rg`` None)."""
+        if rg is not None:
+            self.require_rg(sub, rg)
         return [
             d
             for d in self.disks.values()
             if d.kind == kind
             and d.subscription.lower() == sub.lower()
-            and d.resource_group.lower() == rg.lower()
+            and (rg is None or d.resource_group.lower() == rg.lower())
         ]
 
     def put_managed(
@@ -912,12 +914,15 @@ class ComputeBackend:
 
     # ------------------------------------------------------------------ galleries
 
-    def list_galleries(self, sub: str, rg: str) -> list[Gallery]:
-        self.require_rg(sub, rg)
+    def list_galleries(self, sub: str, rg: str | None) -> list[Gallery]:
+        """Galleries of one resource group, or of the whole subscription (``rg`` None)."""
+        if rg is not None:
+            self.require_rg(sub, rg)
         return [
             g
             for g in self.galleries.values()
-            if g.subscription.lower() == sub.lower() and g.resource_group.lower() == rg.lower()
+            if g.subscription.lower() == sub.lower()
+            and (rg is None or g.resource_group.lower() == rg.lower())
         ]
 
     def put_gallery(self, ctx: RequestContext, sub: str, rg: str, name: str, body: dict[str, Any]) -> Reply:
