@@ -234,3 +234,10 @@ def test_six_concurrent_auto_captures_into_one_definition_get_distinct_versions(
         # Each version was made from its own VM's snapshot.
         owners = {v.tags["image-pipeline:source-vm"].rsplit("/", 1)[-1] for v in listed}
         assert owners == {f"vm-par-{i}" for i in range(CONCURRENT)}
+        puts = [
+            e["status"]
+            for e in stack.sim("requests")["value"]
+            if e.get("action", "").lower() == "microsoft.compute/galleries/images/versions/write"
+        ]
+        # One accepted create per capture; the rest (if any) were refused 409: another capture's version.
+        assert puts.count(201) == CONCURRENT and set(puts) <= {201, 409}, puts
