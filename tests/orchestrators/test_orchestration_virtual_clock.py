@@ -329,3 +329,13 @@ def test_cancel_keeps_the_snapshots_while_the_deleted_version_still_exists(run_w
     assert run.calls()["delete_snapshot"] == 0
     (notice,) = _notices(run)
     assert not notice.get("snapshotsDeleted") and len(notice["snapshotsKept"]) == 1
+
+
+def test_after_generalize_transient_failures_outlast_the_attempt_budget(run_with: Any) -> None:
+    # 12 transient failures each: beyond transient_retry_attempts (5), within the replication timeout.
+    run = run_with({"dataDisks": 0, "transient": {"start_snapshot": 12, "start_image_version": 12}})
+    status = run.capture()
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    calls = run.calls()
+    assert calls["start_snapshot"] == 13 and calls["start_image_version"] == 13
+    assert status["generalized"] is True
