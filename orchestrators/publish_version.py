@@ -170,7 +170,9 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
                     status = yield from _recreate(context, inp, st, progress, policy)
                     continue
                 if verdict == "failed":
-                    if status.failure is not None:
+                    if status.failure is not None and not status.exists:
+                        progress.version_id = None  # its create failed: Azure made nothing
+                    elif status.failure is not None:
                         progress.deleted = yield from _delete_failed(context, st.version_id, policy)
                     raise StepFailed(
                         ErrorInfo(
