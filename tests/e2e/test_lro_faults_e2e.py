@@ -112,6 +112,22 @@ def test_terminal_version_failure_after_generalize_names_vm_state_and_leftovers(
     assert stack.active_access() == []
 
 
+def test_terminal_snapshot_failure_removes_the_snapshots_already_made(make_stack) -> None:
+    rule = _lro_failure(
+        f"{MC}/snapshots/write", code="BadRequest", message="The disk cannot be snapshotted (azsim fault)."
+    )
+    rule["match"]["path"] = "-lun0$"
+    stack = make_stack(faults={"rules": [rule]})
+    status = stack.run(stack.request("vm-web-2", version="auto", export=False), timeout=120)
+    assert status["runtimeStatus"] == "Failed"
+    err = status["error"]
+    assert (err["step"], err["code"], err.get("azureCode")) == ("snapshot", "BadRequest", "BadRequest"), err
+    assert "cannot be snapshotted" in err["message"] and "Unexpected" not in err["message"]
+    assert "is generalized" in err["message"] and "No snapshot was left behind" in err["message"]
+    assert _run_snapshots(stack, status["runId"]) == []  # the OS disk's snapshot was deleted too
+    assert not status.get("imageVersionId")  # the capture never reached publish
+
+
 def test_copy_failing_after_the_version_completed_says_the_version_is_usable(make_stack) -> None:
     stack = make_stack(
         faults={
