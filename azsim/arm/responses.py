@@ -56,7 +56,9 @@ def get_operation(b: ComputeBackend, req: ArmRequest) -> Reply:
         if op.status != "Succeeded":
             err = op.error or {"code": op.status, "message": f"The operation ended {op.status}."}
             raise ArmError(400, err["code"], err["message"])
-        return Reply(200, op.result) if op.result is not None else Reply(200, None)
+        if op.result is not None:
+            return Reply(200, op.result)
+        return Reply(200, op.resource_view() if op.resource_view is not None else None)
     return Reply(200, op.status_body(), poll if not op.done else {})
 
 

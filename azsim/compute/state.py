@@ -6,6 +6,7 @@ LRO plumbing. The per-resource rules live in ``vms``, ``disks``, ``galleries`` a
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from azsim.compute.models import (
@@ -51,6 +52,12 @@ def dig(body: dict[str, Any], *path: str) -> Any:
     for p in path:
         cur = cur.get(p) if isinstance(cur, dict) else None
     return cur
+
+
+def canonical_id(resource_id: str) -> str:
+    """A resource id as a key: the spec's examples send ``subscriptions/...`` without the leading '/'."""
+    text = resource_id.strip()
+    return text if text.startswith("/") or not text else "/" + text
 
 
 class ComputeState:
@@ -312,10 +319,12 @@ class ComputeState:
         *,
         status: int = 202,
         body: Any = None,
-        location: bool = True,
+        final: Callable[[], Any] | None = None,
     ) -> Reply:
+        """An LRO's initial answer; ``final`` renders the resource the Location URL answers when done."""
+        op.resource_view = final
         poll = self.lifecycle.real(self.latency.poll_interval_s)
-        return Reply(status, body, lro_headers(ctx.base_url, op, location=location, poll_real_s=poll))
+        return Reply(status, body, lro_headers(ctx.base_url, op, location=True, poll_real_s=poll))
 
     # ------------------------------------------------------------------ resource groups
 
