@@ -116,6 +116,10 @@ def put_vm(b: ComputeBackend, req: ArmRequest) -> Reply:
     return b.put_vm(req.ctx, req["sub"], req["rg"], req["vm"], req.body)
 
 
+def patch_vm(b: ComputeBackend, req: ArmRequest) -> Reply:
+    return b.patch_vm(req.ctx, req["sub"], req["rg"], req["vm"], req.body)
+
+
 def delete_vm(b: ComputeBackend, req: ArmRequest) -> Reply:
     return b.delete_vm(req.ctx, req["sub"], req["rg"], req["vm"])
 
@@ -178,6 +182,13 @@ def _put_managed(kind: str) -> Handler:
     return handler
 
 
+def _patch_managed(kind: str) -> Handler:
+    def handler(b: ComputeBackend, req: ArmRequest) -> Reply:
+        return b.patch_managed(req.ctx, kind, req["sub"], req["rg"], req["name"], req.body)
+
+    return handler
+
+
 def _delete_managed(kind: str) -> Handler:
     def handler(b: ComputeBackend, req: ArmRequest) -> Reply:
         return b.delete_managed(req.ctx, kind, req["sub"], req["rg"], req["name"])
@@ -212,6 +223,7 @@ list_snapshots, get_snapshot, put_snapshot, delete_snapshot = (
     _delete_managed("snapshots"),
 )
 list_all_disks, list_all_snapshots = _list_all_managed("disks"), _list_all_managed("snapshots")
+patch_disk, patch_snapshot = _patch_managed("disks"), _patch_managed("snapshots")
 disk_beginGetAccess, disk_endGetAccess = _grant("disks"), _revoke("disks")
 snapshot_beginGetAccess, snapshot_endGetAccess = _grant("snapshots"), _revoke("snapshots")
 
@@ -243,6 +255,10 @@ def put_gallery(b: ComputeBackend, req: ArmRequest) -> Reply:
     return b.put_gallery(req.ctx, req["sub"], req["rg"], req["gallery"], req.body)
 
 
+def patch_gallery(b: ComputeBackend, req: ArmRequest) -> Reply:
+    return b.patch_gallery(req.ctx, req["sub"], req["rg"], req["gallery"], req.body)
+
+
 def delete_gallery(b: ComputeBackend, req: ArmRequest) -> Reply:
     return b.delete_gallery(req.ctx, req["sub"], req["rg"], req["gallery"])
 
@@ -257,6 +273,10 @@ def get_image(b: ComputeBackend, req: ArmRequest) -> Reply:
 
 def put_image(b: ComputeBackend, req: ArmRequest) -> Reply:
     return b.put_image(req.ctx, req["sub"], req["rg"], req["gallery"], req["image"], req.body)
+
+
+def patch_image(b: ComputeBackend, req: ArmRequest) -> Reply:
+    return b.patch_image(req.ctx, req["sub"], req["rg"], req["gallery"], req["image"], req.body)
 
 
 def delete_image(b: ComputeBackend, req: ArmRequest) -> Reply:

@@ -243,3 +243,11 @@ class DisksAndSnapshots(ComputeState):
         )
         self.lifecycle.schedule(self.latency.revoke_access_s, lambda _a: op.succeed())
         return self.accepted(ctx, op)
+
+    def patch_managed(
+        self, ctx: RequestContext, kind: str, sub: str, rg: str, name: str, body: dict[str, Any]
+    ) -> Reply:
+        disk = self.get_managed(kind, sub, rg, name)
+        return self.patch_tags(
+            ctx, disk, body, family="DiskOperations", sub=disk.subscription, view=lambda: self.disk_json(disk)
+        )

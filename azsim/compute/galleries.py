@@ -207,3 +207,29 @@ class Galleries(ComputeState):
         )
         self.lifecycle.schedule(self.latency.gallery_delete_s, lambda _a: op.succeed())
         return self.accepted(ctx, op)
+
+    def patch_gallery(self, ctx: RequestContext, sub: str, rg: str, name: str, body: dict[str, Any]) -> Reply:
+        g = self.get_gallery(sub, rg, name)
+        return self.patch_tags(
+            ctx,
+            g,
+            body,
+            family="capsOperations",
+            sub=g.subscription,
+            view=g.to_arm,
+            properties=("description",),
+        )
+
+    def patch_image(
+        self, ctx: RequestContext, sub: str, rg: str, gallery: str, name: str, body: dict[str, Any]
+    ) -> Reply:
+        img = self.get_image(sub, rg, gallery, name)
+        return self.patch_tags(
+            ctx,
+            img,
+            body,
+            family="capsOperations",
+            sub=img.gallery.subscription,
+            view=img.to_arm,
+            properties=("description",),
+        )

@@ -326,6 +326,37 @@ class ComputeState:
         poll = self.lifecycle.real(self.latency.poll_interval_s)
         return Reply(status, body, lro_headers(ctx.base_url, op, location=True, poll_real_s=poll))
 
+    def patch_tags(
+        self,
+        ctx: RequestContext,
+        resource: Any,
+        body: dict[str, Any],
+        *,
+        family: str,
+        sub: str,
+        view: Callable[[], Any],
+        properties: tuple[str, ...] = (),
+    ) -> Reply:
+        """PATCH of tags (and of the named plain ``properties``): applied at once, answered 200 with the
+        resource and an already finished LRO, as the specs' update operations declare (200 + Location)."""
+        props = body.get("properties") or {}
+        unknown = sorted(set(props) - set(properties))
+        if unknown or set(body) - {"tags", "properties"}:
+            names = unknown or sorted(set(body) - {"tags", "properties"})
+            raise invalid_parameter(
+                f"azsim models PATCH of tags{' and ' + ', '.join(properties) if properties else ''} only; "
+                f"got {', '.join(names)}.",
+                names[0],
+            )
+        if "tags" in body:
+            resource.tags = dict(body.get("tags") or {})
+        for name in properties:
+            if name in props:
+                setattr(resource, name, props[name] or "")
+        op = self.start_op(ctx, family=family, location=resource.location, resource_id=resource.id, sub=sub)
+        op.succeed()
+        return self.accepted(ctx, op, status=200, body=view(), final=view)
+
     # ------------------------------------------------------------------ resource groups
 
     def put_resource_group(self, sub: str, name: str, body: dict[str, Any]) -> Reply:

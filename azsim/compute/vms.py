@@ -377,3 +377,9 @@ class VirtualMachines(ComputeState):
 
         self.lifecycle.schedule(self.latency.vm_delete_s, gone)
         return self.accepted(ctx, op)
+
+    def patch_vm(self, ctx: RequestContext, sub: str, rg: str, name: str, body: dict[str, Any]) -> Reply:
+        vm = self.get_vm(sub, rg, name)
+        return self.patch_tags(
+            ctx, vm, body, family="operations", sub=vm.subscription, view=lambda: vm.to_arm(self.disks)
+        )

@@ -112,23 +112,26 @@ def test_child_whose_parent_died_before_prctl_exits(tmp_path: Path) -> None:
     middle = os.fork()
     if middle == 0:  # plays azsim up
         try:
-            setup = child_setup(os.getpid())
+            me = os.getpid()
+            setup = child_setup(me)
             child = os.fork()
             if child == 0:  # plays Azurite before exec
                 try:
-                    wait_for(lambda: os.getppid() != middle, 5)
+                    wait_for(lambda: os.getppid() != me, 5)
                     setup()
-                    survived.write_text("setup returned")
+                    survived.write_text(f"setup returned; parent now {os.getppid()}, was {me}")
                 finally:
                     os._exit(0)
-            child_pid_file.write_text(str(child))
+            partial = child_pid_file.with_suffix(".partial")
+            partial.write_text(str(child))
+            partial.rename(child_pid_file)  # atomic: the test never reads a half-written pid
         finally:
             os._exit(0)
     os.waitpid(middle, 0)
     assert wait_for(child_pid_file.exists, 5)
     child = int(child_pid_file.read_text())
     assert wait_for(lambda: not Path(f"/proc/{child}").exists() or _zombie(child), 5)
-    assert not survived.exists()
+    assert not survived.exists(), survived.read_text()
 
 
 def _zombie(pid: int) -> bool:
