@@ -78,7 +78,9 @@ def checked_address(target: WebhookTarget, *, resolve: Resolver, allow_loopback:
     for text in answers:
         problem = address_problem(ipaddress.ip_address(text.split("%", 1)[0]), allow_loopback=allow_loopback)
         if problem:
-            raise RefusedAddress(f"refused: the webhook's host {target.host} resolves to {problem}")
+            raise RefusedAddress(
+                f"refused: the webhook's host {target.host} resolves to an address the app may not send to: {problem}"
+            )
     return answers[0]
 
 

@@ -194,7 +194,9 @@ def address_problem(ip: IpAddress, *, allow_loopback: bool) -> str | None:
     kind = address_kind(ip)
     if kind is None or (allow_loopback and kind == LOOPBACK):
         return None
-    return f"{ip} is {kind} address, which only the app's own network can reach"
+    inner = _embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+    shown = f"{ip} ({inner})" if inner is not None else str(ip)
+    return f"{shown} is {kind} address, which only the app's own network can reach"
 
 
 # --- webhooks ----------------------------------------------------------------------------------
