@@ -11,7 +11,12 @@ canceled) without a notice problem changing the capture's result.
   ``notify.webhookSetting`` names — read here, at delivery, so a URL carrying a key never enters the
   orchestration's input or history; for such a URL only ``scheme://host/…`` and the setting's name appear
   in the result and the logs): ``POST`` of the same JSON, ``Content-Type:
-  application/json``, header ``X-Image-Pipeline-Notice-Id``. Any 2xx is delivered; 408/429/5xx and
+  application/json``, header ``X-Image-Pipeline-Notice-Id``. Before anything is sent, the URL obeys the
+  webhook rules of ``shared.endpoints`` (https; no credentials; no loopback, link-local, private or other
+  internal host in any spelling) and every address the host resolves to is checked; the connection goes
+  to the checked address (TLS name and Host header stay the host's name), so a second lookup cannot
+  rebind it. A refusal is reported, never retried. Redirects are not followed: a 3xx is a failed delivery.
+  Any 2xx is delivered; 408/429/5xx and
   connection errors are retried ``WEBHOOK_ATTEMPTS`` times in all with doubling waits (a ``Retry-After``
   up to ``WEBHOOK_MAX_WAIT_SECONDS`` is honoured); other 4xx are not retried. Bounded: at most about
   ``WEBHOOK_ATTEMPTS * WEBHOOK_TIMEOUT_SECONDS + 7`` s.
