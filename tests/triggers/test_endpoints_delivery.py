@@ -13,11 +13,13 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from activities.notices import deliver_webhook, webhook_from_setting
+from azsim.certs import ensure_certs
 from shared.settings import get_settings
 
 
@@ -180,3 +182,27 @@ def test_a_redirect_is_a_failed_delivery_and_is_not_followed(loopback_allowed: N
 def test_loopback_is_refused_without_the_development_setting(no_connections: list[Any]) -> None:
     d = deliver_webhook("http://127.0.0.1:9/hook", b"{}", "n1", wait=lambda s: None)
     assert not d.delivered and d.attempts == 0 and "loopback" in (d.error or "") and no_connections == []
+
+
+def test_https_is_pinned_with_the_name_for_sni_and_the_certificate(
+    loopback_allowed: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # azsim's local CA and server certificate (127.0.0.1 / localhost); the client trusts the CA.
+    certs = ensure_certs(tmp_path / "certs")
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca_cert))
+    names: list[str | None] = []
+    ctx = certs.server_context()
+    ctx.sni_callback = lambda sock, name, c: names.append(name)  # type: ignore[assignment, misc]
+    with Receiver() as hook:
+        hook.server.socket = ctx.wrap_socket(hook.server.socket, server_side=True)
+        asked: list[str] = []
+        resolve = _resolver({"localhost": ["127.0.0.1"], "hooks.localhost": ["127.0.0.1"]}, asked)
+        ok = deliver_webhook(f"https://localhost:{hook.port}/hook", b"{}", "n1", resolve=resolve)
+        # Same address, a name the certificate does not hold: the TLS check is made against the name.
+        wrong = deliver_webhook(
+            f"https://hooks.localhost:{hook.port}/hook", b"{}", "n2", resolve=resolve, wait=lambda s: None
+        )
+    assert ok.delivered and hook.requests[0] == {"path": "/hook", "host": f"localhost:{hook.port}"}, ok
+    assert names[0] == "localhost"
+    assert not wrong.delivered and "certificate" in (wrong.error or "").lower(), wrong
+    assert len(hook.requests) == 1
