@@ -117,6 +117,31 @@ def test_sub_orchestration_without_id_is_named_after_the_parent_execution(tmp_pa
     assert history[2]["InstanceId"] == f"{execution_id}:0"
 
 
+def test_each_retry_of_a_sub_orchestration_without_id_gets_a_new_id(tmp_path: Path) -> None:
+    with running_engine("fidelity", tmp_path, virtual_clock=True) as (engine, _, _m):
+        pid = engine.start_new("parent_retry_no_id", None, None)
+        rec = engine.wait_for(pid, 10)
+        history = engine.history(pid)
+        first = engine.get_instance(history[2]["InstanceId"])
+    execution_id = history[1]["OrchestrationInstance"]["ExecutionId"]
+    created = [e for e in history if e["EventType"] == 7]
+    # DTFx's RetryInterceptor makes each attempt a new call with a new task id (0, then 2 after timer 1)
+    assert [e["InstanceId"] for e in created] == [f"{execution_id}:0", f"{execution_id}:2"]
+    assert json.loads(rec.output or "") == f"{execution_id}:2"
+    assert first is not None and first.runtime_status == "Failed"
+
+
+def test_disabled_functions_stay_indexed_but_get_no_listener(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AzureWebJobs.off_http.Disabled", "TRUE")
+    monkeypatch.setenv("AzureWebJobs.on_http.Disabled", "false")
+    monkeypatch.setenv("AzureWebJobs.off_activity.Disabled", "1")
+    index = load_app(APPS / "fidelity")
+    http = {f.name for f in index.by_trigger("httpTrigger")}
+    assert "off_http" not in http and {"on_http", "start"} <= http
+    assert index.functions["off_http"].disabled and not index.functions["on_http"].disabled
+    assert index.activities["off_activity"].disabled  # still known by name, as the extension knows it
+
+
 # -- status history conversion (pure) -----------------------------------------------------------------
 
 

@@ -87,3 +87,23 @@ def fails_in_activity(context: df.DurableOrchestrationContext):
 @app.activity_trigger(input_name="what")
 def explode(what: str) -> str:
     raise ValueError(f"kaboom ({what})")
+
+
+CHILD_RUNS: dict[str, int] = {}
+
+
+@app.orchestration_trigger(context_name="context")
+def parent_retry_no_id(context: df.DurableOrchestrationContext):
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=2)
+    result = yield context.call_sub_orchestrator_with_retry("flaky_no_id", options, "r1")
+    return result
+
+
+@app.orchestration_trigger(context_name="context")
+def flaky_no_id(context: df.DurableOrchestrationContext):
+    key = context.get_input()
+    if not context.is_replaying:
+        CHILD_RUNS[key] = CHILD_RUNS.get(key, 0) + 1
+    if CHILD_RUNS[key] < 2:
+        raise ValueError("first run fails")
+    return context.instance_id
