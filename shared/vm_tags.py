@@ -5,8 +5,13 @@ A VM opts in by carrying any ``image-pipeline:*`` tag below. The tags are turned
 guest before deallocating) and checked by the same ``validate_request``, so the rules are the same
 on every path; only the error field names differ: each error names the tag to fix.
 
+A capture on this path generalizes the VM, which can never start again, so it also needs the explicit
+``image-pipeline:mode=inPlace``: a VM deallocated by someone who only tagged its gallery (or by a
+nightly cost-saving job) is not captured, and the error names the missing tag and what it means.
+
 | tag | value | request field |
 |---|---|---|
+| ``image-pipeline:mode`` (required) | ``inPlace``: generalize the VM itself (it can never start again; deprovision the guest before deallocating it) | ``captureMode`` |
 | ``image-pipeline:gallery`` (required) | ``<rg>/<gallery>``, ``<subscription>/<rg>/<gallery>`` or the gallery's ARM id | ``gallery`` (created if missing) |
 | ``image-pipeline:definition`` (required) | image definition name | ``imageDefinition.name`` |
 | ``image-pipeline:identifier`` | ``<publisher>/<offer>/<sku>``: the definition is created if missing; without it, it must exist | ``imageDefinition.publisher/offer/sku`` + ``createIfMissing`` |
@@ -40,6 +45,7 @@ from shared.requests import (
 )
 
 TAG_PREFIX = "image-pipeline:"
+TAG_MODE = "image-pipeline:mode"
 TAG_GALLERY = "image-pipeline:gallery"
 TAG_DEFINITION = "image-pipeline:definition"
 TAG_IDENTIFIER = "image-pipeline:identifier"
@@ -60,6 +66,7 @@ TAG_EVENT_ID = "image-pipeline:event-id"
 TAG_DEALLOCATED_AT = "image-pipeline:deallocated-at"
 
 INPUT_TAGS: tuple[str, ...] = (
+    TAG_MODE,
     TAG_GALLERY,
     TAG_DEFINITION,
     TAG_IDENTIFIER,
@@ -76,11 +83,18 @@ INPUT_TAGS: tuple[str, ...] = (
 _PIPELINE_WRITTEN = {
     t.lower() for t in (TAG_CAPTURE_ID, TAG_RUN_ID, TAG_SOURCE_VM, TAG_EVENT_ID, TAG_DEALLOCATED_AT)
 }
+MODE_IN_PLACE = "inPlace"
+MODES: dict[str, str] = {MODE_IN_PLACE.lower(): MODE_IN_PLACE}  # accepted values, matched case-insensitively
+IN_PLACE_MEANS = (
+    "inPlace generalizes this VM in place: it can never start again, and its guest must have been "
+    "deprovisioned (waagent -deprovision+user or sysprep) before the deallocation"
+)
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
 # Where a request field's error points back to: the first matching prefix of the JSON path wins.
 _FIELD_TO_TAG: tuple[tuple[str, str], ...] = (
+    ("captureMode", TAG_MODE),
     ("gallery", TAG_GALLERY),
     ("imageDefinition.name", TAG_DEFINITION),
     ("imageDefinition", TAG_IDENTIFIER),
@@ -111,7 +125,10 @@ class TagParse:
 
 def opted_in(tags: dict[str, str] | None) -> bool:
     """True if the VM carries any ``image-pipeline:*`` tag other than the ones the pipeline writes."""
-    return any(k.lower().startswith(TAG_PREFIX) and k.lower() not in _PIPELINE_WRITTEN for k in (tags or {}))
+    return any(
+        str(k).strip().lower().startswith(TAG_PREFIX) and str(k).strip().lower() not in _PIPELINE_WRITTEN
+        for k in (tags or {})
+    )
 
 
 def _bool(value: str, tag: str, errors: list[FieldError]) -> bool | None:
@@ -184,6 +201,30 @@ def parse_export(value: str) -> dict[str, str]:
     return {"accountUrl": account, "container": container}
 
 
+def _mode(lowered: dict[str, str], errors: list[FieldError]) -> str | None:
+    """The capture mode the tags ask for, or ``None`` with the error (missing or not an accepted value)."""
+    value = lowered.get(TAG_MODE)
+    if value is None:
+        errors.append(
+            FieldError(
+                field=TAG_MODE,
+                message=f"required on a VM captured on deallocation: tag it {TAG_MODE}={MODE_IN_PLACE} only if "
+                f"that is what you want; {IN_PLACE_MEANS}",
+            )
+        )
+        return None
+    mode = MODES.get(value.lower())
+    if mode is None:
+        errors.append(
+            FieldError(
+                field=TAG_MODE,
+                message=f"{value[:64]!r} is not a capture mode; the accepted value is {MODE_IN_PLACE} "
+                f"({IN_PLACE_MEANS})",
+            )
+        )
+    return mode
+
+
 def _tag_of(path: str) -> str:
     for prefix, tag in _FIELD_TO_TAG:
         if path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "["):
@@ -200,7 +241,8 @@ def request_from_tags(
     """
     if not opted_in(tags):
         return TagParse(opted_in=False)
-    lowered = {k.strip().lower(): v.strip() for k, v in (tags or {}).items()}
+    # ARM tags are strings; str() keeps a caller's stray non-string value from raising here.
+    lowered = {str(k).strip().lower(): str(v).strip() for k, v in (tags or {}).items()}
     errors: list[FieldError] = []
     for key in sorted(lowered):
         if key.startswith(TAG_PREFIX) and key not in INPUT_TAGS and key not in _PIPELINE_WRITTEN:
@@ -213,7 +255,10 @@ def request_from_tags(
         enabled = _bool(lowered[TAG_ENABLED], TAG_ENABLED, errors) is not False
 
     body: dict[str, Any] = {"sourceVmId": vm_id, "prepare": "none"}
-    failed_tags: set[str] = set()
+    failed_tags: set[str] = {TAG_MODE}
+    mode = _mode(lowered, errors)
+    if mode is not None and "capture_mode" in CaptureRequest.model_fields:
+        body["captureMode"] = mode
 
     def parse(tag: str, fn: Any) -> Any:
         try:
