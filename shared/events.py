@@ -58,6 +58,12 @@ _RFC3339 = re.compile(
 )
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
+# What Azure allows in the parts of a VM id (a GUID subscription; group names of word characters,
+# hyphens, periods and parentheses; VM names of word characters, hyphens and periods): anything else
+# (spaces, control characters, "?" or "#") is refused before it reaches ARM or a log line.
+_SUBSCRIPTION = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_GROUP = re.compile(r"[\w\-.()]{1,90}")
+_VM_NAME = re.compile(r"[\w\-.]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,12 @@ def _vm_id(data: dict[str, Any], event: dict[str, Any]) -> str | None:
         return None
     if rid.namespace.lower() != "microsoft.compute" or rid.type.lower() != "virtualmachines":
         return None
+    if not (
+        _SUBSCRIPTION.fullmatch(rid.subscription_id)
+        and _GROUP.fullmatch(rid.resource_group)
+        and _VM_NAME.fullmatch(rid.name)
+    ):
+        return None
     return str(rid)
 
 
@@ -235,7 +247,11 @@ def parse_event(event: Any, now: datetime | None = None) -> DeallocationEvent | 
     vm_id = _vm_id(data, event)
     if vm_id is None:
         return IgnoredEvent(
-            eid, etype, "neither data.resourceUri nor subject is a Microsoft.Compute/virtualMachines id", True
+            eid,
+            etype,
+            "data.resourceUri (or subject) is not a VM id: "
+            "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>",
+            True,
         )
     when = parse_time(event.get("time") if schema == "cloudevents" else event.get("eventTime"))
     problem = _time_problem(when, now or datetime.now(UTC))

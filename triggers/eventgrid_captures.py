@@ -89,9 +89,9 @@ async def handle_event(client: df.DurableOrchestrationClient, raw: Any, now: dat
 def _skipped(event: IgnoredEvent) -> str:
     """Log an event that starts nothing (one line) and name its outcome."""
     if event.refused:
-        log.warning("event %r (%s) skipped: %s", event.event_id, event.event_type, event.reason)
+        log.warning("event %r (%r) skipped: %s", event.event_id, event.event_type, event.reason)
         return "refused"
-    log.debug("event %r (%s) ignored: %s", event.event_id, event.event_type, event.reason)
+    log.debug("event %r (%r) ignored: %s", event.event_id, event.event_type, event.reason)
     return "ignored"
 
 

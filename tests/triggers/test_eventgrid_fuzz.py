@@ -99,8 +99,11 @@ def corrupt(draw: st.DrawFn, event: dict[str, Any], now: datetime) -> dict[str, 
     elif how == "status":
         data["status"] = draw(st.sampled_from(["Failed", "Canceled", "Started", 1, [], ""]))
     elif how == "vm":
-        data["resourceUri"] = draw(JSON_VALUES)
-        event["subject"] = draw(JSON_VALUES)
+        near = st.sampled_from(["\n", " ", "?", "#", "\x00", "/x/y", "%2F"]).map(
+            lambda c: str(data["resourceUri"]) + c
+        )
+        data["resourceUri"] = draw(JSON_VALUES | near)
+        event["subject"] = draw(JSON_VALUES | near)
     else:
         event.pop(draw(st.sampled_from(["id", time_key, "data", type_key])))
     if how in ("operation", "status", "vm"):

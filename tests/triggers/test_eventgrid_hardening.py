@@ -91,6 +91,25 @@ def test_events_that_are_not_objects_or_name_no_vm_are_skipped(world: World) -> 
     assert world.deliver(b"[]")[0] == 200
 
 
+@pytest.mark.parametrize(
+    "rid",
+    [
+        vm_id("vm-a\nERROR forged log line"),
+        vm_id("vm a"),
+        vm_id("vm-a?x=1"),
+        vm_id("vm-a").replace("rg-build", "rg\r\nbuild"),
+        vm_id("vm-a").replace("89d0a3c1-7028-549c-b21b-dc72b5b9bb42", "not-a-guid"),
+        vm_id("vm-a") + "/extensions/x",
+    ],
+)
+def test_vm_ids_that_azure_would_not_name_are_refused(world: World, rid: str) -> None:
+    world.add_vm("vm-a", GOOD_TAGS)
+    event = eg_event("vm-a")
+    event["subject"] = event["data"]["resourceUri"] = rid
+    code, answer, _ = world.deliver(body([event]))
+    assert code == 200 and answer["outcomes"] == {"refused": 1} and world.started == []
+
+
 def test_future_event_time_is_refused_and_does_not_poison_a_later_genuine_event(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
