@@ -194,7 +194,7 @@ def _short(value: Any) -> str | None:
 
 def _vm_id(data: dict[str, Any], event: dict[str, Any]) -> str | None:
     candidate = _text(data.get("resourceUri")) or _text(event.get("subject"))
-    if not candidate:
+    if not candidate or candidate != candidate.strip():  # Event Grid sends ids without padding
         return None
     try:
         rid = ResourceId.parse(candidate)

@@ -70,6 +70,11 @@ def as_cloud_event(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# One event loop (and so one thread pool for asyncio.to_thread) for every delivery of a test session:
+# a fresh loop per delivery would start and join threads thousands of times in the fuzz.
+_LOOP = asyncio.new_event_loop()
+
+
 @dataclass
 class Capture:
     status: str
@@ -128,7 +133,8 @@ class World:
         import json
 
         hdrs = {"aeg-event-type": "Notification", **(headers or {})}
-        resp = asyncio.run(eventgrid_captures.handle_request(self, method, hdrs, body, self.now))  # type: ignore[arg-type]
+        call = eventgrid_captures.handle_request(self, method, hdrs, body, self.now)  # type: ignore[arg-type]
+        resp = _LOOP.run_until_complete(call)
         raw = resp.get_body()
         return resp.status_code, json.loads(raw) if raw else None, dict(resp.headers)
 
