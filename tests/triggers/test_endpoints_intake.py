@@ -30,7 +30,11 @@ BASE = {
     "imageDefinition": {"name": "d", "createIfMissing": False},
     "prepare": "none",
 }
-TAGS = {"image-pipeline:gallery": "rg-images/galContoso", "image-pipeline:definition": "d"}
+TAGS = {
+    "image-pipeline:gallery": "rg-images/galContoso",
+    "image-pipeline:definition": "d",
+    "image-pipeline:mode": "inPlace",
+}
 GOOD_EXPORT = "https://stexports.blob.core.windows.net"
 
 
