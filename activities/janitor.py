@@ -1,0 +1,252 @@
+"""The janitor's Azure side: list what capture runs left (tagged snapshots and image versions), clean one.
+
+``scan_leftovers`` lists, per scope (a subscription or one resource group), every snapshot and every image
+version of every gallery whose tags name a pipeline run (``image-pipeline:run-id``, or for older runs
+``image-pipeline:capture-id``). Untagged resources are not returned, so nothing below can touch them.
+What cannot be listed is reported in ``errors`` and the scan goes on.
+
+``clean_leftover`` carries out the actions ``shared.janitor.plan`` chose, through the capture's own
+idempotent activities (``revoke_snapshot_access``, ``delete_snapshot``, ``delete_image_version``). Right
+before acting it reads the resource again and does nothing if it changed hands (its run tag differs) or,
+for a version, if it has become ``Succeeded`` since the scan. Blobs are never touched.
+
+Both are plain callables with the activity wire wrapper (typed input, redacted errors); the janitor
+timer calls them in-process (docs/janitor.md says why there is no janitor orchestration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from functools import lru_cache, partial
+from typing import Any
+
+from azure.mgmt.resource import ResourceManagementClient
+
+from activities import gallery, snapshots
+from activities._common import activity, as_dict, get_or_none, parse_id, props
+from shared import clients
+from shared.contracts import Done, SnapshotRef, VersionRef
+from shared.errors import CaptureError, translate_azure_error
+from shared.ids import TAG_CAPTURE_ID
+from shared.janitor import (
+    ActionResult,
+    CleanInput,
+    CleanResult,
+    JanitorScope,
+    Leftover,
+    ScanInput,
+    ScanResult,
+    run_of,
+)
+from shared.settings import get_settings
+
+TAG_DISK_KEY = snapshots.TAG_DISK_KEY
+
+
+@lru_cache(maxsize=16)
+def _resources(subscription_id: str) -> ResourceManagementClient:
+    s = get_settings()
+    return ResourceManagementClient(
+        clients.credential(),
+        subscription_id,
+        base_url=s.arm_endpoint,
+        credential_scopes=[s.arm_scope],
+        retry_total=s.arm_retry_total,
+        retry_backoff_factor=s.arm_retry_backoff_seconds,
+        retry_backoff_max=s.arm_retry_backoff_max_seconds,
+    )
+
+
+def _when(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+def _snapshot_leftover(snap: dict[str, Any]) -> Leftover | None:
+    tags = snap.get("tags") or {}
+    run = run_of(tags)
+    if not run:
+        return None
+    p = props(snap)
+    return Leftover(
+        kind="snapshot",
+        resource_id=str(snap.get("id") or ""),
+        run_id=run,
+        capture_id=tags.get(TAG_CAPTURE_ID),
+        disk_key=tags.get(TAG_DISK_KEY),
+        created=_when(p.get("timeCreated")),
+        provisioning_state=str(p.get("provisioningState") or "Unknown"),
+        active_access=str(p.get("diskState") or "").lower().startswith("activesas"),
+    )
+
+
+def _version_leftover(version: dict[str, Any]) -> Leftover | None:
+    tags = version.get("tags") or {}
+    run = run_of(tags)
+    if not run:
+        return None
+    p = props(version)
+    return Leftover(
+        kind="imageVersion",
+        resource_id=str(version.get("id") or ""),
+        run_id=run,
+        capture_id=tags.get(TAG_CAPTURE_ID),
+        created=_when((p.get("publishingProfile") or {}).get("publishedDate")),
+        provisioning_state=str(p.get("provisioningState") or "Unknown"),
+    )
+
+
+def _listed(
+    what: str, where: str, call: Callable[[], Iterable[Any]], errors: list[str]
+) -> list[dict[str, Any]]:
+    try:
+        return [as_dict(x) for x in call()]
+    except Exception as exc:
+        err = (
+            exc
+            if isinstance(exc, CaptureError)
+            else translate_azure_error(exc, step=f"list {what}", resource=where)
+        )
+        errors.append(f"could not list {what} in {where}: {err.info.message}")
+        return []
+
+
+def _scan_group(sub: str, rg: str, out: ScanResult) -> None:
+    compute = clients.compute(sub)
+    where = f"/subscriptions/{sub}/resourceGroups/{rg}"
+    out.scanned.append(where)
+    for snap in _listed("snapshots", where, lambda: compute.snapshots.list_by_resource_group(rg), out.errors):
+        found = _snapshot_leftover(snap)
+        if found is not None:
+            out.leftovers.append(found)
+    for gal in _listed("galleries", where, lambda: compute.galleries.list_by_resource_group(rg), out.errors):
+        gname = str(gal.get("name"))
+        gwhere = f"{where}/providers/Microsoft.Compute/galleries/{gname}"
+        images = _listed(
+            "image definitions",
+            gwhere,
+            partial(compute.gallery_images.list_by_gallery, rg, gname),
+            out.errors,
+        )
+        for image in images:
+            iname = str(image.get("name"))
+            versions = _listed(
+                "image versions",
+                f"{gwhere}/images/{iname}",
+                partial(compute.gallery_image_versions.list_by_gallery_image, rg, gname, iname),
+                out.errors,
+            )
+            for version in versions:
+                found = _version_leftover(version)
+                if found is not None:
+                    out.leftovers.append(found)
+
+
+def _groups(scope: JanitorScope, errors: list[str]) -> list[str]:
+    if scope.resource_group:
+        return [scope.resource_group]
+    listed = _listed(
+        "resource groups",
+        str(scope),
+        lambda: _resources(scope.subscription_id).resource_groups.list(),
+        errors,
+    )
+    return sorted(str(g.get("name")) for g in listed if g.get("name"))
+
+
+@activity(ScanInput)
+def scan_leftovers(inp: ScanInput) -> ScanResult:
+    """Every tagged snapshot and image version in the scopes (untagged ones are never listed back)."""
+    out = ScanResult(leftovers=[], scanned=[], errors=[])
+    for scope in inp.scopes:
+        for rg in _groups(scope, out.errors):
+            _scan_group(scope.subscription_id, rg, out)
+    return out
+
+
+def _current(leftover: Leftover) -> dict[str, Any] | None:
+    """The resource as it is now (None when gone)."""
+    rid = leftover.resource_id
+    if leftover.kind == "snapshot":
+        r = parse_id(rid, field="resourceId", step="clean_leftover")
+        snaps = clients.compute(r.subscription_id).snapshots
+        return get_or_none(
+            lambda: as_dict(snaps.get(r.resource_group, r.name)), step="read the snapshot", resource=rid
+        )
+    parts = rid.strip("/").split("/")
+    if len(parts) != 12:
+        raise CaptureError(
+            f"{rid} is not an image version id", step="clean_leftover", code="InvalidActivityInput"
+        )
+    sub, rg, gname, image, version = parts[1], parts[3], parts[7], parts[9], parts[11]
+    versions = clients.compute(sub).gallery_image_versions
+    return get_or_none(
+        lambda: as_dict(versions.get(rg, gname, image, version)), step="read the image version", resource=rid
+    )
+
+
+def _changed_hands(leftover: Leftover, now: dict[str, Any] | None) -> str | None:
+    if now is None:
+        return "already gone"
+    if run_of(now.get("tags")) != leftover.run_id:
+        return "its run tag changed since the scan; left alone"
+    state = str(props(now).get("provisioningState") or "")
+    if leftover.kind == "imageVersion" and state.lower() == "succeeded":
+        return "it became Succeeded since the scan; a finished image is never deleted"
+    return None
+
+
+_DOING = {
+    "revokeAccess": ("revoked the export access (SAS)", "had no active access"),
+    "deleteSnapshot": ("deleted the snapshot", "was already gone"),
+    "deleteVersion": ("deleted the image version", "was already gone"),
+}
+
+
+def _do(action: str, rid: str) -> Done:
+    if action == "revokeAccess":
+        return Done.from_wire(snapshots.revoke_snapshot_access(SnapshotRef(snapshot_id=rid).to_wire()))
+    if action == "deleteSnapshot":
+        return Done.from_wire(snapshots.delete_snapshot(SnapshotRef(snapshot_id=rid).to_wire()))
+    return Done.from_wire(gallery.delete_image_version(VersionRef(version_id=rid).to_wire()))
+
+
+@activity(CleanInput)
+def clean_leftover(inp: CleanInput) -> CleanResult:
+    """Carry out the planned actions on one leftover, in order; a failed action stops the ones after it."""
+    lo = inp.leftover
+    results: list[ActionResult] = []
+
+    def record(action: Any, done: bool, detail: str) -> None:
+        results.append(
+            ActionResult(
+                resource_id=lo.resource_id, run_id=lo.run_id, action=action, done=done, detail=detail
+            )
+        )
+
+    if inp.dry_run:
+        for action in inp.actions:
+            record(action, False, f"dry run: would have {_DOING[action][0]}")
+        return CleanResult(results=results)
+    why_not = _changed_hands(lo, _current(lo))
+    if why_not is not None:
+        for action in inp.actions:
+            record(action, False, f"skipped: {why_not}")
+        return CleanResult(results=results)
+    for action in inp.actions:
+        try:
+            done = _do(action, lo.resource_id)
+        except CaptureError as exc:
+            record(action, False, f"failed: {exc.info.message}")
+            break
+        yes, no = _DOING[action]
+        record(action, done.changed, yes if done.changed else no)
+    return CleanResult(results=results)
