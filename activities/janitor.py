@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any
 
-from azure.mgmt.resource import ResourceManagementClient
+from azure.core.exceptions import HttpResponseError
+from azure.core.rest import HttpRequest
 
 from activities import gallery, snapshots
 from activities._common import activity, as_dict, get_or_none, parse_id, props
@@ -39,23 +40,29 @@ from shared.janitor import (
     ScanResult,
     run_of,
 )
-from shared.settings import get_settings
 
 TAG_DISK_KEY = snapshots.TAG_DISK_KEY
 
 
-@lru_cache(maxsize=16)
-def _resources(subscription_id: str) -> ResourceManagementClient:
-    s = get_settings()
-    return ResourceManagementClient(
-        clients.credential(),
-        subscription_id,
-        base_url=s.arm_endpoint,
-        credential_scopes=[s.arm_scope],
-        retry_total=s.arm_retry_total,
-        retry_backoff_factor=s.arm_retry_backoff_seconds,
-        retry_backoff_max=s.arm_retry_backoff_max_seconds,
-    )
+RESOURCE_GROUPS_API = "2021-04-01"
+
+
+def _resource_groups(subscription_id: str) -> list[dict[str, Any]]:
+    """Every resource group the app may read (ARM lists only those), following nextLink.
+
+    Through the compute client's pipeline (same credential, retries and endpoint): the app does not ship
+    the resource-management SDK for this one list.
+    """
+    compute = clients.compute(subscription_id)
+    url: str | None = f"/subscriptions/{subscription_id}/resourcegroups?api-version={RESOURCE_GROUPS_API}"
+    groups: list[dict[str, Any]] = []
+    while url:
+        response = compute.send_request(HttpRequest("GET", url))
+        response.raise_for_status()
+        body = response.json()
+        groups.extend(g for g in body.get("value") or [] if isinstance(g, dict))
+        url = body.get("nextLink") or None
+    return groups
 
 
 def _when(value: Any) -> datetime | None:
@@ -105,36 +112,42 @@ def _version_leftover(version: dict[str, Any]) -> Leftover | None:
 
 
 def _listed(
-    what: str, where: str, call: Callable[[], Iterable[Any]], errors: list[str]
+    what: str, where: str, call: Callable[[], Iterable[Any]], out: ScanResult
 ) -> list[dict[str, Any]]:
+    """The listed resources as REST JSON; a refusal (403) goes to ``not_permitted``, other failures to
+    ``errors``. A 403 is not an error: the app can only have made resources where it may write, and every
+    role that may write a snapshot or a version may also read (list) it."""
     try:
         return [as_dict(x) for x in call()]
+    except HttpResponseError as exc:
+        if exc.status_code == 403:
+            out.not_permitted.append(f"{what} in {where}")
+            return []
+        err = translate_azure_error(exc, step=f"list {what}", resource=where)
+    except CaptureError as exc:
+        err = exc
     except Exception as exc:
-        err = (
-            exc
-            if isinstance(exc, CaptureError)
-            else translate_azure_error(exc, step=f"list {what}", resource=where)
-        )
-        errors.append(f"could not list {what} in {where}: {err.info.message}")
-        return []
+        err = translate_azure_error(exc, step=f"list {what}", resource=where)
+    out.errors.append(f"could not list {what} in {where}: {err.info.message}")
+    return []
 
 
 def _scan_group(sub: str, rg: str, out: ScanResult) -> None:
     compute = clients.compute(sub)
     where = f"/subscriptions/{sub}/resourceGroups/{rg}"
     out.scanned.append(where)
-    for snap in _listed("snapshots", where, lambda: compute.snapshots.list_by_resource_group(rg), out.errors):
+    for snap in _listed("snapshots", where, lambda: compute.snapshots.list_by_resource_group(rg), out):
         found = _snapshot_leftover(snap)
         if found is not None:
             out.leftovers.append(found)
-    for gal in _listed("galleries", where, lambda: compute.galleries.list_by_resource_group(rg), out.errors):
+    for gal in _listed("galleries", where, lambda: compute.galleries.list_by_resource_group(rg), out):
         gname = str(gal.get("name"))
         gwhere = f"{where}/providers/Microsoft.Compute/galleries/{gname}"
         images = _listed(
             "image definitions",
             gwhere,
             partial(compute.gallery_images.list_by_gallery, rg, gname),
-            out.errors,
+            out,
         )
         for image in images:
             iname = str(image.get("name"))
@@ -142,7 +155,7 @@ def _scan_group(sub: str, rg: str, out: ScanResult) -> None:
                 "image versions",
                 f"{gwhere}/images/{iname}",
                 partial(compute.gallery_image_versions.list_by_gallery_image, rg, gname, iname),
-                out.errors,
+                out,
             )
             for version in versions:
                 found = _version_leftover(version)
@@ -150,14 +163,14 @@ def _scan_group(sub: str, rg: str, out: ScanResult) -> None:
                     out.leftovers.append(found)
 
 
-def _groups(scope: JanitorScope, errors: list[str]) -> list[str]:
+def _groups(scope: JanitorScope, out: ScanResult) -> list[str]:
     if scope.resource_group:
         return [scope.resource_group]
     listed = _listed(
         "resource groups",
         str(scope),
-        lambda: _resources(scope.subscription_id).resource_groups.list(),
-        errors,
+        lambda: _resource_groups(scope.subscription_id),
+        out,
     )
     return sorted(str(g.get("name")) for g in listed if g.get("name"))
 
@@ -165,9 +178,9 @@ def _groups(scope: JanitorScope, errors: list[str]) -> list[str]:
 @activity(ScanInput)
 def scan_leftovers(inp: ScanInput) -> ScanResult:
     """Every tagged snapshot and image version in the scopes (untagged ones are never listed back)."""
-    out = ScanResult(leftovers=[], scanned=[], errors=[])
+    out = ScanResult(leftovers=[], scanned=[], errors=[], not_permitted=[])
     for scope in inp.scopes:
-        for rg in _groups(scope, out.errors):
+        for rg in _groups(scope, out):
             _scan_group(scope.subscription_id, rg, out)
     return out
 

@@ -60,6 +60,7 @@ class ScanResult(WireModel):
     leftovers: list[Leftover]
     scanned: list[str]  # what was listed: resource groups, galleries
     errors: list[str]  # what could not be listed (the scan goes on)
+    not_permitted: list[str] = []  # lists the app may not read (403): it cannot have made anything there
 
 
 class CleanInput(WireModel):
@@ -88,6 +89,7 @@ class JanitorReport(WireModel):
     actions: list[ActionResult]
     kept: dict[str, int]  # reason -> how many resources were kept for it
     errors: list[str]
+    not_permitted: list[str] = []
 
 
 def run_started(run_id: str) -> datetime | None:

@@ -136,7 +136,14 @@ async def run_janitor(
     scan = ScanResult.from_wire(await asyncio.to_thread(scan_leftovers, ScanInput(scopes=scopes).to_wire()))
     errors = list(scan.errors)
     owned = await _owners(client, scan, errors)
-    report = JanitorReport(dry_run=s.dry_run, scanned=scan.scanned, actions=[], kept={}, errors=errors)
+    report = JanitorReport(
+        dry_run=s.dry_run,
+        scanned=scan.scanned,
+        actions=[],
+        kept={},
+        errors=errors,
+        not_permitted=scan.not_permitted,
+    )
     kept: Counter[str] = Counter()
     grace, stuck = timedelta(seconds=s.grace_seconds), timedelta(seconds=s.stuck_creating_seconds)
     for lo in scan.leftovers:
