@@ -22,14 +22,13 @@ from functools import partial
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
-from azure.core.rest import HttpRequest
 
 from activities import gallery, snapshots
 from activities._common import activity, as_dict, get_or_none, parse_id, props
 from shared import clients
 from shared.contracts import Done, SnapshotRef, VersionRef
 from shared.errors import CaptureError, translate_azure_error
-from shared.ids import TAG_CAPTURE_ID
+from shared.ids import TAG_CAPTURE_ID, ResourceId
 from shared.janitor import (
     ActionResult,
     CleanInput,
@@ -42,27 +41,6 @@ from shared.janitor import (
 )
 
 TAG_DISK_KEY = snapshots.TAG_DISK_KEY
-
-
-RESOURCE_GROUPS_API = "2021-04-01"
-
-
-def _resource_groups(subscription_id: str) -> list[dict[str, Any]]:
-    """Every resource group the app may read (ARM lists only those), following nextLink.
-
-    Through the compute client's pipeline (same credential, retries and endpoint): the app does not ship
-    the resource-management SDK for this one list.
-    """
-    compute = clients.compute(subscription_id)
-    url: str | None = f"/subscriptions/{subscription_id}/resourcegroups?api-version={RESOURCE_GROUPS_API}"
-    groups: list[dict[str, Any]] = []
-    while url:
-        response = compute.send_request(HttpRequest("GET", url))
-        response.raise_for_status()
-        body = response.json()
-        groups.extend(g for g in body.get("value") or [] if isinstance(g, dict))
-        url = body.get("nextLink") or None
-    return groups
 
 
 def _when(value: Any) -> datetime | None:
@@ -132,47 +110,49 @@ def _listed(
     return []
 
 
-def _scan_group(sub: str, rg: str, out: ScanResult) -> None:
+def _scan_versions(sub: str, gallery: dict[str, Any], out: ScanResult) -> None:
     compute = clients.compute(sub)
-    where = f"/subscriptions/{sub}/resourceGroups/{rg}"
-    out.scanned.append(where)
-    for snap in _listed("snapshots", where, lambda: compute.snapshots.list_by_resource_group(rg), out):
-        found = _snapshot_leftover(snap)
-        if found is not None:
-            out.leftovers.append(found)
-    for gal in _listed("galleries", where, lambda: compute.galleries.list_by_resource_group(rg), out):
-        gname = str(gal.get("name"))
-        gwhere = f"{where}/providers/Microsoft.Compute/galleries/{gname}"
-        images = _listed(
-            "image definitions",
-            gwhere,
-            partial(compute.gallery_images.list_by_gallery, rg, gname),
+    gid = str(gallery.get("id") or "")
+    try:
+        rg, gname = ResourceId.parse(gid).resource_group, str(gallery.get("name"))
+    except ValueError:
+        out.errors.append(f"a gallery with the unexpected id {gid!r} was not scanned")
+        return
+    out.scanned.append(gid)
+    for image in _listed(
+        "image definitions", gid, partial(compute.gallery_images.list_by_gallery, rg, gname), out
+    ):
+        iname = str(image.get("name"))
+        versions = _listed(
+            "image versions",
+            f"{gid}/images/{iname}",
+            partial(compute.gallery_image_versions.list_by_gallery_image, rg, gname, iname),
             out,
         )
-        for image in images:
-            iname = str(image.get("name"))
-            versions = _listed(
-                "image versions",
-                f"{gwhere}/images/{iname}",
-                partial(compute.gallery_image_versions.list_by_gallery_image, rg, gname, iname),
-                out,
-            )
-            for version in versions:
-                found = _version_leftover(version)
-                if found is not None:
-                    out.leftovers.append(found)
+        out.leftovers.extend(x for x in map(_version_leftover, versions) if x is not None)
 
 
-def _groups(scope: JanitorScope, out: ScanResult) -> list[str]:
-    if scope.resource_group:
-        return [scope.resource_group]
-    listed = _listed(
-        "resource groups",
-        str(scope),
-        lambda: _resource_groups(scope.subscription_id),
+def _scan_scope(scope: JanitorScope, out: ScanResult) -> None:
+    """A subscription through its subscription-wide lists (ARM filters them to what the app may read),
+    a resource group through its own lists."""
+    compute = clients.compute(scope.subscription_id)
+    where, rg = str(scope), scope.resource_group
+    out.scanned.append(where)
+    snaps = _listed(
+        "snapshots",
+        where,
+        partial(compute.snapshots.list_by_resource_group, rg) if rg else compute.snapshots.list,
         out,
     )
-    return sorted(str(g.get("name")) for g in listed if g.get("name"))
+    out.leftovers.extend(x for x in map(_snapshot_leftover, snaps) if x is not None)
+    galleries = _listed(
+        "galleries",
+        where,
+        partial(compute.galleries.list_by_resource_group, rg) if rg else compute.galleries.list,
+        out,
+    )
+    for gal in galleries:
+        _scan_versions(scope.subscription_id, gal, out)
 
 
 @activity(ScanInput)
@@ -180,8 +160,7 @@ def scan_leftovers(inp: ScanInput) -> ScanResult:
     """Every tagged snapshot and image version in the scopes (untagged ones are never listed back)."""
     out = ScanResult(leftovers=[], scanned=[], errors=[], not_permitted=[])
     for scope in inp.scopes:
-        for rg in _groups(scope, out):
-            _scan_group(scope.subscription_id, rg, out)
+        _scan_scope(scope, out)
     return out
 
 
