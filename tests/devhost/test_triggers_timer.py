@@ -161,3 +161,54 @@ def test_unresolved_schedule_setting_is_named(tmp_path: Path) -> None:
         r = requests.post(dh.url("/admin/functions/every_second"), json={"input": ""}, timeout=10)
         assert r.status_code == 202
         assert len(_wait_ticks(tmp_path / "t.jsonl", "every_second", 1)) == 1
+
+
+class _Recorder:
+    """Stands in for devhost's Invoker: records the TimerRequest each run gets."""
+
+    def __init__(self) -> None:
+        self.requests: list[Any] = []
+
+    def invoke(self, info: Any, trigger: Any) -> Any:
+        self.requests.append(trigger)
+        return None
+
+
+def test_a_clock_jump_fires_once_past_due() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from devhost.functions import FunctionInfo
+    from devhost.triggers.timers import TimerTriggers
+
+    clock = [_at("2026-12-01T10:00:00.500")]
+    info = FunctionInfo(
+        name="tick",
+        trigger_type="timerTrigger",
+        trigger_binding={
+            "type": "timerTrigger",
+            "direction": "in",
+            "name": "timer",
+            "schedule": "*/10 * * * * *",
+        },
+        bindings=[],
+        func=lambda timer: None,
+        is_async=False,
+    )
+    recorder = _Recorder()
+    with ThreadPoolExecutor(2) as pool:
+        timers = TimerTriggers([info], recorder, pool, lambda: clock[0])  # type: ignore[arg-type]
+        assert timers.timers["tick"].next_due == _at("2026-12-01T10:00:10")
+        timers.start()
+        try:
+            clock[0] = _at("2026-12-01T10:00:10.2")  # on time
+            deadline = time.monotonic() + 5
+            while len(recorder.requests) < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            clock[0] = _at("2026-12-01T10:01:05")  # a jump over five occurrences
+            while len(recorder.requests) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.6)  # the scheduler must not make up the missed ones
+        finally:
+            timers.stop()
+    assert [r.past_due for r in recorder.requests] == [False, True]
+    assert recorder.requests[1].schedule_status["Next"] == _at("2026-12-01T10:01:10").isoformat()
