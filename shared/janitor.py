@@ -8,7 +8,9 @@ protect users are tested without Azure:
 - a resource whose run is still active (or whose owner could not be read) is kept;
 - a resource younger than the grace period is kept (its age counts from the later of its creation time
   and its run's start, so a clock-skewed ``timeCreated`` never makes it look older);
-- a snapshot: an active export access (SAS) is revoked, then the snapshot is deleted;
+- a snapshot: an active export access (SAS) is revoked, then the snapshot is deleted — unless its run's
+  request kept snapshots (``deleteSnapshots: false``) or that request can no longer be read (the capture
+  instance was purged or holds a newer run): then only the access is revoked and the snapshot stays;
 - an image version is deleted only when ``provisioningState`` is ``Failed``, or ``Creating`` for longer
   than the stuck period; a ``Succeeded`` version (a finished image) is never deleted.
 Exported VHD blobs are the user's output and are never scanned.
@@ -126,7 +128,13 @@ def age(leftover: Leftover, now: datetime) -> timedelta | None:
 
 
 def plan(
-    leftover: Leftover, *, owned: bool, now: datetime, grace: timedelta, stuck_creating: timedelta
+    leftover: Leftover,
+    *,
+    owned: bool,
+    now: datetime,
+    grace: timedelta,
+    stuck_creating: timedelta,
+    delete_snapshots: bool | None = True,
 ) -> Plan:
     """What to do with one leftover (see the module docstring). Never an action on an owned resource."""
 
@@ -143,6 +151,11 @@ def plan(
         if state == "deleting":
             return keep("already deleting")
         actions: list[Action] = ["revokeAccess"] if leftover.active_access else []
+        if delete_snapshots is not True:
+            # The run's request kept its snapshots (deleteSnapshots false), or nobody can say any more
+            # (its capture instance was purged or replaced by a newer run): access only is revoked.
+            reason = "kept by its request" if delete_snapshots is False else "its request is unknown"
+            return Plan(leftover=leftover, actions=actions, keep_reason=None if actions else reason)
         return Plan(leftover=leftover, actions=[*actions, "deleteSnapshot"])
     if state == "failed":
         return Plan(leftover=leftover, actions=["deleteVersion"])

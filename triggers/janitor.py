@@ -10,7 +10,8 @@ endpoint ``POST /admin/functions/janitor`` with ``{"input": ""}`` (master key). 
    id) is Pending/Running/ContinuedAsNew/Suspended with that run id in its input, or one of the run's
    sub-orchestrations (``<run-id>:version``, ``<run-id>:export:<disk>``) is. An owner that cannot be read
    counts as running: the janitor never acts on doubt;
-4. plan (``shared.janitor.plan``: grace period, what may be deleted) and clean
+4. plan (``shared.janitor.plan``: grace period, what may be deleted; snapshots only when the run's
+   request, read from the same input, has ``deleteSnapshots`` true) and clean
    (``activities.janitor.clean_leftover``), or only report when ``JANITOR_DRY_RUN`` is true.
 
 One log line per action and one ``janitor summary`` line (JSON of the report: counts, actions, errors;
@@ -24,6 +25,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -99,33 +101,53 @@ async def _scopes(
     return [JanitorScope(subscription_id=sub) for sub in sorted(subs)]
 
 
-async def _run_active(client: df.DurableOrchestrationClient, run_id: str, leftovers: list[Leftover]) -> bool:
+@dataclass(frozen=True)
+class RunOwner:
+    active: bool
+    delete_snapshots: bool | None  # the run's request.deleteSnapshots; None when its input is gone
+
+
+UNKNOWN_OWNER = RunOwner(active=True, delete_snapshots=None)
+
+
+def _delete_snapshots(raw_input: Any) -> bool | None:
+    value = _decoded(raw_input)
+    request = value.get("request") if isinstance(value, dict) else None
+    flag = request.get("deleteSnapshots", True) if isinstance(request, dict) else None
+    return flag if isinstance(flag, bool) else None
+
+
+async def _run_owner(
+    client: df.DurableOrchestrationClient, run_id: str, leftovers: list[Leftover]
+) -> RunOwner:
     capture = await client.get_status(capture_id_of(run_id, leftovers[0].capture_id), show_input=True)
-    if runtime_status_name(capture) in ACTIVE_STATES and previous_run_id(capture.input_) == run_id:
-        return True
+    ours = previous_run_id(capture.input_) == run_id
+    delete = _delete_snapshots(capture.input_) if ours else None
+    if ours and runtime_status_name(capture) in ACTIVE_STATES:
+        return RunOwner(active=True, delete_snapshots=delete)
     keys = sorted({lo.disk_key for lo in leftovers if lo.disk_key})
     for sub_id in [version_instance_id(run_id), *(export_instance_id(run_id, k) for k in keys)]:
         if runtime_status_name(await client.get_status(sub_id)) in ACTIVE_STATES:
-            return True
-    return False
+            return RunOwner(active=True, delete_snapshots=delete)
+    return RunOwner(active=False, delete_snapshots=delete)
 
 
 async def _owners(
     client: df.DurableOrchestrationClient, scan: ScanResult, errors: list[str]
-) -> dict[str, bool]:
+) -> dict[str, RunOwner]:
     by_run: dict[str, list[Leftover]] = {}
     for lo in scan.leftovers:
         by_run.setdefault(lo.run_id, []).append(lo)
-    owned: dict[str, bool] = {}
+    owners: dict[str, RunOwner] = {}
     for run_id, items in by_run.items():
         try:
-            owned[run_id] = await _run_active(client, run_id, items)
+            owners[run_id] = await _run_owner(client, run_id, items)
         except Exception as exc:  # unknown owner: keep everything of that run
-            owned[run_id] = True
+            owners[run_id] = UNKNOWN_OWNER
             errors.append(
                 f"could not read the captures of run {run_id} ({type(exc).__name__}); its resources are kept"
             )
-    return owned
+    return owners
 
 
 async def run_janitor(
@@ -135,7 +157,7 @@ async def run_janitor(
     scopes = await _scopes(client, s, now)
     scan = ScanResult.from_wire(await asyncio.to_thread(scan_leftovers, ScanInput(scopes=scopes).to_wire()))
     errors = list(scan.errors)
-    owned = await _owners(client, scan, errors)
+    owners = await _owners(client, scan, errors)
     report = JanitorReport(
         dry_run=s.dry_run,
         scanned=scan.scanned,
@@ -147,7 +169,15 @@ async def run_janitor(
     kept: Counter[str] = Counter()
     grace, stuck = timedelta(seconds=s.grace_seconds), timedelta(seconds=s.stuck_creating_seconds)
     for lo in scan.leftovers:
-        p = plan(lo, owned=owned.get(lo.run_id, True), now=now, grace=grace, stuck_creating=stuck)
+        owner = owners.get(lo.run_id, UNKNOWN_OWNER)
+        p = plan(
+            lo,
+            owned=owner.active,
+            now=now,
+            grace=grace,
+            stuck_creating=stuck,
+            delete_snapshots=owner.delete_snapshots,
+        )
         if not p.actions:
             kept[p.keep_reason or "kept"] += 1
             continue

@@ -10,7 +10,7 @@ from activities.janitor import clean_leftover
 from shared.ids import capture_instance_id, new_run_id
 from shared.janitor import CleanInput, CleanResult, Leftover, capture_id_of, plan, run_started
 from shared.settings import JANITOR_DEFAULT_SCHEDULE, JanitorSettings, janitor_schedule
-from triggers.janitor import _subscriptions_of
+from triggers.janitor import _delete_snapshots, _subscriptions_of
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 VM = "/subscriptions/s1/resourceGroups/rg-build/providers/Microsoft.Compute/virtualMachines/vm-a"
@@ -43,6 +43,26 @@ def test_orphaned_snapshot_is_revoked_then_deleted() -> None:
     assert _plan(_lo(active_access=True)) == ["revokeAccess", "deleteSnapshot"]
     assert _plan(_lo(active_access=False)) == ["deleteSnapshot"]
     assert _plan(_lo(state="Deleting")) == []
+
+
+def test_kept_snapshots_stay_and_only_lose_their_access() -> None:
+    for flag, reason in ((False, "kept by its request"), (None, "its request is unknown")):
+        exposed = plan(
+            _lo(active_access=True),
+            owned=False,
+            now=NOW,
+            grace=GRACE,
+            stuck_creating=STUCK,
+            delete_snapshots=flag,
+        )
+        assert exposed.actions == ["revokeAccess"]
+        quiet = plan(_lo(), owned=False, now=NOW, grace=GRACE, stuck_creating=STUCK, delete_snapshots=flag)
+        assert quiet.actions == [] and quiet.keep_reason == reason
+    assert _delete_snapshots({"runId": RUN, "request": {"deleteSnapshots": False}}) is False
+    assert _delete_snapshots('{"request": {"sourceVmId": "x"}}') is True  # the request's default
+    assert (
+        _delete_snapshots({"request": {"deleteSnapshots": "0"}}) is None and _delete_snapshots(None) is None
+    )
 
 
 def test_never_an_owned_or_young_resource() -> None:
