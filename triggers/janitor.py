@@ -201,6 +201,19 @@ async def run_janitor(
 async def janitor(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
     s = get_janitor_settings()
     report = await run_janitor(client, s, datetime.now(UTC))
-    done = sum(1 for a in report.actions if a.done)
-    summary = {"pastDue": timer.past_due, "done": done, **report.to_wire()}
-    log.info("janitor summary: %s", json.dumps(summary, sort_keys=True))
+    log.info("janitor summary: %s", json.dumps(summary_of(report, past_due=timer.past_due), sort_keys=True))
+
+
+SUMMARY_ITEMS = 100  # every action has its own log line; the summary line stays bounded
+
+
+def summary_of(report: JanitorReport, *, past_due: bool) -> dict[str, Any]:
+    out: dict[str, Any] = report.to_wire()
+    out["pastDue"] = past_due
+    out["done"] = sum(1 for a in report.actions if a.done)
+    for key in ("actions", "errors", "scanned", "notPermitted"):
+        items = out.get(key) or []
+        if len(items) > SUMMARY_ITEMS:
+            out[key] = items[:SUMMARY_ITEMS]
+            out[f"{key}Omitted"] = len(items) - SUMMARY_ITEMS
+    return out

@@ -123,3 +123,16 @@ def test_scope_from_a_capture_input() -> None:
     assert _subscriptions_of(raw) == {"s1", "s9"}
     assert _subscriptions_of('{"request": {"sourceVmId": "nonsense"}}') == set()
     assert _subscriptions_of(None) == set()
+
+
+def test_the_summary_line_is_bounded() -> None:
+    from shared.janitor import ActionResult, JanitorReport
+    from triggers.janitor import SUMMARY_ITEMS, summary_of
+
+    action = ActionResult(resource_id=SNAP, run_id=RUN, action="deleteSnapshot", done=True, detail="deleted")
+    report = JanitorReport(
+        dry_run=False, scanned=["/subscriptions/s1"], actions=[action] * 250, kept={}, errors=[]
+    )
+    out = summary_of(report, past_due=False)
+    assert len(out["actions"]) == SUMMARY_ITEMS and out["actionsOmitted"] == 150 and out["done"] == 250
+    assert "scannedOmitted" not in out
