@@ -3,7 +3,8 @@
 The body is ``{"input": "<text>"}`` (an empty body counts as ``{"input": ""}``). The host answers
 ``202 Accepted`` at once and runs the function in the background; so does devhost:
 
-- a timer function runs with ``past_due`` False (the input is ignored, as by the host);
+- a timer function runs with ``past_due`` False (the input is ignored, as by the host), also when it is
+  disabled (``AzureWebJobs.<name>.Disabled``): the host lets the master key run a disabled function;
 - a queue function runs with the input as the message body (no lease, no retries, no poison queue:
   the message never was on the queue), and its output bindings are written when it succeeds.
 
@@ -27,7 +28,7 @@ from azure.storage.queue import QueueMessage as StorageMessage
 from devhost.functions import FunctionInfo
 from devhost.triggers.bindings import Invoker
 from devhost.triggers.queues import build_queue_message, write_queue_outputs
-from devhost.triggers.timers import TimerTriggers
+from devhost.triggers.timers import TimerTriggers, build_timer_request, timer_info_json
 
 log = logging.getLogger("devhost.admin")
 
@@ -89,7 +90,10 @@ class AdminApi:
         if not isinstance(body, dict) or not isinstance(body.get("input", ""), str):
             return _json(400, {"error": 'the body must be a JSON object whose "input" is a string'})
         text = str(body.get("input", ""))
-        if info.trigger_type == "timerTrigger" and self.timers is not None and self.timers.run_now(info.name):
+        if info.trigger_type == "timerTrigger":
+            if self.timers is None or not self.timers.run_now(info.name):
+                # a disabled timer function has no schedule running; the master key still runs it
+                self.pool.submit(self._run_timer_once, info)
             return web.Response(status=202)
         if info.trigger_type == "queueTrigger":
             self.pool.submit(self._run_queue, info, text)
@@ -97,6 +101,15 @@ class AdminApi:
         return _json(
             400, {"error": f"devhost does not run {info.trigger_type or 'untriggered'} functions on demand."}
         )
+
+    def _run_timer_once(self, info: FunctionInfo) -> None:
+        request = build_timer_request(timer_info_json(past_due=False, last=None, nxt=None, monitor=False))
+        try:
+            result = self.invoker.invoke(info, request)
+            write_queue_outputs(result.queue_writes, self.queue_encoding)
+            log.info("admin run of %s: succeeded", info.name)
+        except Exception as exc:
+            log.error("admin run of %s: function failed: %s: %s", info.name, type(exc).__name__, exc)
 
     def _run_queue(self, info: FunctionInfo, text: str) -> None:
         now = datetime.now(UTC)

@@ -152,7 +152,11 @@ def test_timer_app_on_devhost(tmp_path: Path) -> None:
 
 
 def test_unresolved_schedule_setting_is_named(tmp_path: Path) -> None:
-    env = {"TICKS_FILE": str(tmp_path / "t.jsonl"), "TICK_SCHEDULE": "0 0 0 1 Jan *"}
+    env = {
+        "TICKS_FILE": str(tmp_path / "t.jsonl"),
+        "TICK_SCHEDULE": "0 0 0 1 Jan *",
+        "AzureWebJobs.yearly.Disabled": "true",
+    }
     with running_devhost(APP, tmp_path / "dh", env=env) as dh:
         log = dh.log_text()
         assert "The 'broken' function is in error" in log
@@ -161,6 +165,11 @@ def test_unresolved_schedule_setting_is_named(tmp_path: Path) -> None:
         r = requests.post(dh.url("/admin/functions/every_second"), json={"input": ""}, timeout=10)
         assert r.status_code == 202
         assert len(_wait_ticks(tmp_path / "t.jsonl", "every_second", 1)) == 1
+        # disabled: no runOnStartup, but the admin endpoint still runs it
+        assert _ticks(tmp_path / "t.jsonl", "yearly") == []
+        r = requests.post(dh.url("/admin/functions/yearly"), json={"input": ""}, timeout=10)
+        assert r.status_code == 202
+        assert len(_wait_ticks(tmp_path / "t.jsonl", "yearly", 1)) == 1
 
 
 class _Recorder:
