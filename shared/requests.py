@@ -390,18 +390,24 @@ def _loc_to_path(loc: tuple[int | str, ...]) -> str:
     return path or "(body)"
 
 
+_MORE = "… ("
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def bounded_errors(errors: list[FieldError], limit: int = MAX_FIELD_ERRORS) -> list[FieldError]:
-    """At most ``limit`` errors, each with a bounded path and message; the rest counted in a last entry."""
+    """At most ``limit`` errors, each with a bounded path and message; the rest counted in a last entry.
+    Idempotent: a list bounded already (its count entry last) is returned as is."""
+    if len(errors) == limit + 1 and errors[-1].message.startswith(_MORE):
+        return list(errors)
     out = [
         FieldError(field=_clip(e.field, 300), message=_clip(e.message, MAX_ERROR_TEXT))
         for e in errors[:limit]
     ]
     if len(errors) > limit:
-        out.append(FieldError(field="(body)", message=f"… ({len(errors) - limit} more errors not shown)"))
+        out.append(FieldError(field="(body)", message=f"{_MORE}{len(errors) - limit} more errors not shown)"))
     return out
 
 
