@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,9 +74,14 @@ class RecordingClient:
         self.ids.append(instance_id)
 
 
+def _user_function(builder: Any) -> Any:
+    """The trigger's own coroutine function, without the Durable middleware that builds the client from JSON."""
+    return inspect.unwrap(builder._function.get_user_function())
+
+
 def post(client: RecordingClient, body: bytes) -> func.HttpResponse:
     req = func.HttpRequest(method="POST", url=f"{BASE}?code=function-key", body=body, headers={})
-    fn = http_captures.post_capture._function.get_user_function()
+    fn = _user_function(http_captures.post_capture)
     result: func.HttpResponse = asyncio.run(fn(req, client))
     return result
 
@@ -84,7 +90,7 @@ def get_status(client: RecordingClient, capture_id: str) -> func.HttpResponse:
     req = func.HttpRequest(
         method="GET", url=f"{BASE}/x", body=b"", headers={}, route_params={"id": capture_id}
     )
-    fn = http_captures.get_capture._function.get_user_function()
+    fn = _user_function(http_captures.get_capture)
     result: func.HttpResponse = asyncio.run(fn(req, client))
     return result
 
@@ -93,15 +99,13 @@ def cancel(client: RecordingClient, capture_id: str, body: bytes = b"") -> func.
     req = func.HttpRequest(
         method="POST", url=f"{BASE}/x/cancel", body=body, headers={}, route_params={"id": capture_id}
     )
-    fn = http_cancel.cancel_capture._function.get_user_function()
+    fn = _user_function(http_cancel.cancel_capture)
     result: func.HttpResponse = asyncio.run(fn(req, client))
     return result
 
 
 def queue_message(body: bytes) -> func.QueueMessage:
-    return func.QueueMessage(
-        id="msg-1", body=body, dequeue_count=1, insertion_time=datetime.now(UTC), pop_receipt="r"
-    )
+    return func.QueueMessage(id="msg-1", body=body, pop_receipt="r")
 
 
 @dataclass
@@ -112,13 +116,17 @@ class QueueRun:
     poisoned: list[dict[str, Any]] = field(default_factory=list)
 
     def deliver(self, body: bytes) -> None:
-        fn = queue_captures.capture_from_queue._function.get_user_function()
+        fn = _user_function(queue_captures.capture_from_queue)
         asyncio.run(fn(queue_message(body), self.client))
 
 
 def vm_view(vm_id: str) -> VmView:
     return VmView(
-        id=vm_id, name=vm_id.rsplit("/", 1)[-1], location="westeurope", tags={}, power_state="running",
+        id=vm_id,
+        name=vm_id.rsplit("/", 1)[-1],
+        location="westeurope",
+        tags={},
+        power_state="running",
         generalized=False,
     )
 

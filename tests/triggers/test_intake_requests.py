@@ -160,7 +160,15 @@ def test_resource_group_and_capture_id_rules() -> None:
     for bad in ("", ".", "..", "a/b", "a b", "rg.", "r" * 91, "rg\n", "rg\u00b2"):
         assert resource_group_problem(bad), bad
     assert is_capture_id("capture-vm-web-fc16b17e58")
-    for bad in ("?x", "#x", "capture-vm?x", "capture-vm#x", "capture-vm\n", "capture-VM", "capture-x:version"):
+    for bad in (
+        "?x",
+        "#x",
+        "capture-vm?x",
+        "capture-vm#x",
+        "capture-vm\n",
+        "capture-VM",
+        "capture-x:version",
+    ):
         assert not is_capture_id(bad), bad
 
 
