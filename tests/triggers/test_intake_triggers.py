@@ -263,7 +263,7 @@ def check_http_answer(
     assert all(is_capture_id(i) for i in client.ids)
 
 
-@fuzz(1500)
+@fuzz(1200)
 @given(body=mutated_requests())
 def test_fuzz_validate_request_never_raises_and_names_fields(body: dict[str, Any]) -> None:
     request, errors = validate_request(body, require_capture_mode=True)
@@ -274,7 +274,7 @@ def test_fuzz_validate_request_never_raises_and_names_fields(body: dict[str, Any
         assert validate_request(wire, require_capture_mode=True)[0] == request
 
 
-@fuzz(1200)
+@fuzz(1000)
 @given(body=raw_bodies)
 def test_fuzz_http_post(body: bytes) -> None:
     client = RecordingClient()
@@ -283,7 +283,7 @@ def test_fuzz_http_post(body: bytes) -> None:
     check_http_answer(client, body, resp.status_code, body_of(resp), 0)
 
 
-@fuzz(400)
+@fuzz(300)
 @given(
     capture_id=st.text(max_size=40) | st.from_regex(r"capture-[a-z0-9-]{1,20}", fullmatch=True),
     body=raw_bodies,
@@ -295,7 +295,7 @@ def test_fuzz_status_and_cancel_ids(capture_id: str, body: bytes) -> None:
     assert all(is_capture_id(i) for i in client.ids)
 
 
-@fuzz(800)
+@fuzz(700)
 @given(body=raw_bodies)
 def test_fuzz_queue_messages(body: bytes) -> None:
     with pytest.MonkeyPatch.context() as mp:
