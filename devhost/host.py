@@ -114,6 +114,7 @@ class Host:
         self.server.durable = DurableApi(
             self.engine, self._urls, self.server.run_blocking, lambda: orchestrators
         )
+        self.server.durable.any_state_overridable = cfg.any_state_overridable
         self.engine.start()
         for info in self.index.by_trigger("queueTrigger"):
             try:

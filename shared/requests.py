@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared import endpoints
 from shared.ids import ResourceId, resource_group_problem, subscription_id_problem, vm_name_problem
 from shared.model_base import WireModel
 
@@ -180,7 +181,16 @@ class VhdExport(WireModel):
 
     @field_validator("account_url")
     @classmethod
-    def _url(cls, v: str) -> str:
+    def _url(cls, v: str, info: ValidationInfo) -> str:
+        if (info.context or {}).get("intake"):
+            # The named host gets the app's storage token and the snapshot's SAS: only an allow-listed
+            # account's blob endpoint of this cloud (shared.endpoints).
+            from shared.settings import get_settings  # here: settings imports this module's dependants
+
+            canonical, problem = endpoints.export_url_problem(v, get_settings().storage_endpoints)
+            if canonical is None:
+                raise ValueError(problem)
+            return canonical
         if not v.startswith("https://"):
             raise ValueError(
                 "must be the storage account's https blob endpoint, e.g. https://acct.blob.core.windows.net"
@@ -207,20 +217,16 @@ _WEBHOOK_SETTING = re.compile(rf"^{WEBHOOK_SETTING_PREFIX}[A-Za-z0-9_]{{1,100}}$
 INTAKE = {"intake": True}
 
 
-def webhook_url_problem(url: str) -> str | None:
+def webhook_url_problem(url: str, *, allow_loopback: bool | None = None) -> str | None:
     """Why a webhook URL may not be stored in a request (the request is orchestration input: plain text
-    in the task hub), or None. Any query string (Logic Apps' ``sig=``, Functions' ``code=``, tokens) or
-    user:password in the URL counts."""
-    if not re.match(r"^https?://[^/?#]+", url, re.IGNORECASE):
-        return "must be an http(s) URL"
-    if "?" in url or "#" in url or "@" in url.split("/", 3)[2]:
-        return (
-            "must not carry a query string, fragment or credentials: the request is stored in plain text in "
-            "the Durable task hub, so a key or signature (sig=, code=, a token) there would leak. Put the whole "
-            f"URL in an app setting named {WEBHOOK_SETTING_PREFIX}<NAME> and send notify.webhookSetting "
-            "with that name instead"
-        )
-    return None
+    in the task hub) or be delivered to, or None. Any query string (Logic Apps' ``sig=``, Functions'
+    ``code=``, tokens) or user:password in the URL counts; so does a host only the app's network can reach
+    (``shared.endpoints``). ``allow_loopback`` defaults to the app setting."""
+    if allow_loopback is None:
+        from shared.settings import get_settings  # here: settings imports this module's dependants
+
+        allow_loopback = get_settings().webhook_allow_loopback
+    return endpoints.webhook_url_problem(url, allow_loopback=allow_loopback)
 
 
 class Notify(WireModel):

@@ -12,6 +12,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from shared.contracts import CapturePolicy
+from shared.endpoints import (
+    SETTING_ACCOUNTS,
+    SETTING_ALLOW_LOOPBACK,
+    SETTING_SUFFIX,
+    SETTING_TEMPLATE,
+    StorageEndpoints,
+)
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -22,6 +29,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ValueError(f"setting {name}={raw!r} must be a number") from exc
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise ValueError(f"setting {name}={raw!r} must be true or false")
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,10 @@ class Settings:
     arm_retry_backoff_max_seconds: float = 60.0
     lro_polling_interval_seconds: float = 5.0
     policy: CapturePolicy = field(default_factory=CapturePolicy)
+    # Where the app may send its storage token and a snapshot SAS (shared.endpoints).
+    storage_endpoints: StorageEndpoints = field(default_factory=StorageEndpoints)
+    # Development only: webhooks on loopback (127.0.0.0/8, ::1, localhost), also over http.
+    webhook_allow_loopback: bool = False
 
     @property
     def arm_scope(self) -> str:
@@ -94,6 +116,10 @@ class Settings:
                 env, "AZURE_LRO_POLLING_INTERVAL_SECONDS", cls.lro_polling_interval_seconds
             ),
             policy=policy,
+            storage_endpoints=StorageEndpoints.from_settings(
+                env.get(SETTING_SUFFIX), env.get(SETTING_TEMPLATE), env.get(SETTING_ACCOUNTS)
+            ),
+            webhook_allow_loopback=_bool(env, SETTING_ALLOW_LOOPBACK, False),
         )
 
 

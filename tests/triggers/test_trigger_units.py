@@ -391,7 +391,7 @@ def test_webhook_gives_up_without_raising() -> None:
     assert not d.delivered and d.attempts == WEBHOOK_ATTEMPTS and "refused" in (d.error or "")
     assert len(waits) == WEBHOOK_ATTEMPTS - 1 and waits == sorted(waits)
 
-    d = deliver_webhook("http://h/x", b"{}", "n1", post=lambda *a: (404, None), wait=waits.append)
+    d = deliver_webhook("https://h/x", b"{}", "n1", post=lambda *a: (404, None), wait=waits.append)
     assert not d.delivered and d.attempts == 1 and d.status_code == 404  # a 4xx is not retried
 
 

@@ -54,6 +54,9 @@ FAST_POLICY = {
     "AZURE_LRO_POLLING_INTERVAL_SECONDS": "0.1",
     "CAPTURE_REQUESTS_QUEUE": REQUESTS_QUEUE,
     "CAPTURE_RESULTS_QUEUE": RESULTS_QUEUE,
+    # The world's export account, and the local webhook receivers on 127.0.0.1 (both refused by default).
+    "CAPTURE_EXPORT_ACCOUNTS": "stexports",
+    "NOTICE_ALLOW_LOOPBACK_WEBHOOKS": "true",
 }
 
 GOLDEN_TAGS = {
