@@ -188,6 +188,7 @@ class TriggerStack:
             "version": "1.0.0",
             "targetRegions": [{"name": "westeurope"}, {"name": "eastus2"}],
             "prepare": "deprovision",
+            "captureMode": "inPlace",  # required on queue messages, accepted on HTTP
         }
         body.update(over)
         return body
