@@ -210,7 +210,7 @@ class VhdExport(WireModel):
 # App settings a request may name as its webhook (notify.webhookSetting): only these, so a request can never
 # point the app at an unrelated setting (a storage connection string, a client secret) and have it used as a URL.
 WEBHOOK_SETTING_PREFIX = "NOTICE_WEBHOOK_"
-_WEBHOOK_SETTING = re.compile(rf"^{WEBHOOK_SETTING_PREFIX}[A-Za-z0-9_]{{1,100}}$")
+_WEBHOOK_SETTING = re.compile(rf"^{WEBHOOK_SETTING_PREFIX}[A-Za-z0-9_]{{1,100}}\Z")
 # Strict checks run when a request comes in (validate_request passes this context). A request read back
 # from the orchestration input (CaptureInput.from_wire on replay) is not re-checked: an in-flight capture
 # started before a check existed must still replay.

@@ -346,7 +346,7 @@ def request_from_tags(
         enabled = _bool(lowered[TAG_ENABLED], TAG_ENABLED, b.errors) is not False
     b.failed_tags.add(TAG_MODE)
     mode = _mode(lowered, b.errors)
-    if mode is not None and "capture_mode" in CaptureRequest.model_fields:
+    if mode is not None:
         b.body["captureMode"] = mode
     b.target()
     b.options()
