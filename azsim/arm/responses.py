@@ -152,6 +152,16 @@ def _list_managed(kind: str) -> Handler:
     return handler
 
 
+def _list_all_managed(kind: str) -> Handler:
+    """Subscription-wide list: only what the caller may read (ARM filters, it does not refuse)."""
+
+    def handler(b: ComputeBackend, req: ArmRequest) -> Reply:
+        disks = b.list_managed(kind, req["sub"], None)
+        return _listing([b.disk_json(d) for d in disks if req.ctx.allowed(req.ctx_action, d.id)])
+
+    return handler
+
+
 def _get_managed(kind: str) -> Handler:
     def handler(b: ComputeBackend, req: ArmRequest) -> Reply:
         return Reply(200, b.disk_json(b.get_managed(kind, req["sub"], req["rg"], req["name"])))
@@ -199,6 +209,7 @@ list_snapshots, get_snapshot, put_snapshot, delete_snapshot = (
     _put_managed("snapshots"),
     _delete_managed("snapshots"),
 )
+list_all_disks, list_all_snapshots = _list_all_managed("disks"), _list_all_managed("snapshots")
 disk_beginGetAccess, disk_endGetAccess = _grant("disks"), _revoke("disks")
 snapshot_beginGetAccess, snapshot_endGetAccess = _grant("snapshots"), _revoke("snapshots")
 
@@ -208,6 +219,18 @@ snapshot_beginGetAccess, snapshot_endGetAccess = _grant("snapshots"), _revoke("s
 
 def list_galleries(b: ComputeBackend, req: ArmRequest) -> Reply:
     return _listing([g.to_arm() for g in b.list_galleries(req["sub"], req["rg"])])
+
+
+def list_all_galleries(b: ComputeBackend, req: ArmRequest) -> Reply:
+    galleries = b.list_galleries(req["sub"], None)
+    return _listing([g.to_arm() for g in galleries if req.ctx.allowed(req.ctx_action, g.id)])
+
+
+def list_managed_images(b: ComputeBackend, req: ArmRequest) -> Reply:
+    """Managed images (``Microsoft.Compute/images``) are not modelled: the lists are always empty."""
+    if "rg" in req.params:
+        b.require_rg(req["sub"], req["rg"])
+    return _listing([])
 
 
 def get_gallery(b: ComputeBackend, req: ArmRequest) -> Reply:

@@ -116,6 +116,14 @@ ROUTES: tuple[Route, ...] = (
     _action(VM, f"{MC}/virtualMachines/generalize/action", "vm_generalize", "UpdateVM"),
     _action(VM, f"{MC}/virtualMachines/runCommand/action", "vm_runCommand", "UpdateVM"),
     # Disks
+    _list(
+        S,
+        r"/providers/Microsoft\.Compute/disks",
+        f"{MC}/disks/read",
+        "list_all_disks",
+        "GetDisks",
+        authorize=False,
+    ),
     _list(RG, r"/providers/Microsoft\.Compute/disks", f"{MC}/disks/read", "list_disks", "GetDisks"),
     _r("GET", C + r"/disks/(?P<name>[^/]+)", f"{MC}/disks/read", "get_disk", "GetDisks"),
     _r("PUT", C + r"/disks/(?P<name>[^/]+)", f"{MC}/disks/write", "put_disk", "CreateUpdateDisks"),
@@ -133,6 +141,14 @@ ROUTES: tuple[Route, ...] = (
         "CreateUpdateDisks",
     ),
     # Snapshots
+    _list(
+        S,
+        r"/providers/Microsoft\.Compute/snapshots",
+        f"{MC}/snapshots/read",
+        "list_all_snapshots",
+        "GetDisks",
+        authorize=False,
+    ),
     _list(
         RG, r"/providers/Microsoft\.Compute/snapshots", f"{MC}/snapshots/read", "list_snapshots", "GetDisks"
     ),
@@ -159,7 +175,23 @@ ROUTES: tuple[Route, ...] = (
         "snapshot_endGetAccess",
         "CreateUpdateDisks",
     ),
+    # Managed images (not modelled: always empty lists)
+    _list(
+        S,
+        r"/providers/Microsoft\.Compute/images",
+        f"{MC}/images/read",
+        "list_managed_images",
+        authorize=False,
+    ),
+    _list(RG, r"/providers/Microsoft\.Compute/images", f"{MC}/images/read", "list_managed_images"),
     # Galleries
+    _list(
+        S,
+        r"/providers/Microsoft\.Compute/galleries",
+        f"{MC}/galleries/read",
+        "list_all_galleries",
+        authorize=False,
+    ),
     _list(RG, r"/providers/Microsoft\.Compute/galleries", f"{MC}/galleries/read", "list_galleries"),
     _r("GET", GAL, f"{MC}/galleries/read", "get_gallery"),
     _r("PUT", GAL, f"{MC}/galleries/write", "put_gallery"),
