@@ -238,6 +238,9 @@ class ArmSimulator:
             by=None if by is None else float(by),
             if_idle=bool(args.get("ifIdle", False)),
         )
+        if moved:  # apply what fell due now, so that a SAS also expires for the blob data plane
+            with self.lock:
+                self.lifecycle.run_due()
         return _json(200, {"moved": moved, **clock.state()})
 
     # ---------------------------------------------------------------- ARM pipeline

@@ -83,9 +83,12 @@ class SimClock:
             self._sources.append(source)
 
     def next_due(self) -> float | None:
+        """The earliest event after now that any due source reports (None: nothing pending)."""
         with self._lock:
             sources = list(self._sources)
-        dues = [d for d in (s() for s in sources) if d is not None]
+            now = self._now
+        # Transitions apply lazily: one due at or before now is not an event to skip to.
+        dues = [d for d in (s() for s in sources) if d is not None and d > now]
         return min(dues) if dues else None
 
     @contextmanager

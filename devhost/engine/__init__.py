@@ -66,10 +66,29 @@ def _sleep(seconds: float) -> None:
         engine._virtual_sleep(seconds)
 
 
+_real_thread_start = threading.Thread.start
+
+
+def _thread_start(self: threading.Thread) -> None:
+    # A thread started by an activity sleeps in virtual time too: the SDK's LROPoller.result() polls
+    # in a thread of its own while the activity waits for it.
+    engine = getattr(_sleep_local, "engine", None)
+    if engine is not None:
+        run = self.run
+
+        def run_in_virtual_time() -> None:
+            _sleep_local.engine = engine
+            run()
+
+        self.run = run_in_virtual_time  # type: ignore[method-assign]
+    _real_thread_start(self)
+
+
 def _install_virtual_sleep() -> None:
     # The Azure SDKs wait between LRO polls and retries with time.sleep (through the transport);
     # under a virtual clock those waits must pass in virtual time, or the clock could never skip.
     time.sleep = _sleep  # type: ignore[assignment]
+    threading.Thread.start = _thread_start  # type: ignore[method-assign]
 
 
 class Engine:
