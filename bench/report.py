@@ -50,7 +50,7 @@ def summary_table(result: dict[str, Any]) -> str:
         add(f"  {'':16}{'makespan (Azure)':>18}{'wall s':>9}{'x crit.path':>13}{'ARM req':>9}"
             f"{'reads':>7}{'writes':>7}{'dels':>6}{'polls':>7}{'429s':>6}{'CPU s':>8}{'history':>9}")  # fmt: skip
         add(
-            f"  {'critical path':16}{_hours(cp['total_s']):>18}{_f(cp.get('total_wall_s'), '{:.1f}'):>9}{'1.000':>13}"
+            f"  {'critical path':16}{_hours(cp['total_s']):>18}{_f(None if s1.get('clock') == 'virtual' else cp.get('total_wall_s'), '{:.1f}'):>9}{'1.000':>13}"
         )
         rows = [("ours", ours, ours.get("devhostCpuS"), ours["history"]["maxEventsPerExecution"])]
         warm = s1.get("oursWarm")
