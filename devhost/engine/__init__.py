@@ -136,6 +136,7 @@ class Engine:
         self._sleepers: list[tuple[float, int]] = []
         self._sleep_seq = 0
         self._holds = 0
+        self._wakeups: list[tuple[float, int, Any]] = []
         self._owner_error: str | None = None
         self._caches: dict[str, ExecCache] = {}
         self._threads: list[threading.Thread] = []
@@ -255,6 +256,36 @@ class Engine:
             self._skip_to(self.clock.timestamp() + seconds)
             self._cv.notify_all()
 
+    def call_at(self, when: float, fn: Any) -> None:
+        """Run ``fn()`` in a thread of its own once the engine's clock reaches ``when`` (epoch s).
+
+        For host features that fire at a time (timer triggers): ``when`` is an event the virtual
+        clock skips to, and ``fn`` counts as running work until it returns. On the real clock it
+        simply runs at that time.
+        """
+        with self._cv:
+            self._sleep_seq += 1
+            heapq.heappush(self._wakeups, (when, self._sleep_seq, fn))
+            self._cv.notify_all()
+
+    def _fire_wakeups_locked(self, now: float) -> None:
+        while self._wakeups and self._wakeups[0][0] <= now:
+            _due, _seq, fn = heapq.heappop(self._wakeups)
+            self._activities_running += 1  # counted as running until fn returns
+            threading.Thread(target=self._run_wakeup, args=(fn,), name="devhost-call-at", daemon=True).start()
+
+    def _run_wakeup(self, fn: Any) -> None:
+        if self.clock.virtual:
+            _sleep_local.engine = self
+        try:
+            fn()
+        except Exception:
+            self.log.exception("devhost: a scheduled call failed")
+        finally:
+            with self._cv:
+                self._activities_running -= 1
+                self._cv.notify_all()
+
     def _virtual_sleep(self, seconds: float) -> None:
         # An activity thread waiting in virtual time: it does not count as running meanwhile.
         with self._cv:
@@ -281,6 +312,8 @@ class Engine:
         events = [self._timers[0][0]] if self._timers else []
         if self._sleepers:
             events.append(self._sleepers[0][0])
+        if self._wakeups:
+            events.append(self._wakeups[0][0])
         return min(events) if events else None
 
     def _skip_to(self, target: float) -> bool:
@@ -626,6 +659,7 @@ class Engine:
                     if self._next_due.get(iid) == due:
                         del self._next_due[iid]
                         self._make_ready(iid)
+                self._fire_wakeups_locked(now)
                 target = self._next_event_locked()
                 if not self.clock.virtual:
                     self._cv.wait((target - now) if target is not None else None)

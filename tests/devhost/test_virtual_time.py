@@ -62,3 +62,16 @@ def test_a_sleep_in_a_thread_the_activity_started_passes_in_virtual_time(tmp_pat
     with running_engine("race", tmp_path, virtual_clock=True) as (engine, _, _m):
         rec = engine.wait_for(engine.start_new("sleepy_thread", None, None), 15)
     assert json.loads(rec.output or "") == 300
+
+
+def test_call_at_is_an_event_the_virtual_clock_skips_to(tmp_path: Path) -> None:
+    import threading
+
+    fired: list[float] = []
+    done = threading.Event()
+    with running_engine("race", tmp_path, virtual_clock=True) as (engine, _, _m):
+        start = engine.clock.timestamp()
+        engine.call_at(start + 3600, lambda: (fired.append(engine.clock.timestamp()), done.set()))
+        assert done.wait(5)
+        engine.run_until_idle(5)
+    assert fired == [start + 3600]
