@@ -45,6 +45,9 @@ class ManualClock:
             self._now += seconds
 
 
+# Targets this close before an event count as the event itself (clients round through epoch floats).
+SNAP_S = 1e-6
+
 # Something with timed state reports its earliest due time on the clock's scale (None: nothing due).
 DueSource = Callable[[], float | None]
 
@@ -61,7 +64,8 @@ class SimClock:
     virtual = True
 
     def __init__(self, epoch: float | None = None) -> None:
-        self.epoch = time.time() if epoch is None else epoch
+        # A whole-second epoch: a client's "epoch + seconds" then rounds the same way on every run.
+        self.epoch = float(round(time.time())) if epoch is None else epoch
         self._now = 0.0
         self._lock = threading.Lock()
         self._in_flight = 0
@@ -145,6 +149,10 @@ class SimClock:
                 if not candidates:
                     return False
                 target = min(candidates)
+                if to is not None and due is not None and to < due <= to + SNAP_S:
+                    # A client's time went through float epoch seconds: an event a rounding error
+                    # after its target is the same instant (or a poll would miss the transition).
+                    target = due
             if target <= self._now:
                 return False
             self._now = target

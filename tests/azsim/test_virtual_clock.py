@@ -106,3 +106,11 @@ def test_sim_clock_refuses_to_skip_while_busy_or_held_and_never_goes_back() -> N
     dues[0] = None
     assert clock.advance(if_idle=True) is False  # nothing due and no target: nothing to skip to
     assert clock.advance(by=30, if_idle=True) and clock.now() == 80
+
+
+def test_a_skip_a_rounding_error_short_of_an_event_lands_on_the_event() -> None:
+    clock = SimClock(epoch=1_764_000_000.0)
+    clock.add_due_source(lambda: 112.49088)
+    # what a client computes: (epoch + event) - epoch, one float rounding short of the event
+    assert clock.advance(to=112.49088 - 2e-7, if_idle=True)
+    assert clock.now() == 112.49088
