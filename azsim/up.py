@@ -268,6 +268,9 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
         "IDENTITY_HEADER": msi.identity_header,
         "AzureWebJobsStorage": azurite.connection_string(DEVSTORE_ACCOUNT),
         "AZSIM_BLOB_ENDPOINT": front.url,
+        # The blob endpoint of an account in this cloud (path-style, through the blob front): what an app
+        # compares an account URL with before it sends a token there (Azure's is https://{account}.blob.<suffix>).
+        "AZURE_STORAGE_BLOB_ENDPOINT_TEMPLATE": f"{front.url}/{{account}}",
         "AZSIM_QUEUE_ENDPOINT": azurite.queue_endpoint,
         "AZSIM_TABLE_ENDPOINT": azurite.table_endpoint,
         "AZSIM_CONTROL_URL": control_url,

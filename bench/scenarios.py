@@ -84,6 +84,8 @@ def policy_env(time_scale: float, expected_copy_mbps: float | None = None) -> di
         "AZURE_ARM_RETRY_BACKOFF_SECONDS": sec(s.arm_retry_backoff_seconds),
         "AZURE_ARM_RETRY_BACKOFF_MAX_SECONDS": sec(s.arm_retry_backoff_max_seconds),
         "AZURE_LRO_POLLING_INTERVAL_SECONDS": sec(s.lro_polling_interval_seconds),
+        # The world's export account: exports are refused until an account is allow-listed.
+        "CAPTURE_EXPORT_ACCOUNTS": "stexports",
     }
 
 

@@ -384,26 +384,41 @@ class Engine:
         return [json.loads(t) for t in self.store.history_texts(instance_id, row.execution_id)]
 
     # --- EngineAPI ------------------------------------------------------------------------------------
-    def start_new(self, orchestrator_name: str, instance_id: str | None, input_json: str | None) -> str:
+    def start_new(
+        self,
+        orchestrator_name: str,
+        instance_id: str | None,
+        input_json: str | None,
+        *,
+        replace_active: bool = False,
+    ) -> str:
         """Schedule a new instance. ``input_json`` is the input's JSON text (what ``get_input`` decodes).
 
         Raises ``devhost.functions.FunctionNotFound`` for an unknown orchestrator and
-        ``InstanceExists`` when the id belongs to an instance that has not finished.
+        ``InstanceExists`` when the id belongs to an instance that has not finished, unless
+        ``replace_active`` (overridableExistingInstanceStates AnyState): then a new execution replaces it.
         """
         self.index.orchestrator(orchestrator_name)
         iid = instance_id or uuid.uuid4().hex
         with self._start_lock:
             existing = self.store.get_instance(iid)
-            if existing is not None and existing.runtime_status in ACTIVE:
+            active = existing is not None and existing.runtime_status in ACTIVE
+            if existing is not None and active and not replace_active:
                 raise InstanceExists(
                     f"An instance with id '{iid}' already exists and is {existing.runtime_status}; "
                     "wait for it to finish or terminate it first."
                 )
             now = self.clock.timestamp()
             row = InstanceRow(iid, orchestrator_name, uuid.uuid4().hex, "Pending", now, now, input_json)
-            self.store.create_instance(
-                row, NewMessage(iid, row.execution_id, now, execution_started(row, now), kind="0")
-            )
+            start = NewMessage(iid, row.execution_id, now, execution_started(row, now), kind="0")
+            if active:
+                with self._cv:  # no episode of the old execution may commit over the new one
+                    while iid in self._locked:
+                        self._cv.wait()
+                    self.store.create_instance(row, start)
+                    self._caches.pop(iid, None)
+            else:
+                self.store.create_instance(row, start)
         self.log.info("orchestrator %s scheduled (instance %s)", orchestrator_name, iid)
         with self._cv:
             self._make_ready(iid)
