@@ -10,12 +10,14 @@ ones and prints them, which we read back from its log, so there is no race for a
 from __future__ import annotations
 
 import base64
+import ctypes
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,15 +56,30 @@ def account_key(account: str, salt: bytes) -> str:
     return base64.b64encode(hashlib.sha512(salt + account.encode()).digest()).decode()
 
 
-def _child_setup() -> None:
-    """In the Azurite child: own process group (so it can be stopped whole), and on Linux die with
-    the parent, so a killed ``azsim up`` never leaves an orphaned Azurite holding its ports."""
-    os.setsid()
-    if sys.platform.startswith("linux"):
-        import ctypes
+_PR_SET_PDEATHSIG = 1
 
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+def child_setup(parent_pid: int) -> Callable[[], None]:
+    """The ``preexec_fn`` for the Azurite child of ``parent_pid``: its own process group (so it can be
+    stopped whole) and, on Linux, death with the parent, so a killed ``azsim up`` never leaves an
+    orphaned Azurite holding its ports.
+
+    libc is loaded here, in the parent: the child runs only a few calls between fork and exec (an
+    import there is slow and not safe after fork). A parent killed between fork and ``prctl`` sends
+    no death signal any more, so the child then checks that its parent is still the one that forked
+    it and exits otherwise.
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+    def setup() -> None:
+        os.setsid()
+        if prctl is None:
+            return
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+    return setup
 
 
 @dataclass
@@ -156,7 +173,7 @@ class Azurite:
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=str(data),
-                preexec_fn=_child_setup,
+                preexec_fn=child_setup(os.getpid()),
             )
         finally:
             log.close()

@@ -55,8 +55,16 @@ class InstanceQuery:
 
 
 class EngineAPI(Protocol):
-    def start_new(self, orchestrator_name: str, instance_id: str | None, input_json: str | None) -> str:
-        """Schedule a new instance; return its id. Raises InstanceExists if that id is running/pending."""
+    def start_new(
+        self,
+        orchestrator_name: str,
+        instance_id: str | None,
+        input_json: str | None,
+        *,
+        replace_active: bool = False,
+    ) -> str:
+        """Schedule a new instance; return its id. Raises InstanceExists if that id is running/pending,
+        unless ``replace_active``: then a new execution replaces the running one."""
         ...
 
     def get_instance(self, instance_id: str, *, with_history: bool = False) -> InstanceRecord | None: ...

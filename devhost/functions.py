@@ -14,9 +14,11 @@ import asyncio
 import importlib.util
 import inspect
 import json
+import logging
+import os
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,11 @@ from typing import Any
 import azure.functions as func
 from azure.functions import meta
 
+from devhost.worker_rules import disabled_setting, is_disabled, load_error
+
 APP_MODULE = "function_app"
+
+log = logging.getLogger("devhost")
 
 
 class AppLoadError(Exception):
@@ -45,6 +51,8 @@ class FunctionInfo:
     bindings: list[dict[str, Any]]
     func: Callable[..., Any]
     is_async: bool
+    # AzureWebJobs.<name>.Disabled: indexed (known by name) but never triggered.
+    disabled: bool = False
 
     @property
     def trigger_arg(self) -> str:
@@ -63,6 +71,10 @@ class AppIndex:
     functions: dict[str, FunctionInfo] = field(default_factory=dict)
 
     def by_trigger(self, type_name: str) -> list[FunctionInfo]:
+        """The enabled functions with that trigger: what gets a listener (route, queue poller, webhook)."""
+        return [f for f in self.functions.values() if f.trigger_type == type_name and not f.disabled]
+
+    def _all_by_trigger(self, type_name: str) -> list[FunctionInfo]:
         return [f for f in self.functions.values() if f.trigger_type == type_name]
 
     @property
@@ -77,10 +89,11 @@ class AppIndex:
         # The durable name is the registered function name; an explicit ``activity=`` /
         # ``orchestration=`` binding property is accepted as an extra alias, as the
         # extension's trigger binding providers use it as the name when present.
+        # Disabled ones stay known by name, as the extension registers them at indexing time.
         names: dict[str, FunctionInfo] = {}
-        for info in self.by_trigger(trigger):
+        for info in self._all_by_trigger(trigger):
             names[info.name] = info
-        for info in self.by_trigger(trigger):
+        for info in self._all_by_trigger(trigger):
             alias = info.trigger_binding.get(override_key)
             if isinstance(alias, str) and alias and alias not in names:
                 names[alias] = info
@@ -155,8 +168,13 @@ def load_app(app_dir: Path) -> AppIndex:
     return index_app(app, app_dir)
 
 
-def index_app(app: Any, app_dir: Path) -> AppIndex:
-    """Index an already-imported FunctionApp (``get_functions()`` may be called only once per app)."""
+def index_app(app: Any, app_dir: Path, environ: Mapping[str, str] | None = None) -> AppIndex:
+    """Index an already-imported FunctionApp (``get_functions()`` may be called only once per app).
+
+    Refuses the app, as the worker does, when a function's parameters and bindings disagree; marks the
+    functions the app settings (``environ``, default the process environment) disable.
+    """
+    env = os.environ if environ is None else environ
     try:
         functions = app.get_functions()
     except ValueError as exc:
@@ -176,6 +194,14 @@ def index_app(app: Any, app_dir: Path) -> AppIndex:
             {},
         )
         user_fn = f.get_user_function()
+        problem = load_error(name, user_fn, [str(b.get("name")) for b in bindings])
+        if problem is not None:
+            raise AppLoadError(
+                f"The Python worker would refuse to load {app_dir / 'function_app.py'}: {problem}. "
+                "Give every parameter a binding decorator on the same function (decorators bind to the "
+                "function right below them; a Durable decorator from another app or blueprint, or one "
+                "stacked above another app's decorator, binds elsewhere)."
+            )
         index.functions[name] = FunctionInfo(
             name=name,
             trigger_type=trigger_type,
@@ -183,7 +209,10 @@ def index_app(app: Any, app_dir: Path) -> AppIndex:
             bindings=bindings,
             func=user_fn,
             is_async=inspect.iscoroutinefunction(user_fn),
+            disabled=is_disabled(name, env),
         )
+        if index.functions[name].disabled:
+            log.info("function '%s' is disabled (%s)", name, disabled_setting(name))
     return index
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from devhost.engine import Engine
 from devhost.functions import AppIndex, close_async_loop, load_app
+from devhost.http.admin import AdminApi
 from devhost.http.durable import DurableApi, DurableUrls
 from devhost.http.server import HttpServer, build_routes
 from devhost.keys import DURABLE_SYSTEM_KEY, KeyStore
@@ -27,7 +28,8 @@ from devhost.settings import (
     resolve_app_settings,
 )
 from devhost.triggers.bindings import Invoker, unsupported_bindings
-from devhost.triggers.queues import QueuePoller
+from devhost.triggers.queues import QueuePoller, write_queue_outputs
+from devhost.triggers.timers import TimerTriggers
 
 log = logging.getLogger("devhost")
 
@@ -37,6 +39,7 @@ HANDLED_TRIGGERS = {
     "eventGridTrigger",
     "orchestrationTrigger",
     "activityTrigger",
+    "timerTrigger",
 }
 
 
@@ -47,6 +50,7 @@ class HostOptions:
     port: int = 7071
     rpc_port: int = 0
     virtual_clock: bool = False
+    clock_url: str | None = None  # a clock owner's URL (azsim's AZSIM_CLOCK_URL); implies virtual_clock
     require_keys: bool = False
     settings_file: Path | None = None
     env_file: Path | None = None
@@ -65,6 +69,7 @@ class Host:
         self.server: HttpServer | None = None
         self.keys: KeyStore | None = None
         self.pollers: list[QueuePoller] = []
+        self.timers: TimerTriggers | None = None
         self.pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="devhost-invoke")
         self._urls: DurableUrls | None = None
 
@@ -87,7 +92,8 @@ class Host:
         self.engine = Engine(
             self.index,
             self.workdir,
-            virtual_clock=o.virtual_clock,
+            virtual_clock=o.virtual_clock or bool(o.clock_url),
+            clock_url=o.clock_url,
             max_concurrent_activities=cfg.max_concurrent_activities,
             max_concurrent_orchestrations=cfg.max_concurrent_orchestrations,
         )
@@ -114,7 +120,9 @@ class Host:
         self.server.durable = DurableApi(
             self.engine, self._urls, self.server.run_blocking, lambda: orchestrators
         )
+        self.server.durable.any_state_overridable = cfg.any_state_overridable
         self.engine.start()
+        self._start_timers(invoker)
         for info in self.index.by_trigger("queueTrigger"):
             try:
                 poller = QueuePoller(info, invoker, cfg.queues, self.pool)
@@ -130,7 +138,11 @@ class Host:
             self.app_dir,
             self.workdir,
             cfg.hub_name,
-            "; virtual clock" if o.virtual_clock else "",
+            f"; virtual clock of {o.clock_url}"
+            if o.clock_url
+            else "; virtual clock"
+            if o.virtual_clock
+            else "",
         )
         for route in self.server.routes:
             log.info(
@@ -142,6 +154,20 @@ class Host:
                 route.template.template.strip("/"),
             )
 
+    def _start_timers(self, invoker: Invoker) -> None:
+        assert self.index is not None and self.engine is not None and self.server is not None
+        encoding = self.server.queue_encoding
+        engine = self.engine
+        self.timers = TimerTriggers(
+            self.index.by_trigger("timerTrigger"),
+            invoker,
+            self.pool,
+            engine.now,
+            after_invoke=lambda result: write_queue_outputs(result.queue_writes, encoding),
+        )
+        self.server.admin = AdminApi(self.index.functions, self.timers, invoker, self.pool, encoding)
+        self.timers.start()
+
     def _check_functions(self, index: AppIndex) -> None:
         for info in index.functions.values():
             if info.trigger_type not in HANDLED_TRIGGERS:
@@ -150,7 +176,7 @@ class Host:
                     info.name,
                     info.trigger_type or "missing",
                 )
-            elif info.trigger_type in ("httpTrigger", "queueTrigger", "eventGridTrigger"):
+            elif info.trigger_type in ("httpTrigger", "queueTrigger", "eventGridTrigger", "timerTrigger"):
                 problems = unsupported_bindings(info)
                 if problems:
                     log.warning(
@@ -158,6 +184,8 @@ class Host:
                     )
 
     def stop(self) -> None:
+        if self.timers is not None:
+            self.timers.stop()
         for poller in self.pollers:
             poller.stop()
         self.pollers.clear()

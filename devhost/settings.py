@@ -56,16 +56,53 @@ class QueueOptions:
     message_encoding: str = "base64"
 
 
+OVERRIDABLE_STATES = ("NonRunningStates", "AnyState")
+DEFAULT_HUB_NAME = "TestHubName"
+
+
 @dataclass
 class HostConfig:
     """What devhost uses from host.json."""
 
     route_prefix: str = "api"
-    hub_name: str = "TestHubName"
+    # As written in host.json; ``hub_name`` resolves a whole-value ``%SETTING%`` when read.
+    hub_name_setting: str = DEFAULT_HUB_NAME
     max_concurrent_activities: int = 10
     max_concurrent_orchestrations: int = 10
+    # durableTask.overridableExistingInstanceStates: may a start reuse the id of a running instance?
+    overridable_existing_instance_states: str = "NonRunningStates"
     queues: QueueOptions = field(default_factory=QueueOptions)
     raw: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def hub_name(self) -> str:
+        """The task hub name with ``%SETTING%`` resolved from the app settings (the process environment).
+
+        The extension resolves hubName when it starts, after the app settings are loaded, and only when
+        the whole value is one ``%NAME%`` reference (INameResolver.TryResolveWholeString); read this after
+        the app settings are applied.
+        """
+        return resolve_hub_name(
+            self.hub_name_setting, os.environ, where=f"{self.path}: extensions.durableTask"
+        )
+
+    @property
+    def any_state_overridable(self) -> bool:
+        return self.overridable_existing_instance_states == "AnyState"
+
+
+def resolve_hub_name(value: str, environ: Mapping[str, str], *, where: str) -> str:
+    m = re.fullmatch(r"%([^%]+)%", value.strip())
+    if m is None:
+        return value
+    found = environ.get(m.group(1))
+    if not found:
+        raise SettingsError(
+            f"{where}.hubName is {value!r}, but the app setting '{m.group(1)}' is not set; add it to "
+            "local.settings.json Values or the environment (the task hub name cannot be empty)."
+        )
+    return found
 
 
 def _read_json(path: Path) -> Any:
@@ -76,8 +113,14 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        hint = ""
+        if exc.msg == "Extra data":
+            hint = (
+                " The file holds more than one JSON value (for example two objects back to back); "
+                "merge them into one object."
+            )
         raise SettingsError(
-            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}."
+            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}.{hint}"
         ) from exc
 
 
@@ -108,6 +151,7 @@ def load_host_config(app_dir: Path) -> HostConfig:
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: expected a JSON object at the top level.")
     cfg.raw = data
+    cfg.path = path
     where = f"{path}: extensions"
     ext = _expect(data, "extensions", dict, f"{path}: ") or {}
     http = _expect(ext, "http", dict, where) or {}
@@ -117,7 +161,17 @@ def load_host_config(app_dir: Path) -> HostConfig:
     dt = _expect(ext, "durableTask", dict, where) or {}
     hub = _expect(dt, "hubName", str, f"{where}.durableTask")
     if hub:
-        cfg.hub_name = hub
+        cfg.hub_name_setting = hub
+    ois = _expect(dt, "overridableExistingInstanceStates", str, f"{where}.durableTask")
+    if ois is not None:
+        # bound like a .NET enum: names compare case-insensitively
+        match = next((v for v in OVERRIDABLE_STATES if v.lower() == ois.strip().lower()), None)
+        if match is None:
+            raise SettingsError(
+                f"{where}.durableTask.overridableExistingInstanceStates: expected one of "
+                f"{', '.join(OVERRIDABLE_STATES)}, got {ois!r}"
+            )
+        cfg.overridable_existing_instance_states = match
     acts = _expect(dt, "maxConcurrentActivityFunctions", int, f"{where}.durableTask")
     if acts is not None:
         if acts < 1:

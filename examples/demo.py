@@ -58,6 +58,8 @@ def _policy_env() -> dict[str, str]:
         # The queue trigger's %CAPTURE_REQUESTS_QUEUE% must resolve, or devhost logs an ERROR at start.
         "CAPTURE_REQUESTS_QUEUE": "capture-requests",
         "CAPTURE_RESULTS_QUEUE": "capture-results",
+        # The world's export account: exports are refused until an account is allow-listed.
+        "CAPTURE_EXPORT_ACCOUNTS": "stexports",
     }
 
 

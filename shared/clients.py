@@ -14,6 +14,7 @@ from azure.identity import DefaultAzureCredential
 from azure.mgmt.compute import ComputeManagementClient
 from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
+from shared.endpoints import verified_export_url
 from shared.settings import Settings, get_settings
 
 
@@ -49,8 +50,20 @@ def compute(subscription_id: str) -> ComputeManagementClient:
     )
 
 
-@lru_cache(maxsize=16)
 def blob_service(account_url: str) -> BlobServiceClient:
+    """The blob client of an export account, with the app's identity attached.
+
+    Every request it makes carries the app's storage token, so the URL must be an allow-listed account's
+    blob endpoint of this cloud (``shared.endpoints``), checked on every call, before any client exists:
+    an input recorded before the rule (a replay) is refused here with ``UntrustedEndpointError``.
+    """
+    s = get_settings()
+    return verified_blob_service(verified_export_url(account_url, s.storage_endpoints, step="storage client"))
+
+
+@lru_cache(maxsize=16)
+def verified_blob_service(account_url: str) -> BlobServiceClient:
+    """Only for a URL that ``verified_export_url`` returned (``blob_service`` is the way in)."""
     s = get_settings()
     # The storage SDK has its own retry policy type and ignores azure-core's retry_* keywords;
     # its default (15 s first wait, x3) would take ~40 s to report an unreachable account.

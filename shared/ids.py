@@ -16,14 +16,70 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 _RID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
-    r"(?P<ns>[^/]+)/(?P<type>[^/]+)/(?P<name>[^/]+)(?P<rest>(/[^/]+/[^/]+)*)$",
+    r"(?P<ns>[^/]+)/(?P<type>[^/]+)/(?P<name>[^/]+)(?P<rest>(/[^/]+/[^/]+)*)",
     re.IGNORECASE,
 )
+# Every pattern below is used with fullmatch: ``$`` would accept a trailing newline. Character classes are
+# spelled out (never ``\d`` or ``\w``, which accept non-ASCII digits and letters).
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+RESOURCE_GROUP_MAX = 90
+_RG_PUNCTUATION = frozenset("_-().")
+VM_NAME_MAX = 64
+_VM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# A capture id as capture_instance_id makes it: the only ids the status and cancel endpoints look up.
+CAPTURE_ID_MAX = 80
+_CAPTURE_ID = re.compile(r"capture-[a-z0-9-]{1,72}")
+
+
+def subscription_id_problem(value: str) -> str | None:
+    """Why ``value`` is not a subscription id (a GUID), or None."""
+    if not _GUID.fullmatch(value):
+        return "subscription ids are GUIDs, e.g. 89d0a3c1-7028-549c-b21b-dc72b5b9bb42"
+    return None
+
+
+def resource_group_problem(value: str) -> str | None:
+    """Why ``value`` is not a valid resource-group name, or None.
+
+    Azure's rule: 1-90 characters; letters and digits (Unicode letters and decimal digits count), underscore,
+    hyphen, period and parentheses; not ending in a period.
+    """
+    rule = (
+        f"resource group names are 1-{RESOURCE_GROUP_MAX} letters, digits, '_', '-', '.', '(' and ')', "
+        "not ending in '.'"
+    )
+    if not value or len(value) > RESOURCE_GROUP_MAX or value.endswith("."):
+        return rule
+    for c in value:
+        if c not in _RG_PUNCTUATION and not (
+            unicodedata.category(c).startswith("L") or unicodedata.category(c) == "Nd"
+        ):
+            return rule
+    return None
+
+
+def vm_name_problem(value: str) -> str | None:
+    """Why ``value`` cannot be the name of a VM, or None (1-64 ASCII letters, digits, '_', '.', '-'; starting
+    with a letter or digit, not ending in '.' or '-'; Windows VMs are shorter still, which ARM enforced when
+    the VM was made)."""
+    if len(value) > VM_NAME_MAX or not _VM_NAME.fullmatch(value) or value[-1] in ".-":
+        return (
+            f"VM names are 1-{VM_NAME_MAX} letters, digits, '_', '.' and '-', starting with a letter or digit "
+            "and not ending in '.' or '-'"
+        )
+    return None
+
+
+def is_capture_id(value: str) -> bool:
+    """Whether ``value`` can be a capture id (``capture-<vm slug>-<hash>``): anything else cannot exist, and is
+    answered 404 without reaching the Durable client (an id with '?', '#', '/' or '%' would change its URL)."""
+    return len(value) <= CAPTURE_ID_MAX and _CAPTURE_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -37,13 +93,25 @@ class ResourceId:
     @classmethod
     def parse(cls, value: str) -> ResourceId:
         """Parse a top-level ARM resource id; raise ValueError naming what is wrong."""
-        m = _RID.match(value.strip())
+        m = _RID.fullmatch(value.strip())
         if not m or m.group("rest"):
             raise ValueError(
                 "expected an ARM resource id like /subscriptions/<id>/resourceGroups/<rg>/providers/"
                 "Microsoft.Compute/virtualMachines/<name>"
             )
         return cls(m.group("sub"), m.group("rg"), m.group("ns"), m.group("type"), m.group("name"))
+
+    def problems(self) -> list[str]:
+        """What is wrong with the id's subscription, resource group and name by Azure's rules (intake only:
+        ``parse`` alone stays lenient, so ids stored by earlier versions still parse)."""
+        out = []
+        sub = subscription_id_problem(self.subscription_id)
+        if sub:
+            out.append(f"subscription {self.subscription_id[:60]!r}: {sub}")
+        rg = resource_group_problem(self.resource_group)
+        if rg:
+            out.append(f"resource group {self.resource_group[:100]!r}: {rg}")
+        return out
 
     def __str__(self) -> str:
         return (

@@ -25,6 +25,10 @@ message the Functions host writes (a queue-triggered function reads it as is)::
       "timings": {"preflight": 2.1, "snapshot": 35.0, "publish": 2400.5}
     }
 
+Size: a notice always fits one storage-queue message (64 KiB after base64): past ``NOTICE_MAX_BYTES`` of
+JSON, long texts are shortened (ending in "…") and long lists keep their first items plus a last entry
+"… (N more)" (in ``regions``, an entry whose ``region`` is that marker), until it fits.
+
 Fields that do not apply are omitted (``error`` on success, ``imageVersionId`` when the capture failed
 before creating one). Never a SAS: blob URLs are stored without their query string and free text is
 redacted. Delivery is at-least-once (an activity may run again after a host crash): consumers dedupe
@@ -35,9 +39,11 @@ export blobs ``<container>/<runId>/<disk>.vhd``).
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+import re
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from shared.model_base import WireModel
 from shared.redaction import redact, strip_query
@@ -45,6 +51,49 @@ from shared.status import CaptureProgress, CaptureResult, ErrorView, RegionProgr
 
 NOTICE_TYPE: Literal["ImagePipeline.CaptureFinished"] = "ImagePipeline.CaptureFinished"
 Outcome = Literal["completed", "failed", "canceled"]
+# A queue message is at most 64 KiB and is base64 (4 bytes per 3): 45 KiB of JSON leaves room to spare.
+NOTICE_MAX_BYTES = 45 * 1024
+# Successive (text length, list length) bounds tried until the notice fits.
+_SHRINK_STEPS = ((4000, 100), (1000, 20), (300, 5), (80, 1), (20, 0))
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: max(0, limit - 1)] + "…"
+
+
+_MORE = re.compile(r"… \(([0-9]+) more\)")
+
+
+def _more(count: int) -> str:
+    return f"… ({count} more)"
+
+
+def _hidden(marker: str) -> int | None:
+    m = _MORE.fullmatch(marker)
+    return int(m.group(1)) if m else None
+
+
+def _clip_list(items: list[str], texts: int, items_max: int) -> list[str]:
+    extra = _hidden(items[-1]) if items else None
+    if extra is not None:  # shortened before: its marker counts what was left out then
+        items = items[:-1]
+    hidden = (extra or 0) + max(0, len(items) - items_max)
+    kept = [_clip(i, texts) or "" for i in items[:items_max]]
+    return [*kept, _more(hidden)] if hidden else kept
+
+
+def _clip_regions(regions: list[RegionProgress], texts: int, items_max: int) -> list[RegionProgress]:
+    extra = _hidden(regions[-1].region) if regions else None
+    if extra is not None:
+        regions = regions[:-1]
+    hidden = (extra or 0) + max(0, len(regions) - items_max)
+    kept = [
+        r.model_copy(update={"region": _clip(r.region, texts) or "", "details": _clip(r.details, texts)})
+        for r in regions[:items_max]
+    ]
+    return [*kept, RegionProgress(region=_more(hidden))] if hidden else kept
 
 
 class CaptureNotice(WireModel):
@@ -89,6 +138,34 @@ class CaptureNotice(WireModel):
         return v.model_copy(
             update={"message": redact(v.message), "advice": redact(v.advice) if v.advice else None}
         )
+
+    def wire_size(self) -> int:
+        """Bytes of the notice's JSON as it is queued and posted (compact separators)."""
+        return len(json.dumps(self.to_wire(), separators=(",", ":")))
+
+    @model_validator(mode="after")
+    def _fits_a_queue_message(self) -> CaptureNotice:
+        for texts, items in _SHRINK_STEPS:
+            if self.wire_size() <= NOTICE_MAX_BYTES:
+                break
+            self._shrink(texts, items)
+        return self
+
+    def _shrink(self, texts: int, items: int) -> None:
+        for name in ("exported_blobs", "snapshots_kept", "snapshots_deleted", "cleaned"):
+            setattr(self, name, _clip_list(getattr(self, name), texts, items))
+        self.regions = _clip_regions(self.regions, texts, items)
+        if len(self.timings) > max(items, 20):
+            self.timings = dict(list(self.timings.items())[: max(items, 20)])
+        if self.error is not None:
+            update: dict[str, Any] = {
+                "message": _clip(self.error.message, texts) or "",
+                "advice": _clip(self.error.advice, texts),
+                "resource": _clip(self.error.resource, texts),
+                "code": _clip(self.error.code, max(texts, 100)) or "",
+                "step": _clip(self.error.step, max(texts, 100)) or "",
+            }
+            self.error = self.error.model_copy(update=update)
 
 
 def notice_id(capture_id: str, started: str | None) -> str:

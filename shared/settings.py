@@ -12,6 +12,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from shared.contracts import CapturePolicy
+from shared.endpoints import (
+    SETTING_ACCOUNTS,
+    SETTING_ALLOW_LOOPBACK,
+    SETTING_SUFFIX,
+    SETTING_TEMPLATE,
+    StorageEndpoints,
+)
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -22,6 +29,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ValueError(f"setting {name}={raw!r} must be a number") from exc
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise ValueError(f"setting {name}={raw!r} must be true or false")
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,10 @@ class Settings:
     arm_retry_backoff_max_seconds: float = 60.0
     lro_polling_interval_seconds: float = 5.0
     policy: CapturePolicy = field(default_factory=CapturePolicy)
+    # Where the app may send its storage token and a snapshot SAS (shared.endpoints).
+    storage_endpoints: StorageEndpoints = field(default_factory=StorageEndpoints)
+    # Development only: webhooks on loopback (127.0.0.0/8, ::1, localhost), also over http.
+    webhook_allow_loopback: bool = False
 
     @property
     def arm_scope(self) -> str:
@@ -94,6 +116,10 @@ class Settings:
                 env, "AZURE_LRO_POLLING_INTERVAL_SECONDS", cls.lro_polling_interval_seconds
             ),
             policy=policy,
+            storage_endpoints=StorageEndpoints.from_settings(
+                env.get(SETTING_SUFFIX), env.get(SETTING_TEMPLATE), env.get(SETTING_ACCOUNTS)
+            ),
+            webhook_allow_loopback=_bool(env, SETTING_ALLOW_LOOPBACK, False),
         )
 
 
@@ -111,3 +137,77 @@ def app_setting(name: str, env: Mapping[str, str] | None = None) -> str | None:
 def get_settings() -> Settings:
     """The process's settings, read once (activities and triggers call this, never os.environ)."""
     return Settings.from_env()
+
+
+# --- The janitor (triggers/janitor.py, docs/janitor.md): its own block, read once like Settings. ---
+
+JANITOR_DEFAULT_SCHEDULE = "0 17 * * * *"
+
+
+def _janitor_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("true", "1"):
+        return True
+    if raw in ("false", "0"):
+        return False
+    raise ValueError(f"setting {name}={raw!r} must be true or false")
+
+
+def _janitor_scopes(raw: str) -> tuple[str, ...]:
+    """``/subscriptions/<id>`` or ``/subscriptions/<id>/resourceGroups/<rg>``, separated by commas or spaces."""
+    scopes = []
+    for item in raw.replace(",", " ").split():
+        parts = item.strip("/").split("/")
+        ok = len(parts) in (2, 4) and parts[0].lower() == "subscriptions" and all(parts)
+        if not ok or (len(parts) == 4 and parts[2].lower() != "resourcegroups"):
+            raise ValueError(
+                f"setting JANITOR_SCOPES has {item!r}: expected /subscriptions/<id> or "
+                "/subscriptions/<id>/resourceGroups/<name>"
+            )
+        scopes.append("/" + "/".join(parts))
+    return tuple(scopes)
+
+
+@dataclass(frozen=True)
+class JanitorSettings:
+    schedule: str = JANITOR_DEFAULT_SCHEDULE
+    grace_seconds: float = 7200.0
+    stuck_creating_seconds: float = 86400.0
+    dry_run: bool = False
+    scopes: tuple[str, ...] = ()
+    lookback_hours: float = 168.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> JanitorSettings:
+        env = os.environ if env is None else env
+        grace = _float(env, "JANITOR_GRACE_SECONDS", cls.grace_seconds)
+        stuck = _float(env, "JANITOR_STUCK_CREATING_SECONDS", cls.stuck_creating_seconds)
+        lookback = _float(env, "JANITOR_LOOKBACK_HOURS", cls.lookback_hours)
+        if grace < 0 or stuck < 0 or lookback <= 0:
+            raise ValueError(
+                "settings JANITOR_GRACE_SECONDS and JANITOR_STUCK_CREATING_SECONDS must be >= 0 "
+                "and JANITOR_LOOKBACK_HOURS > 0"
+            )
+        return cls(
+            schedule=(env.get("JANITOR_SCHEDULE") or "").strip() or JANITOR_DEFAULT_SCHEDULE,
+            grace_seconds=grace,
+            stuck_creating_seconds=stuck,
+            dry_run=_janitor_bool(env, "JANITOR_DRY_RUN", cls.dry_run),
+            scopes=_janitor_scopes(env.get("JANITOR_SCOPES") or ""),
+            lookback_hours=lookback,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_janitor_settings() -> JanitorSettings:
+    """The janitor's settings, read once per process."""
+    return JanitorSettings.from_env()
+
+
+def janitor_schedule(env: Mapping[str, str] | None = None) -> str:
+    """The janitor's NCRONTAB schedule alone: read when ``function_app.py`` is indexed, so that a bad value
+    of another janitor setting fails the janitor's run (with its message), not the app's import."""
+    env = os.environ if env is None else env
+    return (env.get("JANITOR_SCHEDULE") or "").strip() or JANITOR_DEFAULT_SCHEDULE

@@ -5,8 +5,13 @@ A VM opts in by carrying any ``image-pipeline:*`` tag below. The tags are turned
 guest before deallocating) and checked by the same ``validate_request``, so the rules are the same
 on every path; only the error field names differ: each error names the tag to fix.
 
+A capture on this path generalizes the VM, which can never start again, so it also needs the explicit
+``image-pipeline:mode=inPlace``: a VM deallocated by someone who only tagged its gallery (or by a
+nightly cost-saving job) is not captured, and the error names the missing tag and what it means.
+
 | tag | value | request field |
 |---|---|---|
+| ``image-pipeline:mode`` (required) | ``inPlace``: generalize the VM itself (it can never start again; deprovision the guest before deallocating it) | ``captureMode`` |
 | ``image-pipeline:gallery`` (required) | ``<rg>/<gallery>``, ``<subscription>/<rg>/<gallery>`` or the gallery's ARM id | ``gallery`` (created if missing) |
 | ``image-pipeline:definition`` (required) | image definition name | ``imageDefinition.name`` |
 | ``image-pipeline:identifier`` | ``<publisher>/<offer>/<sku>``: the definition is created if missing; without it, it must exist | ``imageDefinition.publisher/offer/sku`` + ``createIfMissing`` |
@@ -40,6 +45,7 @@ from shared.requests import (
 )
 
 TAG_PREFIX = "image-pipeline:"
+TAG_MODE = "image-pipeline:mode"
 TAG_GALLERY = "image-pipeline:gallery"
 TAG_DEFINITION = "image-pipeline:definition"
 TAG_IDENTIFIER = "image-pipeline:identifier"
@@ -60,6 +66,7 @@ TAG_EVENT_ID = "image-pipeline:event-id"
 TAG_DEALLOCATED_AT = "image-pipeline:deallocated-at"
 
 INPUT_TAGS: tuple[str, ...] = (
+    TAG_MODE,
     TAG_GALLERY,
     TAG_DEFINITION,
     TAG_IDENTIFIER,
@@ -76,11 +83,18 @@ INPUT_TAGS: tuple[str, ...] = (
 _PIPELINE_WRITTEN = {
     t.lower() for t in (TAG_CAPTURE_ID, TAG_RUN_ID, TAG_SOURCE_VM, TAG_EVENT_ID, TAG_DEALLOCATED_AT)
 }
+MODE_IN_PLACE = "inPlace"
+MODES: dict[str, str] = {MODE_IN_PLACE.lower(): MODE_IN_PLACE}  # accepted values, matched case-insensitively
+IN_PLACE_MEANS = (
+    "inPlace generalizes this VM in place: it can never start again, and its guest must have been "
+    "deprovisioned (waagent -deprovision+user or sysprep) before the deallocation"
+)
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
 # Where a request field's error points back to: the first matching prefix of the JSON path wins.
 _FIELD_TO_TAG: tuple[tuple[str, str], ...] = (
+    ("captureMode", TAG_MODE),
     ("gallery", TAG_GALLERY),
     ("imageDefinition.name", TAG_DEFINITION),
     ("imageDefinition", TAG_IDENTIFIER),
@@ -111,7 +125,10 @@ class TagParse:
 
 def opted_in(tags: dict[str, str] | None) -> bool:
     """True if the VM carries any ``image-pipeline:*`` tag other than the ones the pipeline writes."""
-    return any(k.lower().startswith(TAG_PREFIX) and k.lower() not in _PIPELINE_WRITTEN for k in (tags or {}))
+    return any(
+        str(k).strip().lower().startswith(TAG_PREFIX) and str(k).strip().lower() not in _PIPELINE_WRITTEN
+        for k in (tags or {})
+    )
 
 
 def _bool(value: str, tag: str, errors: list[FieldError]) -> bool | None:
@@ -184,11 +201,131 @@ def parse_export(value: str) -> dict[str, str]:
     return {"accountUrl": account, "container": container}
 
 
+def _mode(lowered: dict[str, str], errors: list[FieldError]) -> str | None:
+    """The capture mode the tags ask for, or ``None`` with the error (missing or not an accepted value)."""
+    value = lowered.get(TAG_MODE)
+    if value is None:
+        errors.append(
+            FieldError(
+                field=TAG_MODE,
+                message=f"required on a VM captured on deallocation: tag it {TAG_MODE}={MODE_IN_PLACE} only if "
+                f"that is what you want; {IN_PLACE_MEANS}",
+            )
+        )
+        return None
+    mode = MODES.get(value.lower())
+    if mode is None:
+        errors.append(
+            FieldError(
+                field=TAG_MODE,
+                message=f"{value[:64]!r} is not a capture mode; the accepted value is {MODE_IN_PLACE} "
+                f"({IN_PLACE_MEANS})",
+            )
+        )
+    return mode
+
+
 def _tag_of(path: str) -> str:
     for prefix, tag in _FIELD_TO_TAG:
         if path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "["):
             return tag
     return path
+
+
+@dataclass
+class _Body:
+    """The request body being built from the (lower-cased) tags, and the errors found on the way."""
+
+    lowered: dict[str, str]
+    body: dict[str, Any]
+    errors: list[FieldError] = field(default_factory=list)
+    failed_tags: set[str] = field(default_factory=set)
+
+    def fail(self, tag: str, message: str) -> None:
+        self.errors.append(FieldError(field=tag, message=message))
+        self.failed_tags.add(tag)
+
+    def parse(self, tag: str, fn: Any) -> Any:
+        try:
+            return fn(self.lowered[tag])
+        except ValueError as exc:
+            self.fail(tag, str(exc))
+            return None
+
+    def boolean(self, tag: str, key: str) -> None:
+        if tag in self.lowered:
+            value = _bool(self.lowered[tag], tag, self.errors)
+            if value is not None:
+                self.body[key] = value
+
+    def unknown_tags(self) -> None:
+        for key in sorted(self.lowered):
+            if key.startswith(TAG_PREFIX) and key not in INPUT_TAGS and key not in _PIPELINE_WRITTEN:
+                self.errors.append(
+                    FieldError(field=key, message=f"unknown tag; the known ones are {', '.join(INPUT_TAGS)}")
+                )
+
+    def target(self) -> None:
+        """The gallery and the image definition (both required)."""
+        lowered = self.lowered
+        if TAG_GALLERY in lowered:
+            gallery = self.parse(TAG_GALLERY, parse_gallery)
+            if gallery is not None:
+                self.body["gallery"] = {**gallery, "createIfMissing": True}
+        else:
+            self.fail(TAG_GALLERY, "required: <resourceGroup>/<gallery>")
+        definition: dict[str, Any] = {"createIfMissing": False}
+        if TAG_DEFINITION in lowered:
+            definition["name"] = lowered[TAG_DEFINITION]
+        else:
+            self.fail(TAG_DEFINITION, "required: the image definition's name")
+        if TAG_IDENTIFIER in lowered:
+            parts = [p.strip() for p in lowered[TAG_IDENTIFIER].split("/")]
+            if len(parts) != 3 or not all(parts):
+                self.fail(
+                    TAG_IDENTIFIER, f"must be <publisher>/<offer>/<sku>, not {lowered[TAG_IDENTIFIER]!r}"
+                )
+            else:
+                definition.update(publisher=parts[0], offer=parts[1], sku=parts[2], createIfMissing=True)
+        self.body["imageDefinition"] = definition
+
+    def options(self) -> None:
+        lowered, body = self.lowered, self.body
+        if TAG_REGIONS in lowered:
+            regions = self.parse(TAG_REGIONS, parse_regions)
+            if regions is not None:
+                body["targetRegions"] = regions
+        if TAG_VERSION in lowered:
+            body["version"] = lowered[TAG_VERSION]
+        if TAG_EXPORT in lowered:
+            export = self.parse(TAG_EXPORT, parse_export)
+            if export is not None:
+                body["vhdExport"] = export
+        self.boolean(TAG_DELETE_SNAPSHOTS, "deleteSnapshots")
+        self.boolean(TAG_EXCLUDE_FROM_LATEST, "excludeFromLatest")
+        if TAG_END_OF_LIFE in lowered:
+            body["endOfLifeDate"] = lowered[TAG_END_OF_LIFE]
+
+    def notify(self) -> None:
+        notify: dict[str, str] = {}
+        if TAG_WEBHOOK in self.lowered:
+            hook = self.lowered[TAG_WEBHOOK]
+            if webhook_url_problem(hook) and ("?" in hook or "#" in hook or "@" in hook):
+                # Named for the tag path (the request's message names notify.webhookSetting). The value is
+                # not repeated: the error is logged, and it may hold a key.
+                self.fail(
+                    TAG_WEBHOOK,
+                    "must not carry a query string, fragment or credentials (a key or signature in a "
+                    "tag is readable by every Reader of the VM, and would be stored in the capture's history): "
+                    f"put the whole URL in an app setting named {WEBHOOK_SETTING_PREFIX}<NAME> and tag the VM "
+                    f"{TAG_WEBHOOK_SETTING}=<that name> instead",
+                )
+            else:
+                notify["webhookUrl"] = hook
+        if TAG_WEBHOOK_SETTING in self.lowered:
+            notify["webhookSetting"] = self.lowered[TAG_WEBHOOK_SETTING]
+        if notify:
+            self.body["notify"] = notify
 
 
 def request_from_tags(
@@ -200,108 +337,29 @@ def request_from_tags(
     """
     if not opted_in(tags):
         return TagParse(opted_in=False)
-    lowered = {k.strip().lower(): v.strip() for k, v in (tags or {}).items()}
-    errors: list[FieldError] = []
-    for key in sorted(lowered):
-        if key.startswith(TAG_PREFIX) and key not in INPUT_TAGS and key not in _PIPELINE_WRITTEN:
-            errors.append(
-                FieldError(field=key, message=f"unknown tag; the known ones are {', '.join(INPUT_TAGS)}")
-            )
-
+    # ARM tags are strings; str() keeps a caller's stray non-string value from raising here.
+    lowered = {str(k).strip().lower(): str(v).strip() for k, v in (tags or {}).items()}
+    b = _Body(lowered, {"sourceVmId": vm_id, "prepare": "none"})
+    b.unknown_tags()
     enabled = True
     if TAG_ENABLED in lowered:
-        enabled = _bool(lowered[TAG_ENABLED], TAG_ENABLED, errors) is not False
-
-    body: dict[str, Any] = {"sourceVmId": vm_id, "prepare": "none"}
-    failed_tags: set[str] = set()
-
-    def parse(tag: str, fn: Any) -> Any:
-        try:
-            return fn(lowered[tag])
-        except ValueError as exc:
-            errors.append(FieldError(field=tag, message=str(exc)))
-            failed_tags.add(tag)
-            return None
-
-    if TAG_GALLERY in lowered:
-        gallery = parse(TAG_GALLERY, parse_gallery)
-        if gallery is not None:
-            body["gallery"] = {**gallery, "createIfMissing": True}
-    else:
-        errors.append(FieldError(field=TAG_GALLERY, message="required: <resourceGroup>/<gallery>"))
-        failed_tags.add(TAG_GALLERY)
-
-    definition: dict[str, Any] = {"createIfMissing": False}
-    if TAG_DEFINITION in lowered:
-        definition["name"] = lowered[TAG_DEFINITION]
-    else:
-        errors.append(FieldError(field=TAG_DEFINITION, message="required: the image definition's name"))
-        failed_tags.add(TAG_DEFINITION)
-    if TAG_IDENTIFIER in lowered:
-        parts = [p.strip() for p in lowered[TAG_IDENTIFIER].split("/")]
-        if len(parts) != 3 or not all(parts):
-            errors.append(
-                FieldError(
-                    field=TAG_IDENTIFIER,
-                    message=f"must be <publisher>/<offer>/<sku>, not {lowered[TAG_IDENTIFIER]!r}",
-                )
-            )
-            failed_tags.add(TAG_IDENTIFIER)
-        else:
-            definition.update(publisher=parts[0], offer=parts[1], sku=parts[2], createIfMissing=True)
-    body["imageDefinition"] = definition
-
-    if TAG_REGIONS in lowered:
-        regions = parse(TAG_REGIONS, parse_regions)
-        if regions is not None:
-            body["targetRegions"] = regions
-    if TAG_VERSION in lowered:
-        body["version"] = lowered[TAG_VERSION]
-    if TAG_EXPORT in lowered:
-        export = parse(TAG_EXPORT, parse_export)
-        if export is not None:
-            body["vhdExport"] = export
-    if TAG_DELETE_SNAPSHOTS in lowered:
-        value = _bool(lowered[TAG_DELETE_SNAPSHOTS], TAG_DELETE_SNAPSHOTS, errors)
-        if value is not None:
-            body["deleteSnapshots"] = value
-    if TAG_EXCLUDE_FROM_LATEST in lowered:
-        value = _bool(lowered[TAG_EXCLUDE_FROM_LATEST], TAG_EXCLUDE_FROM_LATEST, errors)
-        if value is not None:
-            body["excludeFromLatest"] = value
-    if TAG_END_OF_LIFE in lowered:
-        body["endOfLifeDate"] = lowered[TAG_END_OF_LIFE]
-    notify: dict[str, str] = {}
-    if TAG_WEBHOOK in lowered:
-        hook = lowered[TAG_WEBHOOK]
-        if webhook_url_problem(hook) and ("?" in hook or "#" in hook or "@" in hook):
-            # Named for the tag path (the request's message names notify.webhookSetting). The value is not
-            # repeated: the error is logged, and it may hold a key.
-            errors.append(
-                FieldError(
-                    field=TAG_WEBHOOK,
-                    message="must not carry a query string, fragment or credentials (a key or signature in a "
-                    "tag is readable by every Reader of the VM, and would be stored in the capture's history): "
-                    f"put the whole URL in an app setting named {WEBHOOK_SETTING_PREFIX}<NAME> and tag the VM "
-                    f"{TAG_WEBHOOK_SETTING}=<that name> instead",
-                )
-            )
-            failed_tags.add(TAG_WEBHOOK)
-        else:
-            notify["webhookUrl"] = hook
-    if TAG_WEBHOOK_SETTING in lowered:
-        notify["webhookSetting"] = lowered[TAG_WEBHOOK_SETTING]
-    if notify:
-        body["notify"] = notify
+        enabled = _bool(lowered[TAG_ENABLED], TAG_ENABLED, b.errors) is not False
+    b.failed_tags.add(TAG_MODE)
+    mode = _mode(lowered, b.errors)
+    if mode is not None:
+        b.body["captureMode"] = mode
+    b.target()
+    b.options()
+    b.notify()
     if extra_tags:
-        body["tags"] = dict(extra_tags)
+        b.body["tags"] = dict(extra_tags)
 
-    request, validation = validate_request(body)
+    request, validation = validate_request(b.body)
     for e in validation:
         tag = _tag_of(e.field)
-        if tag in failed_tags:
+        if tag in b.failed_tags:
             continue  # already reported with a more precise message
-        errors.append(FieldError(field=tag, message=e.message))
-    if errors:
-        return TagParse(opted_in=True, enabled=enabled, errors=errors)
+        b.errors.append(FieldError(field=tag, message=e.message))
+    if b.errors:
+        return TagParse(opted_in=True, enabled=enabled, errors=b.errors)
     return TagParse(opted_in=True, enabled=enabled, request=request)

@@ -8,9 +8,11 @@ message or event is older than that capture:
 - queue: skip when the VM's last capture was created at or after the message was enqueued (it has
   served this message, or a newer one), or when it ran the very same request and was created less
   than ``CLOCK_SKEW_SECONDS`` before the message (storage and host clocks differ a little);
-- Event Grid: skip when the event is the one that started the last capture (same event id), or the
-  deallocation is not newer than the last capture's end (a duplicate, an out-of-order older event, or
-  the deallocation the capture itself performed while it ran).
+- Event Grid (for a VM that is deallocated now): skip when the event is the one that started the last
+  capture (same event id), or the deallocation is not newer than the deallocation recorded on the last
+  capture or than that capture's end (a duplicate, an out-of-order older event, or the deallocation the
+  capture itself performed while it ran). A recorded deallocation later than the capture's creation is
+  not believed, so a forged far-future time cannot make later genuine events look old.
 
 ``read_vm`` is the one ARM read the triggers make (a GET with the instance view: tags, power state).
 """
@@ -159,24 +161,50 @@ def queue_skip_reason(
     return None
 
 
-def event_skip_reason(prev: PreviousCapture | None, event: DeallocationEvent) -> str | None:
-    """Why a deallocation event must not start a capture, or ``None`` to start it."""
+def recorded_deallocation(prev: PreviousCapture) -> datetime | None:
+    """The deallocation time that started ``prev`` (its ``image-pipeline:deallocated-at``), if believable.
+
+    A capture cannot have been started by a deallocation later than its own creation: a later recorded
+    time (a forged far-future event accepted before such events were refused, or a clock far off) is
+    ignored, so it cannot make every later genuine deallocation look old.
+    """
+    started_by = parse_time(prev.request_tags.get(TAG_DEALLOCATED_AT))
+    if started_by is None or prev.created is None:
+        return started_by
+    return started_by if started_by <= prev.created + timedelta(seconds=CLOCK_SKEW_SECONDS) else None
+
+
+def event_skip_reason(
+    prev: PreviousCapture | None, event: DeallocationEvent, *, vm_generalized: bool = False
+) -> str | None:
+    """Why a deallocation event of a VM that is deallocated now must not start a capture, or ``None``.
+
+    The event must be newer than everything the VM's last capture covered: not the event that started
+    it, not older than the deallocation recorded on it, and not older than its end (a capture deallocates
+    the VM itself while it runs). A generalized VM cannot start, so it cannot have been deallocated again
+    after a capture of it: any such event is a replay.
+    """
     if prev is None:
         return None
     if prev.active:
         return f"capture {prev.instance_id} of this VM is already {prev.runtime_status}"
-    tags = prev.request_tags
-    if tags.get(TAG_EVENT_ID) == event.event_id:
+    if prev.request_tags.get(TAG_EVENT_ID) == event.event_id:
         return f"this event already started capture {prev.instance_id} ({prev.runtime_status})"
-    started_by = parse_time(tags.get(TAG_DEALLOCATED_AT))
+    started_by = recorded_deallocation(prev)
     if started_by is not None and started_by >= event.event_time:
         return (
             f"capture {prev.instance_id} ({prev.runtime_status}) was started by a deallocation at "
-            f"{tags.get(TAG_DEALLOCATED_AT)}, not older than this one"
+            f"{prev.request_tags.get(TAG_DEALLOCATED_AT)}, not older than this one"
         )
-    if prev.last_updated is not None and prev.last_updated >= event.event_time:
+    ended = prev.last_updated or prev.created
+    if ended is not None and ended >= event.event_time:
         return (
             f"capture {prev.instance_id} ({prev.runtime_status}) ended after this deallocation: it already "
             "covered it (a duplicate, an out-of-order event, or the capture's own deallocation)"
+        )
+    if vm_generalized:
+        return (
+            f"the VM is generalized and was captured by {prev.instance_id} ({prev.runtime_status}); a "
+            "generalized VM cannot start, so it cannot have been deallocated since: the event is a replay"
         )
     return None

@@ -11,6 +11,8 @@ Answers (JSON):
   nothing left to stop, and the body says how it ended.
 
 An optional JSON body ``{"reason": "…"}`` is recorded with the cancellation (at most 500 characters).
+The body has the same bounds as a capture request (size, nesting depth: 413/400 naming the limit); an id
+that cannot be a capture id is answered 404 before it reaches the Durable client.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from shared.bounded_json import BodyProblem, decode_json
+from shared.ids import is_capture_id
 from shared.status import CaptureProgress, export_instance_id, run_id_of, version_instance_id
 from triggers.starting import ACTIVE_STATES, runtime_status_name
 
@@ -42,25 +46,29 @@ def _json(body: Any, status: int) -> func.HttpResponse:
 
 
 def _not_found(instance_id: str) -> func.HttpResponse:
+    shown = instance_id if len(instance_id) <= 100 else instance_id[:100] + "…"
     return _json(
-        {"error": {"code": "CaptureNotFound", "message": f"There is no capture with id {instance_id!r}."}},
+        {"error": {"code": "CaptureNotFound", "message": f"There is no capture with id {shown!r}."}},
         404,
     )
 
 
 def _capture_url(req: func.HttpRequest, instance_id: str) -> str:
-    base = req.url.split("?", 1)[0].rstrip("/")
+    base = req.url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
     return base.rsplit("/captures/", 1)[0] + f"/captures/{instance_id}"
 
 
-def _reason(req: func.HttpRequest) -> str | None:
-    try:
-        body = json.loads(req.get_body() or b"null")
-    except ValueError:
-        return None
+def _reason(req: func.HttpRequest) -> tuple[str | None, BodyProblem | None]:
+    """The optional reason, or why the body was refused (too large or too deep; other bodies: no reason)."""
+    raw = req.get_body() or b""
+    if not raw.strip():
+        return None, None
+    body, problem = decode_json(raw)
+    if problem is not None:
+        return None, problem if problem.reason in ("TooLarge", "TooDeep") else None
     if isinstance(body, dict) and isinstance(body.get("reason"), str):
-        return body["reason"][:500]
-    return None
+        return body["reason"][:500], None
+    return None, None
 
 
 def _decoded(value: Any) -> Any:
@@ -129,8 +137,11 @@ async def _forward(client: df.DurableOrchestrationClient, instance_id: str, data
 @cancel_bp.durable_client_input(client_name="client")
 async def cancel_capture(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     instance_id = req.route_params.get("id", "")
-    if not instance_id.startswith("capture-") or ":" in instance_id:
+    if not is_capture_id(instance_id):
         return _not_found(instance_id)
+    reason, problem = _reason(req)
+    if problem is not None:
+        return _json({"errors": [{"field": "(body)", "message": problem.message}]}, problem.status)
     status = await client.get_status(instance_id)
     name = runtime_status_name(status)
     if status is None or name is None:
@@ -151,7 +162,7 @@ async def cancel_capture(req: func.HttpRequest, client: df.DurableOrchestrationC
             },
             409,
         )
-    data = {"reason": _reason(req), "requestedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    data = {"reason": reason, "requestedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
     try:
         await client.raise_event(instance_id, CANCEL_EVENT, data)
     except Exception as exc:  # finished between our read and the raise (410) or vanished (404)

@@ -1,8 +1,13 @@
 """HTTP API of the capture: ``POST /api/captures`` starts one, ``GET /api/captures/{id}`` reports it.
 
-Answers are JSON. A bad request gets 400 with every invalid field and why; a capture of a VM
-that is already being captured gets 409 with that capture's id and status URLs; errors never
-carry a stack trace or a secret.
+Answers are JSON. A bad request gets 400 with every invalid field and why (413 for a body over
+``MAX_BODY_BYTES``); a capture of a VM that is already being captured gets 409 with that capture's id
+and the app's own status and cancel URLs; errors never carry a stack trace or a secret.
+
+The 202 and 409 bodies carry only this app's URLs. The Durable check-status payload
+(``statusQueryGetUri``, ``terminatePostUri``, ``purgeHistoryDeleteUri``…) carries the host's system key,
+which opens every instance's input, history, terminate and purge: it is for operators, never handed
+to a function-key caller.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from shared.bounded_json import decode_json
+from shared.ids import is_capture_id
 from shared.requests import FieldError, validate_request
 from shared.status import (
     CaptureProgress,
@@ -40,20 +47,33 @@ def _errors(errors: list[FieldError]) -> func.HttpResponse:
 
 
 def _capture_url(req: func.HttpRequest, instance_id: str) -> str:
-    base = req.url.split("?", 1)[0].rstrip("/")
+    base = req.url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
     if base.endswith("/captures"):
         return f"{base}/{instance_id}"
     return base.rsplit("/captures", 1)[0] + f"/captures/{instance_id}"
 
 
+def capture_links(req: func.HttpRequest, instance_id: str) -> dict[str, str]:
+    """The app's own URLs of a capture: its status and its cancel endpoint (never a key in them)."""
+    status_url = _capture_url(req, instance_id)
+    return {"captureStatusUri": status_url, "cancelPostUri": f"{status_url}/cancel"}
+
+
+def _not_found(instance_id: str) -> func.HttpResponse:
+    shown = instance_id if len(instance_id) <= 100 else instance_id[:100] + "…"
+    return _json(
+        {"error": {"code": "CaptureNotFound", "message": f"There is no capture with id {shown!r}."}},
+        404,
+    )
+
+
 @http_bp.route(route="captures", methods=["POST"])
 @http_bp.durable_client_input(client_name="client")
 async def post_capture(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    try:
-        body = json.loads(req.get_body() or b"")
-    except ValueError as exc:
-        return _errors(
-            [FieldError(field="(body)", message=f"must be a JSON object; it is not valid JSON ({exc})")]
+    body, problem = decode_json(req.get_body() or b"")
+    if problem is not None:
+        return _json(
+            {"errors": [FieldError(field="(body)", message=problem.message).to_wire()]}, problem.status
         )
     request, errors = validate_request(body)
     if request is None:
@@ -63,9 +83,9 @@ async def post_capture(req: func.HttpRequest, client: df.DurableOrchestrationCli
     except ValueError as exc:  # a malformed app setting (shared.settings names it)
         log.error("cannot start a capture: %s", exc)
         return _json({"error": {"code": "ConfigurationError", "message": str(exc)}}, 500)
-    status_url = _capture_url(req, outcome.instance_id)
+    links = capture_links(req, outcome.instance_id)
+    headers = {"Location": links["captureStatusUri"]}
     if not outcome.started:
-        payload = client.create_http_management_payload(outcome.instance_id)
         return _json(
             {
                 "error": {
@@ -75,20 +95,17 @@ async def post_capture(req: func.HttpRequest, client: df.DurableOrchestrationCli
                 },
                 "id": outcome.instance_id,
                 "runtimeStatus": outcome.runtime_status,
-                "captureStatusUri": status_url,
-                "statusQueryGetUri": payload.get("statusQueryGetUri"),
+                **links,
             },
             409,
-            headers={"Location": status_url},
+            headers=headers,
         )
     log.info("capture %s started for %s", outcome.instance_id, request.source_vm_id)
-    resp = client.create_check_status_response(req, outcome.instance_id)
-    # Keep the Durable check-status payload and headers; add the readable status endpoint.
-    payload = json.loads(resp.get_body())
-    payload["captureStatusUri"] = status_url
-    payload["runId"] = outcome.run_id
-    headers = {k: v for k, v in resp.headers.items() if k.lower() != "content-length"}
-    return func.HttpResponse(json.dumps(payload, indent=2), status_code=202, headers=headers)
+    return _json(
+        {"id": outcome.instance_id, "runId": outcome.run_id, **links},
+        202,
+        headers={**headers, "Retry-After": "10"},
+    )
 
 
 def _snapshot(status: df.DurableOrchestrationStatus | None) -> InstanceSnapshot | None:
@@ -108,17 +125,11 @@ def _snapshot(status: df.DurableOrchestrationStatus | None) -> InstanceSnapshot 
 @http_bp.durable_client_input(client_name="client")
 async def get_capture(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     instance_id = req.route_params.get("id", "")
+    if not is_capture_id(instance_id):  # checked before the id reaches the Durable client's URLs
+        return _not_found(instance_id)
     main = _snapshot(await client.get_status(instance_id))
-    if main is None or not instance_id.startswith("capture-") or ":" in instance_id:
-        return _json(
-            {
-                "error": {
-                    "code": "CaptureNotFound",
-                    "message": f"There is no capture with id {instance_id!r}.",
-                }
-            },
-            404,
-        )
+    if main is None:
+        return _not_found(instance_id)
     # The sub-orchestrations of the run this instance is on now (an earlier run's are never shown).
     run_id = run_id_of(instance_id, main.custom_status)
     version = _snapshot(await client.get_status(version_instance_id(run_id)))

@@ -1,12 +1,16 @@
 """Queue trigger: a capture request dropped on ``%CAPTURE_REQUESTS_QUEUE%`` (default ``capture-requests``).
 
-The message body is the same JSON as ``POST /api/captures``. The function only validates and starts
+The message body is the same JSON as ``POST /api/captures``, with one more rule: ``captureMode`` is
+required (``"inPlace"``: the VM is generalized and can never start again). Whoever may write to the queue
+(queue data access on the host's storage) is a wider group than function-key holders, so a message must
+say explicitly that it means to consume the VM. The same bounds as on HTTP apply (``MAX_BODY_BYTES``,
+``MAX_JSON_DEPTH``). The function only validates and starts
 (or dedupes) the orchestration, so poison messages stay rare and redeliveries are harmless:
 
 - valid, and the VM exists → the capture starts with the VM's deterministic instance id, trigger
   ``queue``. A redelivered or duplicated message never starts a second capture: not while one runs
   (same instance id), and not after (``guards.queue_skip_reason``); it is logged and dropped.
-- invalid — not UTF-8, not JSON, schema errors, or a VM that does not exist or cannot be read for a
+- invalid — too large, too deeply nested, not UTF-8, not JSON, schema errors, or a VM that does not exist or cannot be read for a
   reason retrying will not fix (404, 403) — one message goes to ``<queue>-poison`` keeping the original
   body plus the reason and every validation error; the function then returns normally, so the host does
   not retry a message that can never succeed (and does not poison it a second time). Nothing is started.
@@ -33,10 +37,11 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from shared.bounded_json import decode_json
 from shared.errors import CaptureError, TransientAzureError
 from shared.ids import capture_instance_id
 from shared.queues import queue_client
-from shared.requests import FieldError, validate_request
+from shared.requests import CaptureRequest, FieldError, bounded_errors, validate_request
 from shared.settings import get_settings
 from triggers.guards import previous_capture, queue_skip_reason, read_vm
 from triggers.starting import start_capture
@@ -45,6 +50,9 @@ log = logging.getLogger(__name__)
 queue_bp = df.Blueprint()
 
 CONNECTION = "AzureWebJobsStorage"
+# A storage-queue message is at most 64 KiB, and the host's messages are base64 (4 bytes per 3): the poison
+# message's JSON must stay under 48 KiB. The original body is shortened (and said so) to fit.
+POISON_MAX_BYTES = 45 * 1024
 
 
 def poison_queue_name(queue: str) -> str:
@@ -54,12 +62,13 @@ def poison_queue_name(queue: str) -> str:
 def poison_message(
     msg: func.QueueMessage, *, queue: str, reason: str, message: str, errors: list[FieldError]
 ) -> dict[str, Any]:
-    """The poison message: the original body (as text, or base64 if it is not UTF-8) and why it was refused."""
+    """The poison message: why the message was refused, and its original body (as text, or base64 if it is not
+    UTF-8), shortened if needed so the whole poison message fits a queue message."""
     body = msg.get_body()
     out: dict[str, Any] = {
         "reason": reason,
         "message": message,
-        "errors": [e.to_wire() for e in errors],
+        "errors": [e.to_wire() for e in bounded_errors(errors)],
         "queue": queue,
         "messageId": msg.id,
         "dequeueCount": msg.dequeue_count,
@@ -67,9 +76,18 @@ def poison_message(
         "rejectedAt": datetime.now(UTC).isoformat(),
     }
     try:
-        out["originalBody"] = body.decode("utf-8")
+        key, original = "originalBody", body.decode("utf-8")
     except UnicodeDecodeError:
-        out["originalBodyBase64"] = base64.b64encode(body).decode("ascii")
+        key, original = "originalBodyBase64", base64.b64encode(body).decode("ascii")
+    room = POISON_MAX_BYTES - len(json.dumps(out))
+    if len(json.dumps(original)) > room:
+        out["originalBodyBytes"] = len(body)
+        out["originalBodyTruncated"] = True
+        cut = max(0, room - 200)
+        while cut and len(json.dumps(original[:cut])) > room - 100:
+            cut = cut * 3 // 4  # escapes (\uXXXX) make the JSON text longer than the characters
+        original = original[:cut]
+    out[key] = original
     return out
 
 
@@ -82,7 +100,7 @@ async def _reject(
 ) -> None:
     payload = poison_message(msg, queue=queue, reason=reason, message=message, errors=errors)
     await asyncio.to_thread(_send_poison, payload, queue)
-    details = "; ".join(f"{e.field}: {e.message}" for e in errors)
+    details = "; ".join(f"{e.field}: {e.message}" for e in bounded_errors(errors, limit=10))
     log.error(
         "capture request %s on %s rejected (%s): %s%s — moved to %s",
         msg.id,
@@ -94,25 +112,39 @@ async def _reject(
     )
 
 
+async def _valid_request(msg: func.QueueMessage, queue: str) -> CaptureRequest | None:
+    """The message's request, or None after poisoning it with the reason (never raises for a bad body)."""
+    data, problem = decode_json(msg.get_body())
+    if problem is not None:
+        err = FieldError(field="(body)", message=problem.message)
+        await _reject(msg, queue, problem.reason, f"the message body was refused: {problem.message}", [err])
+        return None
+    try:
+        request, errors = validate_request(data, require_capture_mode=True)
+    except Exception as exc:  # a bug in validation must not make the host retry and poison without a reason
+        log.exception("validating queue message %s failed", msg.id)
+        err = FieldError(field="(body)", message=f"validation failed unexpectedly ({type(exc).__name__})")
+        await _reject(msg, queue, "ValidationFailed", "the capture request could not be validated", [err])
+        return None
+    if request is not None:
+        return request
+    if [e.field for e in errors] == ["captureMode"]:
+        reason, text = (
+            "CaptureModeRequired",
+            f"captureMode is required on queue messages: {errors[0].message}",
+        )
+    else:
+        reason, text = "InvalidRequest", "the capture request is not valid"
+    await _reject(msg, queue, reason, text, errors)
+    return None
+
+
 @queue_bp.queue_trigger(arg_name="msg", queue_name="%CAPTURE_REQUESTS_QUEUE%", connection=CONNECTION)
 @queue_bp.durable_client_input(client_name="client")
 async def capture_from_queue(msg: func.QueueMessage, client: df.DurableOrchestrationClient) -> None:
     queue = get_settings().capture_requests_queue
-    raw = msg.get_body()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        await _reject(msg, queue, "NotText", "the message body is not UTF-8 text", [])
-        return
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        err = FieldError(field="(body)", message=f"must be a JSON object; it is not valid JSON ({exc})")
-        await _reject(msg, queue, "NotJson", "the message body is not JSON", [err])
-        return
-    request, errors = validate_request(data)
+    request = await _valid_request(msg, queue)
     if request is None:
-        await _reject(msg, queue, "InvalidRequest", "the capture request is not valid", errors)
         return
 
     try:

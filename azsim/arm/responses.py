@@ -56,7 +56,9 @@ def get_operation(b: ComputeBackend, req: ArmRequest) -> Reply:
         if op.status != "Succeeded":
             err = op.error or {"code": op.status, "message": f"The operation ended {op.status}."}
             raise ArmError(400, err["code"], err["message"])
-        return Reply(200, op.result) if op.result is not None else Reply(200, None)
+        if op.result is not None:
+            return Reply(200, op.result)
+        return Reply(200, op.resource_view() if op.resource_view is not None else None)
     return Reply(200, op.status_body(), poll if not op.done else {})
 
 
@@ -112,6 +114,10 @@ def get_instance_view(b: ComputeBackend, req: ArmRequest) -> Reply:
 
 def put_vm(b: ComputeBackend, req: ArmRequest) -> Reply:
     return b.put_vm(req.ctx, req["sub"], req["rg"], req["vm"], req.body)
+
+
+def patch_vm(b: ComputeBackend, req: ArmRequest) -> Reply:
+    return b.patch_vm(req.ctx, req["sub"], req["rg"], req["vm"], req.body)
 
 
 def delete_vm(b: ComputeBackend, req: ArmRequest) -> Reply:
@@ -176,6 +182,13 @@ def _put_managed(kind: str) -> Handler:
     return handler
 
 
+def _patch_managed(kind: str) -> Handler:
+    def handler(b: ComputeBackend, req: ArmRequest) -> Reply:
+        return b.patch_managed(req.ctx, kind, req["sub"], req["rg"], req["name"], req.body)
+
+    return handler
+
+
 def _delete_managed(kind: str) -> Handler:
     def handler(b: ComputeBackend, req: ArmRequest) -> Reply:
         return b.delete_managed(req.ctx, kind, req["sub"], req["rg"], req["name"])
@@ -210,6 +223,7 @@ list_snapshots, get_snapshot, put_snapshot, delete_snapshot = (
     _delete_managed("snapshots"),
 )
 list_all_disks, list_all_snapshots = _list_all_managed("disks"), _list_all_managed("snapshots")
+patch_disk, patch_snapshot = _patch_managed("disks"), _patch_managed("snapshots")
 disk_beginGetAccess, disk_endGetAccess = _grant("disks"), _revoke("disks")
 snapshot_beginGetAccess, snapshot_endGetAccess = _grant("snapshots"), _revoke("snapshots")
 
@@ -241,6 +255,10 @@ def put_gallery(b: ComputeBackend, req: ArmRequest) -> Reply:
     return b.put_gallery(req.ctx, req["sub"], req["rg"], req["gallery"], req.body)
 
 
+def patch_gallery(b: ComputeBackend, req: ArmRequest) -> Reply:
+    return b.patch_gallery(req.ctx, req["sub"], req["rg"], req["gallery"], req.body)
+
+
 def delete_gallery(b: ComputeBackend, req: ArmRequest) -> Reply:
     return b.delete_gallery(req.ctx, req["sub"], req["rg"], req["gallery"])
 
@@ -255,6 +273,10 @@ def get_image(b: ComputeBackend, req: ArmRequest) -> Reply:
 
 def put_image(b: ComputeBackend, req: ArmRequest) -> Reply:
     return b.put_image(req.ctx, req["sub"], req["rg"], req["gallery"], req["image"], req.body)
+
+
+def patch_image(b: ComputeBackend, req: ArmRequest) -> Reply:
+    return b.patch_image(req.ctx, req["sub"], req["rg"], req["gallery"], req["image"], req.body)
 
 
 def delete_image(b: ComputeBackend, req: ArmRequest) -> Reply:

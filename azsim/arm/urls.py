@@ -100,6 +100,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     _r("GET", VM, f"{MC}/virtualMachines/read", "get_vm", "LowCostGet"),
     _r("PUT", VM, f"{MC}/virtualMachines/write", "put_vm", "PutVM"),
+    _r("PATCH", VM, f"{MC}/virtualMachines/write", "patch_vm", "PutVM"),
     _r("DELETE", VM, f"{MC}/virtualMachines/delete", "delete_vm", "DeleteVM"),
     Route(
         "GET",
@@ -127,6 +128,7 @@ ROUTES: tuple[Route, ...] = (
     _list(RG, r"/providers/Microsoft\.Compute/disks", f"{MC}/disks/read", "list_disks", "GetDisks"),
     _r("GET", C + r"/disks/(?P<name>[^/]+)", f"{MC}/disks/read", "get_disk", "GetDisks"),
     _r("PUT", C + r"/disks/(?P<name>[^/]+)", f"{MC}/disks/write", "put_disk", "CreateUpdateDisks"),
+    _r("PATCH", C + r"/disks/(?P<name>[^/]+)", f"{MC}/disks/write", "patch_disk", "CreateUpdateDisks"),
     _r("DELETE", C + r"/disks/(?P<name>[^/]+)", f"{MC}/disks/delete", "delete_disk", "DeleteDisks"),
     _action(
         C + r"/disks/(?P<name>[^/]+)",
@@ -155,6 +157,13 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", C + r"/snapshots/(?P<name>[^/]+)", f"{MC}/snapshots/read", "get_snapshot", "GetDisks"),
     _r(
         "PUT", C + r"/snapshots/(?P<name>[^/]+)", f"{MC}/snapshots/write", "put_snapshot", "CreateUpdateDisks"
+    ),
+    _r(
+        "PATCH",
+        C + r"/snapshots/(?P<name>[^/]+)",
+        f"{MC}/snapshots/write",
+        "patch_snapshot",
+        "CreateUpdateDisks",
     ),
     _r(
         "DELETE",
@@ -195,10 +204,12 @@ ROUTES: tuple[Route, ...] = (
     _list(RG, r"/providers/Microsoft\.Compute/galleries", f"{MC}/galleries/read", "list_galleries"),
     _r("GET", GAL, f"{MC}/galleries/read", "get_gallery"),
     _r("PUT", GAL, f"{MC}/galleries/write", "put_gallery"),
+    _r("PATCH", GAL, f"{MC}/galleries/write", "patch_gallery"),
     _r("DELETE", GAL, f"{MC}/galleries/delete", "delete_gallery"),
     _list(GAL, r"/images", f"{MC}/galleries/images/read", "list_images"),
     _r("GET", IMG, f"{MC}/galleries/images/read", "get_image"),
     _r("PUT", IMG, f"{MC}/galleries/images/write", "put_image"),
+    _r("PATCH", IMG, f"{MC}/galleries/images/write", "patch_image"),
     _r("DELETE", IMG, f"{MC}/galleries/images/delete", "delete_image"),
     _list(IMG, r"/versions", f"{MC}/galleries/images/versions/read", "list_versions"),
     _r("GET", VER, f"{MC}/galleries/images/versions/read", "get_version"),

@@ -8,7 +8,7 @@ from typing import Any
 
 from azsim.compute.models import DiskAccess, ManagedDisk, new_guid, rid
 from azsim.compute.regions import normalize
-from azsim.compute.state import ComputeState, dig
+from azsim.compute.state import ComputeState, canonical_id, dig
 from azsim.core.clock import utc_iso
 from azsim.core.context import Reply, RequestContext
 from azsim.core.errors import (
@@ -45,7 +45,11 @@ class DisksAndSnapshots(ComputeState):
         existing = self.disks.get(my_id.lower())
         if existing is not None:
             src = creation.get("sourceResourceId")
-            if src and existing.source_resource_id and src.lower() != existing.source_resource_id.lower():
+            if (
+                src
+                and existing.source_resource_id
+                and canonical_id(str(src)).lower() != existing.source_resource_id.lower()
+            ):
                 raise ArmError(
                     409,
                     "PropertyChangeNotAllowed",
@@ -62,7 +66,9 @@ class DisksAndSnapshots(ComputeState):
                 sub=group.subscription,
             )
             op.succeed()
-            return self.accepted(ctx, op, status=200, body=self.disk_json(existing))
+            return self.accepted(
+                ctx, op, status=200, body=self.disk_json(existing), final=lambda: self.disk_json(existing)
+            )
         location = self._check_region(body.get("location"))
         option = str(creation.get("createOption") or "")
         if option.lower() != "copy":
@@ -70,7 +76,7 @@ class DisksAndSnapshots(ComputeState):
                 f"azsim supports createOption 'Copy' for {kind}; got '{option}'.",
                 "properties.creationData.createOption",
             )
-        source_id = str(creation.get("sourceResourceId") or "")
+        source_id = canonical_id(str(creation.get("sourceResourceId") or ""))
         source = self.disks.get(source_id.lower())
         if source is None:
             m = re.search(
@@ -131,7 +137,9 @@ class DisksAndSnapshots(ComputeState):
 
         self.lifecycle.schedule(seconds, provisioned)
         # Snapshot/disk PUT must answer 200/202 (201 is rejected by the SDK: azure-arm-facts.md §0.3).
-        return self.accepted(ctx, op, status=202, body=self.disk_json(created))
+        return self.accepted(
+            ctx, op, status=202, body=self.disk_json(created), final=lambda: self.disk_json(created)
+        )
 
     def delete_managed(self, ctx: RequestContext, kind: str, sub: str, rg: str, name: str) -> Reply:
         group = self.require_rg(sub, rg)
@@ -201,14 +209,14 @@ class DisksAndSnapshots(ComputeState):
                 disk.access.expiry_entry.cancelled = True
         access_id = new_guid()
         sas = self.disk_store.grant_read(disk.blob_name, access_id, duration)
-        grant = DiskAccess(access_id, self.lifecycle.now() + self.lifecycle.real(duration))
+        grant = DiskAccess(access_id, self.lifecycle.now() + self.lifecycle.validity(duration))
         disk.access = grant
 
         def expire(_at: float) -> None:
             if disk.access is grant:
                 self._end_access(disk)
 
-        grant.expiry_entry = self.lifecycle.schedule(float(duration), expire)
+        grant.expiry_entry = self.lifecycle.schedule_validity_end(float(duration), expire)
         op = self.start_op(
             ctx, family="DiskOperations", location=disk.location, resource_id=disk.id, sub=disk.subscription
         )
@@ -235,3 +243,11 @@ class DisksAndSnapshots(ComputeState):
         )
         self.lifecycle.schedule(self.latency.revoke_access_s, lambda _a: op.succeed())
         return self.accepted(ctx, op)
+
+    def patch_managed(
+        self, ctx: RequestContext, kind: str, sub: str, rg: str, name: str, body: dict[str, Any]
+    ) -> Reply:
+        disk = self.get_managed(kind, sub, rg, name)
+        return self.patch_tags(
+            ctx, disk, body, family="DiskOperations", sub=disk.subscription, view=lambda: self.disk_json(disk)
+        )

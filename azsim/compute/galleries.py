@@ -53,7 +53,7 @@ class Galleries(ComputeState):
             existing.description = props.get("description", existing.description) or ""
             existing.tags = dict(body.get("tags") or existing.tags)
             op.succeed()
-            return self.accepted(ctx, op, status=200, body=existing.to_arm(), location=False)
+            return self.accepted(ctx, op, status=200, body=existing.to_arm(), final=existing.to_arm)
         gallery = Gallery(group.subscription, group.name, name, location, props.get("description") or "")
         gallery.unique_name = f"{group.subscription}-{name.upper()}"
         gallery.tags = dict(body.get("tags") or {})
@@ -65,10 +65,15 @@ class Galleries(ComputeState):
             op.succeed()
 
         self.lifecycle.schedule(self.latency.gallery_s, ready)
-        return self.accepted(ctx, op, status=201, body=gallery.to_arm(), location=False)
+        return self.accepted(ctx, op, status=201, body=gallery.to_arm(), final=gallery.to_arm)
 
     def delete_gallery(self, ctx: RequestContext, sub: str, rg: str, name: str) -> Reply:
-        gallery = self.get_gallery(sub, rg, name)
+        group = self.require_rg(sub, rg)
+        gallery = self.galleries.get(
+            rid(group.subscription, group.name, f"Microsoft.Compute/galleries/{name}").lower()
+        )
+        if gallery is None:
+            return Reply(204, None)  # DELETE of a missing resource: the spec's 204
         if any(img.gallery is gallery for img in self.images.values()):
             raise ArmError(
                 409, "CannotDeleteResource", "Can not delete resource before nested resources are deleted."
@@ -159,7 +164,7 @@ class Galleries(ComputeState):
             existing.description = props.get("description") or existing.description
             existing.tags = dict(body.get("tags") or existing.tags)
             op.succeed()
-            return self.accepted(ctx, op, status=200, body=existing.to_arm(), location=False)
+            return self.accepted(ctx, op, status=200, body=existing.to_arm(), final=existing.to_arm)
         image = GalleryImage(
             gallery=g,
             name=name,
@@ -181,10 +186,13 @@ class Galleries(ComputeState):
             op.succeed()
 
         self.lifecycle.schedule(self.latency.gallery_image_s, ready)
-        return self.accepted(ctx, op, status=201, body=image.to_arm(), location=False)
+        return self.accepted(ctx, op, status=201, body=image.to_arm(), final=image.to_arm)
 
     def delete_image(self, ctx: RequestContext, sub: str, rg: str, gallery: str, name: str) -> Reply:
-        img = self.get_image(sub, rg, gallery, name)
+        parent = self.get_gallery(sub, rg, gallery)
+        img = self.images.get(f"{parent.id}/images/{name}".lower())
+        if img is None:
+            return Reply(204, None)  # DELETE of a missing resource: the spec's 204
         if any(v.image is img for v in self.versions.values()):
             raise ArmError(
                 409, "CannotDeleteResource", "Can not delete resource before nested resources are deleted."
@@ -199,3 +207,29 @@ class Galleries(ComputeState):
         )
         self.lifecycle.schedule(self.latency.gallery_delete_s, lambda _a: op.succeed())
         return self.accepted(ctx, op)
+
+    def patch_gallery(self, ctx: RequestContext, sub: str, rg: str, name: str, body: dict[str, Any]) -> Reply:
+        g = self.get_gallery(sub, rg, name)
+        return self.patch_tags(
+            ctx,
+            g,
+            body,
+            family="capsOperations",
+            sub=g.subscription,
+            view=g.to_arm,
+            properties=("description",),
+        )
+
+    def patch_image(
+        self, ctx: RequestContext, sub: str, rg: str, gallery: str, name: str, body: dict[str, Any]
+    ) -> Reply:
+        img = self.get_image(sub, rg, gallery, name)
+        return self.patch_tags(
+            ctx,
+            img,
+            body,
+            family="capsOperations",
+            sub=img.gallery.subscription,
+            view=img.to_arm,
+            properties=("description",),
+        )

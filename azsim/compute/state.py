@@ -6,6 +6,7 @@ LRO plumbing. The per-resource rules live in ``vms``, ``disks``, ``galleries`` a
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from azsim.compute.models import (
@@ -51,6 +52,12 @@ def dig(body: dict[str, Any], *path: str) -> Any:
     for p in path:
         cur = cur.get(p) if isinstance(cur, dict) else None
     return cur
+
+
+def canonical_id(resource_id: str) -> str:
+    """A resource id as a key: the spec's examples send ``subscriptions/...`` without the leading '/'."""
+    text = resource_id.strip()
+    return text if text.startswith("/") or not text else "/" + text
 
 
 class ComputeState:
@@ -312,10 +319,43 @@ class ComputeState:
         *,
         status: int = 202,
         body: Any = None,
-        location: bool = True,
+        final: Callable[[], Any] | None = None,
     ) -> Reply:
+        """An LRO's initial answer; ``final`` renders the resource the Location URL answers when done."""
+        op.resource_view = final
         poll = self.lifecycle.real(self.latency.poll_interval_s)
-        return Reply(status, body, lro_headers(ctx.base_url, op, location=location, poll_real_s=poll))
+        return Reply(status, body, lro_headers(ctx.base_url, op, location=True, poll_real_s=poll))
+
+    def patch_tags(
+        self,
+        ctx: RequestContext,
+        resource: Any,
+        body: dict[str, Any],
+        *,
+        family: str,
+        sub: str,
+        view: Callable[[], Any],
+        properties: tuple[str, ...] = (),
+    ) -> Reply:
+        """PATCH of tags (and of the named plain ``properties``): applied at once, answered 200 with the
+        resource and an already finished LRO, as the specs' update operations declare (200 + Location)."""
+        props = body.get("properties") or {}
+        unknown = sorted(set(props) - set(properties))
+        if unknown or set(body) - {"tags", "properties"}:
+            names = unknown or sorted(set(body) - {"tags", "properties"})
+            raise invalid_parameter(
+                f"azsim models PATCH of tags{' and ' + ', '.join(properties) if properties else ''} only; "
+                f"got {', '.join(names)}.",
+                names[0],
+            )
+        if "tags" in body:
+            resource.tags = dict(body.get("tags") or {})
+        for name in properties:
+            if name in props:
+                setattr(resource, name, props[name] or "")
+        op = self.start_op(ctx, family=family, location=resource.location, resource_id=resource.id, sub=sub)
+        op.succeed()
+        return self.accepted(ctx, op, status=200, body=view(), final=view)
 
     # ------------------------------------------------------------------ resource groups
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from azsim.compute.models import DiskImage, GalleryImage, ManagedDisk, RegionReplication
 from azsim.compute.regions import normalize
-from azsim.compute.state import SECURITY_COMPAT, ComputeState, dig
+from azsim.compute.state import SECURITY_COMPAT, ComputeState, canonical_id, dig
 from azsim.core.context import RequestContext
 from azsim.core.errors import ArmError, bad_request, invalid_parameter
 
@@ -76,7 +76,7 @@ class VersionSources(ComputeState):
             src.get("id") if "/virtualmachines/" in str(src.get("id", "")).lower() else None
         )
         if vm_id:
-            vm = self.vms.get(str(vm_id).lower())
+            vm = self.vms.get(canonical_id(str(vm_id)).lower())
             if vm is None:
                 raise invalid_parameter(
                     f"The resource with id '{vm_id}' was not found.",
@@ -121,7 +121,7 @@ class VersionSources(ComputeState):
             )
 
         def disk_source(source_id: str, target: str) -> ManagedDisk:
-            d = self.disks.get(source_id.lower())
+            d = self.disks.get(canonical_id(source_id).lower())
             if d is None:
                 raise invalid_parameter(f"The resource with id '{source_id}' was not found.", target)
             if d.provisioning_state != "Succeeded":

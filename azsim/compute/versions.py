@@ -8,7 +8,7 @@ from typing import Any
 
 from azsim.compute.models import GIB, DiskImage, GalleryImageVersion, RegionReplication
 from azsim.compute.regions import normalize
-from azsim.compute.state import dig
+from azsim.compute.state import canonical_id, dig
 from azsim.compute.version_sources import VersionSources
 from azsim.core.clock import utc_iso
 from azsim.core.context import Reply, RequestContext
@@ -103,9 +103,9 @@ class ImageVersions(VersionSources):
                 op.fail("Conflict", deferred_failure)
 
             self.lifecycle.schedule(0, mismatch)
-            return self.accepted(ctx, op, status=201, body=version.to_arm(), location=False)
+            return self.accepted(ctx, op, status=201, body=version.to_arm(), final=version.to_arm)
         self._start_replication(ctx, version, version.regions, op)
-        return self.accepted(ctx, op, status=201, body=version.to_arm(), location=False)
+        return self.accepted(ctx, op, status=201, body=version.to_arm(), final=version.to_arm)
 
     def _failing_regions(self, ctx: RequestContext) -> dict[str, str]:
         return {
@@ -307,7 +307,7 @@ class ImageVersions(VersionSources):
                 self.lifecycle.schedule(full, done)
         else:
             op.succeed()
-        return self.accepted(ctx, op, status=status, body=version.to_arm(), location=False)
+        return self.accepted(ctx, op, status=status, body=version.to_arm(), final=version.to_arm)
 
     def patch_version(
         self,
@@ -321,11 +321,7 @@ class ImageVersions(VersionSources):
     ) -> Reply:
         version = self.get_version(sub, rg, gallery, image, name)
         props = body.get("properties") or {}
-        if props.get("storageProfile"):
-            raise invalid_parameter(
-                "Parameter 'galleryImageVersion.properties.storageProfile' is not allowed.",
-                "galleryImageVersion.properties.storageProfile",
-            )
+        self._check_patched_sources(version, props.get("storageProfile") or {})
         publishing = props.get("publishingProfile") or {}
         regions = None
         if "targetRegions" in publishing:
@@ -336,10 +332,49 @@ class ImageVersions(VersionSources):
             version.tags = dict(body.get("tags") or {})
         return self._update_publishing(ctx, version, publishing, regions, status=200)
 
+    def _check_patched_sources(self, version: GalleryImageVersion, storage: dict[str, Any]) -> None:
+        """A PATCH may carry the storage profile (the spec's own update example does); its sources must
+        be the version's own: a different one is a property change, refused as on re-PUT."""
+        prefix = "galleryImageVersion.properties.storageProfile"
+        sent: list[tuple[str, Any, str]] = []
+        src = storage.get("source") or {}
+        for key in ("virtualMachineId", "id"):
+            if src.get(key):
+                sent.append((f"{prefix}.source.{key}", src[key], next(iter(version.source.values()), "")))
+        if dig(storage, "osDiskImage", "source", "id"):
+            sent.append(
+                (
+                    f"{prefix}.osDiskImage.source.id",
+                    storage["osDiskImage"]["source"]["id"],
+                    version.os_disk.source_id,
+                )
+            )
+        by_lun = {d.lun: d.source_id for d in version.data_disks}
+        for i, ddi in enumerate(storage.get("dataDiskImages") or []):
+            if isinstance(ddi, dict) and dig(ddi, "source", "id"):
+                sent.append(
+                    (
+                        f"{prefix}.dataDiskImages[{i}].source.id",
+                        ddi["source"]["id"],
+                        by_lun.get(ddi.get("lun"), ""),
+                    )
+                )
+        for target, new, old in sent:
+            if canonical_id(str(new)).lower() != old.lower():
+                raise ArmError(
+                    409,
+                    "PropertyChangeNotAllowed",
+                    f"Changing property '{target}' is not allowed.",
+                    target=target,
+                )
+
     def delete_version(
         self, ctx: RequestContext, sub: str, rg: str, gallery: str, image: str, name: str
     ) -> Reply:
-        version = self.get_version(sub, rg, gallery, image, name)
+        parent = self.get_image(sub, rg, gallery, image)
+        version = self.versions.get(f"{parent.id}/versions/{name}".lower())
+        if version is None:
+            return Reply(204, None)  # DELETE of a missing resource: the spec's 204
         self.versions.pop(version.id.lower())
         version.regions = []
         op = self.start_op(

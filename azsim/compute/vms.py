@@ -9,7 +9,7 @@ from typing import Any
 from azsim.compute import guest
 from azsim.compute.models import DataDiskRef, ManagedDisk, VirtualMachine, rid
 from azsim.compute.regions import normalize
-from azsim.compute.state import ComputeState, dig
+from azsim.compute.state import ComputeState, canonical_id, dig
 from azsim.core.clock import utc_iso
 from azsim.core.context import Reply, RequestContext
 from azsim.core.errors import ArmError, invalid_parameter, operation_not_allowed, resource_not_found
@@ -247,7 +247,13 @@ class VirtualMachines(ComputeState):
                 sub=group.subscription,
             )
             op.succeed()
-            return self.accepted(ctx, op, status=200, body=existing.to_arm(self.disks), location=False)
+            return self.accepted(
+                ctx,
+                op,
+                status=200,
+                body=existing.to_arm(self.disks),
+                final=lambda: existing.to_arm(self.disks),
+            )
         location = self._check_region(body.get("location"))
         vm_size = dig(props, "hardwareProfile", "vmSize")
         if not vm_size:
@@ -321,10 +327,12 @@ class VirtualMachines(ComputeState):
             op.succeed()
 
         self.lifecycle.schedule(self.latency.vm_create_s, created)
-        return self.accepted(ctx, op, status=201, body=vm.to_arm(self.disks), location=False)
+        return self.accepted(
+            ctx, op, status=201, body=vm.to_arm(self.disks), final=lambda: vm.to_arm(self.disks)
+        )
 
     def _attachable_disk(self, disk_id: str, location: str, vm_id: str) -> ManagedDisk:
-        disk = self.disks.get(disk_id.lower())
+        disk = self.disks.get(canonical_id(disk_id).lower())
         if disk is None or disk.kind != "disks":
             m = re.search(r"/resourceGroups/([^/]+)/.*/disks/([^/]+)$", disk_id, re.IGNORECASE)
             raise resource_not_found(
@@ -348,7 +356,12 @@ class VirtualMachines(ComputeState):
         return disk
 
     def delete_vm(self, ctx: RequestContext, sub: str, rg: str, name: str) -> Reply:
-        vm = self.get_vm(sub, rg, name)
+        group = self.require_rg(sub, rg)
+        vm = self.vms.get(
+            rid(group.subscription, group.name, f"Microsoft.Compute/virtualMachines/{name}").lower()
+        )
+        if vm is None:
+            return Reply(204, None)  # DELETE of a missing resource: the spec's 204
         op = self.start_op(
             ctx, family="operations", location=vm.location, resource_id=vm.id, sub=vm.subscription
         )
@@ -364,3 +377,9 @@ class VirtualMachines(ComputeState):
 
         self.lifecycle.schedule(self.latency.vm_delete_s, gone)
         return self.accepted(ctx, op)
+
+    def patch_vm(self, ctx: RequestContext, sub: str, rg: str, name: str, body: dict[str, Any]) -> Reply:
+        vm = self.get_vm(sub, rg, name)
+        return self.patch_tags(
+            ctx, vm, body, family="operations", sub=vm.subscription, view=lambda: vm.to_arm(self.disks)
+        )

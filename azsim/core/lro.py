@@ -1,8 +1,10 @@
 """ARM long-running operations: the operation store and the headers/bodies ARMPolling expects.
 
-Rules (azure-arm-facts.md §0.5): the initial 200/201/202 carries ``Azure-AsyncOperation`` and, for
-POSTs, ``Location`` (``monitor=true``). The status URL answers ``{"status": "InProgress"|"Succeeded"|
-"Failed"|"Canceled"}``; the Location URL answers 202 while running and 200 + result when done.
+Rules (azure-arm-facts.md §0.5, and the Compute specs' declared headers): the initial 200/201/202
+carries ``Azure-AsyncOperation`` and ``Location`` (``monitor=true``). The status URL answers
+``{"status": "InProgress"|"Succeeded"|"Failed"|"Canceled"}``; the Location URL answers 202 while
+running and, when done, 200 with the result (POST) or the resource (PUT/PATCH: final-state-via
+location), or an empty 200 (DELETE and POSTs without a result).
 Both always carry a ``Retry-After`` ≥ 1 plus ``x-ms-retry-after-ms`` (scaled), which azure-core
 reads first, so tests with a small time scale poll fast without the 30 s default.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -35,8 +38,12 @@ class Operation:
     status: str = "InProgress"
     end_time: str | None = None
     error: dict[str, Any] | None = None
-    # Body returned by the Location (monitor) URL when done; None = empty 200.
+    # Body returned by the Location (monitor) URL when done and, as ``properties.output``, by the
+    # status URL (Run Command, beginGetAccess); None = empty 200.
     result: Any = None
+    # For a PUT/PATCH: the resource as GET shows it, which the Location URL answers once the operation
+    # has succeeded (the specs' final-state-via location); not part of the status body.
+    resource_view: Callable[[], Any] | None = None
 
     @property
     def done(self) -> bool:

@@ -195,6 +195,8 @@ class Episode:
             info = self.index.orchestrator(inst.name)
         except FunctionNotFound as exc:
             return self._fail(str(exc))
+        if info.disabled:
+            return self._fail(disabled_orchestrator_message(inst.name, sorted(self.index.orchestrators)))
         ctx = self._context_json([started, ev])
         try:
             out = call_orchestrator(info, ctx)
@@ -309,13 +311,9 @@ class Episode:
                     self._remember_retry(tid, "activity", a)
             elif t in (ActionType.CallSubOrchestrator, ActionType.CallSubOrchestratorWithRetry):
                 sig[2] = tid = self._seq()
-                # Without an explicit id the extension generates one; a retry reuses the same id.
-                child_id = (
-                    a.get("instanceId") or f"{self.inst.instance_id}:{self.inst.execution_id[:8]}:{tid}"
-                )
-                self._schedule_sub(tid, str(a.get("functionName")), a.get("input"), child_id)
+                self._schedule_sub(tid, str(a.get("functionName")), a.get("input"), a.get("instanceId"))
                 if t == ActionType.CallSubOrchestratorWithRetry:
-                    self._remember_retry(tid, "sub", {**a, "instanceId": child_id})
+                    self._remember_retry(tid, "sub", a)
             elif t == ActionType.CreateTimer:
                 sig[2] = tid = self._seq()
                 fire_at = parse_time(str(a.get("fireAt")))
@@ -369,7 +367,9 @@ class Episode:
         )
 
     def _schedule_sub(self, tid: int, name: str, input_text: str | None, child_id: str | None) -> None:
-        child_id = child_id or f"{self.inst.instance_id}:{self.inst.execution_id[:8]}:{tid}"
+        # DTFx (TaskOrchestrationContext) names a child started without an id "<parent execution id>:<task
+        # id>"; every retry attempt is a new call with a new task id, hence a new child id.
+        child_id = child_id or f"{self.inst.execution_id}:{tid}"
         self._record(
             event(
                 EventType.SubOrchestrationInstanceCreated,
@@ -382,8 +382,12 @@ class Episode:
             )
         )
         failure: str | None = None
-        if child_id == self.inst.instance_id:
-            failure = f"a sub-orchestration cannot use its parent's instance id '{child_id}'"
+        if child_id.lower() in (self.inst.instance_id.lower(), (self.inst.parent_instance_id or "").lower()):
+            # The extension compares (ignoring case) with the instance and its own parent only.
+            failure = (
+                "The instance ID of a sub-orchestration must be different than the instance ID of a parent "
+                f"orchestration ('{child_id}')."
+            )
         else:
             existing = self._existing(child_id)
             if existing is not None and existing.runtime_status not in TERMINAL_STATUSES:
@@ -530,6 +534,15 @@ class Episode:
         )
         self.log.info("orchestrator %s continued as new (instance %s)", inst.name, inst.instance_id)
         return EpisodeResult(self.commit, ExecCache(new_exec), self.wake)
+
+
+def disabled_orchestrator_message(name: str, known: list[str]) -> str:
+    """The extension's text for an orchestration whose function is disabled or unknown."""
+    listed = "', '".join(known)
+    return (
+        f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function. "
+        f"Additional info: The following are the known orchestrator functions: '{listed}'."
+    )
 
 
 def execution_started(inst: InstanceRow, now: float) -> Event:

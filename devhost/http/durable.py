@@ -156,46 +156,80 @@ def _status_time(iso: str | None) -> str | None:
     return core.split(".")[0] + "Z"
 
 
+_TRACKED = {4: "TaskScheduled", 7: "SubOrchestrationInstanceCreated"}
+_COMPLETIONS = {5: 4, 6: 4, 8: 7, 9: 7}  # completion type -> the type of the event it completes
+
+
 def convert_history(
     events: list[dict[str, Any]], *, show_input: bool, show_output: bool
 ) -> list[dict[str, Any]]:
-    """History as the status API shows it (the extension's ConvertHistoryToJsonArray, approximated).
+    """History as the status API shows it, by the rules of the extension's DurableClient
+    (GetDurableOrchestrationStatusAsync):
 
-    Scheduling/bookkeeping events are folded away, ``EventType`` becomes its name, and completions carry
-    the ``FunctionName``/``ScheduledTime`` of the call they complete. Payloads (``Input``/``Result``) only
-    appear when ``showHistoryOutput`` is set.
+    - ``EventType`` becomes its name; ``EventId`` and ``IsPlayed`` go; OrchestratorStarted/Completed go.
+    - A TaskScheduled / SubOrchestrationInstanceCreated that has a completion is folded into it: the
+      completion gets ``ScheduledTime``, ``FunctionName`` and (with ``showInput``) the scheduled ``Input``
+      and loses ``TaskScheduledId``. One still waiting stays, without ``Version``.
+    - ExecutionStarted: ``Name`` becomes ``FunctionName``; ``OrchestrationInstance``, ``ParentInstance``,
+      ``Version`` and ``Tags`` go. TimerFired loses ``TimerId``.
+    - ``Result`` of TaskCompleted, SubOrchestrationInstanceCompleted and ExecutionCompleted is shown, as
+      JSON, only with ``showHistoryOutput``; ``Input`` of every event only with ``showInput``.
     """
-    scheduled: dict[int, dict[str, Any]] = {}
-    for ev in events:
-        if ev.get("EventType") in (4, 7):
-            scheduled[int(ev.get("EventId", -1))] = ev
-    out: list[dict[str, Any]] = []
+    items: list[dict[str, Any] | None] = []
+    scheduled: dict[tuple[int, int], int] = {}  # (type, EventId) -> index in items
     for ev in events:
         et = ev.get("EventType")
-        if et in (4, 7, 12, 13):
+        if et in (12, 13):
+            items.append(None)
             continue
-        item = {k: v for k, v in ev.items() if k not in ("EventId", "IsPlayed", "EventType")}
-        name = _EVENT_NAMES.get(et, str(et)) if isinstance(et, int) else str(et)
-        item = {"EventType": name, **item}
-        if et in (5, 6, 8, 9):
-            src = scheduled.get(int(ev.get("TaskScheduledId", -1)))
-            if src is not None:
-                item["FunctionName"] = src.get("Name")
-                item["ScheduledTime"] = src.get("Timestamp")
-        if et == 0:
-            item["FunctionName"] = ev.get("Name")
-            item.pop("Name", None)
-            if not show_input:
-                item.pop("Input", None)
-        if not show_output:
-            item.pop("Result", None)
-            if et != 0:
-                item.pop("Input", None)
-            item.pop("Details", None)
-        elif "Result" in item:
-            item["Result"] = _json_or_raw(item["Result"])
-        out.append(item)
-    return out
+        item = {k: v for k, v in ev.items() if k not in ("EventId", "IsPlayed")}
+        item["EventType"] = _EVENT_NAMES.get(et, str(et)) if isinstance(et, int) else str(et)
+        if et in _TRACKED:
+            scheduled[(et, int(ev.get("EventId", -1)))] = len(items)
+            item.pop("Version", None)
+        elif et in _COMPLETIONS:
+            _fold_scheduled(item, ev, events, scheduled, items, _COMPLETIONS[et], show_input)
+            _show_result(item, show_output and et in (5, 8))
+        elif et == 0:
+            item["FunctionName"] = item.pop("Name", None)
+            for key in ("OrchestrationInstance", "ParentInstance", "Version", "Tags"):
+                item.pop(key, None)
+        elif et == 1:
+            _show_result(item, show_output)
+        elif et == 11:
+            item.pop("TimerId", None)
+        if not show_input:
+            item.pop("Input", None)
+        items.append(item)
+    return [i for i in items if i is not None]
+
+
+def _fold_scheduled(
+    item: dict[str, Any],
+    ev: dict[str, Any],
+    events: list[dict[str, Any]],
+    scheduled: dict[tuple[int, int], int],
+    items: list[dict[str, Any] | None],
+    source_type: int,
+    show_input: bool,
+) -> None:
+    at = scheduled.get((source_type, int(ev.get("TaskScheduledId", -1))))
+    item.pop("TaskScheduledId", None)
+    if at is None:
+        return
+    src = events[at]
+    item["ScheduledTime"] = src.get("Timestamp")
+    item["FunctionName"] = src.get("Name")
+    if show_input:
+        item["Input"] = src.get("Input")
+    items[at] = None
+
+
+def _show_result(item: dict[str, Any], show: bool) -> None:
+    if not show:
+        item.pop("Result", None)
+    elif "Result" in item:
+        item["Result"] = _json_or_raw(item["Result"])
 
 
 def status_payload(
@@ -205,6 +239,8 @@ def status_payload(
     show_history: bool = False,
     show_history_output: bool = False,
 ) -> dict[str, Any]:
+    """The extension's StatusResponsePayload; ``historyEvents`` is left out unless history was asked for
+    and exists (the field is not emitted when null; a Pending instance has no history yet)."""
     payload: dict[str, Any] = {
         "name": rec.name,
         "instanceId": rec.instance_id,
@@ -217,13 +253,19 @@ def status_payload(
         "createdTime": _status_time(rec.created_time),
         "lastUpdatedTime": _status_time(rec.last_updated_time),
     }
-    if show_history:
+    if show_history and rec.runtime_status != "Pending" and rec.history:
         payload["historyEvents"] = convert_history(
-            rec.history or [], show_input=show_input, show_output=show_history_output
+            rec.history, show_input=show_input, show_output=show_history_output
         )
-    else:
-        payload["historyEvents"] = None
     return payload
+
+
+def _query_value(request: web.Request, name: str) -> str | None:
+    # query parameter names compare case-insensitively in the extension
+    for key, value in request.query.items():
+        if key.lower() == name.lower():
+            return value
+    return None
 
 
 def _bool_param(request: web.Request, name: str, default: bool) -> bool:
@@ -268,6 +310,9 @@ class DurableApi:
         self.urls = urls
         self._run = run
         self._orchestrators = orchestrator_names
+        # host.json durableTask.overridableExistingInstanceStates == AnyState: a start may replace a
+        # running instance with the same id (default NonRunningStates: 409).
+        self.any_state_overridable = False
 
     async def handle(self, request: web.Request, path: str) -> web.StreamResponse:
         """``path`` is what follows ``/runtime/webhooks/durabletask/`` or ``/durabletask/``."""
@@ -280,6 +325,9 @@ class DurableApi:
     async def _dispatch(self, request: web.Request, path: str) -> web.StreamResponse:
         parts = [unquote(p) for p in path.split("/")] if path else []
         method = request.method.upper()
+        hub = _query_value(request, "taskHub")
+        if hub and hub.lower() != self.urls.hub_name.lower():
+            return self._other_hub(parts, method, hub)
         if parts and parts[0].lower() == "orchestrators" and method == "POST" and len(parts) >= 2:
             instance_id = "/".join(parts[2:]) if len(parts) > 2 else None
             return await self._start(request, parts[1], instance_id or None)
@@ -316,6 +364,20 @@ class DurableApi:
             return _error(501, f"'{op}' is not supported by devhost (instance '{instance_id}' is unchanged).")
         return _error(400, "No such API")
 
+    def _other_hub(self, parts: list[str], method: str, hub: str) -> web.Response:
+        """A request for another task hub (the ``taskHub`` query parameter, as HttpApiHandler.GetClient
+        reads it): devhost serves only the app's own hub, so none of its instances are visible there."""
+        if parts and parts[0].lower() == "orchestrators":
+            return _error(
+                400,
+                f"Task hub '{hub}' is not served here: devhost runs the task hub '{self.urls.hub_name}' "
+                "(host.json extensions.durableTask.hubName) only, so an instance started in another hub "
+                "would never run. Leave out taskHub or pass the app's hub.",
+            )
+        if len(parts) == 1 and parts[0].lower() == "instances" and method == "GET":
+            return _json_response(200, [])
+        return _json_response(404)
+
     async def _start(self, request: web.Request, name: str, instance_id: str | None) -> web.StreamResponse:
         body = (await request.text()).strip()
         input_json: str | None = None
@@ -340,7 +402,11 @@ class DurableApi:
             )
         new_id = instance_id or uuid.uuid4().hex
         try:
-            started = await self._run(lambda: self.engine.start_new(name, new_id, input_json))
+            started = await self._run(
+                lambda: self.engine.start_new(
+                    name, new_id, input_json, replace_active=self.any_state_overridable
+                )
+            )
         except InstanceExists as exc:
             return _json_response(
                 409,

@@ -3,7 +3,8 @@
 - ``/<routePrefix>/<route>``: HTTP trigger functions (``func.HttpRequest`` in, ``func.HttpResponse`` out);
 - ``/runtime/webhooks/durabletask/...``: Durable management API (system key when keys are required);
 - ``/runtime/webhooks/eventgrid``: Event Grid trigger deliveries (system key when keys are required);
-- ``/admin/host/status`` and ``/``: liveness.
+- ``/admin/host/status`` and ``/``: liveness;
+- ``/admin/functions/{name}``: run a non-HTTP function on demand (``devhost.http.admin``; master key).
 A second listener on another port serves ``/durabletask/...``, the extension's local RPC endpoint the
 durable client calls (``rpcBaseUrl``).
 
@@ -28,6 +29,8 @@ from aiohttp import web
 from azure.functions.http import HttpRequest as WorkerHttpRequest
 
 from devhost.functions import FunctionInfo
+from devhost.http.admin import PREFIX as ADMIN_FUNCTIONS
+from devhost.http.admin import AdminApi
 from devhost.http.durable import DurableApi
 from devhost.http.routes import RouteTemplate
 from devhost.keys import DURABLE_SYSTEM_KEY, EVENTGRID_SYSTEM_KEY, KeyStore
@@ -145,6 +148,7 @@ class HttpServer:
         self.port = port
         self.rpc_port = rpc_port
         self.durable: DurableApi | None = None
+        self.admin: AdminApi | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runners: list[web.AppRunner] = []
@@ -255,6 +259,10 @@ class HttpServer:
             ):
                 return _unauthorized()
             return await handle_eventgrid(request, self._eventgrid_function, self._invoke_value)
+        if lower.startswith(ADMIN_FUNCTIONS) and self.admin is not None:
+            if self.keys is not None and not self.keys.allows("admin", _presented_key(request)):
+                return _unauthorized()
+            return await self.admin.handle(request, path[len(ADMIN_FUNCTIONS) :].strip("/"))
         if lower.rstrip("/") == "/admin/host/status":
             if self.keys is not None and not self.keys.allows("admin", _presented_key(request)):
                 return _unauthorized()

@@ -152,7 +152,8 @@ def test_retry_succeeds_after_failures(tmp_path: Path) -> None:
         "OrchestratorStarted", "TimerFired->3", "TaskScheduled#4:flaky", "OrchestratorCompleted",
         "OrchestratorStarted", "TaskCompleted->4", "ExecutionCompleted:Completed", "OrchestratorCompleted",
     ]  # fmt: skip
-    assert history[5]["Reason"] == "Activity function 'flaky' failed: ValueError: attempt 1 failed"
+    # The extension's friendly message keeps the space that follows "Exception:" in the RpcException text.
+    assert history[5]["Reason"] == "Activity function 'flaky' failed:  ValueError: attempt 1 failed"
     # The retry timer fires firstRetryInterval after the episode that saw the failure.
     from devhost.engine.history import parse_time
 
@@ -181,11 +182,11 @@ def test_retry_exhausts_attempts(tmp_path: Path) -> None:
         "OrchestratorStarted", "TimerFired->3", "ExecutionCompleted:Completed", "OrchestratorCompleted",
     ]  # fmt: skip
     caught_msg = json.loads(rec.output or "")["caught"]
-    assert caught_msg.startswith("Activity function 'flaky' failed: ValueError: attempt 2 failed \n ")
-    assert "Traceback" in caught_msg  # Details: the Python traceback
+    assert caught_msg.startswith("Activity function 'flaky' failed:  ValueError: attempt 2 failed \n {")
+    assert "in flaky" in caught_msg  # Details: the serialized exception with the activity's frames
     assert rec2.runtime_status == "Failed"
     assert json.loads(rec2.output or "").startswith(
-        "Orchestrator function 'retry_orch' failed: Activity function 'flaky' failed: ValueError: attempt 2 failed"
+        "Orchestrator function 'retry_orch' failed: Activity function 'flaky' failed:  ValueError: attempt 2 failed"
     )
 
 
@@ -212,7 +213,8 @@ def test_sub_orchestrations_ids_results_and_failure(tmp_path: Path) -> None:
         "OrchestratorCompleted",
     ]  # fmt: skip
     assert history[2]["InstanceId"] == "child-explicit" and history[2]["Input"] == '{"n": 1}'
-    assert generated.startswith("p1:") and generated != "child-explicit"
+    # DTFx names a child started without an id "<parent execution id>:<task id>"
+    assert generated == f"{history[1]['OrchestrationInstance']['ExecutionId']}:1"
     assert child_rec is not None and child_rec.runtime_status == "Completed"
     assert failed_child is not None and failed_child.runtime_status == "Failed"
     started = (child_rec.history or [])[1]
@@ -323,10 +325,10 @@ def test_failure_reasons_and_details(tmp_path: Path) -> None:
 
     assert recs["activity_fails"].runtime_status == "Failed"
     assert json.loads(recs["activity_fails"].output or "").startswith(
-        "Orchestrator function 'activity_fails' failed: Activity function 'boom' failed: OSError: disk exploded \n "
+        "Orchestrator function 'activity_fails' failed: Activity function 'boom' failed:  OSError: disk exploded \n "
     )
     caught = json.loads(recs["catches"].output or "")["caught"]
-    assert caught.startswith("Activity function 'boom' failed: OSError: net exploded \n Traceback")
+    assert caught.startswith("Activity function 'boom' failed:  OSError: net exploded \n {")
     assert recs["catches"].runtime_status == "Completed"
 
     assert recs["bad_output"].runtime_status == "Failed"

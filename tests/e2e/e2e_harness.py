@@ -41,6 +41,8 @@ FAST_POLICY = {
     "AZURE_ARM_RETRY_BACKOFF_SECONDS": "0.05",
     "AZURE_ARM_RETRY_BACKOFF_MAX_SECONDS": "0.5",
     "AZURE_LRO_POLLING_INTERVAL_SECONDS": "0.1",
+    # The world's export account (production refuses every export account until one is allow-listed).
+    "CAPTURE_EXPORT_ACCOUNTS": "stexports",
 }
 # The queue trigger's %CAPTURE_REQUESTS_QUEUE% must resolve, or devhost logs an ERROR at start
 # (the names are local.settings.sample.json's).

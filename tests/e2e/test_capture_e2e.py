@@ -39,7 +39,7 @@ def test_linux_gen2_with_data_disk_to_three_regions_with_export(stack: Stack) ->
     assert code == 202, answer
     cid = answer["id"]
     assert cid.startswith("capture-vm-web-")
-    assert answer["statusQueryGetUri"] and headers.get("Location")
+    assert headers.get("Location") == answer["captureStatusUri"]
     assert answer["captureStatusUri"].endswith(f"/api/captures/{cid}")
 
     status = stack.wait(cid)

@@ -35,7 +35,11 @@ BASE = {
 # Assembled at run time, so nothing committed looks like a signature.
 KEY = "k3y" + uuid.uuid4().hex
 SIG = "sig=" + "Zm9v" + uuid.uuid4().hex
-TAGS = {"image-pipeline:gallery": "rg-images/galContoso", "image-pipeline:definition": "d"}
+TAGS = {
+    "image-pipeline:mode": "inPlace",
+    "image-pipeline:gallery": "rg-images/galContoso",
+    "image-pipeline:definition": "d",
+}
 
 
 def _errors(notify: dict[str, Any]) -> dict[str, str]:

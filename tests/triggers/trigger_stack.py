@@ -36,6 +36,7 @@ REQUESTS_QUEUE = "capture-requests"
 RESULTS_QUEUE = "capture-results"
 TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
 DEALLOCATE = "Microsoft.Compute/virtualMachines/deallocate/action"
+EVENTGRID_ROUTE = "/api/eventgrid/deallocations"
 
 FAST_POLICY = {
     "CAPTURE_POLL_MIN_SECONDS": "0.2",
@@ -54,9 +55,13 @@ FAST_POLICY = {
     "AZURE_LRO_POLLING_INTERVAL_SECONDS": "0.1",
     "CAPTURE_REQUESTS_QUEUE": REQUESTS_QUEUE,
     "CAPTURE_RESULTS_QUEUE": RESULTS_QUEUE,
+    # The world's export account, and the local webhook receivers on 127.0.0.1 (both refused by default).
+    "CAPTURE_EXPORT_ACCOUNTS": "stexports",
+    "NOTICE_ALLOW_LOOPBACK_WEBHOOKS": "true",
 }
 
 GOLDEN_TAGS = {
+    "image-pipeline:mode": "inPlace",
     "image-pipeline:gallery": "rg-images/galContoso",
     "image-pipeline:definition": "golden-def",
     "image-pipeline:identifier": "contoso/golden/ubuntu",
@@ -90,8 +95,16 @@ def write_world(path: Path) -> Path:
         _vm(
             "vm-badtags",
             "deallocated",
-            {"image-pipeline:gallery": "galContoso", "image-pipeline:regions": "x:y"},
+            {
+                "image-pipeline:mode": "inPlace",
+                "image-pipeline:gallery": "galContoso",
+                "image-pipeline:regions": "x:y",
+            },
         ),
+        # Tagged for capture but without image-pipeline:mode: never captured (its guest was not deprovisioned).
+        _vm("vm-nomode", "deallocated", {k: v for k, v in GOLDEN_TAGS.items() if k != "image-pipeline:mode"}),
+        # Targets of the Event Grid fuzz: deallocated and fully tagged, but only ever sent invalid or stale events.
+        _vm("vm-fuzz", "deallocated", {**GOLDEN_TAGS, "image-pipeline:definition": "fuzz-def"}),
         _vm("vm-plain", "deallocated", {"app": "plain"}),
         _vm("vm-queue", "running", {}, deprovisioned=False),
         _vm("vm-queue-dup", "running", {}, deprovisioned=False),
@@ -175,6 +188,7 @@ class TriggerStack:
             "version": "1.0.0",
             "targetRegions": [{"name": "westeurope"}, {"name": "eastus2"}],
             "prepare": "deprovision",
+            "captureMode": "inPlace",  # required on queue messages, accepted on HTTP
         }
         body.update(over)
         return body
@@ -244,12 +258,29 @@ class TriggerStack:
         }
 
     def deliver(self, body: Any, *, kind: str = "Notification", cloud: bool = False) -> tuple[int, Any]:
-        url = self.devhost.url("/runtime/webhooks/eventgrid?functionName=capture_on_deallocation")
         headers = {"aeg-event-type": kind}
         if cloud:
             headers["Content-Type"] = "application/cloudevents-batch+json; charset=utf-8"
-        code, answer, _ = http("POST", url, body, headers=headers)
+        code, answer, _ = http("POST", self.devhost.url(EVENTGRID_ROUTE), body, headers=headers)
         return code, answer
+
+    def deliver_raw(self, raw: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        """POST bytes as they are (not JSON-encoded here) to the Event Grid webhook."""
+        req = urllib.request.Request(
+            self.devhost.url(EVENTGRID_ROUTE),
+            method="POST",
+            data=raw,
+            headers={"Content-Type": "application/json", "aeg-event-type": "Notification", **(headers or {})},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                status, text = resp.status, resp.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as exc:
+            status, text = exc.code, exc.read().decode("utf-8", "replace")
+        try:
+            return status, json.loads(text) if text else None
+        except ValueError:
+            return status, text
 
     # -- durable instances --------------------------------------------------------------------------
     def instances(self) -> list[dict[str, Any]]:
