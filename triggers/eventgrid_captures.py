@@ -56,7 +56,7 @@ from shared.events import (
 from shared.ids import capture_instance_id
 from shared.vm_tags import TAG_DEALLOCATED_AT, TAG_EVENT_ID, request_from_tags
 from triggers.guards import event_skip_reason, previous_capture, read_vm
-from triggers.starting import start_capture
+from triggers.starting import start_capture, version_conflict_message
 
 log = logging.getLogger(__name__)
 eventgrid_bp = df.Blueprint()
@@ -168,6 +168,14 @@ async def _handle_deallocation(client: df.DurableOrchestrationClient, event: Dea
         log.info("deallocation event %s for %s: not started: %s", event.event_id, vm.name, skip)
         return "duplicate"
     outcome = await start_capture(client, parse.request, trigger="eventgrid")
+    if outcome.version_holder is not None:
+        log.error(
+            "deallocation event %s for %s: not started: %s",
+            event.event_id,
+            vm.name,
+            version_conflict_message(parse.request, outcome.version_holder),
+        )
+        return "version-taken"
     if not outcome.started:
         log.info(
             "deallocation event %s for %s: capture %s is already %s",

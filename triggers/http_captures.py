@@ -30,7 +30,7 @@ from shared.status import (
     run_id_of,
     version_instance_id,
 )
-from triggers.starting import runtime_status_name, start_capture
+from triggers.starting import runtime_status_name, start_capture, version_conflict_message
 
 log = logging.getLogger(__name__)
 http_bp = df.Blueprint()
@@ -85,6 +85,18 @@ async def post_capture(req: func.HttpRequest, client: df.DurableOrchestrationCli
         return _json({"error": {"code": "ConfigurationError", "message": str(exc)}}, 500)
     links = capture_links(req, outcome.instance_id)
     headers = {"Location": links["captureStatusUri"]}
+    if outcome.version_holder is not None:
+        return _json(
+            {
+                "error": {
+                    "code": "VersionAlreadyTargeted",
+                    "message": version_conflict_message(request, outcome.version_holder),
+                },
+                "id": outcome.version_holder,
+                "captureStatusUri": capture_links(req, outcome.version_holder)["captureStatusUri"],
+            },
+            409,
+        )
     if not outcome.started:
         return _json(
             {

@@ -44,7 +44,7 @@ from shared.queues import queue_client
 from shared.requests import CaptureRequest, FieldError, bounded_errors, validate_request
 from shared.settings import get_settings
 from triggers.guards import previous_capture, queue_skip_reason, read_vm
-from triggers.starting import start_capture
+from triggers.starting import start_capture, version_conflict_message
 
 log = logging.getLogger(__name__)
 queue_bp = df.Blueprint()
@@ -172,6 +172,10 @@ async def capture_from_queue(msg: func.QueueMessage, client: df.DurableOrchestra
         log.info("capture request %s on %s not started: %s", msg.id, queue, skip)
         return
     outcome = await start_capture(client, request, trigger="queue")
+    if outcome.version_holder is not None:
+        text = version_conflict_message(request, outcome.version_holder)
+        await _reject(msg, queue, "VersionAlreadyTargeted", text, [FieldError(field="version", message=text)])
+        return
     if outcome.started:
         log.info("capture %s started for %s from queue message %s", instance_id, request.source_vm_id, msg.id)
     else:

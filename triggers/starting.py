@@ -17,7 +17,7 @@ import azure.durable_functions as df
 from orchestrators import names
 from shared.contracts import CaptureInput
 from shared.ids import capture_instance_id, new_run_id
-from shared.requests import CaptureRequest
+from shared.requests import VERSION_AUTO, CaptureRequest
 from shared.settings import get_settings
 
 # Runtime states in which an instance still owns the VM: a new capture must not start.
@@ -30,21 +30,26 @@ class StartOutcome:
     started: bool
     runtime_status: str | None = None  # of the instance that was already running, when not started
     run_id: str | None = None  # of the run started (None when not started)
+    # Why not started although the VM is free: another active capture targets the same explicit version.
+    version_holder: str | None = None
 
 
-def previous_run_id(raw_input: Any) -> str | None:
-    """The run id in a previous instance's input (JSON text or decoded), if it has one."""
-    value = raw_input
+def _decoded_input(raw: Any) -> dict[str, Any] | None:
+    value = raw
     for _ in range(2):  # the input may arrive as JSON text, even JSON text of JSON text
         if isinstance(value, str):
             try:
                 value = json.loads(value)
             except ValueError:
                 return None
-    if isinstance(value, dict):
-        run = value.get("runId") or value.get("captureId")
-        return str(run) if run else None
-    return None
+    return value if isinstance(value, dict) else None
+
+
+def previous_run_id(raw_input: Any) -> str | None:
+    """The run id in a previous instance's input (JSON text or decoded), if it has one."""
+    value = _decoded_input(raw_input)
+    run = value.get("runId") or value.get("captureId") if value else None
+    return str(run) if run else None
 
 
 def runtime_status_name(status: df.DurableOrchestrationStatus | None) -> str | None:
@@ -52,6 +57,61 @@ def runtime_status_name(status: df.DurableOrchestrationStatus | None) -> str | N
         return None
     rs = status.runtime_status
     return str(getattr(rs, "name", rs))
+
+
+VersionClaim = tuple[str, str, str, str, str]
+
+
+def version_claim(request: dict[str, Any] | CaptureRequest) -> VersionClaim | None:
+    """(subscription, group, gallery, definition, version) an explicit version request targets, or None
+    for ``auto`` (concurrent ``auto`` captures are given distinct versions at publish time)."""
+    req = request if isinstance(request, CaptureRequest) else None
+    if req is None:
+        try:
+            req = CaptureRequest.from_wire(request)
+        except ValueError:
+            return None
+    if req.version == VERSION_AUTO:
+        return None
+    return (
+        req.gallery_subscription_id.lower(),
+        req.gallery.resource_group.lower(),
+        req.gallery.name.lower(),
+        req.image_definition.name.lower(),
+        req.version,
+    )
+
+
+def version_conflict_message(request: CaptureRequest, holder: str) -> str:
+    return (
+        f"Image version {request.version} of {request.image_definition.name} in gallery "
+        f"{request.gallery.name} is already the target of capture {holder}, which is still running: "
+        "nothing was started and the VM is untouched. Wait for that capture to finish, choose another "
+        "version, or use 'auto' (concurrent 'auto' captures get distinct versions)."
+    )
+
+
+async def version_holder(
+    client: df.DurableOrchestrationClient, request: CaptureRequest, own_instance: str
+) -> str | None:
+    """The id of another active capture that targets the same explicit image version, if any.
+
+    Checked before anything starts, so the second of two captures into ``1.4.0`` is refused while the
+    first's VM is still untouched, instead of failing with ``ImageVersionExists`` after generalize.
+    """
+    claim = version_claim(request)
+    if claim is None:
+        return None
+    active = [df.OrchestrationRuntimeStatus[name] for name in sorted(ACTIVE_STATES)]
+    for other in await client.get_status_by(runtime_status=active, instance_id_prefix="capture-"):
+        other_id = other.instance_id or ""
+        if other_id == own_instance or ":" in other_id:  # sub-orchestrations carry the parent's run id
+            continue
+        status = await client.get_status(other_id, show_input=True)
+        data = _decoded_input(status.input_ if status is not None else None)
+        if data and isinstance(data.get("request"), dict) and version_claim(data["request"]) == claim:
+            return other_id
+    return None
 
 
 async def start_capture(
@@ -66,6 +126,9 @@ async def start_capture(
     current = runtime_status_name(status)
     if current in ACTIVE_STATES:
         return StartOutcome(instance_id, started=False, runtime_status=current)
+    holder = await version_holder(client, request, instance_id)
+    if holder is not None:
+        return StartOutcome(instance_id, started=False, version_holder=holder)
     run_id = new_run_id(
         instance_id, datetime.now(UTC), previous_run_id(status.input_ if status is not None else None)
     )

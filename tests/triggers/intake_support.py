@@ -49,6 +49,7 @@ class _Status:
     output: Any = None
     created_time: datetime | None = None
     last_updated_time: datetime | None = None
+    instance_id: str | None = None
 
 
 @dataclass
@@ -62,6 +63,16 @@ class RecordingClient:
     async def get_status(self, instance_id: str, show_input: bool = False, **_: Any) -> _Status | None:
         self.ids.append(instance_id)
         return self.running.get(instance_id)
+
+    async def get_status_by(
+        self, runtime_status: Any = None, instance_id_prefix: str = "", **_: Any
+    ) -> list[_Status]:
+        """The running instances (all of them are active in this stand-in), as the SDK's list returns."""
+        return [
+            _Status(s.runtime_status, instance_id=i)
+            for i, s in self.running.items()
+            if i.startswith(instance_id_prefix or "")
+        ]
 
     async def start_new(self, name: str, instance_id: str, payload: Any) -> str:
         self.ids.append(instance_id)
