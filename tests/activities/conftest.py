@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from activity_cloud import CALLS, FAULTS, TIME_SCALE, Calls, reader_identity, reset_caches
 
 from shared.redaction import contains_secret
+from tests.activities.activity_cloud import CALLS, FAULTS, TIME_SCALE, Calls, reader_identity, reset_caches
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@ the wire wrapper's redaction, status mapping and the Blueprint registration."""
 
 from __future__ import annotations
 
-import json
-
 import azure.durable_functions as df
 import azure.functions as func
 import pytest
@@ -25,6 +23,7 @@ from shared.errors import (
 )
 from shared.redaction import contains_secret
 from shared.requests import ImageDefinitionSpec
+from tests.activities.arm_responses import ArmResponse
 
 # Built at run time so the repository never holds text that looks like a real SAS signature.
 SAS = (
@@ -249,27 +248,10 @@ def test_version_id_parsing_rejects_other_ids() -> None:
 # --- error translation --------------------------------------------------------------------
 
 
-class _Response:
-    """The minimum of an HTTP response that azure-core's HttpResponseError reads."""
-
-    def __init__(self, status: int, body: dict, headers: dict | None = None) -> None:
-        self.status_code = status
-        self.reason = "Reason"
-        self.headers = headers or {}
-        self.content_type = "application/json"
-        self.request = None
-        self._body = json.dumps(body).encode()
-
-    def text(self, encoding: str | None = None) -> str:
-        return self._body.decode()
-
-    def body(self) -> bytes:
-        return self._body
-
-
 def arm_error(status: int, code: str, message: str) -> HttpResponseError:
     return HttpResponseError(
-        response=_Response(status, {"error": {"code": code, "message": message}}), error_format=ARMErrorFormat
+        response=ArmResponse(status, {"error": {"code": code, "message": message}}),
+        error_format=ARMErrorFormat,
     )
 
 

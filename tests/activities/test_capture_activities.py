@@ -16,7 +16,6 @@ import logging
 from typing import Any
 
 import pytest
-from activity_cloud import Calls, poll
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute import models as cm
@@ -39,6 +38,7 @@ from shared.contracts import (
 from shared.errors import AzureOperationError
 from shared.ids import TAG_CAPTURE_ID, snapshot_name, vm_id
 from shared.redaction import contains_secret
+from tests.activities.activity_cloud import Calls, poll
 
 CAPTURE = "cap-web"
 GALLERY = {"resourceGroup": "rg-images", "name": "galActivities", "createIfMissing": True}

@@ -14,13 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from activity_cloud import Calls, reset_caches
 
 from activities import exports, preflight
 from shared import clients
 from shared.endpoints import UntrustedEndpointError
 from shared.errors import parse_failure
 from shared.settings import get_settings
+from tests.activities.activity_cloud import Calls, reset_caches
 
 SNAPSHOT = (
     "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-build/providers/"

@@ -10,12 +10,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from activity_cloud import Calls, reader_identity
 from azure.identity import ManagedIdentityCredential
 from azure.storage.blob import BlobServiceClient
 
 from activities import preflight
 from shared.contracts import ExportCheckResult
+from tests.activities.activity_cloud import Calls, reader_identity
 
 ROLE = "Storage Blob Data Contributor"
 PERM = "Microsoft.Storage/storageAccounts/blobServices/containers"

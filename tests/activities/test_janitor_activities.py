@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from activity_cloud import Calls, poll
 from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.compute import ComputeManagementClient
 
 from activities.janitor import clean_leftover, scan_leftovers
 from shared.ids import TAG_RUN_ID, capture_instance_id, new_run_id, vm_id
 from shared.janitor import CleanInput, CleanResult, JanitorScope, ScanInput, ScanResult
+from tests.activities.activity_cloud import Calls, poll
 
 
 def _snapshot(compute: Any, name: str, disk: str, tags: dict[str, str]) -> str:

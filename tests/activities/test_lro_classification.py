@@ -8,7 +8,6 @@ import pytest
 from azure.core.exceptions import DecodeError, HttpResponseError
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.storage.blob import StorageErrorCode
-from test_activity_units import _Response
 
 from activities.gallery import _next_free
 from shared.errors import (
@@ -20,12 +19,13 @@ from shared.errors import (
     parse_failure,
     translate_azure_error,
 )
+from tests.activities.arm_responses import ArmResponse
 
 
 def _poller_failure(code: str, message: str) -> HttpResponseError:
     """What azure-core's LRO poller raises: the 200 operation-status response whose status is Failed."""
     body = {"name": "op", "status": "Failed", "error": {"code": code, "message": message}}
-    return HttpResponseError(response=_Response(200, body), error_format=ARMErrorFormat)
+    return HttpResponseError(response=ArmResponse(200, body), error_format=ARMErrorFormat)
 
 
 @pytest.mark.parametrize("code", ["InternalExecutionError", "InternalOperationError", "OperationPreempted"])
@@ -46,7 +46,7 @@ def test_a_failed_operation_with_a_terminal_code_fails_with_code_message_and_adv
 
 
 def test_an_unreadable_accepted_body_is_transient_not_unexpected() -> None:
-    exc = DecodeError(message="JSON is invalid: Expecting value", response=_Response(202, {}))
+    exc = DecodeError(message="JSON is invalid: Expecting value", response=ArmResponse(202, {}))
     err = translate_azure_error(exc, step="create the snapshot", resource="/snap")
     assert isinstance(err, TransientAzureError)
     assert err.info.code == "UnreadableAzureResponse"
@@ -57,7 +57,7 @@ def test_an_unreadable_accepted_body_is_transient_not_unexpected() -> None:
 
 def test_storage_codes_read_as_azure_spells_them_never_as_an_enum_repr() -> None:
     assert code_text(StorageErrorCode.CANNOT_VERIFY_COPY_SOURCE) == "CannotVerifyCopySource"
-    exc = HttpResponseError(response=_Response(403, {}), message="denied")
+    exc = HttpResponseError(response=ArmResponse(403, {}), message="denied")
     exc.error_code = StorageErrorCode.CANNOT_VERIFY_COPY_SOURCE  # type: ignore[attr-defined]
     err = translate_azure_error(exc, step="start the VHD copy")
     assert "CannotVerifyCopySource" in err.info.message and "StorageErrorCode" not in err.info.message

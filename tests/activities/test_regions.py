@@ -7,13 +7,13 @@ import uuid
 from typing import Any
 
 import pytest
-from activity_cloud import Calls
 
 from activities import ACTIVITIES, preflight
 from azsim.testing import DEFAULT_WORLD
 from shared.contracts import RegionsResult
 from shared.errors import CaptureError
 from shared.requests import TargetRegion
+from tests.activities.activity_cloud import Calls
 
 WORLD_REGIONS = json.loads(DEFAULT_WORLD.read_text())["regions"]
 

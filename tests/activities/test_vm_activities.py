@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from activity_cloud import Calls, poll
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute import models as cm
 
@@ -13,6 +12,7 @@ from activities import snapshots, virtual_machines
 from shared.contracts import GuestPrepareResult, GuestPrepareStatus, PowerState, VmFacts
 from shared.errors import AzureOperationError
 from shared.ids import vm_id
+from tests.activities.activity_cloud import Calls, poll
 
 
 def _vm(cloud: Any, name: str) -> str:

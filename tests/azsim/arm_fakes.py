@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from azsim_test_names import TENANT
 from azure.core.credentials import AccessToken
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
@@ -23,6 +22,7 @@ from azsim.arm.server import ArmHttpsServer, ArmSimulator, serve_arm
 from azsim.certs import CertPaths, ensure_certs
 from azsim.interfaces import InvalidToken, Principal
 from azsim.world import World, load_world
+from tests.azsim.azsim_test_names import TENANT
 
 REPO = Path(__file__).resolve().parents[2]
 WORLD_FILE = REPO / "examples" / "world.json"

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from azsim_test_names import CUSTOMER, MD_ACCOUNT, TENANT
 
 from azsim.azurite import DEVSTORE_ACCOUNT, DEVSTORE_KEY, Azurite, account_key
 from azsim.certs import CertPaths, ensure_certs
@@ -25,6 +24,7 @@ from azsim.interfaces import CopyFaultKind
 from azsim.storage.diskstore import AzuriteDiskStore
 from azsim.storage.proxy import BlobFront
 from azsim.testing import CloudEnv, local_cloud
+from tests.azsim.azsim_test_names import CUSTOMER, MD_ACCOUNT, TENANT
 
 
 @dataclass

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 import requests
-from arm_fakes import PIPELINE_OID, SUB, SimHandle, make_token, running_sim
-from arm_spec import Operation, Spec, load_spec
+
+from tests.azsim.arm_fakes import PIPELINE_OID, SUB, SimHandle, make_token, running_sim
+from tests.azsim.arm_spec import Operation, Spec, load_spec
 
 SPEC = load_spec()
 pytestmark = pytest.mark.skipif(

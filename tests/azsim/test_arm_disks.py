@@ -4,10 +4,11 @@ grant/revoke against the DiskStore, delete rules (attached, active SAS)."""
 from __future__ import annotations
 
 import pytest
-from arm_fakes import SimHandle, disk_id, running_sim, wait_until
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.mgmt.compute.models import CreationData, GrantAccessData, Snapshot, SnapshotSku
 from azure.mgmt.compute.models import Disk as DiskModel
+
+from tests.azsim.arm_fakes import SimHandle, disk_id, running_sim, wait_until
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ or from snapshots, replication status over time, PATCH of the publishing profile
 from __future__ import annotations
 
 import pytest
-from arm_fakes import SimHandle, disk_id, running_sim, vm_id, wait_until
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.mgmt.compute.models import (
     CreationData,
@@ -25,6 +24,7 @@ from azure.mgmt.compute.models import (
 )
 
 from azsim.core.latency import LatencyProfile
+from tests.azsim.arm_fakes import SimHandle, disk_id, running_sim, vm_id, wait_until
 
 RG = "rg-images"
 

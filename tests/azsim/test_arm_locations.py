@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from arm_fakes import PIPELINE_OID, READER_OID, SUB, SimHandle, running_sim
 from azure.core.rest import HttpRequest
 
 from azsim.core.rbac import Authorizer
+from tests.azsim.arm_fakes import PIPELINE_OID, READER_OID, SUB, SimHandle, running_sim
 
 API = "2022-12-01"
 

@@ -12,17 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from arm_fakes import (
-    PIPELINE_OID,
-    READER_OID,
-    SUB,
-    WORLD_FILE,
-    SimHandle,
-    StaticCredential,
-    make_token,
-    running_sim,
-    wait_until,
-)
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
@@ -48,6 +37,17 @@ from azsim.core.clock import ManualClock
 from azsim.core.faults import FaultFileError, load_faults, parse_faults
 from azsim.core.latency import LatencyError, load_latency
 from azsim.world import WorldError, load_world, parse_world
+from tests.azsim.arm_fakes import (
+    PIPELINE_OID,
+    READER_OID,
+    SUB,
+    WORLD_FILE,
+    SimHandle,
+    StaticCredential,
+    make_token,
+    running_sim,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="module")

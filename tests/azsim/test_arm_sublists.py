@@ -7,8 +7,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from arm_fakes import READER_OID, SUB, SimHandle, disk_id, running_sim
 from azure.mgmt.compute.models import CreationData, Gallery, Snapshot
+
+from tests.azsim.arm_fakes import READER_OID, SUB, SimHandle, disk_id, running_sim
 
 
 @pytest.fixture(scope="module")

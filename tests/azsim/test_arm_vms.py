@@ -4,7 +4,6 @@ generalize, Run Command guest effects, creation from an attached OS disk, delete
 from __future__ import annotations
 
 import pytest
-from arm_fakes import SUB, SimHandle, disk_id, running_sim, vm_id, wait_until
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.mgmt.compute.models import (
     CreationData,
@@ -18,6 +17,8 @@ from azure.mgmt.compute.models import (
     VirtualMachine,
 )
 from azure.mgmt.compute.models import Disk as DiskModel
+
+from tests.azsim.arm_fakes import SUB, SimHandle, disk_id, running_sim, vm_id, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -284,8 +285,9 @@ def test_put_vm__from_image_is_refused_with_advice(arm: SimHandle) -> None:
 
 
 def test_subscription_ids_are_checked(arm: SimHandle) -> None:
-    from arm_fakes import PIPELINE_OID, StaticCredential
     from azure.mgmt.compute import ComputeManagementClient
+
+    from tests.azsim.arm_fakes import PIPELINE_OID, StaticCredential
 
     other = ComputeManagementClient(
         StaticCredential(PIPELINE_OID),

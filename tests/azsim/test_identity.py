@@ -10,13 +10,13 @@ import urllib.request
 import uuid
 
 import pytest
-from azsim_test_names import TENANT
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.blob import BlobServiceClient
 
 from azsim.identity import ARM_AUDIENCE, STORAGE_AUDIENCE, Identity, TokenIssuer
 from azsim.interfaces import InvalidToken
+from tests.azsim.azsim_test_names import TENANT
 
 
 def _claims(token: str) -> dict:

@@ -158,7 +158,7 @@ def test_copy_fails_when_the_source_sas_is_revoked_while_pending(storage_env, de
 
 def test_front_forwards_shared_key_requests_unchanged(storage_env):
     """Shared Key signs path, query and x-ms headers: the front must pass them through untouched."""
-    from azsim_test_names import CUSTOMER
+    from tests.azsim.azsim_test_names import CUSTOMER
 
     service = BlobServiceClient(
         storage_env.customer_url,

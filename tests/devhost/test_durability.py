@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_support import APPS, wait_until
+from tests.devhost.engine_support import APPS, wait_until
 
 RUNNER = Path(__file__).resolve().parent / "engine_runner.py"
 SPEC = {

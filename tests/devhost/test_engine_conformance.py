@@ -14,10 +14,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_support import capture_contexts, running_engine, summary, wait_until
-
 from devhost.api import InstanceExists, InstanceNotFound, InstanceNotRunning, InstanceQuery
 from devhost.functions import FunctionNotFound
+from tests.devhost.engine_support import capture_contexts, running_engine, summary, wait_until
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 TIMESPAN = re.compile(r"^-?(\d+\.)?\d\d:\d\d:\d\d(\.\d{7})?$")

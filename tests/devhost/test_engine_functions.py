@@ -11,8 +11,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_support import APPS
-
 from devhost.functions import (
     AppLoadError,
     FunctionNotFound,
@@ -20,6 +18,7 @@ from devhost.functions import (
     invoke,
     load_app,
 )
+from tests.devhost.engine_support import APPS
 
 
 def test_index_exposes_worker_binding_metadata() -> None:

@@ -11,9 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_support import capture_contexts, running_engine, summary, wait_until
-
 from devhost.engine.history import parse_time
+from tests.devhost.engine_support import capture_contexts, running_engine, summary, wait_until
 
 
 def test_short_timer_real_clock(tmp_path: Path) -> None:

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 import requests
-from engine_support import APPS, running_engine
 
 import devhost
 from devhost.functions import AppLoadError, load_app
 from devhost.http.durable import convert_history
 from devhost.settings import SettingsError, load_host_config
 from devhost.testing import DevhostProcess, DevhostStartError, running_devhost
+from tests.devhost.engine_support import APPS, running_engine
 
 DEVHOST_DIR = str(Path(devhost.__file__).resolve().parent)
 HOOKS = "runtime/webhooks/durabletask"

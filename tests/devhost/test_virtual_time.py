@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_support import running_engine
+from tests.devhost.engine_support import running_engine
 
 
 def test_an_event_raised_under_a_hold_wins_the_race_against_a_two_day_timer(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_harness import Stack, running_stack
+
+from tests.support.stack import Stack, running_stack
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
-from e2e_harness import Stack
+
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from e2e_harness import Stack, http
+
+from tests.support.http import http
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +29,7 @@ SHORT_SAS = {
 def _custom_status(stack: Stack, instance_id: str) -> dict[str, Any]:
     code, body, _ = http("GET", stack.devhost.url(f"/runtime/webhooks/durabletask/instances/{instance_id}"))
     assert code in (200, 202), body
-    stack.seen_bodies.append(json.dumps(body))
+    stack.seen.append(json.dumps(body))
     return dict(body["customStatus"])
 
 

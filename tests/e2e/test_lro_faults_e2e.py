@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_harness import FAST_POLICY, QUEUE_SETTINGS, REPO_ROOT, WORLD, Stack
 
-from azsim.testing import local_cloud
-from devhost.testing import running_devhost
+from tests.support.stack import Stack, running_stack
+from tests.support.worlds import WORLD
 
 pytestmark = pytest.mark.e2e
 
@@ -219,13 +218,9 @@ def _world_with_clones(path: Path, galleries: list[dict[str, Any]] | None = None
 @contextlib.contextmanager
 def _clone_stack(workdir: Path, galleries: list[dict[str, Any]] | None = None) -> Iterator[Stack]:
     world = _world_with_clones(workdir / "world.json", galleries)
-    with local_cloud(workdir / "azsim", world=world, time_scale=0.003) as cloud:
-        env = {**dict(cloud), **FAST_POLICY, **QUEUE_SETTINGS}
-        with running_devhost(REPO_ROOT, workdir / "devhost", env=env) as dh:
-            stack = Stack(cloud=cloud, devhost=dh, workdir=workdir)
-            with cloud.apply():
-                yield stack
-            stack.assert_no_secrets()
+    with running_stack(workdir, world=world) as stack:
+        yield stack
+        stack.assert_no_secrets()
 
 
 def test_six_concurrent_auto_captures_into_one_definition_get_distinct_versions(tmp_path: Path) -> None:

@@ -26,7 +26,8 @@ from azure.mgmt.compute.models import (
     StorageProfile,
     VirtualMachine,
 )
-from e2e_harness import Stack
+
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

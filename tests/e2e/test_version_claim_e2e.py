@@ -7,7 +7,9 @@ second VM is never touched — not stopped, not generalized.
 from __future__ import annotations
 
 import pytest
-from e2e_harness import Stack, http
+
+from tests.support.http import http
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

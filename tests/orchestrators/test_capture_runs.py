@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from test_orchestration_virtual_clock import REQUEST, run_with  # noqa: F401  (the fixture)
 
 from shared.contracts import CaptureInput
 from shared.ids import (
@@ -26,6 +25,7 @@ from shared.ids import (
     snapshot_name,
 )
 from shared.status import CaptureProgress, run_id_of
+from tests.orchestrators.fake_runs import REQUEST
 from triggers.http_cancel import sub_instances
 from triggers.starting import previous_run_id
 
@@ -120,7 +120,7 @@ def _payloads(calls: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.timeout(300)
-def test_two_captures_of_one_vm_hand_each_run_its_own_names(run_with: Any) -> None:  # noqa: F811
+def test_two_captures_of_one_vm_hand_each_run_its_own_names(run_with: Any) -> None:
     run = run_with({"dataDisks": 1})
     first = run.capture()
     assert first["runtimeStatus"] == "Completed", first.get("error")

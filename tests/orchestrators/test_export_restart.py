@@ -5,11 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-import test_orchestration_virtual_clock as vc
-
 from orchestrators.timing import MAX_COPY_RESTARTS
-
-run_with = vc.run_with  # the fixture: devhost on the fake app with a virtual clock
 
 
 def _export_instance(run: Any, status: dict[str, Any], disk: str) -> dict[str, Any]:

@@ -7,111 +7,11 @@ replication timeout — and a day-long VHD copy finishes in seconds of real time
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
-from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from devhost.testing import running_devhost
-
-APP = Path(__file__).resolve().parent / "fakeapp"
-VM = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-build/providers/Microsoft.Compute/virtualMachines/vm-fake"
-REQUEST = {
-    "sourceVmId": VM,
-    "gallery": {"resourceGroup": "rg-images", "name": "galContoso"},
-    "imageDefinition": {"name": "fake", "publisher": "contoso", "offer": "fake", "sku": "s"},
-    "version": "1.0.0",
-    "targetRegions": [{"name": "eastus2"}, {"name": "northeurope"}],
-    "prepare": "deprovision",
-    "vhdExport": {"accountUrl": "https://stexports.blob.core.windows.net", "container": "vhds"},
-}
-TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
-# What a capture may call that is an ARM request (copy status polls go to the storage data plane).
-ARM_ACTIVITIES = {
-    "get_vm_facts", "check_gallery", "start_guest_prepare", "get_power_state", "start_deallocate",
-    "generalize_vm", "start_snapshot", "get_snapshot", "ensure_definition", "start_image_version",
-    "get_version_status", "revoke_snapshot_access", "delete_snapshot", "start_export", "list_regions",
-}  # fmt: skip
-# What a capture failing in preflight may call: reads only (check_export_target's probe blob is the export
-# account's own check), then the completion notice.
-READ_ONLY = {"get_vm_facts", "check_gallery", "list_regions", "check_export_target", "publish_notice"}
-
-
-def _http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    req = urllib.request.Request(
-        url,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-class Run:
-    def __init__(self, tmp: Path, scenario: dict[str, Any]) -> None:
-        self.calls_path = tmp / "calls.jsonl"
-        self.env = {"FAKE_SCENARIO": json.dumps(scenario), "FAKE_CALLS": str(self.calls_path)}
-        self.tmp = tmp
-        self.base = ""
-
-    def call_log(self) -> list[dict[str, Any]]:
-        lines = self.calls_path.read_text().splitlines() if self.calls_path.exists() else []
-        return [json.loads(line) for line in lines]
-
-    def calls(self) -> Counter[str]:
-        return Counter(c["name"] for c in self.call_log())
-
-    def capture(self, request: dict[str, Any] | None = None, timeout: float = 120.0) -> dict[str, Any]:
-        code, answer = _http("POST", f"{self.base}/api/captures", request or REQUEST)
-        assert code == 202, answer
-        return self.wait(answer["id"], timeout)
-
-    def wait(self, capture_id: str, timeout: float = 120.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        status: Any = None
-        while time.monotonic() < deadline:
-            code, status = _http("GET", f"{self.base}/api/captures/{capture_id}")
-            assert code == 200, status
-            if status["runtimeStatus"] in TERMINAL:
-                return dict(status)
-            time.sleep(0.2)
-        raise AssertionError(f"not finished in {timeout}s: {json.dumps(status)[:3000]}")
-
-    def instance(self, instance_id: str) -> dict[str, Any]:
-        code, body = _http(
-            "GET", f"{self.base}/runtime/webhooks/durabletask/instances/{instance_id}?showHistory=true"
-        )
-        assert code in (200, 202), body
-        return dict(body)
-
-
-@pytest.fixture
-def run_with(tmp_path: Path) -> Iterator[Any]:
-    stack: list[Any] = []
-
-    def start(scenario: dict[str, Any]) -> Run:
-        run = Run(tmp_path, scenario)
-        cm = running_devhost(APP, tmp_path / "devhost", env=run.env, virtual_clock=True)
-        dh = cm.__enter__()
-        stack.append(cm)
-        run.base = dh.base_url
-        return run
-
-    try:
-        yield start
-    finally:
-        for cm in stack:
-            cm.__exit__(None, None, None)
+from tests.orchestrators.fake_runs import ARM_ACTIVITIES, READ_ONLY, REQUEST, Run
+from tests.support.http import http
 
 
 def test_day_long_copy_finishes_with_bounded_history_and_few_requests(run_with: Any) -> None:
@@ -287,13 +187,13 @@ def _cancel_mid_copy(run_with: Any, **scenario: Any) -> tuple[Run, dict[str, Any
     """Start a capture with a day-long copy, cancel it while it copies, return the final status."""
     gb = 5 * 1024
     run = run_with({"diskGb": gb, "dataDisks": 0, "copyStepBytes": gb * 1024**3 // 300, **scenario})
-    code, answer = _http("POST", f"{run.base}/api/captures", REQUEST)
+    code, answer, _ = http("POST", f"{run.base}/api/captures", REQUEST)
     assert code == 202, answer
     cid = answer["id"]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and run.calls()["get_copy_status"] < 3:
         time.sleep(0.05)
-    code, body = _http("POST", f"{run.base}/api/captures/{cid}/cancel", {"reason": "test"})
+    code, body, _ = http("POST", f"{run.base}/api/captures/{cid}/cancel", {"reason": "test"})
     assert code == 202, body
     status = run.wait(cid)
     assert status["runtimeStatus"] == "Canceled", status

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from trigger_stack import TriggerStack, running_trigger_stack
+
+from tests.support.stack import Stack, running_trigger_stack
 
 # Copies of vm-cancel's disks never finish (progress freezes halfway), so a cancel always finds them running.
 CANCEL_FAULTS = {
@@ -20,7 +21,7 @@ CANCEL_FAULTS = {
 
 
 @pytest.fixture(scope="module")
-def tstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TriggerStack]:
+def tstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_trigger_stack(tmp_path_factory.mktemp("issue5")) as s:
         yield s
         # Nothing secret in devhost's store or logs, in any status or queue message the tests read.
@@ -28,7 +29,7 @@ def tstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TriggerStack]:
 
 
 @pytest.fixture(scope="module")
-def cstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TriggerStack]:
+def cstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack whose export copies of vm-cancel stall (for cancel-during-copy)."""
     with running_trigger_stack(tmp_path_factory.mktemp("issue5-cancel"), faults=CANCEL_FAULTS) as s:
         yield s

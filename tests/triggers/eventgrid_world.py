@@ -17,13 +17,15 @@ from typing import Any
 import pytest
 
 from shared.ids import capture_instance_id
+from tests.support.eventgrid import DEALLOCATE, as_cloud_event
 from triggers import eventgrid_captures
 from triggers.guards import VmView
 from triggers.starting import StartOutcome
 
+__all__ = ["GOOD_TAGS", "NOW", "SUB", "World", "as_cloud_event", "eg_event", "vm_id", "world"]
+
 SUB = "89d0a3c1-7028-549c-b21b-dc72b5b9bb42"
 NOW = datetime(2026, 5, 1, 10, 0, 0, tzinfo=UTC)
-DEALLOCATE = "Microsoft.Compute/virtualMachines/deallocate/action"
 GOOD_TAGS = {
     "image-pipeline:mode": "inPlace",
     "image-pipeline:gallery": "rg-images/galContoso",
@@ -55,18 +57,6 @@ def eg_event(vm: str, *, at: datetime | None = None, event_id: str | None = None
             "subscriptionId": SUB,
             "correlationId": str(uuid.uuid4()),
         },
-    }
-
-
-def as_cloud_event(event: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "specversion": "1.0",
-        "id": event["id"],
-        "source": event["topic"],
-        "subject": event["subject"],
-        "type": event["eventType"],
-        "time": event["eventTime"],
-        "data": event["data"],
     }
 
 

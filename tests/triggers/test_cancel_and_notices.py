@@ -7,18 +7,21 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
-from trigger_stack import RESULTS_QUEUE, TriggerStack, WebhookReceiver, wait_for
 
 from shared.ids import capture_instance_id
+from tests.support.http import wait_for
+from tests.support.policy import RESULTS_QUEUE
+from tests.support.stack import Stack
+from tests.support.webhooks import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 
 
-def _notices(stack: TriggerStack, capture_id: str) -> list[dict[str, Any]]:
+def _notices(stack: Stack, capture_id: str) -> list[dict[str, Any]]:
     return [m for m in stack.read_queue(RESULTS_QUEUE) if m.get("captureId") == capture_id]
 
 
-def _capture_snapshots(stack: TriggerStack, capture_id: str) -> list[str]:
+def _capture_snapshots(stack: Stack, capture_id: str) -> list[str]:
     return [
         s.name
         for s in stack.compute().snapshots.list_by_resource_group("rg-build")
@@ -26,15 +29,15 @@ def _capture_snapshots(stack: TriggerStack, capture_id: str) -> list[str]:
     ]
 
 
-def test_cancel_during_the_copy_aborts_revokes_and_cleans_up(cstack: TriggerStack) -> None:
+def test_cancel_during_the_copy_aborts_revokes_and_cleans_up(cstack: Stack) -> None:
     s = cstack
     with WebhookReceiver() as hook:
-        body = s.request(
+        body = s.queue_request(
             "vm-cancel",
             vhdExport={"accountUrl": s.cloud.storage_account_url("stexports"), "container": "vhds"},
             notify={"webhookUrl": hook.url},
         )
-        from trigger_stack import http
+        from tests.support.http import http
 
         code, answer, _ = http("POST", s.devhost.url("/api/captures"), body)
         assert code == 202, answer
@@ -94,12 +97,12 @@ def test_cancel_during_the_copy_aborts_revokes_and_cleans_up(cstack: TriggerStac
     assert code == 409 and answer["runtimeStatus"] == "Canceled"
 
 
-def test_notices_for_completed_and_failed_captures(cstack: TriggerStack) -> None:
+def test_notices_for_completed_and_failed_captures(cstack: Stack) -> None:
     s = cstack
-    from trigger_stack import http
+    from tests.support.http import http
 
     # Completed: a capture without export.
-    code, answer, _ = http("POST", s.devhost.url("/api/captures"), s.request("vm-notice"))
+    code, answer, _ = http("POST", s.devhost.url("/api/captures"), s.queue_request("vm-notice"))
     assert code == 202, answer
     done = s.wait(answer["id"])
     assert done["runtimeStatus"] == "Completed", done
@@ -113,7 +116,7 @@ def test_notices_for_completed_and_failed_captures(cstack: TriggerStack) -> None
     assert n["generalized"] is True and n["snapshotsDeleted"] and n["timings"]
 
     # Failed: the definition does not exist and may not be created (fails in preflight, VM untouched).
-    body = s.request("vm-fail", imageDefinition={"name": "no-such-def", "createIfMissing": False})
+    body = s.queue_request("vm-fail", imageDefinition={"name": "no-such-def", "createIfMissing": False})
     code, answer, _ = http("POST", s.devhost.url("/api/captures"), body)
     assert code == 202, answer
     failed = s.wait(answer["id"])

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from trigger_stack import TriggerStack, http, running_trigger_stack, wait_for
 
 from shared.contracts import CaptureInput
 from shared.endpoints import StorageEndpoints, export_url_problem, parse_ipv4_any
 from shared.requests import validate_request
 from shared.settings import Settings, get_settings
 from shared.vm_tags import TAG_EXPORT, TAG_WEBHOOK, request_from_tags
+from tests.support.http import http, wait_for
+from tests.support.stack import Stack, running_trigger_stack
 
 VM_ID = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-build/providers/Microsoft.Compute/virtualMachines/vm-x"
 BASE = {
@@ -275,19 +276,19 @@ class Listener:
 
 
 @pytest.fixture(scope="module")
-def estack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TriggerStack]:
+def estack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_trigger_stack(Path(tmp_path_factory.mktemp("endpoints"))) as s:
         yield s
 
 
 @pytest.mark.e2e
 def test_http_and_queue_refuse_a_fake_storage_account_and_an_internal_webhook_with_nothing_sent(
-    estack: TriggerStack,
+    estack: Stack,
 ) -> None:
     s = estack
     fake = Listener()
     try:
-        body: dict[str, Any] = s.request(
+        body: dict[str, Any] = s.queue_request(
             "vm-409",
             vhdExport={"accountUrl": f"https://127.0.0.1:{fake.port}/stexports", "container": "vhds"},
             # The stack allows loopback webhooks (its receivers are local); link-local stays refused.

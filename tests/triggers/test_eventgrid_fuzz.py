@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eventgrid_world import GOOD_TAGS, NOW, World, as_cloud_event, eg_event, vm_id
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from trigger_stack import TriggerStack, running_trigger_stack
 
 from shared.vm_tags import TAG_MODE, request_from_tags
+from tests.support.stack import Stack, running_trigger_stack
+from tests.triggers.eventgrid_world import GOOD_TAGS, NOW, World, as_cloud_event, eg_event, vm_id
 from triggers import eventgrid_captures
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30)
@@ -185,14 +185,14 @@ def test_fuzz_in_process(case: tuple[bytes, set[str], dict[str, str]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def fstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TriggerStack]:
+def fstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_trigger_stack(Path(tmp_path_factory.mktemp("eventgrid-fuzz"))) as s:
         yield s
         s.assert_no_secrets()
 
 
 @st.composite
-def stack_deliveries(draw: st.DrawFn, stack: TriggerStack, now: datetime) -> bytes:
+def stack_deliveries(draw: st.DrawFn, stack: Stack, now: datetime) -> bytes:
     """Deliveries naming vm-fuzz (deallocated, tagged) only in damaged events, and vm-golden-up (running)
     and vm-nomode (no mode tag) in genuine ones."""
     events: list[Any] = []
@@ -207,7 +207,7 @@ def stack_deliveries(draw: st.DrawFn, stack: TriggerStack, now: datetime) -> byt
     return raw
 
 
-def test_fuzz_through_devhost(fstack: TriggerStack) -> None:
+def test_fuzz_through_devhost(fstack: Stack) -> None:
     codes: list[int] = []
 
     @settings(

@@ -11,12 +11,12 @@ import logging
 from datetime import timedelta
 
 import pytest
-from eventgrid_world import GOOD_TAGS, NOW, World, as_cloud_event, eg_event, vm_id, world
 
 from shared.errors import CaptureError, TransientAzureError
 from shared.events import MAX_DELIVERY_BYTES, MAX_EVENTS_PER_DELIVERY, parse_time
 from shared.ids import capture_instance_id
 from shared.vm_tags import TAG_DEALLOCATED_AT, TAG_EVENT_ID, TAG_MODE, request_from_tags
+from tests.triggers.eventgrid_world import GOOD_TAGS, NOW, World, as_cloud_event, eg_event, vm_id, world
 from triggers.guards import PreviousCapture, event_skip_reason
 
 __all__ = ["world"]  # the fixture, imported for pytest

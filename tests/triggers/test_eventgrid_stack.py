@@ -11,15 +11,15 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from trigger_stack import TriggerStack
 
 from shared.events import MAX_DELIVERY_BYTES
 from shared.ids import capture_instance_id
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
 
-def test_forged_and_malformed_events_do_not_block_a_genuine_one(tstack: TriggerStack) -> None:
+def test_forged_and_malformed_events_do_not_block_a_genuine_one(tstack: Stack) -> None:
     forged = tstack.deallocation_event("vm-golden", at=datetime(9999, 12, 31, tzinfo=UTC))
     bad_eg = {**tstack.deallocation_event("vm-golden"), "eventTime": "2026-02-30T25:61:00Z"}
     bad_ce = {**tstack.as_cloud_event(tstack.deallocation_event("vm-golden")), "time": 1700000000}
@@ -36,7 +36,7 @@ def test_forged_and_malformed_events_do_not_block_a_genuine_one(tstack: TriggerS
     assert "is more than 0:05:00 in the future" in log and "not an RFC 3339 time" in log
 
 
-def test_unreadable_deliveries_and_bad_handshakes_are_4xx(tstack: TriggerStack) -> None:
+def test_unreadable_deliveries_and_bad_handshakes_are_4xx(tstack: Stack) -> None:
     validation = [
         {
             "id": "v1",
@@ -55,7 +55,7 @@ def test_unreadable_deliveries_and_bad_handshakes_are_4xx(tstack: TriggerStack) 
     assert code == 400 and "JSON array of events" in answer["error"]["message"]
 
 
-def test_vm_without_mode_tag_is_not_captured(tstack: TriggerStack) -> None:
+def test_vm_without_mode_tag_is_not_captured(tstack: Stack) -> None:
     code, answer = tstack.deliver([tstack.deallocation_event("vm-nomode")])
     assert code == 200 and answer["outcomes"] == {"invalid-tags": 1}, answer
     assert not tstack.capture_instances("vm-nomode")

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from intake_support import SUB, VM_ID, valid_request
 
 from shared.bounded_json import MAX_BODY_BYTES, MAX_JSON_DEPTH, decode_json, json_depth
 from shared.contracts import CaptureInput
@@ -23,6 +22,7 @@ from shared.requests import (
     validate_request,
 )
 from shared.status import ErrorView, RegionProgress
+from tests.triggers.intake_support import SUB, VM_ID, valid_request
 
 
 def errors_of(body: Any, **kw: Any) -> dict[str, str]:

@@ -16,25 +16,27 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from intake_support import VM_ID
-from test_intake_triggers import deep, deep_request, mutated_requests
-from trigger_stack import REQUESTS_QUEUE, TriggerStack, http, running_trigger_stack, wait_for
 
 from shared.bounded_json import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from shared.ids import capture_instance_id
+from tests.support.http import http, wait_for
+from tests.support.policy import REQUESTS_QUEUE
+from tests.support.stack import Stack, running_trigger_stack
+from tests.triggers.intake_bodies import deep, deep_request, mutated_requests
+from tests.triggers.intake_support import VM_ID
 
 pytestmark = pytest.mark.e2e
 POISON = f"{REQUESTS_QUEUE}-poison"
 
 
 @pytest.fixture(scope="module")
-def istack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TriggerStack]:
+def istack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_trigger_stack(tmp_path_factory.mktemp("intake")) as s:
         yield s
         s.assert_no_secrets()
 
 
-def post_raw(s: TriggerStack, path: str, body: bytes) -> tuple[int, Any]:
+def post_raw(s: Stack, path: str, body: bytes) -> tuple[int, Any]:
     req = urllib.request.Request(
         s.devhost.url(path), method="POST", data=body, headers={"Content-Type": "application/json"}
     )
@@ -49,7 +51,7 @@ def post_raw(s: TriggerStack, path: str, body: bytes) -> tuple[int, Any]:
         return code, raw.decode("utf-8", "replace")
 
 
-def drain(s: TriggerStack, queue: str) -> list[dict[str, Any]]:
+def drain(s: Stack, queue: str) -> list[dict[str, Any]]:
     """Receive (and delete) every message now on ``queue``."""
     qc = s.queue(queue)
     out = []
@@ -60,8 +62,8 @@ def drain(s: TriggerStack, queue: str) -> list[dict[str, Any]]:
     return out
 
 
-def test_202_and_409_carry_no_system_key_and_no_durable_url(istack: TriggerStack) -> None:
-    body = istack.request("vm-409")
+def test_202_and_409_carry_no_system_key_and_no_durable_url(istack: Stack) -> None:
+    body = istack.queue_request("vm-409")
     code, first, headers = http("POST", istack.devhost.url("/api/captures"), body)
     assert code == 202, first
     assert set(first) == {"id", "runId", "captureStatusUri", "cancelPostUri"}
@@ -76,7 +78,7 @@ def test_202_and_409_carry_no_system_key_and_no_durable_url(istack: TriggerStack
     istack.cancel(first["id"])
 
 
-def test_deep_and_large_bodies_over_http(istack: TriggerStack) -> None:
+def test_deep_and_large_bodies_over_http(istack: Stack) -> None:
     cid = capture_instance_id(istack.vm_id("vm-fail"))
     for body in (deep(990), deep_request(990), deep(50_000)):
         for path in ("/api/captures", f"/api/captures/{cid}/cancel"):
@@ -90,21 +92,21 @@ def test_deep_and_large_bodies_over_http(istack: TriggerStack) -> None:
 @pytest.mark.parametrize(
     "encoded", ["%3F", "%3Fx%3D1", "%23", "%23frag", "capture-x%3Fy", "capture-x%23y", "%25"]
 )
-def test_encoded_query_and_fragment_ids_are_404(istack: TriggerStack, encoded: str) -> None:
+def test_encoded_query_and_fragment_ids_are_404(istack: Stack, encoded: str) -> None:
     code, answer, _ = http("GET", istack.devhost.url(f"/api/captures/{encoded}"))
     assert code == 404, answer
     code, answer = post_raw(istack, f"/api/captures/{encoded}/cancel", b"")
     assert code == 404, answer
 
 
-def test_queue_limits_and_missing_capture_mode_poison_with_reasons(istack: TriggerStack) -> None:
+def test_queue_limits_and_missing_capture_mode_poison_with_reasons(istack: Stack) -> None:
     drain(istack, POISON)
-    no_mode = istack.request("vm-fail")
+    no_mode = istack.queue_request("vm-fail")
     del no_mode["captureMode"]
     texts = {
         "CaptureModeRequired": json.dumps(no_mode),
         "TooDeep": deep(990).decode(),
-        "InvalidRequest": json.dumps(istack.request("vm-fail", version="1.0.0\n")),
+        "InvalidRequest": json.dumps(istack.queue_request("vm-fail", version="1.0.0\n")),
     }
     for text in texts.values():
         istack.enqueue(text)
@@ -134,7 +136,7 @@ stack_bodies = (
 )
 
 
-def test_fuzz_over_real_http_and_queue(istack: TriggerStack) -> None:
+def test_fuzz_over_real_http_and_queue(istack: Stack) -> None:
     """A few hundred cases through the host: every VM is a fresh, non-existent one, so each capture that starts
     is known; on the queue every message is refused (bad, or its VM does not exist) and poisoned with a reason."""
     accepted: set[str] = set()

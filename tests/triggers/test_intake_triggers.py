@@ -15,7 +15,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from intake_support import (
+
+import triggers.queue_captures as queue_captures
+from shared.bounded_json import MAX_BODY_BYTES, MAX_JSON_DEPTH
+from shared.ids import capture_instance_id, is_capture_id
+from shared.requests import validate_request
+from tests.triggers.intake_bodies import deep, deep_request, json_values, mutated_requests
+from tests.triggers.intake_support import (
     VM_ID,
     QueueRun,
     RecordingClient,
@@ -26,11 +32,6 @@ from intake_support import (
     valid_request,
     vm_view,
 )
-
-import triggers.queue_captures as queue_captures
-from shared.bounded_json import MAX_BODY_BYTES, MAX_JSON_DEPTH
-from shared.ids import capture_instance_id, is_capture_id
-from shared.requests import validate_request
 
 
 def fuzz(examples: int) -> settings:
@@ -53,14 +54,6 @@ def queue_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[QueueRun]:
     monkeypatch.setattr(queue_captures, "_send_poison", lambda payload, queue: run.poisoned.append(payload))
     monkeypatch.setattr(queue_captures, "read_vm", vm_view)
     yield run
-
-
-def deep(levels: int) -> bytes:
-    return ("[" * levels + "]" * levels).encode()
-
-
-def deep_request(levels: int) -> bytes:
-    return json.dumps(valid_request(tags={"a": "b"})).replace('"b"', "[" * levels + "]" * levels).encode()
 
 
 # --- regressions ---------------------------------------------------------------------------------
@@ -178,63 +171,6 @@ def test_many_errors_still_fit_one_poison_message(queue_run: QueueRun) -> None:
 
 
 # --- property-based fuzz ------------------------------------------------------------------------
-
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**40), max_value=2**40)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-    | st.sampled_from(
-        ["", "..", "a/b", "x\n", "1.0.0\n", "\u0661.\u0660.\u0660", "auto", "0", "true", "inPlace", "none"]
-    )
-)
-json_values = st.recursive(
-    scalars,
-    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
-    max_leaves=12,
-)
-FIELDS = [
-    ("sourceVmId",),
-    ("gallery",),
-    ("gallery", "resourceGroup"),
-    ("gallery", "name"),
-    ("gallery", "subscriptionId"),
-    ("gallery", "createIfMissing"),
-    ("imageDefinition", "name"),
-    ("imageDefinition", "publisher"),
-    ("imageDefinition", "createIfMissing"),
-    ("version",),
-    ("targetRegions",),
-    ("targetRegions", 0, "name"),
-    ("targetRegions", 0, "replicaCount"),
-    ("endOfLifeDate",),
-    ("excludeFromLatest",),
-    ("prepare",),
-    ("captureMode",),
-    ("deleteSnapshots",),
-    ("tags",),
-    ("notify",),
-    ("vhdExport",),
-]
-
-
-@st.composite
-def mutated_requests(draw: st.DrawFn) -> dict[str, Any]:
-    """The valid request with one to three fields replaced by arbitrary JSON (or removed)."""
-    body = valid_request()
-    for path in draw(st.lists(st.sampled_from(FIELDS), min_size=1, max_size=3)):
-        target: Any = body
-        for part in path[:-1]:
-            target = target.get(part) if isinstance(target, dict) else None
-        if not isinstance(target, dict):
-            continue
-        if draw(st.booleans()) and path[-1] in target:
-            del target[path[-1]]
-        else:
-            target[path[-1]] = draw(json_values)
-    return body
-
 
 raw_bodies = (
     mutated_requests().map(lambda b: json.dumps(b).encode())

@@ -1,7 +1,7 @@
 """Terminate is followed by cleanup: an operator terminates a capture mid-export (Durable management API),
 the janitor (run on demand through the admin endpoint, grace period 0) removes what it left and nothing else.
 
-Stack: azsim + Azurite + devhost running the real function_app.py (tests/triggers/trigger_stack.py). The
+Stack: azsim + Azurite + devhost running the real function_app.py (tests/support/stack.py). The
 export copies of the two captures stall, so both hold snapshots with an active SAS when the operator acts.
 """
 
@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from leak_check import secrets_in
-from trigger_stack import TriggerStack, http, running_trigger_stack, wait_for
+
+from tests.support.http import http, wait_for
+from tests.support.leaks import secrets_in
+from tests.support.stack import Stack, running_trigger_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -38,43 +40,43 @@ ENV = {"JANITOR_GRACE_SECONDS": "0"}  # JANITOR_SCOPES unset: the subscriptions 
 
 
 @pytest.fixture(scope="module")
-def jstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TriggerStack]:
+def jstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_trigger_stack(tmp_path_factory.mktemp("janitor"), faults=FAULTS, env=ENV) as s:
         yield s
 
 
-def _start_copying(s: TriggerStack, vm: str) -> dict[str, Any]:
-    body = s.request(
+def _start_copying(s: Stack, vm: str) -> dict[str, Any]:
+    body = s.queue_request(
         vm, vhdExport={"accountUrl": s.cloud.storage_account_url("stexports"), "container": "vhds"}
     )
     code, answer, _ = http("POST", s.devhost.url("/api/captures"), body)
     assert code == 202, answer
-    return dict(
-        s.wait(
-            answer["id"],
-            until=lambda st: bool(st["disks"]) and all(d.get("copyState") == "pending" for d in st["disks"]),
-            timeout=120,
-        )
+    copying = s.wait(
+        answer["id"],
+        until=lambda st: bool(st["disks"]) and all(d.get("copyState") == "pending" for d in st["disks"]),
+        timeout=120,
     )
+    assert copying["runtimeStatus"] == "Running", copying  # the wait also returns when the capture ends
+    return copying
 
 
-def _snapshots(s: TriggerStack) -> dict[str, dict[str, str]]:
+def _snapshots(s: Stack) -> dict[str, dict[str, str]]:
     return {
         x.id.lower(): dict(x.tags or {}) for x in s.compute().snapshots.list_by_resource_group("rg-build")
     }
 
 
-def _active(s: TriggerStack) -> set[str]:
+def _active(s: Stack) -> set[str]:
     return {d["id"].lower() for d in s.sim("state")["disks"] if d.get("activeAccess")}
 
 
-def _terminate(s: TriggerStack, instance_id: str) -> None:
+def _terminate(s: Stack, instance_id: str) -> None:
     url = s.devhost.url(f"/runtime/webhooks/durabletask/instances/{instance_id}/terminate?reason=operator")
     code, body, _ = http("POST", url)
     assert code in (202, 410), (code, body)  # 410: it had already ended
 
 
-def _run_janitor(s: TriggerStack) -> dict[str, Any]:
+def _run_janitor(s: Stack) -> dict[str, Any]:
     before = s.devhost.log_text().count("janitor summary: ")
     code, body, _ = http("POST", s.devhost.url("/admin/functions/janitor"), {"input": ""})
     assert code == 202, body
@@ -87,7 +89,7 @@ def _run_janitor(s: TriggerStack) -> dict[str, Any]:
     return dict(json.loads(line.split("janitor summary: ", 1)[1]))
 
 
-def _make_failed_version(s: TriggerStack, run_tags: dict[str, str], source_snapshot: str) -> str:
+def _make_failed_version(s: Stack, run_tags: dict[str, str], source_snapshot: str) -> str:
     compute = s.compute()
     body = {
         "location": "westeurope",
@@ -109,7 +111,7 @@ def _make_failed_version(s: TriggerStack, run_tags: dict[str, str], source_snaps
     return str(got.id)
 
 
-def test_terminate_then_janitor_cleans_only_the_orphans(jstack: TriggerStack) -> None:
+def test_terminate_then_janitor_cleans_only_the_orphans(jstack: Stack) -> None:
     s = jstack
     victim = _start_copying(s, "vm-cancel")  # the capture the operator terminates
     other = _start_copying(s, "vm-notice")  # still running: its snapshots belong to it
@@ -137,7 +139,7 @@ def test_terminate_then_janitor_cleans_only_the_orphans(jstack: TriggerStack) ->
 
     # while the run's export sub-orchestrations still run, the janitor keeps everything of that run
     _terminate(s, victim["id"])
-    s.wait(victim["id"], until=lambda st: st["runtimeStatus"] == "Terminated", timeout=30)
+    assert s.wait(victim["id"], timeout=30)["runtimeStatus"] == "Terminated"
     first = _run_janitor(s)
     assert not [a for a in first["actions"] if a["runId"] == run_id], first
     assert victim_snaps <= set(_snapshots(s))

@@ -1,6 +1,6 @@
 """Queue, Event Grid and cancel triggers end to end: devhost runs the app, azsim + Azurite are the cloud.
 
-One stack per module; each test uses its own VMs (trigger_stack.write_world), so tests do not interfere.
+One stack per module; each test uses its own VMs (tests/support/worlds.py), so tests do not interfere.
 """
 
 from __future__ import annotations
@@ -10,24 +10,20 @@ import os
 import uuid
 
 import pytest
-from trigger_stack import (
-    EVENTGRID_ROUTE,
-    REQUESTS_QUEUE,
-    RESULTS_QUEUE,
-    TriggerStack,
-    WebhookReceiver,
-    http,
-    wait_for,
-)
 
 from shared.ids import capture_instance_id
+from tests.support.eventgrid import EVENTGRID_ROUTE
+from tests.support.http import http, wait_for
+from tests.support.policy import REQUESTS_QUEUE, RESULTS_QUEUE
+from tests.support.stack import Stack
+from tests.support.webhooks import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 POISON = f"{REQUESTS_QUEUE}-poison"
 
 
-def test_queue_message_starts_one_capture_that_completes(tstack: TriggerStack) -> None:
-    body = json.dumps(tstack.request("vm-queue"))
+def test_queue_message_starts_one_capture_that_completes(tstack: Stack) -> None:
+    body = json.dumps(tstack.queue_request("vm-queue"))
     for _ in range(3):  # a message duplicated by the sender: still one capture
         tstack.enqueue(body)
     cid = capture_instance_id(tstack.vm_id("vm-queue"))
@@ -54,7 +50,7 @@ def test_queue_message_starts_one_capture_that_completes(tstack: TriggerStack) -
     assert [v.name for v in versions] == ["1.0.0"]
 
 
-def test_invalid_messages_go_to_the_poison_queue_with_reasons(tstack: TriggerStack) -> None:
+def test_invalid_messages_go_to_the_poison_queue_with_reasons(tstack: Stack) -> None:
     not_json = "{this is not json"
     schema_bad = json.dumps(
         {
@@ -65,7 +61,7 @@ def test_invalid_messages_go_to_the_poison_queue_with_reasons(tstack: TriggerSta
             "prepare": "sometimes",
         }
     )
-    unknown_vm = json.dumps(tstack.request("vm-does-not-exist"))
+    unknown_vm = json.dumps(tstack.queue_request("vm-does-not-exist"))
     for text in (not_json, schema_bad, unknown_vm):
         tstack.enqueue(text)
     poisoned = wait_for(
@@ -91,7 +87,7 @@ def test_invalid_messages_go_to_the_poison_queue_with_reasons(tstack: TriggerSta
     assert "moved to capture-requests-poison" in tstack.devhost.log_text()
 
 
-def test_same_deallocation_event_three_times_starts_one_capture(tstack: TriggerStack) -> None:
+def test_same_deallocation_event_three_times_starts_one_capture(tstack: Stack) -> None:
     event = tstack.deallocation_event("vm-golden")
     for _ in range(3):
         code, answer = tstack.deliver([event])
@@ -118,7 +114,7 @@ def test_same_deallocation_event_three_times_starts_one_capture(tstack: TriggerS
     assert versions[0].tags["image-pipeline:capture-id"] == cid
 
 
-def test_cloudevents_batch_untagged_invalid_stale_and_other_events(tstack: TriggerStack) -> None:
+def test_cloudevents_batch_untagged_invalid_stale_and_other_events(tstack: Stack) -> None:
     golden = tstack.as_cloud_event(tstack.deallocation_event("vm-golden-ce"))
     write = {**golden, "id": str(uuid.uuid4()), "type": "Microsoft.Resources.ResourceWriteSuccess"}
     power_off = tstack.as_cloud_event(tstack.deallocation_event("vm-plain"))
@@ -142,7 +138,7 @@ def test_cloudevents_batch_untagged_invalid_stale_and_other_events(tstack: Trigg
     assert status["runtimeStatus"] == "Completed", status
 
 
-def test_event_grid_handshakes(tstack: TriggerStack) -> None:
+def test_event_grid_handshakes(tstack: Stack) -> None:
     validation = [
         {
             "id": str(uuid.uuid4()),
@@ -171,13 +167,13 @@ def test_event_grid_handshakes(tstack: TriggerStack) -> None:
         assert resp.status == 200 and resp.headers["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
 
 
-def test_cancel_answers_404_and_409(tstack: TriggerStack) -> None:
+def test_cancel_answers_404_and_409(tstack: Stack) -> None:
     code, body = tstack.cancel("capture-nope-0000000000")
     assert code == 404 and body["error"]["code"] == "CaptureNotFound"
     code, body = tstack.cancel("not-a-capture")
     assert code == 404
     # A capture that ends at once (its definition does not exist and may not be created): then 409.
-    body = tstack.request("vm-409", imageDefinition={"name": "no-such-def", "createIfMissing": False})
+    body = tstack.queue_request("vm-409", imageDefinition={"name": "no-such-def", "createIfMissing": False})
     code, answer, _ = http("POST", tstack.devhost.url("/api/captures"), body)
     assert code == 202, answer
     done = answer["id"]
@@ -191,7 +187,7 @@ def test_cancel_answers_404_and_409(tstack: TriggerStack) -> None:
     assert "nothing to cancel" in body["error"]["message"]
 
 
-def test_publish_notice_reaches_the_results_queue_and_the_webhook(tstack: TriggerStack) -> None:
+def test_publish_notice_reaches_the_results_queue_and_the_webhook(tstack: Stack) -> None:
     """The activity with the real queue SDK on Azurite and a real local webhook that fails once first."""
     from activities.notices import publish
     from shared import queues

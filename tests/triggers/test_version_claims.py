@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from intake_support import SUB, RecordingClient, body_of, post, valid_request
-
+from tests.triggers.intake_support import SUB, RecordingClient, body_of, post, valid_request
 from triggers.starting import version_claim
 
 

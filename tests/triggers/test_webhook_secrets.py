@@ -18,12 +18,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from trigger_stack import RESULTS_QUEUE, TriggerStack, WebhookReceiver, http, running_trigger_stack, wait_for
 
 from activities.notices import webhook_from_setting
 from shared.contracts import CaptureInput
 from shared.requests import validate_request
 from shared.vm_tags import TAG_WEBHOOK, TAG_WEBHOOK_SETTING, request_from_tags
+from tests.support.http import http, wait_for
+from tests.support.policy import RESULTS_QUEUE
+from tests.support.stack import Stack, running_trigger_stack
+from tests.support.webhooks import WebhookReceiver
 
 VM_ID = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-build/providers/Microsoft.Compute/virtualMachines/vm-x"
 BASE = {
@@ -136,7 +139,7 @@ def _decoded(value: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TriggerStack, WebhookReceiver]]:
+def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, WebhookReceiver]]:
     """A stack whose devhost has NOTICE_WEBHOOK_E2E = a local receiver's URL with a key in its query."""
     with WebhookReceiver() as hook:
         env = {"NOTICE_WEBHOOK_E2E": f"{hook.url}?{SIG}"}
@@ -150,9 +153,9 @@ def hooked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TriggerSt
 
 
 @pytest.mark.e2e
-def test_keyed_webhook_urls_are_refused_at_every_intake(hooked: tuple[TriggerStack, WebhookReceiver]) -> None:
+def test_keyed_webhook_urls_are_refused_at_every_intake(hooked: tuple[Stack, WebhookReceiver]) -> None:
     s, _hook = hooked
-    body = s.request("vm-409", notify={"webhookUrl": f"https://fn.example/api/hook?code={KEY}"})
+    body = s.queue_request("vm-409", notify={"webhookUrl": f"https://fn.example/api/hook?code={KEY}"})
     code, answer, _ = http("POST", s.devhost.url("/api/captures"), body)
     assert code == 400 and [e["field"] for e in answer["errors"]] == ["notify.webhookUrl"], answer
     assert KEY not in json.dumps(answer)
@@ -170,10 +173,10 @@ def test_keyed_webhook_urls_are_refused_at_every_intake(hooked: tuple[TriggerSta
 
 @pytest.mark.e2e
 def test_a_capture_notifies_through_the_setting_without_storing_the_key(
-    hooked: tuple[TriggerStack, WebhookReceiver],
+    hooked: tuple[Stack, WebhookReceiver],
 ) -> None:
     s, hook = hooked
-    body = s.request("vm-notice", notify={"webhookSetting": "NOTICE_WEBHOOK_E2E"})
+    body = s.queue_request("vm-notice", notify={"webhookSetting": "NOTICE_WEBHOOK_E2E"})
     code, answer, _ = http("POST", s.devhost.url("/api/captures"), body)
     assert code == 202, answer
     status = s.wait(answer["id"], timeout=150)
