@@ -12,6 +12,7 @@ deallocated and generalized), ``web_snapshots`` (a snapshot of each of its disks
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -509,6 +510,10 @@ def test_a_failed_copy_start_raises_without_the_sas(
     call(snapshots.revoke_snapshot_access, {"snapshotId": web_snapshots["lun0"].snapshot_id})
 
 
+def _delete_snapshot(call: Any, ref: dict[str, Any]) -> Done:
+    return Done.from_wire(call(snapshots.delete_snapshot, ref))
+
+
 def test_deletes_are_idempotent(cloud: Any, call: Calls, web: VmFacts, definition: DefinitionResult) -> None:
     # Its own snapshots and version (in its own definition): the fixtures' ones stay for other tests.
     snaps = _snapshot_all(call, web, "cap-delete")
@@ -519,7 +524,7 @@ def test_deletes_are_idempotent(cloud: Any, call: Calls, web: VmFacts, definitio
     for snap in snaps.values():
         ref = {"snapshotId": snap.snapshot_id}
         assert Done.from_wire(call(snapshots.delete_snapshot, ref)).changed
-        poll(lambda ref=ref: Done.from_wire(call(snapshots.delete_snapshot, ref)), lambda d: not d.changed)
+        poll(functools.partial(_delete_snapshot, call, ref), lambda d: not d.changed)
     vref = {"versionId": version.version_id}
     assert Done.from_wire(call(gallery.delete_image_version, vref)).changed
     poll(lambda: VersionStatus.from_wire(call(gallery.get_version_status, vref)), lambda s: not s.exists)

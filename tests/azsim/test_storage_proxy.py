@@ -122,7 +122,7 @@ def test_abort_copy_on_a_pending_copy(storage_env, dest_container, source_sas):
 
     with pytest.raises(HttpResponseError) as mismatch:
         dest.abort_copy(str(uuid.uuid4()))
-    assert mismatch.value.error_code == "CopyIdMismatch"
+    assert mismatch.value.error_code == "CopyIdMismatch"  # type: ignore[attr-defined]  # set by azure-storage
 
     dest.abort_copy(copy_id)  # 204
     props = dest.get_blob_properties()
@@ -130,7 +130,7 @@ def test_abort_copy_on_a_pending_copy(storage_env, dest_container, source_sas):
     assert props.size == 0
     with pytest.raises(HttpResponseError) as again:
         dest.abort_copy(copy_id)
-    assert again.value.error_code == "NoPendingCopyOperation"
+    assert again.value.error_code == "NoPendingCopyOperation"  # type: ignore[attr-defined]  # set by azure-storage
 
 
 def test_abort_without_credentials_is_refused(storage_env, dest_container, source_sas):

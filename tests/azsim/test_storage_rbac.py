@@ -88,7 +88,7 @@ def _key_client(cloud: CloudEnv) -> BlobServiceClient:
 
 def _assert_mismatch(exc: pytest.ExceptionInfo[HttpResponseError]) -> None:
     assert exc.value.status_code == 403
-    assert exc.value.error_code == "AuthorizationPermissionMismatch"
+    assert exc.value.error_code == "AuthorizationPermissionMismatch"  # type: ignore[attr-defined]  # set by azure-storage
     assert PERMISSION_MISMATCH_MESSAGE in str(exc.value)
 
 
@@ -151,7 +151,7 @@ def test_reader_only_is_refused_container_create_and_blob_data(cloud: CloudEnv, 
 
 def _assert_mismatch_head(exc: pytest.ExceptionInfo[HttpResponseError]) -> None:
     assert exc.value.status_code == 403
-    assert exc.value.error_code == "AuthorizationPermissionMismatch"
+    assert exc.value.error_code == "AuthorizationPermissionMismatch"  # type: ignore[attr-defined]  # set by azure-storage
 
 
 def test_shared_key_and_sas_are_not_role_checked(cloud: CloudEnv) -> None:

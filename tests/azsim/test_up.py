@@ -184,6 +184,7 @@ def test_up_stops_when_its_supervisor_goes_away(tmp_path):
             assert proc.poll() is None and time.monotonic() < deadline, "azsim up did not start"
             time.sleep(0.05)
         azurite_pid = int((wd / "azurite.pid").read_text())
+        assert proc.stdin is not None
         proc.stdin.close()
         assert proc.wait(20) == 0
         assert not _alive(azurite_pid)

@@ -36,14 +36,15 @@ def _grant(cloud: CloudEnv, seconds: int) -> str:
     vm = compute.virtual_machines.get("rg-build", "vm-web-3")
     name = f"snap-{uuid.uuid4().hex[:6]}"
     source = vm.storage_profile.os_disk.managed_disk.id
-    body = Snapshot(
+    body = Snapshot(  # type: ignore[call-overload]  # flattened properties: accepted at runtime, not in the overloads
         location=vm.location,
         sku=SnapshotSku(name="Standard_LRS"),
         creation_data=CreationData(create_option="Copy", source_resource_id=source),
     )
     compute.snapshots.begin_create_or_update("rg-build", name, body).result()
     access = GrantAccessData(access="Read", duration_in_seconds=seconds)
-    sas: str = compute.snapshots.begin_grant_access("rg-build", name, access).result().access_sas
+    sas = compute.snapshots.begin_grant_access("rg-build", name, access).result().access_sas
+    assert sas is not None
     return sas
 
 

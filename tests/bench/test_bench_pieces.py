@@ -29,7 +29,7 @@ from shared.contracts import CapturePolicy
 from shared.settings import Settings
 
 
-def s1_vm():  # type: ignore[no-untyped-def]
+def s1_vm():
     return next(v for v in load_world(BENCH_WORLD).virtual_machines if v.name == S1_VM)
 
 
@@ -208,7 +208,7 @@ def test_history_probe_keeps_the_peak_of_executions_dropped_at_continue_as_new(t
 # --- outputs ----------------------------------------------------------------------------------
 
 
-def _fake_result() -> dict:  # type: ignore[type-arg]
+def _fake_result() -> dict:
     prof = bench_profile(LatencyProfile(), s1_vm())
     cp = critical_path(prof, disks_of(s1_vm()), regions=3).as_dict(0.001)
     req = classify_requests([{"method": "GET", "path": "/a", "action": "r", "status": 200}])

@@ -318,7 +318,7 @@ def eg_event(event_id: str, subject: str) -> dict[str, Any]:
 
 
 def test_eventgrid_validation_handshakes(dh: DevhostProcess) -> None:
-    validation = [
+    validation: list[dict[str, Any]] = [
         {
             "id": "v1",
             "topic": "/subscriptions/s",

@@ -71,7 +71,12 @@ def test_call_at_is_an_event_the_virtual_clock_skips_to(tmp_path: Path) -> None:
     done = threading.Event()
     with running_engine("race", tmp_path, virtual_clock=True) as (engine, _, _m):
         start = engine.clock.timestamp()
-        engine.call_at(start + 3600, lambda: (fired.append(engine.clock.timestamp()), done.set()))
+
+        def fire() -> None:
+            fired.append(engine.clock.timestamp())
+            done.set()
+
+        engine.call_at(start + 3600, fire)
         assert done.wait(5)
         engine.run_until_idle(5)
     assert fired == [start + 3600]

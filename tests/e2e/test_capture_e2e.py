@@ -125,7 +125,7 @@ def test_incompatible_existing_definition_fails_in_preflight_and_leaves_vm_runni
         "rg-images",
         "galContoso",
         "web-v1",
-        GalleryImage(
+        GalleryImage(  # type: ignore[call-overload]  # flattened properties: accepted at runtime, not in the overloads
             location="westeurope",
             os_type="Linux",
             os_state="Generalized",

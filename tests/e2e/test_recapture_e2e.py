@@ -44,7 +44,7 @@ def _recreate_vm(stack: Stack, name: str) -> None:
         for d in old.storage_profile.data_disks or []
     ]
     compute.virtual_machines.begin_delete("rg-build", name).result()
-    body = VirtualMachine(
+    body = VirtualMachine(  # type: ignore[call-overload]  # flattened properties: accepted at runtime, not in the overloads
         location=old.location,
         hardware_profile=HardwareProfile(vm_size=old.hardware_profile.vm_size),
         storage_profile=StorageProfile(

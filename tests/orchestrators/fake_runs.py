@@ -17,7 +17,7 @@ from tests.support.policy import TERMINAL
 
 APP = Path(__file__).resolve().parent / "fakeapp"
 VM = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-build/providers/Microsoft.Compute/virtualMachines/vm-fake"
-REQUEST = {
+REQUEST: dict[str, Any] = {
     "sourceVmId": VM,
     "gallery": {"resourceGroup": "rg-images", "name": "galContoso"},
     "imageDefinition": {"name": "fake", "publisher": "contoso", "offer": "fake", "sku": "s"},

@@ -123,7 +123,7 @@ class World:
         import json
 
         hdrs = {"aeg-event-type": "Notification", **(headers or {})}
-        call = eventgrid_captures.handle_request(self, method, hdrs, body, self.now)  # type: ignore[arg-type]
+        call = eventgrid_captures.handle_request(self, method, hdrs, body, self.now)
         resp = _LOOP.run_until_complete(call)
         raw = resp.get_body()
         return resp.status_code, json.loads(raw) if raw else None, dict(resp.headers)

@@ -192,7 +192,7 @@ def test_https_is_pinned_with_the_name_for_sni_and_the_certificate(
     monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca_cert))
     names: list[str | None] = []
     ctx = certs.server_context()
-    ctx.sni_callback = lambda sock, name, c: names.append(name)  # type: ignore[assignment, misc]
+    ctx.sni_callback = lambda sock, name, c: names.append(name)
     with Receiver() as hook:
         hook.server.socket = ctx.wrap_socket(hook.server.socket, server_side=True)
         asked: list[str] = []

@@ -62,6 +62,12 @@ def drain(s: Stack, queue: str) -> list[dict[str, Any]]:
     return out
 
 
+def drain_into(got: list[dict[str, Any]], s: Stack, queue: str, count: int) -> bool:
+    """Move what is now on ``queue`` into ``got``; true once ``got`` holds ``count`` messages."""
+    got.extend(drain(s, queue))
+    return len(got) >= count
+
+
 def test_202_and_409_carry_no_system_key_and_no_durable_url(istack: Stack) -> None:
     body = istack.queue_request("vm-409")
     code, first, headers = http("POST", istack.devhost.url("/api/captures"), body)
@@ -111,7 +117,7 @@ def test_queue_limits_and_missing_capture_mode_poison_with_reasons(istack: Stack
     for text in texts.values():
         istack.enqueue(text)
     got: list[dict[str, Any]] = []
-    wait_for("3 poison messages", lambda: got.extend(drain(istack, POISON)) or len(got) >= 3, timeout=60)
+    wait_for("3 poison messages", lambda: drain_into(got, istack, POISON, 3), timeout=60)
     by_reason = {p["reason"]: p for p in got}
     assert set(by_reason) == set(texts) and len(got) == 3  # each once: not retried by the host
     assert by_reason["CaptureModeRequired"]["errors"][0]["field"] == "captureMode"
@@ -176,9 +182,7 @@ def test_fuzz_over_real_http_and_queue(istack: Stack) -> None:
     for body in queued:
         qc.send_message(body.decode("utf-8"))
     got: list[dict[str, Any]] = []
-    wait_for(
-        f"{len(queued)} poison messages", lambda: got.extend(drain(istack, POISON)) or len(got) >= len(queued)
-    )
+    wait_for(f"{len(queued)} poison messages", lambda: drain_into(got, istack, POISON, len(queued)))
     assert len(got) == len(queued)
     assert all(p["reason"] and p["message"] and p["dequeueCount"] == 1 for p in got)
     after = {i["instanceId"] for i in istack.instances() if i["instanceId"].startswith("capture-vm-fuzz-")}

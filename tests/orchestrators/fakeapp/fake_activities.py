@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from typing import Any
+from typing import Any, Literal
 
 import azure.durable_functions as df
 
@@ -330,7 +330,7 @@ def get_copy_status(payload: dict[str, Any]) -> dict[str, Any]:
             bytes_total=total,
             description="500 InternalError: the copy source became unreadable",
         ).to_wire()
-    status = "success" if copied >= total else "pending"
+    status: Literal["success", "pending"] = "success" if copied >= total else "pending"
     return CopyStatus(
         blob_url=_blob(key), copy_id=ref.copy_id, status=status, bytes_copied=copied, bytes_total=total
     ).to_wire()

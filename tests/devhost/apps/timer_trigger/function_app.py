@@ -14,7 +14,7 @@ def _record(name: str, timer: func.TimerRequest) -> None:
     line = {
         "function": name,
         "pastDue": timer.past_due,
-        "scheduleStatus": timer.schedule_status,
+        "scheduleStatus": timer.schedule_status,  # type: ignore[attr-defined]
         "at": datetime.now(UTC).isoformat(),
     }
     with open(os.environ["TICKS_FILE"], "a", encoding="utf-8") as out:
