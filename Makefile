@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap test lint typecheck pytest demo bench clean
+.PHONY: bootstrap test test-fast lint typecheck pytest demo bench clean
 
 # Bootstrap steps hold a lock, so a `make bench` and a `make test` started together do not
 # install over each other.
@@ -39,6 +39,11 @@ pytest: bootstrap
 	$(PY) -m pytest -n 4 --dist worksteal $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# Unit and orchestrator tests only (no local cloud, no devhost on the real app): under a minute on 2 cores.
+# `make test` still runs everything; tests/conftest.py sets the `stack` marker.
+test-fast: $(VENV)/.stamp
+	$(PY) -m pytest -n 2 -m "not stack" $(PYTEST_ARGS)
 
 demo: bootstrap
 	$(PY) -m examples.demo

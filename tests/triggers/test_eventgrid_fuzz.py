@@ -207,6 +207,7 @@ def stack_deliveries(draw: st.DrawFn, stack: Stack, now: datetime) -> bytes:
     return raw
 
 
+@pytest.mark.e2e
 def test_fuzz_through_devhost(fstack: Stack) -> None:
     codes: list[int] = []
 
