@@ -7,7 +7,8 @@ orchestrators call them by the names below. Modules by Azure concern:
 - ``virtual_machines``: get_vm_facts, get_power_state, start_deallocate, generalize_vm, start_guest_prepare,
   get_guest_prepare_status
 - ``preflight``: check_gallery, check_export_target, list_regions
-- ``snapshots``: start_snapshot, get_snapshot, revoke_snapshot_access, delete_snapshot
+- ``snapshots``: start_snapshot, get_snapshot, revoke_snapshot_access, delete_snapshot,
+  get_snapshot_deletion
 - ``gallery``: ensure_definition, start_image_version, get_version_status, delete_image_version
 - ``exports``: start_export, get_copy_status, abort_copy
 """
@@ -37,6 +38,7 @@ ACTIVITIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         snapshots.get_snapshot,
         snapshots.revoke_snapshot_access,
         snapshots.delete_snapshot,
+        snapshots.get_snapshot_deletion,
         gallery.ensure_definition,
         gallery.start_image_version,
         gallery.get_version_status,

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from pydantic import ValidationError
 
-from shared.errors import CaptureError, translate_azure_error
+from shared.errors import CaptureError, code_text, translate_azure_error
 from shared.ids import ResourceId
 from shared.model_base import WireModel
 from shared.redaction import redact, strip_query
@@ -115,9 +115,8 @@ def get_or_none(call: Callable[[], T], *, step: str, resource: str | None = None
 def azure_code(exc: HttpResponseError) -> str | None:
     """Azure's error code of a failed call (ARM ``error.code`` or storage ``x-ms-error-code``)."""
     if exc.error is not None and exc.error.code:
-        return str(exc.error.code)
-    code = getattr(exc, "error_code", None)
-    return str(code) if code else None
+        return code_text(exc.error.code)
+    return code_text(getattr(exc, "error_code", None))
 
 
 def parse_id(value: str, *, field: str, step: str) -> ResourceId:

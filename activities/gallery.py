@@ -9,24 +9,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.core.pipeline import PipelineResponse
-from azure.core.rest import HttpRequest
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.compute import models as cm
 
-from activities import compat
-from activities._common import activity, as_dict, azure_call, get_or_none, norm_region, parse_id, props
+from activities import compat, lro
+from activities._common import (
+    activity,
+    as_dict,
+    azure_call,
+    azure_code,
+    get_or_none,
+    norm_region,
+    parse_id,
+    props,
+)
 from shared import clients
 from shared.contracts import (
     DefinitionInput,
     DefinitionResult,
     Done,
+    OperationOutcome,
     RegionReplication,
     VersionInput,
     VersionRef,
     VersionStatus,
 )
-from shared.errors import AzureOperationError, PreflightError
+from shared.errors import AzureOperationError, PreflightError, TransientAzureError, translate_azure_error
 from shared.ids import TAG_RUN_ID, made_by_run, ownership_tags
 from shared.redaction import redact
 
@@ -124,21 +132,6 @@ def _version_parts(version_id: str, step: str) -> tuple[str, str, str, str, str]
     return parts[1], parts[3], parts[7], parts[9], parts[11]
 
 
-def _operation_error(sub: str, operation_url: str | None) -> str | None:
-    """Azure's code + message from a failed operation's status monitor, if we know its URL."""
-    if not operation_url:
-        return None
-    try:
-        response = clients.compute(sub).send_request(HttpRequest("GET", operation_url))
-        body = response.json() if response.status_code == 200 else {}
-    except Exception:
-        return None  # the error text is a nicety; the Failed state is already known
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and (error.get("code") or error.get("message")):
-        return f"{error.get('code')}: {error.get('message')}"
-    return None
-
-
 def _status(version: dict[str, Any], version_id: str, operation_url: str | None) -> VersionStatus:
     p = props(version)
     provisioning = p.get("provisioningState")
@@ -159,9 +152,14 @@ def _status(version: dict[str, Any], version_id: str, operation_url: str | None)
                 RegionReplication(region=norm_region(str(target.get("name") or "")), state="Unknown")
             )
     error = None
+    failure: OperationOutcome | None = None
     if str(provisioning).lower() == "failed":
         sub = version_id.strip("/").split("/")[1]
-        error = _operation_error(sub, operation_url)
+        with azure_call("read the image version's create operation", version_id):
+            outcome = lro.read_operation(sub, operation_url)
+        if outcome is not None and lro.failed(outcome):
+            failure = outcome
+            error = f"{outcome.code}: {outcome.message}"
         failed = [f"{r.region}: {r.details or r.state}" for r in regions if r.state.lower() == "failed"]
         if not error and failed:
             error = "replication failed in " + "; ".join(failed)
@@ -174,6 +172,7 @@ def _status(version: dict[str, Any], version_id: str, operation_url: str | None)
         regions=regions,
         error=redact(error) if error else None,
         operation_url=operation_url,
+        failure=failure,
     )
 
 
@@ -191,33 +190,7 @@ def _target_regions(inp: VersionInput) -> list[dict[str, Any]]:
     return out
 
 
-@activity(VersionInput)
-def start_image_version(inp: VersionInput) -> VersionStatus:
-    """PUT the image version from the snapshots and return once Azure accepted it (no waiting)."""
-    sub = (
-        inp.gallery.subscription_id
-        or parse_id(inp.os_snapshot_id, field="osSnapshotId", step="start_image_version").subscription_id
-    )
-    rg, gname, dname = inp.gallery.resource_group, inp.gallery.name, inp.definition_name
-    vid = f"{_gallery_id(sub, rg, gname)}/images/{dname}/versions/{inp.version}"
-    versions = clients.compute(sub).gallery_image_versions
-    existing = get_or_none(
-        lambda: as_dict(versions.get(rg, gname, dname, inp.version, expand="ReplicationStatus")),
-        step="read the image version",
-        resource=vid,
-    )
-    if existing is not None:
-        owner = made_by_run(existing.get("tags"))
-        if owner != inp.capture_id:
-            raise AzureOperationError(
-                f"version {inp.version} of image definition {dname} already exists and was not made by this "
-                f'capture run (tag {TAG_RUN_ID}={owner!r}): choose another version, or use "auto"',
-                step="start_image_version",
-                resource=vid,
-                code="ImageVersionExists",
-            )
-        return _status(existing, vid, None)
-
+def _version_body(inp: VersionInput) -> dict[str, Any]:
     publishing: dict[str, Any] = {
         "targetRegions": _target_regions(inp),
         "excludeFromLatest": inp.exclude_from_latest,
@@ -231,30 +204,156 @@ def start_image_version(inp: VersionInput) -> VersionStatus:
             {"lun": d.lun, "source": {"id": d.snapshot_id}}
             for d in sorted(inp.data_snapshots, key=lambda d: d.lun)
         ]
-    body = {
+    return {
         "location": inp.location,
         "tags": ownership_tags(inp.capture_id, inp.tags),
         "properties": {"publishingProfile": publishing, "storageProfile": storage},
     }
-    captured: dict[str, str] = {}
 
-    def keep_operation(response: PipelineResponse[Any, Any]) -> None:
-        op = response.http_response.headers.get("Azure-AsyncOperation")
-        if op and response.http_request.method == "PUT":
-            captured["operation"] = op
 
-    with azure_call("create the image version", vid):
-        poller = versions.begin_create_or_update(
+# Azure's answers to a PUT of a version that another capture created first (its source differs).
+_TAKEN_CODES = {"propertychangenotallowed", "conflict", "operationnotallowed", "imageversionexists"}
+# How many versions ``auto`` tries before giving up: one per capture that took the candidate first.
+AUTO_ATTEMPTS = 64
+
+
+def _next_free(versions: list[dict[str, Any]], floor: str) -> str:
+    """The next patch after the highest version of the definition, and not below ``floor``."""
+    keys = [k for k in (_version_key(str(v.get("name"))) for v in versions) if k is not None]
+    low = _version_key(floor)
+    if low is not None:
+        keys.append((low[0], low[1], low[2] - 1))
+    if not keys:
+        return "1.0.0"
+    top = max(keys)
+    return f"{top[0]}.{top[1]}.{top[2] + 1}"
+
+
+def _version_key(name: str) -> tuple[int, int, int] | None:
+    parts = name.split(".")
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
+        return None
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+@activity(VersionInput)
+def start_image_version(inp: VersionInput) -> VersionStatus:
+    """PUT the image version from the snapshots and return once Azure accepted it (no waiting).
+
+    With ``inp.auto`` the version is chosen here, at publish time: the next free patch of the
+    definition (at least ``inp.version``, preflight's candidate). A candidate another capture took
+    first (listed, or Azure refuses the PUT because its source differs) moves on to the next patch,
+    so concurrent captures into one definition get distinct versions. A version of this run that
+    ended ``Failed`` is deleted first (the caller retries until it is gone), then created again.
+    """
+    sub = (
+        inp.gallery.subscription_id
+        or parse_id(inp.os_snapshot_id, field="osSnapshotId", step="start_image_version").subscription_id
+    )
+    rg, gname, dname = inp.gallery.resource_group, inp.gallery.name, inp.definition_name
+    versions = clients.compute(sub).gallery_image_versions
+    base = f"{_gallery_id(sub, rg, gname)}/images/{dname}/versions"
+    if not inp.auto:
+        return _create_version(inp, sub, inp.version, f"{base}/{inp.version}", explicit=True)
+    with azure_call("list the image versions", base.rsplit("/", 1)[0]):
+        listed = [as_dict(v) for v in versions.list_by_gallery_image(rg, gname, dname)]
+    ours = [v for v in listed if made_by_run(v.get("tags")) == inp.capture_id]
+    if ours:
+        name = str(ours[0]["name"])
+        return _create_version(inp, sub, name, f"{base}/{name}", explicit=True)
+    candidate = _next_free(listed, inp.version)
+    for _ in range(AUTO_ATTEMPTS):
+        key = _version_key(candidate)
+        if key is None or key[2] > _INT32_MAX:
+            break
+        status = _create_version(inp, sub, candidate, f"{base}/{candidate}", explicit=False)
+        if status is not None:
+            return status
+        candidate = f"{key[0]}.{key[1]}.{key[2] + 1}"
+    raise AzureOperationError(
+        f"no free patch version after {candidate} in image definition {dname}: the patch number would "
+        f"exceed {_INT32_MAX}, or {AUTO_ATTEMPTS} candidates were taken by other captures",
+        step="start_image_version",
+        resource=base.rsplit("/", 1)[0],
+        code="NoFreeImageVersion",
+        advice="Send the capture again with an explicit version (a new minor version, e.g. 1.1.0).",
+    )
+
+
+_INT32_MAX = 2**31 - 1
+
+
+def _create_version(inp: VersionInput, sub: str, name: str, vid: str, *, explicit: bool) -> Any:
+    """Create version ``name`` (or find it made by this run). ``None`` when another capture has it (auto)."""
+    rg, gname, dname = inp.gallery.resource_group, inp.gallery.name, inp.definition_name
+    versions = clients.compute(sub).gallery_image_versions
+    existing = get_or_none(
+        lambda: as_dict(versions.get(rg, gname, dname, name, expand="ReplicationStatus")),
+        step="read the image version",
+        resource=vid,
+    )
+    if existing is not None:
+        owner = made_by_run(existing.get("tags"))
+        if owner != inp.capture_id:
+            if not explicit:
+                return None
+            raise AzureOperationError(
+                f"version {name} of image definition {dname} already exists and was not made by this "
+                f'capture run (tag {TAG_RUN_ID}={owner!r}): choose another version, or use "auto"',
+                step="start_image_version",
+                resource=vid,
+                code="ImageVersionExists",
+            )
+        state = str(props(existing).get("provisioningState") or "").lower()
+        if state == "deleting":
+            raise TransientAzureError(
+                f"the failed image version {vid} of this capture is still being deleted",
+                step="start_image_version",
+                resource=vid,
+                code="ImageVersionDeleting",
+            )
+        if state != "failed":
+            return _status(existing, vid, None)
+        # Our own version whose create failed: delete it; the orchestrator calls again once it is gone.
+        with azure_call("delete the failed image version", vid):
+            lro.start(versions.begin_delete, rg, gname, dname, name)
+        raise TransientAzureError(
+            f"the image version {vid} of this capture ended Failed; it is being deleted to be created again",
+            step="start_image_version",
+            resource=vid,
+            code="ImageVersionRecreating",
+        )
+    try:
+        accepted = lro.start(
+            versions.begin_create_or_update,
             rg,
             gname,
             dname,
-            inp.version,
-            cm.GalleryImageVersion(body),
-            polling=False,
-            raw_response_hook=keep_operation,
+            name,
+            cm.GalleryImageVersion(_version_body(inp)),
         )
-        created = as_dict(poller.result())
-    return _status(created, vid, captured.get("operation"))
+    except HttpResponseError as exc:
+        if not explicit and (azure_code(exc) or "").lower() in _TAKEN_CODES:
+            return None  # another capture created this version first: take the next patch
+        raise translate_azure_error(exc, step="create the image version", resource=vid) from None
+    created = get_or_none(
+        lambda: as_dict(versions.get(rg, gname, dname, name, expand="ReplicationStatus")),
+        step="read the image version",
+        resource=vid,
+    )
+    if created is None:  # accepted but not visible (yet): get_version_status reads the operation
+        return VersionStatus(version_id=vid, exists=False, operation_url=accepted.operation_url)
+    if made_by_run(created.get("tags")) != inp.capture_id:
+        if not explicit:
+            return None
+        raise AzureOperationError(
+            f"version {name} of image definition {dname} was created by another capture at the same time",
+            step="start_image_version",
+            resource=vid,
+            code="ImageVersionExists",
+            advice='Choose another version, or use "auto".',
+        )
+    return _status(created, vid, accepted.operation_url)
 
 
 @activity(VersionRef)
@@ -268,8 +367,29 @@ def get_version_status(inp: VersionRef) -> VersionStatus:
         resource=inp.version_id,
     )
     if version is None:
-        return VersionStatus(version_id=inp.version_id, exists=False)
+        return _missing_version(sub, inp)
     return _status(version, inp.version_id, inp.operation_url)
+
+
+def _missing_version(sub: str, inp: VersionRef) -> VersionStatus:
+    """A version Azure does not (or no longer) know: still being accepted, or its create failed."""
+    with azure_call("read the image version's create operation", inp.version_id):
+        outcome = lro.read_operation(sub, inp.operation_url)
+    if outcome is None:
+        return VersionStatus(version_id=inp.version_id, exists=False)
+    if lro.failed(outcome):
+        return VersionStatus(
+            version_id=inp.version_id,
+            exists=False,
+            provisioning_state="Failed",
+            error=f"{outcome.code}: {outcome.message}",
+            operation_url=inp.operation_url,
+            failure=outcome,
+        )
+    state = "Creating" if outcome.status.lower() not in ("succeeded", "unknown") else None
+    return VersionStatus(
+        version_id=inp.version_id, exists=False, provisioning_state=state, operation_url=inp.operation_url
+    )
 
 
 @activity(VersionRef)
@@ -286,7 +406,7 @@ def delete_image_version(inp: VersionRef) -> Done:
         return Done(resource_id=inp.version_id, changed=False)
     with azure_call("delete the image version", inp.version_id):
         try:
-            versions.begin_delete(rg, gname, dname, ver, polling=False)
+            accepted = lro.start(versions.begin_delete, rg, gname, dname, ver)
         except ResourceNotFoundError:
             return Done(resource_id=inp.version_id, changed=False)
-    return Done(resource_id=inp.version_id, changed=True)
+    return Done(resource_id=inp.version_id, changed=True, operation_url=accepted.operation_url)

@@ -37,11 +37,17 @@ from shared.ids import made_by_run
 from shared.redaction import redact, strip_query
 from shared.requests import VERSION_AUTO, parse_version
 
+_INT32_MAX = 2**31 - 1
+
 
 def _version_key(name: str) -> tuple[int, int, int] | None:
+    """The parts of an existing version's name (a candidate may exceed int32: preflight says so)."""
     try:
         return parse_version(name)
     except ValueError:
+        parts = name.split(".")
+        if len(parts) == 3 and all(p.isascii() and p.isdigit() for p in parts):
+            return int(parts[0]), int(parts[1]), int(parts[2])
         return None
 
 
@@ -106,6 +112,13 @@ def check_gallery(inp: GalleryCheckInput) -> GalleryCheckResult:
             resolved = "1.0.0" if not keys else "{}.{}.{}".format(*max(keys)[:2], max(keys)[2] + 1)
     else:
         resolved = inp.version
+    key = _version_key(resolved)
+    if key is not None and key[2] > _INT32_MAX:
+        problems.append(
+            f"the next patch version after {key[0]}.{key[1]}.{key[2] - 1} of image definition {dname} would be "
+            f"{resolved}, beyond Azure's limit of {_INT32_MAX} per part: send the capture with an explicit "
+            f"version of a new minor (e.g. {key[0]}.{key[1] + 1}.0)"
+        )
     existing = next((v for v in versions if str(v.get("name")) == resolved), None)
     is_ours = existing is not None and existing in ours
     if existing is not None and not is_ours:

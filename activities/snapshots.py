@@ -12,10 +12,11 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.compute import models as cm
 
+from activities import lro
 from activities._common import activity, as_dict, azure_call, get_or_none, parse_id, props
 from shared import clients
-from shared.contracts import Done, SnapshotInput, SnapshotRef, SnapshotResult
-from shared.errors import AzureOperationError
+from shared.contracts import Done, OperationOutcome, SnapshotInput, SnapshotRef, SnapshotResult
+from shared.errors import AzureOperationError, TransientAzureError, operation_failure
 from shared.ids import TAG_RUN_ID, made_by_run, ownership_tags, snapshot_id, snapshot_name
 
 # Which disk of the capture a snapshot holds ("os" / "lun<N>"), so get_snapshot can say it without state.
@@ -23,7 +24,7 @@ TAG_DISK_KEY = "image-pipeline:disk"
 SNAPSHOT_SKU = "Standard_LRS"
 
 
-def _result(snap: dict[str, Any]) -> SnapshotResult:
+def _result(snap: dict[str, Any], operation_url: str | None = None) -> SnapshotResult:
     p = props(snap)
     tags = snap.get("tags") or {}
     name = str(snap.get("name") or "")
@@ -38,7 +39,44 @@ def _result(snap: dict[str, Any]) -> SnapshotResult:
         provisioning_state=str(p.get("provisioningState") or "Unknown"),
         size_gb=p.get("diskSizeGB"),
         completion_percent=float(percent) if percent is not None else None,
+        operation_url=operation_url,
     )
+
+
+def _missing(inp: SnapshotInput | None, sid: str, operation_url: str | None, state: str) -> SnapshotResult:
+    name = sid.rsplit("/", 1)[-1]
+    key = inp.disk.key if inp else ("os" if name.endswith("-os") else name.rsplit("-", 1)[-1])
+    lun = inp.disk.lun if inp else (int(key[3:]) if key.startswith("lun") and key[3:].isdigit() else None)
+    return SnapshotResult(
+        snapshot_id=sid,
+        name=name,
+        disk_key=key,
+        lun=lun,
+        provisioning_state=state,
+        exists=False,
+        operation_url=operation_url,
+    )
+
+
+def _with_outcome(result: SnapshotResult, sub: str) -> SnapshotResult:
+    """A snapshot that is missing or Failed: say why, from its create operation (None when still running)."""
+    outcome = None
+    with azure_call("read the snapshot's create operation", result.snapshot_id):
+        outcome = lro.read_operation(sub, result.operation_url)
+    if outcome is not None and outcome.status.lower() in ("inprogress", "accepted", "running"):
+        return result.model_copy(update={"provisioning_state": "Creating"}) if not result.exists else result
+    if outcome is None or not lro.failed(outcome):
+        # No operation to ask (or it says Succeeded although the snapshot is missing/Failed): a new
+        # create is the only way forward, so report it as a transient failure.
+        outcome = OperationOutcome(
+            status="Failed",
+            code="SnapshotMissing" if not result.exists else "SnapshotFailed",
+            message="Azure has no such snapshot although it accepted its creation"
+            if not result.exists
+            else "Azure reports provisioningState Failed without details",
+            transient=True,
+        )
+    return result.model_copy(update={"provisioning_state": "Failed", "failure": outcome})
 
 
 @activity(SnapshotInput)
@@ -60,7 +98,11 @@ def start_snapshot(inp: SnapshotInput) -> SnapshotResult:
                 resource=sid,
                 code="SnapshotNameTaken",
             )
-        return _result(existing)
+        if str(props(existing).get("provisioningState") or "").lower() != "failed":
+            return _result(existing)
+        # Our own snapshot whose create failed: remove it, so the PUT below makes a fresh one.
+        with azure_call("delete the failed snapshot", sid):
+            snapshots.begin_delete(inp.resource_group, name).result()
     properties: dict[str, Any] = {
         "incremental": False,
         "creationData": {"createOption": "Copy", "sourceResourceId": inp.disk.id},
@@ -74,18 +116,37 @@ def start_snapshot(inp: SnapshotInput) -> SnapshotResult:
         "properties": properties,
     }
     with azure_call("create the snapshot", sid):
-        poller = snapshots.begin_create_or_update(inp.resource_group, name, cm.Snapshot(body), polling=False)
-        created = as_dict(poller.result())
-    return _result(created)
+        accepted = lro.start(snapshots.begin_create_or_update, inp.resource_group, name, cm.Snapshot(body))
+    created = get_or_none(
+        lambda: as_dict(snapshots.get(inp.resource_group, name)), step="read the snapshot", resource=sid
+    )
+    if created is None:  # accepted, not visible yet (or its operation already failed): get_snapshot tells
+        return _missing(inp, sid, accepted.operation_url, "Creating")
+    return _result(created, accepted.operation_url)
 
 
 @activity(SnapshotRef)
 def get_snapshot(inp: SnapshotRef) -> SnapshotResult:
-    """Read a snapshot's provisioning state (and background-copy percentage, when Azure reports one)."""
+    """Read a snapshot's provisioning state (and background-copy percentage, when Azure reports one).
+
+    A snapshot that is missing or ``Failed`` comes back ``Failed`` with ``failure``: Azure's code and
+    message from its create operation (``inp.operation_url``), classified transient or terminal.
+    """
     rid = parse_id(inp.snapshot_id, field="snapshotId", step="get_snapshot")
-    with azure_call("read the snapshot", inp.snapshot_id):
-        snap = as_dict(clients.compute(rid.subscription_id).snapshots.get(rid.resource_group, rid.name))
-    return _result(snap)
+    snapshots = clients.compute(rid.subscription_id).snapshots
+    snap = get_or_none(
+        lambda: as_dict(snapshots.get(rid.resource_group, rid.name)),
+        step="read the snapshot",
+        resource=inp.snapshot_id,
+    )
+    if snap is None:
+        return _with_outcome(
+            _missing(None, inp.snapshot_id, inp.operation_url, "NotFound"), rid.subscription_id
+        )
+    result = _result(snap, inp.operation_url)
+    if result.provisioning_state.lower() == "failed":
+        return _with_outcome(result, rid.subscription_id)
+    return result
 
 
 @activity(SnapshotRef)
@@ -128,7 +189,49 @@ def delete_snapshot(inp: SnapshotRef) -> Done:
         return Done(resource_id=inp.snapshot_id, changed=False)
     with azure_call("delete the snapshot", inp.snapshot_id):
         try:
-            snapshots.begin_delete(rid.resource_group, rid.name, polling=False)
+            accepted = lro.start(snapshots.begin_delete, rid.resource_group, rid.name)
         except ResourceNotFoundError:
             return Done(resource_id=inp.snapshot_id, changed=False)
-    return Done(resource_id=inp.snapshot_id, changed=True)
+    return Done(resource_id=inp.snapshot_id, changed=True, operation_url=accepted.operation_url)
+
+
+@activity(SnapshotRef)
+def get_snapshot_deletion(inp: SnapshotRef) -> Done:
+    """Is the snapshot gone? ``changed=True`` once it is. A delete whose operation failed raises its error.
+
+    ``inp.operation_url`` is the delete's (``Done.operation_url``). A delete that failed with a
+    transient code is started again (the answer carries the new operation's URL); a terminal one is
+    raised with Azure's code and advice.
+    """
+    rid = parse_id(inp.snapshot_id, field="snapshotId", step="get_snapshot_deletion")
+    snapshots = clients.compute(rid.subscription_id).snapshots
+    snap = get_or_none(
+        lambda: as_dict(snapshots.get(rid.resource_group, rid.name)),
+        step="read the snapshot",
+        resource=inp.snapshot_id,
+    )
+    if snap is None:
+        return Done(resource_id=inp.snapshot_id, changed=True)
+    with azure_call("read the snapshot's delete operation", inp.snapshot_id):
+        outcome = lro.read_operation(rid.subscription_id, inp.operation_url)
+    if outcome is not None and lro.failed(outcome):
+        if not outcome.transient:
+            raise operation_failure(
+                {"code": outcome.code, "message": outcome.message},
+                step="delete the snapshot",
+                resource=inp.snapshot_id,
+                status=outcome.status,
+            )
+        # The delete failed in a way that may pass: delete again, and follow the new operation.
+        with azure_call("delete the snapshot", inp.snapshot_id):
+            accepted = lro.start(snapshots.begin_delete, rid.resource_group, rid.name)
+        return Done(resource_id=inp.snapshot_id, changed=False, operation_url=accepted.operation_url)
+    if outcome is not None and outcome.status.lower() == "succeeded":
+        # Deleted per its operation but still listed: ask again later (a new delete is harmless).
+        raise TransientAzureError(
+            f"the snapshot {inp.snapshot_id} is still there although its deletion succeeded",
+            step="delete the snapshot",
+            resource=inp.snapshot_id,
+            code="SnapshotStillExists",
+        )
+    return Done(resource_id=inp.snapshot_id, changed=False, operation_url=inp.operation_url)

@@ -14,6 +14,7 @@ from azure.core.pipeline import PipelineResponse
 from azure.core.rest import HttpRequest
 from azure.mgmt.compute import models as cm
 
+from activities import lro
 from activities._common import activity, as_dict, azure_call, azure_code, parse_id, props, safe_text
 from shared import clients
 from shared.contracts import (
@@ -171,8 +172,19 @@ def get_vm_facts(inp: VmRef) -> VmFacts:
 
 @activity(VmRef)
 def get_power_state(inp: VmRef) -> PowerState:
-    """The VM's power state, provisioning state and whether it is generalized (one instanceView GET)."""
-    return _read_power(inp.vm_id, "read the VM's power state")
+    """The VM's power state, provisioning state and whether it is generalized (one instanceView GET).
+
+    With ``inp.operation_url`` (start_deallocate's) and a VM not yet deallocated, the operation is read
+    too: a deallocation that ended Failed is reported in ``operation`` with Azure's code at once,
+    instead of the caller waiting out its power-state timeout.
+    """
+    state = _read_power(inp.vm_id, "read the VM's power state")
+    if inp.operation_url and state.power_state != "deallocated":
+        rid = parse_id(inp.vm_id, field="vmId", step="get_power_state")
+        with azure_call("read the VM's deallocate operation", inp.vm_id):
+            outcome = lro.read_operation(rid.subscription_id, inp.operation_url)
+        state = state.model_copy(update={"operation_url": inp.operation_url, "operation": outcome})
+    return state
 
 
 @activity(VmRef)
@@ -183,10 +195,13 @@ def start_deallocate(inp: VmRef) -> PowerState:
         return current
     rid = parse_id(inp.vm_id, field="vmId", step="start_deallocate")
     with azure_call("deallocate the VM", inp.vm_id):
-        clients.compute(rid.subscription_id).virtual_machines.begin_deallocate(
-            rid.resource_group, rid.name, polling=False
+        accepted = lro.start(
+            clients.compute(rid.subscription_id).virtual_machines.begin_deallocate,
+            rid.resource_group,
+            rid.name,
         )
-    return _read_power(inp.vm_id, "read the VM's power state")
+    state = _read_power(inp.vm_id, "read the VM's power state")
+    return state.model_copy(update={"operation_url": accepted.operation_url})
 
 
 @activity(VmRef)
@@ -235,8 +250,15 @@ def start_guest_prepare(inp: GuestPrepareInput) -> GuestPrepareResult:
         )
     except ResourceExistsError as exc:
         if azure_code(exc) == "Conflict" and RUN_COMMAND_IN_PROGRESS.lower() in str(exc).lower():
+            said = (
+                exc.error.message if exc.error is not None and exc.error.message else RUN_COMMAND_IN_PROGRESS
+            )
             return GuestPrepareResult(
-                started=False, already_in_progress=True, command=command, power_state="running"
+                started=False,
+                already_in_progress=True,
+                command=command,
+                power_state="running",
+                conflict=safe_text(f"409 Conflict: {said}")[:500],
             )
         raise _guest_error(exc, inp.vm_id, step) from None
     except HttpResponseError as exc:

@@ -31,6 +31,7 @@ from orchestrators.timing import (
     iso,
     parse_iso,
     poll_delay,
+    retry_delay,
     sas_duration_seconds,
 )
 from shared.contracts import (
@@ -38,12 +39,14 @@ from shared.contracts import (
     CapturePolicy,
     DataSnapshot,
     DefinitionInput,
+    Done,
     ExportCheckInput,
     ExportCheckResult,
     ExportStartInput,
     GalleryCheckInput,
     GalleryCheckResult,
     GuestPrepareInput,
+    GuestPrepareResult,
     PowerState,
     RegionsInput,
     RegionsResult,
@@ -60,6 +63,7 @@ from shared.contracts import (
 from shared.errors import ErrorInfo
 from shared.ids import TAG_CAPTURE_ID, TAG_RUN_ID, TAG_SOURCE_VM
 from shared.notices import CaptureNotice, NoticeInput, notice_from_progress, notice_from_result
+from shared.requests import VERSION_AUTO
 from shared.status import (
     CaptureProgress,
     CaptureResult,
@@ -241,11 +245,16 @@ def wait_power(
     policy: CapturePolicy,
     watch: CancelWatch | None = None,
     first_delay: float | None = None,
+    operation_url: str | None = None,
+    note: str | None = None,
 ) -> Gen:
     """Poll get_power_state on durable timers until it is one of ``wanted``; fail after ``timeout`` s.
 
     With ``first_delay`` the first poll comes after that wait (the operation's usual duration)
-    instead of at once. Each wait is a safe point: a ``cancel`` raises ``Canceled``.
+    instead of at once. Each wait is a safe point: a ``cancel`` raises ``Canceled``. With
+    ``operation_url`` (the operation that should get the VM there) every poll reads its outcome too,
+    and a state whose operation ended Failed/Canceled is returned at once for the caller to judge.
+    ``note`` is added to the timeout's message (what Azure said when the step started).
     """
     started = context.current_utc_datetime
     polls = 0
@@ -255,11 +264,17 @@ def wait_power(
         state = PowerState.from_wire(
             (
                 yield from call(
-                    context, names.GET_POWER_STATE, VmRef(vm_id=facts.id).to_wire(), step=step, policy=policy
+                    context,
+                    names.GET_POWER_STATE,
+                    VmRef(vm_id=facts.id, operation_url=operation_url).to_wire(),
+                    step=step,
+                    policy=policy,
                 )
             )
         )
         if state.power_state in wanted:
+            return state
+        if state.operation is not None and state.operation.status.lower() in ("failed", "canceled"):
             return state
         waited = (context.current_utc_datetime - started).total_seconds()
         if waited >= timeout:
@@ -270,7 +285,7 @@ def wait_power(
                     code="GuestPreparationTimedOut" if step == "prepare" else "PowerStateTimedOut",
                     resource=facts.id,
                     message=f"{facts.name} was still {state.power_state} after {int(waited)} s waiting for "
-                    f"{waiting_for}.",
+                    f"{waiting_for}." + (f" {note}" if note else ""),
                     advice=(
                         "Check the guest (boot diagnostics / serial console): the deprovision or sysprep step "
                         "must end by shutting the VM down. The VM was not generalized."
@@ -281,6 +296,69 @@ def wait_power(
             )
         yield from sleep(context, poll_delay(policy, polls), watch)
         polls += 1
+
+
+# How often a deallocation that Azure reports Failed with a transient code is started again.
+DEALLOCATE_RESTARTS = 3
+
+
+def deallocate(
+    context: df.DurableOrchestrationContext, facts: VmFacts, policy: CapturePolicy, watch: CancelWatch
+) -> Gen:
+    """Start deallocating and wait until deallocated, reading the operation's outcome on every poll.
+
+    A deallocation Azure reports Failed with a transient code is started again (at most
+    ``DEALLOCATE_RESTARTS`` times); any other Failed ends the capture at once with Azure's code,
+    before generalize, instead of waiting out the power-state timeout.
+    """
+    restarts = 0
+    while True:
+        state = PowerState.from_wire(
+            (
+                yield from call(
+                    context,
+                    names.START_DEALLOCATE,
+                    VmRef(vm_id=facts.id).to_wire(),
+                    step="deallocate",
+                    policy=policy,
+                )
+            )
+        )
+        if state.power_state == "deallocated":
+            return state
+        state = yield from wait_power(
+            context,
+            facts,
+            {"deallocated"},
+            timeout=policy.power_state_timeout_seconds,
+            step="deallocate",
+            waiting_for="the deallocation to finish",
+            policy=policy,
+            watch=watch,
+            first_delay=first_poll_delay(policy, DEALLOCATE_FIRST_POLL_FACTOR),
+            operation_url=state.operation_url,
+        )
+        op = state.operation
+        if state.power_state == "deallocated" or op is None:
+            return state
+        if not op.transient or restarts >= DEALLOCATE_RESTARTS:
+            raise StepFailed(
+                ErrorInfo(
+                    kind="transient" if op.transient else "terminal",
+                    step="deallocate",
+                    code=op.code or "DeallocateFailed",
+                    azure_code=op.code,
+                    resource=facts.id,
+                    message=f"Azure's deallocation of {facts.name} ended {op.status}: {op.code}: {op.message} "
+                    f"(the VM is {state.power_state}"
+                    + (f", after {restarts} restart(s) of the deallocation" if restarts else "")
+                    + ").",
+                    advice="The VM was not generalized. Check the VM's activity log for this code, fix the "
+                    "cause, then run the capture again.",
+                )
+            )
+        restarts += 1
+        yield from sleep(context, retry_delay(policy, restarts - 1), watch)
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.CAPTURE_IMAGE)
@@ -379,12 +457,23 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
             t.skip("prepare", "the VM is already generalized")
         elif req.prepare == "deprovision":
             t.begin("prepare")
-            yield from call(
-                context,
-                names.START_GUEST_PREPARE,
-                GuestPrepareInput(vm_id=facts.id, os_type=facts.os_type).to_wire(),
-                step="prepare",
-                policy=policy,
+            begun = GuestPrepareResult.from_wire(
+                (
+                    yield from call(
+                        context,
+                        names.START_GUEST_PREPARE,
+                        GuestPrepareInput(vm_id=facts.id, os_type=facts.os_type).to_wire(),
+                        step="prepare",
+                        policy=policy,
+                    )
+                )
+            )
+            conflict = (
+                f"When the capture started the guest step, Azure answered {begun.conflict}: a Run Command "
+                "was already running on the VM, which may have been another one's (an operator's or a tool's), "
+                "not the capture's, so the deprovision may never have run."
+                if begun.already_in_progress and begun.conflict
+                else None
             )
             what = (
                 "waagent -deprovision+user to power the VM off"
@@ -400,6 +489,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
                 waiting_for=what,
                 policy=policy,
                 watch=watch,
+                note=conflict,
             )
             t.end("prepare")
         else:
@@ -412,29 +502,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
         else:
             watch.check()
             t.begin("deallocate")
-            state = PowerState.from_wire(
-                (
-                    yield from call(
-                        context,
-                        names.START_DEALLOCATE,
-                        VmRef(vm_id=facts.id).to_wire(),
-                        step="deallocate",
-                        policy=policy,
-                    )
-                )
-            )
-            if state.power_state != "deallocated":
-                yield from wait_power(
-                    context,
-                    facts,
-                    {"deallocated"},
-                    timeout=policy.power_state_timeout_seconds,
-                    step="deallocate",
-                    waiting_for="the deallocation to finish",
-                    policy=policy,
-                    watch=watch,
-                    first_delay=first_poll_delay(policy, DEALLOCATE_FIRST_POLL_FACTOR),
-                )
+            yield from deallocate(context, facts, policy, watch)
             t.end("deallocate")
             watch.check()  # the last safe point before the irreversible step
             t.begin("generalize")
@@ -452,8 +520,8 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
         # --- 4. snapshot every disk ------------------------------------------------------------
         watch.check()
         t.begin("snapshot")
-        snapshots = yield from take_snapshots(
-            context, t, facts, cid, {**req.tags, TAG_CAPTURE_ID: inp.capture_id}, policy, watch
+        snapshots[:] = yield from take_snapshots(
+            context, t, facts, cid, {**req.tags, TAG_CAPTURE_ID: inp.capture_id}, policy, watch, snapshots
         )
         t.end("snapshot")
         watch.check()
@@ -478,6 +546,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
                 gallery=gallery,
                 definition_name=req.image_definition.name,
                 version=gcheck.resolved_version,
+                auto=req.version == VERSION_AUTO,
                 location=location,
                 os_snapshot_id=by_key["os"].snapshot_id,
                 data_snapshots=[
@@ -553,7 +622,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
             run_id=cid,
             source_vm_id=req.source_vm_id,
             image_version_id=progress.image_version_id or "",
-            image_version=gcheck.resolved_version,
+            image_version=progress.image_version or gcheck.resolved_version,
             regions=progress.regions,
             exported_blobs=[d.blob_url for d in progress.disks if d.blob_url],
             snapshots_kept=[s.snapshot_id for s in snapshots if s.snapshot_id not in deleted],
@@ -598,9 +667,12 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
                 yield from cleanup(context, t, snapshots, req.delete_snapshots, policy)
             except Exception:  # the original error matters more; cleanup's own state is in the status
                 pass
-        t.fail(info)
-        ids = [d.snapshot_id for d in progress.disks if d.snapshot_id]
         cleaned_up = progress.stage_of("cleanup").state == "succeeded"
+        ids = [d.snapshot_id for d in progress.disks if d.snapshot_id] or [x.snapshot_id for x in snapshots]
+        info = with_leftovers(
+            info, progress, facts_name(progress, req.source_vm_id), [] if cleaned_up else ids
+        )
+        t.fail(info)
         yield from notify(
             context,
             inp,
@@ -615,6 +687,51 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
             ),
         )
         raise StepFailed(info) from None
+
+
+def facts_name(progress: CaptureProgress, vm_id: str) -> str:
+    return vm_id.rstrip("/").rsplit("/", 1)[-1] or vm_id
+
+
+def with_leftovers(info: ErrorInfo, progress: CaptureProgress, vm_name: str, kept: list[str]) -> ErrorInfo:
+    """A failure after generalize names the VM's state and everything the capture leaves behind."""
+    if not progress.generalized:
+        return info
+    parts = [f"The VM {vm_name} is generalized and can no longer be started."]
+    vid, state = progress.image_version_id, progress.image_version_state
+    if vid and state == "completed":
+        parts.append(f"The image version {vid} is Completed and usable.")
+    elif vid and state == "deleted":
+        parts.append(f"The failed image version {vid} was deleted again.")
+    elif vid:
+        parts.append(f"Left behind: the image version {vid} (not usable; delete it).")
+    else:
+        parts.append("No image version was created.")
+    if kept:
+        parts.append("Left behind: snapshot(s) " + ", ".join(kept) + ".")
+    else:
+        parts.append("No snapshot was left behind.")
+    open_access = [d.name for d in progress.disks if d.blob_url and d.access_revoked is False]
+    if open_access:
+        parts.append(
+            "Read access (SAS) may still be active on the snapshot(s) of " + ", ".join(open_access) + "."
+        )
+    advice = info.advice
+    if vid and state == "completed":
+        advice = (
+            "Only the VHD export failed: the image version is usable. "
+            + (advice or "")
+            + " To get the VHD without a new capture, export it from the image version or a disk made from it."
+        ).strip()
+    return ErrorInfo(
+        kind=info.kind,
+        step=info.step,
+        code=info.code,
+        message=f"{info.message.rstrip()} {' '.join(parts)}"[:4000],
+        resource=info.resource,
+        advice=advice,
+        azure_code=info.azure_code,
+    )
 
 
 def notify(context: df.DurableOrchestrationContext, inp: CaptureInput, notice: CaptureNotice) -> Gen:
@@ -755,32 +872,33 @@ def take_snapshots(
     tags: dict[str, str],
     policy: CapturePolicy,
     watch: CancelWatch | None = None,
+    made: list[SnapshotResult] | None = None,
 ) -> Gen:
-    """Start a snapshot of every disk (names derived from the run id ``cid``) and poll until all Succeeded."""
+    """Start a snapshot of every disk (names derived from the run id ``cid``) and poll until all Succeeded.
+
+    ``made`` collects every snapshot as soon as Azure accepted it, so a failure cleans them up. A
+    snapshot whose create failed with a transient code (its operation's error) is created again by
+    ``start_snapshot`` (which deletes a Failed one of this run first), within the snapshot timeout;
+    a terminal code fails the step with Azure's code and message.
+    """
+    made = made if made is not None else []
     snap_tags = {TAG_CAPTURE_ID: cid, **tags, TAG_RUN_ID: cid, TAG_SOURCE_VM: facts.id[:256]}
-    started = yield from call_all(
-        context,
-        [
-            (
-                names.START_SNAPSHOT,
-                SnapshotInput(
-                    capture_id=cid,
-                    disk=d,
-                    subscription_id=facts.subscription_id,
-                    resource_group=facts.resource_group,
-                    location=facts.location,
-                    hyper_v_generation=facts.hyper_v_generation,
-                    tags=snap_tags,
-                ).to_wire(),
-            )
-            for d in facts.disks
-        ],
-        step="snapshot",
-        policy=policy,
-    )
-    snaps = {s.disk_key: s for s in (SnapshotResult.from_wire(x) for x in started)}
+    inputs = {
+        d.key: SnapshotInput(
+            capture_id=cid,
+            disk=d,
+            subscription_id=facts.subscription_id,
+            resource_group=facts.resource_group,
+            location=facts.location,
+            hyper_v_generation=facts.hyper_v_generation,
+            tags=snap_tags,
+        ).to_wire()
+        for d in facts.disks
+    }
+    snaps = yield from _start_snapshots(context, inputs, list(inputs), policy, made)
     begun = context.current_utc_datetime
     polls = 0
+    recreated = 0
     while True:
         for s in snaps.values():
             disk = t.progress.disk(s.disk_key)
@@ -788,21 +906,20 @@ def take_snapshots(
             disk.snapshot_percent = 100.0 if s.provisioning_state == "Succeeded" else s.completion_percent
         t.publish()
         failed = [s for s in snaps.values() if s.provisioning_state == "Failed"]
+        waited = (context.current_utc_datetime - begun).total_seconds()
         if failed:
-            raise StepFailed(
-                ErrorInfo(
-                    kind="terminal",
-                    step="snapshot",
-                    code="SnapshotFailed",
-                    resource=failed[0].snapshot_id,
-                    message=f"Snapshot {failed[0].name} of disk {failed[0].disk_key} failed to provision.",
-                    advice="Check the snapshot in the portal/activity log, then run the capture again.",
-                )
+            retry = all(s.failure is not None and s.failure.transient for s in failed)
+            if not retry or waited >= policy.snapshot_timeout_seconds:
+                raise StepFailed(_snapshot_failure(failed[0], recreated))
+            yield from sleep(context, retry_delay(policy, min(recreated, 4)), watch)
+            recreated += 1
+            snaps.update(
+                (yield from _start_snapshots(context, inputs, [s.disk_key for s in failed], policy, made))
             )
+            continue
         pending = [s for s in snaps.values() if s.provisioning_state != "Succeeded"]
         if not pending:
             return [snaps[d.key] for d in facts.disks]
-        waited = (context.current_utc_datetime - begun).total_seconds()
         if waited >= policy.snapshot_timeout_seconds:
             raise StepFailed(
                 ErrorInfo(
@@ -822,13 +939,55 @@ def take_snapshots(
         polls += 1
         answers = yield from call_all(
             context,
-            [(names.GET_SNAPSHOT, SnapshotRef(snapshot_id=s.snapshot_id).to_wire()) for s in pending],
+            [
+                (
+                    names.GET_SNAPSHOT,
+                    SnapshotRef(snapshot_id=s.snapshot_id, operation_url=s.operation_url).to_wire(),
+                )
+                for s in pending
+            ],
             step="snapshot",
             policy=policy,
+            patient=True,
         )
         for a in answers:
             s = SnapshotResult.from_wire(a)
             snaps[s.disk_key] = s
+
+
+def _start_snapshots(
+    context: df.DurableOrchestrationContext,
+    inputs: dict[str, dict[str, Any]],
+    keys: list[str],
+    policy: CapturePolicy,
+    made: list[SnapshotResult],
+) -> Gen:
+    started = yield from call_all(
+        context,
+        [(names.START_SNAPSHOT, inputs[k]) for k in keys],
+        step="snapshot",
+        policy=policy,
+        patient=True,
+    )
+    snaps = {s.disk_key: s for s in (SnapshotResult.from_wire(x) for x in started)}
+    known = {m.snapshot_id for m in made}
+    made.extend(s for s in snaps.values() if s.snapshot_id not in known)
+    return snaps
+
+
+def _snapshot_failure(s: SnapshotResult, recreated: int) -> ErrorInfo:
+    f = s.failure
+    said = f"Azure said {f.code}: {f.message}" if f is not None else "Azure gave no reason"
+    again = f" (created {recreated} more time(s) after transient failures)" if recreated else ""
+    return ErrorInfo(
+        kind="terminal",
+        step="snapshot",
+        code=(f.code if f is not None and f.code else "SnapshotFailed"),
+        azure_code=f.code if f is not None else None,
+        resource=s.snapshot_id,
+        message=f"Snapshot {s.name} of disk {s.disk_key} failed to provision{again}: {said}.",
+        advice="Check the snapshot in the portal/activity log for this code, then run the capture again.",
+    )
 
 
 def record_branches(t: Tracker, outcomes: list[Any], export: bool) -> ErrorInfo | None:
@@ -837,6 +996,12 @@ def record_branches(t: Tracker, outcomes: list[Any], export: bool) -> ErrorInfo 
     version = VersionProgress.from_wire(outcomes[0])
     t.progress.regions = version.regions or t.progress.regions
     t.progress.image_version_id = version.version_id
+    if version.version_id:
+        # With "auto" the version is chosen at publish time: report the one really created.
+        t.progress.image_version = version.version_id.rsplit("/", 1)[-1]
+        t.progress.image_version_state = (
+            "completed" if version.state == "completed" else "deleted" if version.deleted else version.state
+        )
     if version.error is not None:
         first = _info(version.error)
     t.end(
@@ -895,16 +1060,54 @@ def cleanup(
     delete: bool,
     policy: CapturePolicy,
 ) -> Gen:
-    """Delete the capture's snapshots when asked (idempotent); return the ids deleted."""
+    """Delete the capture's snapshots when asked (idempotent) and wait until they are gone; return their ids.
+
+    A delete is an LRO that can fail after Azure accepted it: ``get_snapshot_deletion`` follows each
+    one and deletes again after a transient failure, so "deleted" in the result means gone.
+    """
     if not delete:
         t.skip("cleanup", "deleteSnapshots is false: snapshots kept")
         return []
     t.begin("cleanup")
-    yield from call_all(
+    started = yield from call_all(
         context,
         [(names.DELETE_SNAPSHOT, SnapshotRef(snapshot_id=s.snapshot_id).to_wire()) for s in snapshots],
         step="cleanup",
         policy=policy,
+        patient=True,
     )
+    pending = {d.resource_id: d.operation_url for d in (Done.from_wire(x) for x in started) if d.changed}
+    begun = context.current_utc_datetime
+    polls = 0
+    while pending:
+        waited = (context.current_utc_datetime - begun).total_seconds()
+        if waited >= policy.snapshot_timeout_seconds:
+            raise StepFailed(
+                ErrorInfo(
+                    kind="terminal",
+                    step="cleanup",
+                    code="SnapshotDeleteTimedOut",
+                    resource=next(iter(pending)),
+                    message=f"Snapshots {', '.join(pending)} still existed {int(waited)} s after their deletion.",
+                    advice="Delete them in the portal or with the CLI.",
+                )
+            )
+        yield from sleep(context, poll_delay(policy, polls))
+        polls += 1
+        answers = yield from call_all(
+            context,
+            [
+                (names.GET_SNAPSHOT_DELETION, SnapshotRef(snapshot_id=i, operation_url=u).to_wire())
+                for i, u in pending.items()
+            ],
+            step="cleanup",
+            policy=policy,
+            patient=True,
+        )
+        for d in (Done.from_wire(x) for x in answers):
+            if d.changed:
+                pending.pop(d.resource_id, None)
+            else:
+                pending[d.resource_id] = d.operation_url
     t.end("cleanup")
     return [s.snapshot_id for s in snapshots]

@@ -113,7 +113,11 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
     try:
         if st is None:
             status = CopyStatus.from_wire(
-                (yield from call(context, names.START_EXPORT, start.to_wire(), step=STEP, policy=policy))
+                (
+                    yield from call(
+                        context, names.START_EXPORT, start.to_wire(), step=STEP, policy=policy, patient=True
+                    )
+                )
             )
             now = iso(context.current_utc_datetime)
             st = ExportState(
@@ -148,6 +152,7 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
                     BlobRef(blob_url=st.blob_url, copy_id=st.copy_id).to_wire(),
                     step=STEP,
                     policy=policy,
+                    patient=True,
                 )
                 progress.copy_state = "stalled"
                 raise StepFailed(
@@ -177,6 +182,7 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
                         BlobRef(blob_url=st.blob_url, copy_id=st.copy_id).to_wire(),
                         step=STEP,
                         policy=policy,
+                        patient=True,
                     )
                 )
             )
@@ -192,6 +198,7 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
                     BlobRef(blob_url=st.blob_url, copy_id=st.copy_id).to_wire(),
                     step=STEP,
                     policy=policy,
+                    patient=True,
                 )
                 progress.copy_state = "aborted"
             except Exception as exc:
@@ -219,6 +226,7 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
             SnapshotRef(snapshot_id=start.snapshot_id).to_wire(),
             step="revoke-access",
             policy=policy,
+            patient=True,
         )
         progress.access_revoked = True
     except StepFailed as exc:
@@ -271,10 +279,15 @@ def _restart(
         SnapshotRef(snapshot_id=start.snapshot_id).to_wire(),
         step="revoke-access",
         policy=policy,
+        patient=True,
     )
     start = start.model_copy(update={"sas_duration_seconds": longer})
     status = CopyStatus.from_wire(
-        (yield from call(context, names.START_EXPORT, start.to_wire(), step=STEP, policy=policy))
+        (
+            yield from call(
+                context, names.START_EXPORT, start.to_wire(), step=STEP, policy=policy, patient=True
+            )
+        )
     )
     at = iso(context.current_utc_datetime)
     st.restarts += 1

@@ -20,6 +20,7 @@ class PublishState(WireModel):
     gallery_created: bool | None = None
     polls: int = 0
     executions: int = 1
+    recreated: int = 0  # versions created again after their create failed transiently
 
 
 class PublishVersionInput(WireModel):

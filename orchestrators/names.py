@@ -26,6 +26,7 @@ GET_COPY_STATUS = "get_copy_status"
 ABORT_COPY = "abort_copy"
 REVOKE_SNAPSHOT_ACCESS = "revoke_snapshot_access"
 DELETE_SNAPSHOT = "delete_snapshot"
+GET_SNAPSHOT_DELETION = "get_snapshot_deletion"
 PUBLISH_NOTICE = "publish_notice"  # activities.notices.bp
 
 # Orchestrators (registered by orchestrators.bp).

@@ -8,6 +8,13 @@ Polls are paced by the replication progress Azure reports (``replication_poll_de
 replication costs ~25 status reads, not one every ``poll_max_seconds``. Continues as new after
 ``max_polls_per_execution`` polls, carrying its state.
 
+A create that Azure accepted and then failed with a transient code (its operation's error, e.g.
+``InternalExecutionError``) is not the end: the version is created again (``start_image_version``
+deletes this run's Failed version first), up to ``MAX_RECREATES`` times within the replication
+timeout. A create that failed for good has its half-made version deleted (and waited for, so the
+snapshots can go too) before the failure is reported; a version whose replication failed in a region
+is kept (it may be usable in the others) and named in the error.
+
 Like ``export_disk`` it returns a failure in its output (``VersionProgress.state == "failed"``)
 instead of raising, so the parent always sees both branches finish.
 """
@@ -24,12 +31,15 @@ from orchestrators.blueprint import bp
 from orchestrators.cancellation import Canceled, CancelWatch
 from orchestrators.models import PublishState, PublishVersionInput
 from orchestrators.retrying import StepFailed, call, failure_info, sleep
-from orchestrators.timing import elapsed_seconds, iso, progress_poll_delay
+from orchestrators.timing import elapsed_seconds, iso, poll_delay, progress_poll_delay, retry_delay
 from shared.contracts import CapturePolicy, DefinitionResult, VersionRef, VersionStatus
 from shared.errors import ErrorInfo
 from shared.status import ErrorView, RegionProgress, VersionProgress
 
 STEP = "publish"
+MAX_RECREATES = 5
+# Status checks while a failed version of this run is deleted (at most poll_max_seconds apart).
+DELETE_POLLS = 60
 
 
 def replication_verdict(status: VersionStatus, regions: list[str]) -> tuple[str, list[RegionProgress]]:
@@ -102,6 +112,7 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
         progress.gallery_created = st.gallery_created
         progress.polls = st.polls
         progress.executions = st.executions
+        progress.recreated = st.recreated
     context.set_custom_status(progress.to_wire())
 
     watch = CancelWatch(context)
@@ -111,7 +122,12 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
             d = DefinitionResult.from_wire(
                 (
                     yield from call(
-                        context, names.ENSURE_DEFINITION, inp.definition.to_wire(), step=STEP, policy=policy
+                        context,
+                        names.ENSURE_DEFINITION,
+                        inp.definition.to_wire(),
+                        step=STEP,
+                        policy=policy,
+                        patient=True,
                     )
                 )
             )
@@ -121,7 +137,12 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
             status = VersionStatus.from_wire(
                 (
                     yield from call(
-                        context, names.START_IMAGE_VERSION, inp.version.to_wire(), step=STEP, policy=policy
+                        context,
+                        names.START_IMAGE_VERSION,
+                        inp.version.to_wire(),
+                        step=STEP,
+                        policy=policy,
+                        patient=True,
                     )
                 )
             )
@@ -145,15 +166,26 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
                 if verdict == "completed":
                     progress.state = "completed"
                     break
+                if verdict == "failed" and _may_recreate(status, st, policy, context):
+                    status = yield from _recreate(context, inp, st, progress, policy)
+                    continue
                 if verdict == "failed":
+                    if status.failure is not None and not status.exists:
+                        progress.version_id = None  # its create failed: Azure made nothing
+                    elif status.failure is not None:
+                        progress.deleted = yield from _delete_failed(context, st.version_id, policy)
                     raise StepFailed(
                         ErrorInfo(
                             kind="terminal",
                             step=STEP,
-                            code="ReplicationFailed",
+                            code=(status.failure.code if status.failure else None) or "ReplicationFailed",
+                            azure_code=status.failure.code if status.failure else None,
                             resource=st.version_id,
                             message=_failure_message(st.version_id, status, rows),
-                            advice="Check the region's quota and the storage account type, then run the capture "
+                            advice="Check the image definition and the snapshots for this code, then run the "
+                            "capture again."
+                            if status.failure is not None
+                            else "Check the region's quota and the storage account type, then run the capture "
                             "again (the failed version can be deleted or its regions updated).",
                         )
                     )
@@ -187,6 +219,7 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
                         VersionRef(version_id=st.version_id, operation_url=st.operation_url).to_wire(),
                         step=STEP,
                         policy=policy,
+                        patient=True,
                     )
                 )
             )
@@ -209,3 +242,73 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
     progress.ended = iso(context.current_utc_datetime)
     context.set_custom_status(progress.to_wire())
     return progress.to_wire()
+
+
+def _may_recreate(
+    status: VersionStatus, st: PublishState, policy: CapturePolicy, context: df.DurableOrchestrationContext
+) -> bool:
+    f = status.failure
+    if f is None or not f.transient or st.recreated >= MAX_RECREATES:
+        return False
+    return elapsed_seconds(st.started, context.current_utc_datetime) < policy.replication_timeout_seconds
+
+
+def _recreate(
+    context: df.DurableOrchestrationContext,
+    inp: PublishVersionInput,
+    st: PublishState,
+    progress: VersionProgress,
+    policy: CapturePolicy,
+) -> Generator[Any, Any, VersionStatus]:
+    """Create the version again after a transient failure of its create (see module doc)."""
+    yield from sleep(context, retry_delay(policy, st.recreated))
+    st.recreated += 1
+    progress.recreated = st.recreated
+    status = VersionStatus.from_wire(
+        (
+            yield from call(
+                context,
+                names.START_IMAGE_VERSION,
+                inp.version.to_wire(),
+                step=STEP,
+                policy=policy,
+                patient=True,
+            )
+        )
+    )
+    st.version_id, st.operation_url = status.version_id, status.operation_url
+    progress.version_id = status.version_id
+    return status
+
+
+def _delete_failed(
+    context: df.DurableOrchestrationContext, version_id: str, policy: CapturePolicy
+) -> Generator[Any, Any, bool]:
+    """Delete this run's failed version and wait until it is gone; True when it is. Never raises."""
+    try:
+        yield from call(
+            context,
+            names.DELETE_IMAGE_VERSION,
+            VersionRef(version_id=version_id).to_wire(),
+            step=STEP,
+            policy=policy,
+            patient=True,
+        )
+        for polls in range(DELETE_POLLS):
+            status = VersionStatus.from_wire(
+                (
+                    yield from call(
+                        context,
+                        names.GET_VERSION_STATUS,
+                        VersionRef(version_id=version_id).to_wire(),
+                        step=STEP,
+                        policy=policy,
+                    )
+                )
+            )
+            if not status.exists:
+                return True
+            yield from sleep(context, poll_delay(policy, polls))
+    except Exception:  # the failure being reported matters more; the version is named as left behind
+        return False
+    return False

@@ -7,6 +7,12 @@ retried here after a durable-timer backoff (``timing.retry_delay``), up to
 failing — becomes ``StepFailed``, which carries the step, Azure's code and message to the
 capture's status. No ``call_activity_with_retry``: that would retry terminal errors too.
 
+After generalize the VM cannot go back, so giving up on a transient failure would leave a
+destroyed VM without an image: steps after generalize call with ``patient=True`` and retry a
+transient failure until ``patience_seconds(policy)`` (the replication timeout, 72 h by default)
+has passed since its first failure, with the same capped backoff, instead of
+``transient_retry_attempts`` times.
+
 The helpers are sub-generators: use them with ``yield from`` inside an orchestrator.
 """
 
@@ -59,6 +65,35 @@ def failure_info(exc: BaseException, *, step: str) -> ErrorInfo:
     )
 
 
+def patience_seconds(policy: CapturePolicy) -> float:
+    """How long a step after generalize keeps retrying a transient failure (see module doc)."""
+    return max(policy.replication_timeout_seconds, policy.transient_retry_first_seconds)
+
+
+class Budget:
+    """Whether a transient failure may be retried once more: by count, or (patient) by deadline."""
+
+    def __init__(self, context: df.DurableOrchestrationContext, policy: CapturePolicy, patient: bool) -> None:
+        self.context, self.policy, self.patient = context, policy, patient
+        self.attempt = 0
+        self.first_failed: Any = None
+
+    def allows(self, info: ErrorInfo) -> bool:
+        if info.kind != "transient":
+            return False
+        now = self.context.current_utc_datetime
+        if self.first_failed is None:
+            self.first_failed = now
+        if self.patient:
+            return (now - self.first_failed).total_seconds() < patience_seconds(self.policy)
+        return self.attempt < self.policy.transient_retry_attempts
+
+    def wait(self) -> Any:
+        delay = retry_delay(self.policy, self.attempt)
+        self.attempt += 1
+        return self.context.create_timer(self.context.current_utc_datetime + timedelta(seconds=delay))
+
+
 def call(
     context: df.DurableOrchestrationContext,
     name: str,
@@ -66,20 +101,18 @@ def call(
     *,
     step: str,
     policy: CapturePolicy,
+    patient: bool = False,
 ) -> Gen:
     """Call one activity; retry transient failures with a durable-timer backoff; return its result."""
-    attempt = 0
+    budget = Budget(context, policy, patient)
     while True:
         try:
             return (yield context.call_activity(name, payload))
         except Exception as exc:  # the SDK raises plain Exception for a failed activity
             info = failure_info(exc, step=step)
-            if info.kind != "transient" or attempt >= policy.transient_retry_attempts:
+            if not budget.allows(info):
                 raise StepFailed(info) from None
-        yield context.create_timer(
-            context.current_utc_datetime + timedelta(seconds=retry_delay(policy, attempt))
-        )
-        attempt += 1
+        yield budget.wait()
 
 
 def call_all(
@@ -88,6 +121,7 @@ def call_all(
     *,
     step: str,
     policy: CapturePolicy,
+    patient: bool = False,
 ) -> Gen:
     """Run idempotent activities in parallel; on a transient failure wait and re-run the whole batch.
 
@@ -96,18 +130,15 @@ def call_all(
     """
     if not calls:
         return []
-    attempt = 0
+    budget = Budget(context, policy, patient)
     while True:
         try:
             return (yield context.task_all([context.call_activity(n, p) for n, p in calls]))
         except Exception as exc:
             info = failure_info(exc, step=step)
-            if info.kind != "transient" or attempt >= policy.transient_retry_attempts:
+            if not budget.allows(info):
                 raise StepFailed(info) from None
-        yield context.create_timer(
-            context.current_utc_datetime + timedelta(seconds=retry_delay(policy, attempt))
-        )
-        attempt += 1
+        yield budget.wait()
 
 
 def sleep(context: df.DurableOrchestrationContext, seconds: float, watch: CancelWatch | None = None) -> Gen:

@@ -14,6 +14,16 @@ from pydantic import Field, model_validator
 from shared.model_base import WireModel
 from shared.requests import CaptureRequest, GalleryRef, ImageDefinitionSpec, TargetRegion
 
+
+class OperationOutcome(WireModel):
+    """How an ARM long-running operation ended (or that it still runs), read from its status URL."""
+
+    status: str  # InProgress | Succeeded | Failed | Canceled | Unknown
+    code: str | None = None  # Azure's error code when Failed/Canceled, as Azure spells it
+    message: str | None = None  # Azure's message, redacted
+    transient: bool = False  # shared.errors.is_transient(code, message): worth retrying
+
+
 # --- the orchestration's own input ------------------------------------------------------
 
 
@@ -56,6 +66,8 @@ class CaptureInput(WireModel):
 
 class VmRef(WireModel):
     vm_id: str
+    # The status URL of an operation started on the VM (deallocate): get_power_state reads its outcome.
+    operation_url: str | None = None
 
 
 class DiskFacts(WireModel):
@@ -95,6 +107,8 @@ class PowerState(WireModel):
     power_state: str
     provisioning_state: str | None = None
     generalized: bool = False
+    operation_url: str | None = None  # of the operation start_deallocate started (no secret in it)
+    operation: OperationOutcome | None = None  # that operation's outcome, when get_power_state read it
 
 
 class GuestPrepareInput(WireModel):
@@ -105,6 +119,9 @@ class GuestPrepareInput(WireModel):
 class GuestPrepareResult(WireModel):
     started: bool
     already_in_progress: bool = False
+    # Azure's code + message when it answered 409 "Run command extension execution is in progress":
+    # that Run Command may be an earlier execution's of this activity, or someone else's.
+    conflict: str | None = None
     command: str  # the RunCommand id used, never the script body
     # The VM's power state when the activity ran; "stopped"/"deallocated" with started=False means the
     # guest is no longer running (e.g. an earlier execution already deprovisioned and stopped it).
@@ -201,6 +218,7 @@ class SnapshotInput(WireModel):
 
 class SnapshotRef(WireModel):
     snapshot_id: str
+    operation_url: str | None = None  # of the snapshot's create (or delete): its outcome explains a failure
 
 
 class SnapshotResult(WireModel):
@@ -211,6 +229,9 @@ class SnapshotResult(WireModel):
     provisioning_state: str
     size_gb: int | None = None
     completion_percent: float | None = None
+    exists: bool = True  # False: Azure has no such snapshot (its create failed, or it was deleted)
+    operation_url: str | None = None
+    failure: OperationOutcome | None = None  # why the create failed, when it did
 
 
 # --- gallery ----------------------------------------------------------------------------
@@ -240,7 +261,8 @@ class VersionInput(WireModel):
     capture_id: str  # the capture RUN id: an existing version tagged with it is this run's own work
     gallery: GalleryRef
     definition_name: str
-    version: str
+    version: str  # explicit, or (auto) preflight's candidate: the lowest version start_image_version tries
+    auto: bool = False  # the request said "auto": start_image_version takes the next free patch
     location: str
     os_snapshot_id: str
     data_snapshots: list[DataSnapshot] = Field(default_factory=list)
@@ -274,6 +296,7 @@ class VersionStatus(WireModel):
     operation_url: str | None = (
         None  # ARM operation-status URL of the create (no secret); pass it back in VersionRef
     )
+    failure: OperationOutcome | None = None  # the create operation's outcome when it failed
 
 
 # --- VHD export -------------------------------------------------------------------------
@@ -316,3 +339,4 @@ class Done(WireModel):
 
     resource_id: str
     changed: bool
+    operation_url: str | None = None  # of the delete/revoke started, when it was not waited for

@@ -123,6 +123,9 @@ class CaptureProgress(WireModel):
     irreversible_note: str | None = None
     image_version: str | None = None
     image_version_id: str | None = None
+    # The image version's outcome: "completed" (usable, even when the capture failed later, e.g. in the
+    # VHD export), "failed", "deleted" (a failed version removed again) or None (not created yet).
+    image_version_state: str | None = None
     disks: list[DiskProgress] = Field(default_factory=list)
     regions: list[RegionProgress] = Field(default_factory=list)
     export: bool = False
@@ -159,6 +162,8 @@ class VersionProgress(WireModel):
     polls: int = 0
     executions: int = 1
     error: ErrorView | None = None
+    deleted: bool = False  # a version of this run that failed was deleted again (nothing left behind)
+    recreated: int = 0  # versions created again after a transient failure of their create
 
 
 class ExportProgress(WireModel):
@@ -215,6 +220,7 @@ class CaptureStatusView(WireModel):
     disks: list[DiskProgress] = Field(default_factory=list)
     regions: list[RegionProgress] = Field(default_factory=list)
     image_version_id: str | None = None
+    image_version_state: str | None = None  # CaptureProgress.image_version_state
     result: CaptureResult | None = None
     error: ErrorView | None = None
     cancel_requested: bool = False
@@ -305,6 +311,7 @@ def aggregate_status(
         view.disks = [d.model_copy() for d in progress.disks]
         view.regions = [r.model_copy() for r in progress.regions]
         view.image_version_id = progress.image_version_id
+        view.image_version_state = progress.image_version_state
         view.error = progress.error
         view.cancel_requested = progress.cancel_requested
         view.cancel_reason = progress.cancel_reason

@@ -54,6 +54,7 @@ EXPECTED_ACTIVITIES = {
     "abort_copy",
     "revoke_snapshot_access",
     "delete_snapshot",
+    "get_snapshot_deletion",
 }
 
 

@@ -99,6 +99,10 @@ def test_run_command_in_progress_counts_as_already_started(cloud: Any, call: Cal
         call(virtual_machines.start_guest_prepare, {"vmId": _vm(cloud, "vm-web-2"), "osType": "Linux"})
     )
     assert (result.started, result.already_in_progress, result.command) == (False, True, "RunShellScript")
+    # Azure's own words are kept: the run may be someone else's Run Command, not the capture's.
+    assert (
+        result.conflict and result.conflict.startswith("409 Conflict: ") and "in progress" in result.conflict
+    )
 
 
 def test_deallocate_then_generalize_idempotently(cloud: Any, call: Calls) -> None:

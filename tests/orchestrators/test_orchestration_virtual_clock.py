@@ -329,3 +329,24 @@ def test_cancel_keeps_the_snapshots_while_the_deleted_version_still_exists(run_w
     assert run.calls()["delete_snapshot"] == 0
     (notice,) = _notices(run)
     assert not notice.get("snapshotsDeleted") and len(notice["snapshotsKept"]) == 1
+
+
+def test_after_generalize_transient_failures_outlast_the_attempt_budget(run_with: Any) -> None:
+    # 12 transient failures each: beyond transient_retry_attempts (5), within the replication timeout.
+    run = run_with({"dataDisks": 0, "transient": {"start_snapshot": 12, "start_image_version": 12}})
+    status = run.capture()
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    calls = run.calls()
+    assert calls["start_snapshot"] == 13 and calls["start_image_version"] == 13
+    assert status["generalized"] is True
+
+
+def test_guest_timeout_after_a_run_command_conflict_says_azures_409_not_only_the_guest(run_with: Any) -> None:
+    said = "409 Conflict: Run command extension execution is in progress. Please wait for completion."
+    run = run_with({"dataDisks": 0, "guestPolls": -1, "guestConflict": said})
+    status = run.capture()
+    assert status["runtimeStatus"] == "Failed"
+    err = status["error"]
+    assert (err["step"], err["code"]) == ("prepare", "GuestPreparationTimedOut")
+    assert said in err["message"] and "not the capture's" in err["message"]
+    assert run.calls()["generalize_vm"] == 0

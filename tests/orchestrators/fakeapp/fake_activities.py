@@ -7,7 +7,7 @@ Scenario keys (all optional): ``diskGb``, ``dataDisks``, ``guestPolls`` (polls u
 growing), ``copyFail``, ``regionStep`` (% per poll), ``failRegion``, ``transient`` ({name: n first calls
 fail transiently}), ``terminal`` ({name: Azure code}), ``problems`` (preflight problems), ``regions`` (what
 ``list_regions`` answers; default ``REGIONS``), ``galleryLocation`` (an existing gallery's region),
-``versionDeleteStuck`` (a deleted image version never goes away), ``copyExpire`` (the first n copies of
+``guestConflict`` (start_guest_prepare answers Azure's 409 in-progress text), ``versionDeleteStuck`` (a deleted image version never goes away), ``copyExpire`` (the first n copies of
 each disk fail at their 2nd poll with 403 CannotVerifyCopySource: their source SAS expired).
 """
 
@@ -159,6 +159,11 @@ def list_regions(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload")
 def start_guest_prepare(payload: dict[str, Any]) -> dict[str, Any]:
     _record("start_guest_prepare", payload)
+    conflict = _scenario().get("guestConflict")
+    if conflict:
+        return GuestPrepareResult(
+            started=False, already_in_progress=True, command="RunShellScript", conflict=str(conflict)
+        ).to_wire()
     return GuestPrepareResult(started=True, command="RunShellScript").to_wire()
 
 
@@ -355,3 +360,9 @@ def publish_notice(payload: dict[str, Any]) -> dict[str, Any]:
     _record("publish_notice", payload)
     NoticeInput.from_wire(payload)
     return NoticeResult(queue="capture-results", queued=True).to_wire()
+
+
+@bp.activity_trigger(input_name="payload")
+def get_snapshot_deletion(payload: dict[str, Any]) -> dict[str, Any]:
+    _record("get_snapshot_deletion", payload)
+    return Done(resource_id=SnapshotRef.from_wire(payload).snapshot_id, changed=True).to_wire()
