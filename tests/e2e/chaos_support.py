@@ -89,6 +89,17 @@ class ChaosPlan:
                         "probability": round(per_lro, 4),
                     }
                 )
+        # One more, certain to fire once at a seeded position among the writes, so no run goes fault-free
+        # (a run of three captures makes only ~35 writes and actions).
+        rules.append(
+            {
+                "name": "lro-once-seeded",
+                "match": {"action": WRITE_ACTIONS[0]},
+                "effect": {"type": "lroFailure", "code": "InternalExecutionError"},
+                "after": rng.randint(0, 8),
+                "count": 1,
+            }
+        )
         return {"rules": rules}
 
     def describe(self) -> str:

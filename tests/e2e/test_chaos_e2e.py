@@ -141,3 +141,19 @@ def test_chaos_long_more_captures_more_kills(tmp_path: Path) -> None:
     clones = 5
     vms = DEFAULT_VMS + tuple(f"vm-chaos-{i}" for i in range(clones))
     _chaos(tmp_path, vms, kills=(5, 8), clones=clones, timeout=600)
+
+
+def test_the_extended_secret_scan_finds_a_sas_in_janitor_and_webhook_output() -> None:
+    # Negative control for the scan the chaos test ends with (no stack: the texts are planted).
+    sas = "https://stexports.blob.localhost/vhds/a.vhd?sv=2024-01-01&sr=b&sig=AbCdEfGhIjKlMnOpQrSt%2B%3D"
+    named = {
+        "janitor log lines": ["janitor: deleteSnapshot /subscriptions/x/snapshots/r-os (run r): deleted"],
+        "webhook bodies": ['{"captureId": "c", "exportedBlobs": ["' + sas + '"]}'],
+        "webhook receiver log": [
+            "POST /hooks/chaos\nAuthorization: Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.abcdefghijklmnop\n"
+        ],
+    }
+    assert secrets_in_named(named) == ["webhook bodies", "webhook receiver log"]
+    assert secrets_in_named({"janitor summaries": ['{"key": "s3cr3t-master"}']}, known=["s3cr3t-master"]) == [
+        "janitor summaries"
+    ]
