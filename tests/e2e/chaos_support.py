@@ -199,9 +199,11 @@ class ChaosRun:
     ids: dict[str, str] = field(default_factory=dict)  # vm -> capture id
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     kills: list[float] = field(default_factory=list)  # seconds since the start, per kill
+    kill_times: list[str] = field(default_factory=list)  # UTC wall clock of each kill (to read the logs)
     janitor: list[dict[str, Any]] = field(default_factory=list)
     janitor_lines: list[str] = field(default_factory=list)
     faults: dict[str, int] = field(default_factory=dict)
+    faulted: list[str] = field(default_factory=list)  # one line per faulted ARM request
     wall: float = 0.0
 
 
@@ -234,6 +236,7 @@ def kill_and_restart(stack: Stack, run: ChaosRun, t0: float) -> None:
             return  # nothing left to interrupt: later kills would test only a restart
         stack.devhost.kill()
         run.kills.append(round(time.monotonic() - t0, 2))
+        run.kill_times.append(time.strftime("%H:%M:%S", time.gmtime()))
         time.sleep(down)
         stack.devhost.restart()
 
@@ -281,12 +284,16 @@ def run_janitor(stack: Stack, timeout: float = 90.0) -> tuple[dict[str, Any], li
     raise AssertionError(f"no janitor summary within {timeout}s\n{stack.devhost.log_tail(40)}")
 
 
-def faults_fired(stack: Stack) -> dict[str, int]:
+def faults_fired(stack: Stack) -> tuple[dict[str, int], list[str]]:
+    """Count per injected fault kind, and one line per faulted request (time, method, path, fault)."""
     out: dict[str, int] = {}
+    lines = []
     for entry in stack.sim("requests")["value"]:
         if entry.get("fault"):
             out[entry["fault"]] = out.get(entry["fault"], 0) + 1
-    return out
+            path = str(entry.get("path", "")).split("/providers/", 1)[-1]
+            lines.append(f"{entry.get('time', '')[11:23]} {entry.get('method')} {path} {entry['fault']}")
+    return out, lines
 
 
 def run_snapshots(stack: Stack) -> dict[str, dict[str, str]]:

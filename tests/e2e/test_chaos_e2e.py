@@ -39,7 +39,7 @@ from chaos_support import (
     wait_instances_settled,
 )
 from e2e_harness import Stack
-from leak_check import secrets_in, secrets_in_named
+from leak_check import janitor_output, secrets_in, secrets_in_named
 
 pytestmark = pytest.mark.e2e
 
@@ -80,56 +80,74 @@ def _outcome_line(run: ChaosRun) -> str:
 
 def _chaos(tmp_path: Path, vms: tuple[str, ...], kills: tuple[int, int], clones: int, timeout: float) -> None:
     plan = ChaosPlan.make(_seed(), vms, kills, window=(1.0, 6.0))
-    ctx = plan.describe()
     run = ChaosRun(plan)
+    try:
+        with (
+            LoggingWebhookReceiver(tmp_path / "webhook" / "receiver.log") as hook,
+            chaos_stack(tmp_path / "stack", plan, clones=clones) as stack,
+        ):
+            problems = _run_and_check(stack, hook, run, timeout)
+            _assert_none(stack, run, problems)
+    except AssertionError as exc:  # a deadline or a refused request: still name the seed to replay
+        if f"chaos seed {plan.seed}" not in str(exc):
+            raise AssertionError(f"{plan.describe()}\n{exc}") from exc
+        raise
+
+
+def _run_and_check(stack: Stack, hook: LoggingWebhookReceiver, run: ChaosRun, timeout: float) -> list[str]:
     t0 = time.monotonic()
-    with (
-        LoggingWebhookReceiver(tmp_path / "webhook" / "receiver.log") as hook,
-        chaos_stack(tmp_path / "stack", plan, clones=clones) as stack,
-    ):
-        run.ids = start_captures(stack, plan, hook.url)
-        kill_and_restart(stack, run, t0)
-        wait_all(stack, run, timeout)
-        before_janitor = run_snapshots(stack)
-        problems: list[str] = []
-        for vm in vms:
-            problems += capture_violations(stack, vm, run.statuses[vm], before_janitor)
-        problems += notice_violations(run, hook.notices())
-        active = wait_instances_settled(stack, timeout=90)
-        if active:
-            problems.append(f"orchestrations still active after every capture ended: {active}")
-        _janitor_until_clean(stack, run)
-        left = sorted(run_snapshots(stack))
-        access = stack.active_access()
-        run.faults = faults_fired(stack)
-        run.wall = time.monotonic() - t0
-        print(_outcome_line(run))
-        if left:
-            problems.append(f"pipeline snapshots left after the janitor: {left}")
-        if access:
-            problems.append(f"disk accesses still active after the janitor: {access}")
-        leaks = secrets_in(stack.devhost.workdir, stack.seen_bodies) + secrets_in_named(
-            {
-                "janitor log lines": run.janitor_lines,
-                "janitor summaries": [json.dumps(s) for s in run.janitor],
-                "webhook bodies": hook.bodies,
-                "webhook receiver log": [hook.log_path.read_text()],
-            }
-        )
-        if leaks:
-            problems.append(f"secret found in: {leaks}")
-        if not run.kills:
-            problems.append("devhost was never killed: every capture ended before the first kill")
-        if not run.faults:
-            problems.append("no fault fired: the run proved nothing about faults")
-        details: Any = {vm: s.get("error") for vm, s in run.statuses.items() if s.get("error")}
-        assert not problems, (
-            f"{ctx}\n{_outcome_line(run)}\n"
-            + "\n".join(problems)
-            + "\nerrors: "
-            + json.dumps(details, indent=1)[:6000]
-            + f"\njanitor: {json.dumps(run.janitor)[:3000]}\n{stack.devhost.log_tail(30)}"
-        )
+    run.ids = start_captures(stack, run.plan, hook.url)
+    kill_and_restart(stack, run, t0)
+    wait_all(stack, run, timeout)
+    before_janitor = run_snapshots(stack)
+    problems: list[str] = []
+    for vm in run.plan.vms:
+        problems += capture_violations(stack, vm, run.statuses[vm], before_janitor)
+    problems += notice_violations(run, hook.notices())
+    active = wait_instances_settled(stack, timeout=90)
+    if active:
+        problems.append(f"orchestrations still active after every capture ended: {active}")
+    _janitor_until_clean(stack, run)
+    left = sorted(run_snapshots(stack))
+    access = stack.active_access()
+    run.faults, run.faulted = faults_fired(stack)
+    run.wall = time.monotonic() - t0
+    print(_outcome_line(run))
+    print("faulted requests:\n  " + "\n  ".join(run.faulted))
+    print(f"kills (UTC): {run.kill_times}; devhost log: {stack.devhost.log_path}")
+    if left:
+        problems.append(f"pipeline snapshots left after the janitor: {left}")
+    if access:
+        problems.append(f"disk accesses still active after the janitor: {access}")
+    leaks = secrets_in(stack.devhost.workdir, stack.seen_bodies) + secrets_in_named(
+        {
+            "janitor log lines": run.janitor_lines + janitor_output(stack.devhost.log_text()),
+            "janitor summaries": [json.dumps(s) for s in run.janitor],
+            "webhook bodies": hook.bodies,
+            "webhook receiver log": [hook.log_path.read_text()],
+        }
+    )
+    if leaks:
+        problems.append(f"secret found in: {leaks}")
+    if not run.kills:
+        problems.append("devhost was never killed: every capture ended before the first kill")
+    if not run.faults:
+        problems.append("no fault fired: the run proved nothing about faults")
+    return problems
+
+
+def _assert_none(stack: Stack, run: ChaosRun, problems: list[str]) -> None:
+    details: Any = {vm: s.get("error") for vm, s in run.statuses.items() if s.get("error")}
+    assert not problems, (
+        f"{run.plan.describe()}\n{_outcome_line(run)}\n"
+        + "\n".join(problems)
+        + "\nerrors: "
+        + json.dumps(details, indent=1)[:6000]
+        + f"\njanitor: {json.dumps(run.janitor)[:3000]}\nkills (UTC): {run.kill_times}"
+        + "\nfaulted requests:\n  "
+        + "\n  ".join(run.faulted)
+        + f"\n{stack.devhost.log_tail(30)}"
+    )
 
 
 def test_captures_survive_random_kills_and_transient_faults(tmp_path: Path) -> None:
