@@ -12,14 +12,17 @@ itself when the test process dies (its stdin closes). Start-up errors carry the 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.request import Request, urlopen
 
 from azsim.up import ENV_FILE, env_key_for_account, read_env_file
 
@@ -91,6 +94,39 @@ class CloudEnv(Mapping[str, str]):
             names = sorted(k for k in self._values if k.startswith("AZSIM_STORAGE_"))
             raise KeyError(f"no storage account {name!r} in this world; env has {names}") from None
 
+    # -- the simulated clock (virtual_clock=True; docs/virtual-time.md) ------------------------------
+
+    @property
+    def clock_url(self) -> str:
+        """The clock API (``GET`` state, ``POST /advance``, ``POST /holds``, ``DELETE /holds/{id}``)."""
+        return self._values["AZSIM_CLOCK_URL"]
+
+    def _clock_call(self, method: str, path: str = "", body: dict[str, Any] | None = None) -> dict[str, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = Request(self.clock_url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        ctx = ssl.create_default_context(cafile=self.ca_bundle)
+        with urlopen(req, timeout=10, context=ctx) as resp:
+            answer: dict[str, Any] = json.loads(resp.read())
+        return answer
+
+    def clock(self) -> dict[str, Any]:
+        """The clock's state: ``now`` (simulated seconds), ``nextDue``, ``inFlight``, ``holds``."""
+        return self._clock_call("GET")
+
+    def advance(self, seconds: float) -> dict[str, Any]:
+        """Move simulated time forward by ``seconds`` (an explicit advance, whatever is pending)."""
+        return self._clock_call("POST", "/advance", {"by": seconds})
+
+    @contextlib.contextmanager
+    def hold(self, reason: str = "test") -> Iterator[None]:
+        """Keep simulated time still for the block (to deliver an input before a timer fires)."""
+        hold_id = self._clock_call("POST", "/holds", {"reason": reason})["id"]
+        try:
+            yield
+        finally:
+            self._clock_call("DELETE", f"/holds/{hold_id}")
+
     @contextlib.contextmanager
     def apply(self) -> Iterator[CloudEnv]:
         """Set every env-file value in ``os.environ`` for the duration, then restore the previous values."""
@@ -152,6 +188,7 @@ def local_cloud(
     latency: str | os.PathLike[str] | None = None,
     seed: int = 0,
     throttle: bool = False,
+    virtual_clock: bool = False,
     start_timeout: float = 60.0,
     extra_args: tuple[str, ...] = (),
 ) -> Iterator[CloudEnv]:
@@ -175,6 +212,8 @@ def local_cloud(
         cmd += ["--latency", str(Path(latency).resolve())]
     if not throttle:
         cmd.append("--no-throttle")
+    if virtual_clock:
+        cmd.append("--virtual-clock")
     cmd += list(extra_args)
     child_env = dict(os.environ)
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), child_env.get("PYTHONPATH")]))

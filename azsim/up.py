@@ -26,6 +26,7 @@ from typing import Any
 
 from azsim.azurite import DEVSTORE_ACCOUNT, DEVSTORE_KEY, Azurite, AzuriteError, account_key
 from azsim.certs import ensure_certs
+from azsim.core.clock import SimClock
 from azsim.identity import Identity, IdentityServer, TokenIssuer
 from azsim.interfaces import CopyBehaviour, CopyFaultKind
 from azsim.storage.proxy import BlobFront
@@ -109,6 +110,7 @@ class UpOptions:
     identity_port: int = 0
     throttle: bool = True
     exit_on_stdin_eof: bool = False
+    virtual_clock: bool = False
 
 
 @dataclass
@@ -218,6 +220,7 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
 
     azurite.wait_ready()
     log.info("azurite up in %.2f s", time.monotonic() - t0)
+    clock = SimClock() if opts.virtual_clock else None
     front = BlobFront(
         upstream_host="127.0.0.1",
         upstream_port=azurite.blob_port,
@@ -228,6 +231,7 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
         port=opts.front_port,
         # Azurite checks tokens but not roles: the front enforces the world's data-plane RBAC.
         data_auth=BlobDataAuthorizer.for_world(world, issuer.verifier()),
+        clock=clock,
     )
     disks = AzuriteDiskStore(
         account=MANAGED_DISK_ACCOUNT,
@@ -244,6 +248,7 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
         latency=latency,
         opts=opts,
         ssl_context=certs.server_context(),
+        clock=clock,
     )
     cloud.stoppers.append(("arm simulator", arm_stop))
     front.copy_behaviour = copy_behaviour
@@ -269,6 +274,9 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
         "AZSIM_QUEUE_ENDPOINT": azurite.queue_endpoint,
         "AZSIM_TABLE_ENDPOINT": azurite.table_endpoint,
         "AZSIM_CONTROL_URL": control_url,
+        # The one simulated clock (docs/virtual-time.md); in real-clock mode it only reports the scale.
+        "AZSIM_CLOCK_URL": f"{control_url}/clock",
+        "AZSIM_VIRTUAL_CLOCK": "1" if opts.virtual_clock else "0",
         "AZSIM_WORKDIR": str(workdir),
         "AZSIM_PID": str(os.getpid()),
     }
@@ -288,6 +296,7 @@ def _start_arm(
     latency: Any,
     opts: UpOptions,
     ssl_context: Any,
+    clock: SimClock | None = None,
 ) -> tuple[str, str, CopyBehaviour, Callable[[], None]]:
     """Start the ARM simulator; return its base URL, control URL, copy behaviour and a stop function."""
     from azsim.arm.server import ArmSimulator, serve_arm
@@ -301,6 +310,7 @@ def _start_arm(
         seed=opts.seed,
         latency=latency,
         throttle=opts.throttle,
+        clock=clock,
     )
     server = serve_arm(sim, "127.0.0.1", opts.arm_port, ssl_context)
     port = int(server.server_address[1])
@@ -324,6 +334,11 @@ def _parse(argv: list[str]) -> UpOptions:
     parser.add_argument("--workdir", type=Path, default=Path(".azsim"), help="state, certs, logs, env file")
     parser.add_argument(
         "--time-scale", type=float, default=1.0, help="multiply simulated durations (0=instant)"
+    )
+    parser.add_argument(
+        "--virtual-clock",
+        action="store_true",
+        help="one simulated clock that moves only by skips (docs/virtual-time.md); ignores --time-scale",
     )
     parser.add_argument("--faults", type=Path, help="fault-injection rules (JSON)")
     parser.add_argument("--latency", type=Path, help="latency profile overrides (JSON)")
@@ -363,6 +378,7 @@ def _parse(argv: list[str]) -> UpOptions:
         identity_port=ns.identity_port,
         throttle=not ns.no_throttle,
         exit_on_stdin_eof=ns.exit_on_stdin_eof,
+        virtual_clock=ns.virtual_clock,
     )
 
 

@@ -19,11 +19,10 @@ from bench.profile import load_profile_doc
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 WORKDIR = REPO / ".azsim" / "bench"  # scratch: git-ignored, removed by `make clean`
-S1_TIME_SCALE = 0.00115  # S1's 26,058 Azure-second critical path in about 30 s of wall time
-# Scale runs play S1 in ~130 s: N captures' CPU (about 2 s each here) must fit on 2 shared cores, or the
-# batch measures the machine, not the pipeline.
+# S1, baseline and longcopy run in virtual time (one simulated clock; no time scale). Scale runs
+# stay on the real clock: they play S1 in ~130 s, as N captures' CPU (about 2 s each here) must fit
+# on 2 shared cores, or the batch measures the machine, not the pipeline.
 SCALE_TIME_SCALE = 0.005
-LONGCOPY_WALL_S = 35.0  # the 24 h copy's time scale is chosen so its critical path takes this long
 
 
 def _counts(text: str) -> list[int]:
@@ -45,23 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenario", choices=["S1", "baseline", "longcopy", "scale", "all"], default="all",
                     help="S1 = a capture in a fresh host + one in the warm host; baseline = S1 + the sequential script")  # fmt: skip
     ap.add_argument("--scale-counts", type=_counts, default=[1, 10, 50, 200], help="default 1,10,50,200")
-    ap.add_argument("--time-scale", type=float, default=S1_TIME_SCALE,
-                    help=f"wall seconds per Azure second for S1/baseline (default {S1_TIME_SCALE})")  # fmt: skip
     ap.add_argument("--scale-time-scale", type=float, default=SCALE_TIME_SCALE,
-                    help=f"time scale of the scale runs (default {SCALE_TIME_SCALE})")  # fmt: skip
-    ap.add_argument("--longcopy-time-scale", type=float, default=None,
-                    help=f"time scale of the long copy (default: its critical path in {LONGCOPY_WALL_S:.0f} s)")  # fmt: skip
+                    help=f"time scale of the scale runs, on the real clock (default {SCALE_TIME_SCALE})")  # fmt: skip
     ap.add_argument("--out", type=Path, default=RESULTS, help="results directory (default bench/results)")
     ns = ap.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so every started cloud and devhost is stopped on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    for flag, value in (
-        ("--time-scale", ns.time_scale),
-        ("--scale-time-scale", ns.scale_time_scale),
-        ("--longcopy-time-scale", ns.longcopy_time_scale),
-    ):
-        if value is not None and value <= 0:
-            ap.error(f"{flag} must be a positive number of wall seconds per Azure second, got {value}")
+    if ns.scale_time_scale <= 0:
+        ap.error(
+            f"--scale-time-scale must be a positive number of wall seconds per Azure second, got {ns.scale_time_scale}"
+        )
 
     stamp = time.strftime("%Y%m%dT%H%M%S")
     result: dict[str, Any] = {
@@ -83,14 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if which in ("S1", "baseline", "all"):
             result["scenarios"]["S1"] = scenarios.run_s1(
-                WORKDIR / "s1", ns.time_scale, with_baseline=which != "S1", log=_log
+                WORKDIR / "s1", with_baseline=which != "S1", log=_log
             )
         if which in ("longcopy", "all"):
             hours = float(load_profile_doc().get("longcopy", {}).get("copyHours", 24))
-            ts = ns.longcopy_time_scale or LONGCOPY_WALL_S / (hours * 3600 + 300)
-            result["scenarios"]["longcopy"] = scenarios.run_longcopy(
-                WORKDIR / "longcopy", ts, hours, log=_log
-            )
+            result["scenarios"]["longcopy"] = scenarios.run_longcopy(WORKDIR / "longcopy", hours, log=_log)
         if which in ("scale", "all"):
             result["scenarios"]["scale"] = scenarios.run_scale(
                 WORKDIR / "scale", ns.scale_counts, ns.scale_time_scale, log=_log

@@ -17,7 +17,7 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,24 +63,64 @@ class BaselineResult:
         return {
             "vm": self.vm,
             "ok": self.ok,
-            "makespanWallS": round(self.makespan_s, 3),
-            "steps": [{"step": s, "wallS": round(d, 3)} for s, d in self.steps],
+            "makespanS": round(self.makespan_s, 3),  # on the clock it ran on (simulated in virtual time)
+            "steps": [{"step": s, "seconds": round(d, 3)} for s, d in self.steps],
             "copyPolls": self.copy_polls,
             "error": self.error,
         }
 
 
-class _Steps:
-    def __init__(self, result: BaselineResult) -> None:
-        self.result = result
+class CloudClock:
+    """The local cloud's simulated clock, for a script that is the only client (the baseline).
+
+    ``now()`` reads it; ``sleep(s)`` advances it by ``s`` instead of waiting, and ``patched()``
+    makes ``time.sleep`` do that for the block, so the Azure SDK's LRO waits pass in virtual time.
+    """
+
+    def __init__(self, cloud: Any) -> None:
+        self.cloud = cloud
+
+    def now(self) -> float:
+        return float(self.cloud.clock()["now"])
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.cloud.advance(seconds)
 
     @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        t0 = time.monotonic()
+    def patched(self) -> Iterator[None]:
+        real = time.sleep
+        time.sleep = self.sleep  # type: ignore[assignment]
         try:
             yield
         finally:
-            self.result.steps.append((name, time.monotonic() - t0))
+            time.sleep = real
+
+
+class _RealClock:
+    now = staticmethod(time.monotonic)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds)
+
+    @contextmanager
+    def patched(self) -> Iterator[None]:
+        yield
+
+
+class _Steps:
+    def __init__(self, result: BaselineResult, now: Callable[[], float]) -> None:
+        self.result = result
+        self.now = now
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        t0 = self.now()
+        try:
+            yield
+        finally:
+            self.result.steps.append((name, self.now() - t0))
 
 
 def run_baseline(
@@ -96,16 +136,55 @@ def run_baseline(
     export_container: str,
     time_scale: float,
     timeout_s: float = 600.0,
+    clock: CloudClock | None = None,
 ) -> BaselineResult:
-    """Capture ``vm_name`` sequentially; the environment holds the cloud's settings (see module doc)."""
+    """Capture ``vm_name`` sequentially; the environment holds the cloud's settings (see module doc).
+
+    With ``clock`` (a virtual-time cloud) every wait advances the simulated clock and the steps and
+    makespan are simulated seconds; ``time_scale`` is then 1.
+    """
+    timer: CloudClock | _RealClock = clock or _RealClock()
+    with timer.patched():
+        return _run(
+            timer,
+            vm_name=vm_name,
+            resource_group=resource_group,
+            gallery_rg=gallery_rg,
+            gallery_name=gallery_name,
+            image_name=image_name,
+            version=version,
+            regions=regions,
+            export_account_url=export_account_url,
+            export_container=export_container,
+            time_scale=time_scale,
+            timeout_s=timeout_s,
+        )
+
+
+def _run(
+    timer: CloudClock | _RealClock,
+    *,
+    vm_name: str,
+    resource_group: str,
+    gallery_rg: str,
+    gallery_name: str,
+    image_name: str,
+    version: str,
+    regions: list[str],
+    export_account_url: str,
+    export_container: str,
+    time_scale: float,
+    timeout_s: float,
+) -> BaselineResult:
     credential = DefaultAzureCredential()
     compute = ComputeManagementClient(
         credential, os.environ["AZURE_SUBSCRIPTION_ID"], base_url=os.environ["AZURE_ARM_ENDPOINT"]
     )
     result = BaselineResult(vm=vm_name, ok=False, makespan_s=0.0)
-    s = _Steps(result)
+    s = _Steps(result, timer.now)
     copy_poll_s = SDK_DEFAULT_POLL_S * time_scale
-    started = time.monotonic()
+    started = timer.now()
+    wall_deadline = time.monotonic() + timeout_s
     try:
         with s.step("deallocate"):
             vm = compute.virtual_machines.get(resource_group, vm_name)
@@ -150,15 +229,14 @@ def run_baseline(
                 with s.step(f"copy {key}"):
                     dest = container.get_blob_client(f"{vm_name}/{key}.vhd")
                     dest.start_copy_from_url(sas)
-                    deadline = time.monotonic() + timeout_s
                     while True:
                         copy = dest.get_blob_properties().copy
                         result.copy_polls += 1
                         if copy.status != "pending":
                             break
-                        if time.monotonic() > deadline:
+                        if time.monotonic() > wall_deadline:
                             raise RuntimeError(f"copy of {name} still pending after {timeout_s:.0f} s")
-                        time.sleep(copy_poll_s)
+                        timer.sleep(copy_poll_s)
                     if copy.status != "success":
                         raise RuntimeError(f"copy of {name} ended {copy.status}: {copy.status_description}")
             finally:
@@ -214,7 +292,7 @@ def run_baseline(
         result.ok = True
     except Exception as exc:  # the bench reports it; the message never holds the SAS (no URL in it)
         result.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-    result.makespan_s = time.monotonic() - started
+    result.makespan_s = timer.now() - started
     return result
 
 

@@ -29,6 +29,12 @@ def _hours(azure_s: Any) -> str:
     return "-" if azure_s is None else f"{azure_s / 3600:.2f} h"
 
 
+def _mode(scenario: dict[str, Any]) -> str:
+    if scenario.get("clock") == "virtual":
+        return "virtual time (figures in simulated seconds, read from the one clock)"
+    return f"time scale {scenario.get('timeScale', 0):g}"
+
+
 def _check(ok: bool | None) -> str:
     return "" if ok is None else ("ok" if ok else "MISSED")
 
@@ -40,11 +46,11 @@ def summary_table(result: dict[str, Any]) -> str:
     if s1 and "ours" in s1:
         ours, base = s1["ours"], s1.get("baseline")
         cp = ours["criticalPath"]
-        add(f"S1: Linux VM, 128 + 2x256 GiB, 3 regions, VHD export; time scale {s1['timeScale']:g}")
+        add(f"S1: Linux VM, 128 + 2x256 GiB, 3 regions, VHD export; {_mode(s1)}")
         add(f"  {'':16}{'makespan (Azure)':>18}{'wall s':>9}{'x crit.path':>13}{'ARM req':>9}"
             f"{'reads':>7}{'writes':>7}{'dels':>6}{'polls':>7}{'429s':>6}{'CPU s':>8}{'history':>9}")  # fmt: skip
         add(
-            f"  {'critical path':16}{_hours(cp['total_s']):>18}{_f(cp.get('total_wall_s'), '{:.1f}'):>9}{'1.000':>13}"
+            f"  {'critical path':16}{_hours(cp['total_s']):>18}{_f(None if s1.get('clock') == 'virtual' else cp.get('total_wall_s'), '{:.1f}'):>9}{'1.000':>13}"
         )
         rows = [("ours", ours, ours.get("devhostCpuS"), ours["history"]["maxEventsPerExecution"])]
         warm = s1.get("oursWarm")
@@ -57,7 +63,7 @@ def summary_table(result: dict[str, Any]) -> str:
         for name, r, cpu, hist in rows:
             q = r["requests"]
             add(
-                f"  {name:16}{_hours(r['makespanAzureS']):>18}{_f(r['makespanWallS'], '{:.1f}'):>9}"
+                f"  {name:16}{_hours(r['makespanAzureS']):>18}{_f(r.get('runWallS', r.get('makespanWallS')), '{:.1f}'):>9}"
                 f"{_f(r['ratioToCriticalPath']):>13}{q['total']:>9}{q['reads']:>7}{q['writes']:>7}"
                 f"{q['deletes']:>6}{q['polls']:>7}{q['status429']:>6}{_f(cpu, '{:.2f}'):>8}{_f(hist, '{}'):>9}"
             )
@@ -84,11 +90,12 @@ def summary_table(result: dict[str, Any]) -> str:
         o = lc["ours"]
         h = o["history"]
         add("")
-        add(f"longcopy: {lc['copyHours']:g} h VHD copy of the largest disk; time scale {lc['timeScale']:g}")
+        add(f"longcopy: {lc['copyHours']:g} h VHD copy of the largest disk; {_mode(lc)}")
         add(
             f"  {o['runtimeStatus']}: makespan {_hours(o['makespanAzureS'])} vs critical path "
             f"{_hours(o['criticalPath']['total_s'])} -> x{o['ratioToCriticalPath']:.3f}; "
-            f"{o['requests']['total']} ARM requests; devhost CPU {o['devhostCpuS']:.2f} s"
+            f"{o['requests']['total']} ARM requests; devhost CPU {o['devhostCpuS']:.2f} s; "
+            f"{_f(o.get('runWallS', o.get('makespanWallS')), '{:.1f}')} s wall"
         )
         add(
             f"  history: max {h['maxEventsPerExecution']} events in one execution, "

@@ -4,6 +4,11 @@ Each scenario starts its own local cloud (azsim + Azurite, throttling on) and de
 ``function_app.py`` in a work dir under ``.bench/``, on free ports, and stops both on exit (also on
 failure). The pipeline gets its default timing policy with every duration multiplied by the time
 scale (``policy_env``), so it paces itself against the compressed cloud as it would against Azure.
+
+S1, baseline and longcopy run in virtual time (docs/virtual-time.md): azsim ``--virtual-clock`` owns
+the one simulated clock, devhost shares it (``--clock-url``), the time scale is 1 and every duration
+(makespan, stage timings, the baseline's steps) is read from that clock, with no wall-time
+conversion. CPU stays a wall measure. The scale scenario still runs on the real clock at a time scale.
 """
 
 from __future__ import annotations
@@ -108,6 +113,14 @@ class Stack:
     devhost: DevhostProcess
     probe: HistoryProbe
     time_scale: float
+    virtual: bool = False
+
+    def now(self) -> float:
+        """Epoch seconds on the stack's clock: the simulated clock's (as devhost stamps) or real time."""
+        if not self.virtual:
+            return time.time()
+        state = self.cloud.clock()
+        return float(state["epoch"]) + float(state["now"])
 
     def sim(self, path: str) -> Any:
         url = f"{self.cloud.control_url.rstrip('/')}/{path.lstrip('/')}"
@@ -145,8 +158,8 @@ class Stack:
         }
 
     def submit(self, vm: str) -> tuple[str, float]:
-        """POST a capture of ``vm``; ``(capture id, epoch time the POST was sent)``."""
-        sent = time.time()
+        """POST a capture of ``vm``; ``(capture id, time the POST was sent on the stack's clock)``."""
+        sent = self.now()
         code, answer = http("POST", self.devhost.url("/api/captures"), self.capture_request(vm))
         if code != 202:
             raise RuntimeError(f"POST /api/captures for {vm} answered {code}: {str(answer)[:500]}")
@@ -192,7 +205,9 @@ def running_stack(
     *,
     log: Log,
     expected_copy_mbps: float | None = None,
+    virtual: bool = False,
 ) -> Iterator[Stack]:
+    """azsim + devhost; with ``virtual`` on one simulated clock (then ``time_scale`` must be 1)."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     latency = write_latency_file(profile, workdir / "latency.json")
@@ -203,14 +218,19 @@ def running_stack(
         time_scale=time_scale,
         latency=latency,
         throttle=True,
+        virtual_clock=virtual,
         start_timeout=300,
     ) as cloud:
         env = {**dict(cloud), **policy_env(time_scale, expected_copy_mbps)}
-        with running_devhost(REPO, workdir / "devhost", env=env, startup_timeout=120) as dh:
+        clock_url = cloud.clock_url if virtual else None
+        with running_devhost(
+            REPO, workdir / "devhost", env=env, clock_url=clock_url, startup_timeout=120
+        ) as dh:
             probe = HistoryProbe(workdir / "devhost" / DEVHOST_DB)
             probe.install()
-            log(f"  local cloud + devhost up in {time.monotonic() - t0:.1f} s (time scale {time_scale:g})")
-            yield Stack(cloud, dh, probe, time_scale)
+            mode = "virtual time" if virtual else f"time scale {time_scale:g}"
+            log(f"  local cloud + devhost up in {time.monotonic() - t0:.1f} s ({mode})")
+            yield Stack(cloud, dh, probe, time_scale, virtual)
 
 
 def _vm(world: Path, name: str) -> VirtualMachine:
@@ -221,14 +241,14 @@ def _capture_figures(
     stack: Stack, cid: str, sent: float, row: tuple[str, float, float], cp: CriticalPath
 ) -> dict[str, Any]:
     status = stack.status(cid)
-    makespan = row[2] - sent
+    makespan = row[2] - sent  # both on the stack's clock: simulated seconds in virtual time
     ts = stack.time_scale
     history = stack.probe.per_instance(cid)
     result = status.get("result") or {}
-    return {
+    out: dict[str, Any] = {
         "captureId": cid,
         "runtimeStatus": row[0],
-        "makespanWallS": round(makespan, 3),
+        "clock": "virtual" if stack.virtual else "real",
         "makespanAzureS": round(makespan / ts, 1),
         "criticalPath": cp.as_dict(ts),
         "ratioToCriticalPath": round(makespan / cp.wall(ts), 4),
@@ -236,6 +256,9 @@ def _capture_figures(
         "history": {"perInstance": history, **summarize_history(history)},
         "error": status.get("error"),
     }
+    if not stack.virtual:
+        out["makespanWallS"] = round(makespan, 3)
+    return out
 
 
 def _export_restarts(stack: Stack, cid: str) -> dict[str, int]:
@@ -267,107 +290,119 @@ def _one_capture(stack: Stack, vm_name: str, cp: CriticalPath, idle: float) -> d
     cloud_cpu = CpuMeter(stack.cloud_pids())
     cpu.start()
     cloud_cpu.start()
+    wall0 = time.monotonic()
     cid, sent = stack.submit(vm_name)
-    rows = stack.wait([cid], timeout=max(120.0, 8 * cp.wall(stack.time_scale)))
+    rows = stack.wait([cid], timeout=_wait_s(stack, cp))
+    wall = time.monotonic() - wall0
     ours = _capture_figures(stack, cid, sent, rows[cid], cp)
-    ours.update(_cpu_figures(cpu.seconds(), idle, ours["makespanWallS"]))
+    ours["runWallS"] = round(wall, 3)
+    ours.update(_cpu_figures(cpu.seconds(), idle, wall))
     ours["cloudCpuS"] = cloud_cpu.seconds()
     ours["exportRestarts"] = _export_restarts(stack, cid)  # after the CPU reading: it asks devhost
     ours["requests"] = classify_requests(stack.records()[n0:])
     return ours
 
 
-def run_s1(workdir: Path, time_scale: float, *, with_baseline: bool, log: Log) -> dict[str, Any]:
+def _wait_s(stack: Stack, cp: CriticalPath) -> float:
+    # Wall seconds to wait for a capture: in virtual time a capture takes seconds whatever it simulates.
+    return 300.0 if stack.virtual else max(120.0, 8 * cp.wall(stack.time_scale))
+
+
+def _baseline(stack: Stack, cp: CriticalPath) -> tuple[baseline_mod.BaselineResult, dict[str, Any]]:
+    """The sequential script in the bench process, on the stack's clock; its figures in Azure seconds."""
+    me = psutil.Process()
+    t = me.cpu_times()
+    cpu0 = t.user + t.system
+    wall0 = time.monotonic()
+    clock = baseline_mod.CloudClock(stack.cloud) if stack.virtual else None
+    with stack.cloud.apply():
+        res = baseline_mod.run_baseline(
+            vm_name=S1_BASELINE_VM,
+            resource_group="rg-build",
+            gallery_rg="rg-images",
+            gallery_name="galBaseline",
+            image_name=f"{S1_BASELINE_VM}-def",
+            version="1.0.0",
+            regions=REGIONS,
+            export_account_url=stack.cloud.storage_account_url("stexports"),
+            export_container="vhds-baseline",
+            time_scale=stack.time_scale,
+            timeout_s=_wait_s(stack, cp),
+            clock=clock,
+        )
+    t = me.cpu_times()
+    b = res.as_dict()
+    b["runWallS"] = round(time.monotonic() - wall0, 3)
+    b["clock"] = "virtual" if stack.virtual else "real"
+    b["makespanAzureS"] = round(res.makespan_s / stack.time_scale, 1)
+    b["ratioToCriticalPath"] = round(res.makespan_s / cp.wall(stack.time_scale), 4)
+    b["scriptCpuS"] = round(t.user + t.system - cpu0, 3)
+    return res, b
+
+
+def run_s1(workdir: Path, *, with_baseline: bool, log: Log) -> dict[str, Any]:
     """S1 (one capture through the pipeline) and, in the same cloud afterwards, the baseline script."""
     base = azure_profile()
     vm = _vm(BENCH_WORLD, S1_VM)
     profile = bench_profile(base, vm)
     cp = critical_path(profile, disks_of(vm), regions=len(REGIONS))
-    log(
-        f"S1: critical path {cp.total_s:.0f} Azure s = {cp.wall(time_scale):.1f} s wall (bound by {cp.bound_by})"
-    )
+    log(f"S1: critical path {cp.total_s:.0f} Azure s (bound by {cp.bound_by}), in virtual time")
     out: dict[str, Any] = {
-        "timeScale": time_scale,
+        "clock": "virtual",
         "copyMBps": round(azure_copy_mbps(profile, vm), 3),
-        "policy": policy_env(time_scale),
+        "policy": policy_env(1.0),
     }
-    with running_stack(workdir, BENCH_WORLD, profile, time_scale, log=log) as stack:
+    with running_stack(workdir, BENCH_WORLD, profile, 1.0, log=log, virtual=True) as stack:
         cpu = CpuMeter([stack.devhost.proc.pid] if stack.devhost.proc else [])
         idle = cpu.idle_rate()
         # first capture in a fresh host (pays imports, clients, connections), then one more in the warm host
         for key, vm_name in (("ours", S1_VM), ("oursWarm", S1_WARM_VM)):
             out[key] = ours = _one_capture(stack, vm_name, cp, idle)
             log(
-                f"  {key}: {ours['runtimeStatus']} in {ours['makespanWallS']:.1f} s wall, ratio "
-                f"{ours['ratioToCriticalPath']:.3f}, {ours['requests']['total']} ARM requests, "
-                f"devhost CPU {ours['devhostCpuS']:.2f} s"
+                f"  {key}: {ours['runtimeStatus']} in {ours['makespanAzureS']:.0f} simulated s "
+                f"({ours['runWallS']:.1f} s wall), ratio {ours['ratioToCriticalPath']:.3f}, "
+                f"{ours['requests']['total']} ARM requests, devhost CPU {ours['devhostCpuS']:.2f} s"
             )
         ours = out["ours"]
-        records = stack.records()
         if with_baseline:
-            n1 = len(records)
-            me = psutil.Process()
-            t = me.cpu_times()
-            cpu0 = t.user + t.system
-            with stack.cloud.apply():
-                res = baseline_mod.run_baseline(
-                    vm_name=S1_BASELINE_VM,
-                    resource_group="rg-build",
-                    gallery_rg="rg-images",
-                    gallery_name="galBaseline",
-                    image_name=f"{S1_BASELINE_VM}-def",
-                    version="1.0.0",
-                    regions=REGIONS,
-                    export_account_url=stack.cloud.storage_account_url("stexports"),
-                    export_container="vhds-baseline",
-                    time_scale=time_scale,
-                    timeout_s=max(120.0, 8 * cp.wall(time_scale)),
-                )
-            t = me.cpu_times()
-            b = res.as_dict()
-            b["makespanAzureS"] = round(res.makespan_s / time_scale, 1)
-            b["ratioToCriticalPath"] = round(res.makespan_s / cp.wall(time_scale), 4)
-            b["scriptCpuS"] = round(t.user + t.system - cpu0, 3)
+            n1 = len(stack.records())
+            res, b = _baseline(stack, cp)
             b["requests"] = classify_requests(stack.records()[n1:])
             out["baseline"] = b
-            out["oursOverBaseline"] = round(ours["makespanWallS"] / res.makespan_s, 4) if res.ok else None
+            out["oursOverBaseline"] = (
+                round(ours["makespanAzureS"] / b["makespanAzureS"], 4) if res.ok else None
+            )
             log(
-                f"  baseline: ok={res.ok} in {res.makespan_s:.1f} s wall, ratio {b['ratioToCriticalPath']:.3f}, "
-                f"{b['requests']['total']} ARM requests {res.error or ''}"
+                f"  baseline: ok={res.ok} in {b['makespanAzureS']:.0f} simulated s, ratio "
+                f"{b['ratioToCriticalPath']:.3f}, {b['requests']['total']} ARM requests {res.error or ''}"
             )
     return out
 
 
-def run_longcopy(workdir: Path, time_scale: float, copy_hours: float, *, log: Log) -> dict[str, Any]:
+def run_longcopy(workdir: Path, copy_hours: float, *, log: Log) -> dict[str, Any]:
     vm = _vm(BENCH_WORLD, S1_VM)
     profile = bench_profile(azure_profile(), vm, copy_hours=copy_hours)
     cp = critical_path(profile, disks_of(vm), regions=len(REGIONS))
     log(
-        f"longcopy: {copy_hours:g} h copy of the largest disk; critical path {cp.total_s:.0f} Azure s = "
-        f"{cp.wall(time_scale):.1f} s wall (bound by {cp.bound_by})"
+        f"longcopy: {copy_hours:g} h copy of the largest disk; critical path {cp.total_s:.0f} Azure s "
+        f"(bound by {cp.bound_by}), in virtual time"
     )
     out: dict[str, Any] = {
-        "timeScale": time_scale,
+        "clock": "virtual",
         "copyHours": copy_hours,
         "copyMBps": round(azure_copy_mbps(profile, vm), 4),
     }
     # The pipeline's default policy, as in S1: its SAS is sized for a copy 30x slower than the
     # expected 60 MB/s (38 h + 1 h for 256 GiB), and a copy that outlives its SAS anyway is restarted.
-    out["policy"] = policy_env(time_scale)
-    with running_stack(workdir, BENCH_WORLD, profile, time_scale, log=log) as stack:
+    out["policy"] = policy_env(1.0)
+    with running_stack(workdir, BENCH_WORLD, profile, 1.0, log=log, virtual=True) as stack:
         cpu = CpuMeter([stack.devhost.proc.pid] if stack.devhost.proc else [])
         idle = cpu.idle_rate()
-        cpu.start()
-        cid, sent = stack.submit(S1_VM)
-        rows = stack.wait([cid], timeout=max(120.0, 8 * cp.wall(time_scale)))
-        ours = _capture_figures(stack, cid, sent, rows[cid], cp)
-        ours.update(_cpu_figures(cpu.seconds(), idle, ours["makespanWallS"]))
-        ours["exportRestarts"] = _export_restarts(stack, cid)  # after the CPU reading: it asks devhost
-        ours["requests"] = classify_requests(stack.records())
-        out["ours"] = ours
+        out["ours"] = ours = _one_capture(stack, S1_VM, cp, idle)
     log(
-        f"  ours: {ours['runtimeStatus']} in {ours['makespanWallS']:.1f} s wall, ratio "
-        f"{ours['ratioToCriticalPath']:.3f}, history max {ours['history']['maxEventsPerExecution']} events/execution"
+        f"  ours: {ours['runtimeStatus']} in {ours['makespanAzureS']:.0f} simulated s ({ours['runWallS']:.1f} s "
+        f"wall), ratio {ours['ratioToCriticalPath']:.3f}, history max "
+        f"{ours['history']['maxEventsPerExecution']} events/execution"
     )
     return out
 

@@ -1,6 +1,6 @@
 """``python -m devhost``: run a Python v2 Durable Functions app locally, or inspect its instances.
 
-    python -m devhost start [--app-dir .] [--port 7071] [--workdir .devhost] [--virtual-clock]
+    python -m devhost start [--app-dir .] [--port 7071] [--workdir .devhost] [--virtual-clock [--clock-url URL]]
                             [--require-keys] [--settings FILE] [--env-file FILE] [--verbose]
     python -m devhost instances [--app-dir .] [--workdir .devhost] [--status Running,...]
     python -m devhost status ID [--app-dir .] [--workdir .devhost]
@@ -56,7 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--port", type=int, default=7071, help="HTTP port on 127.0.0.1 (0 = any free port; default 7071)"
     )
-    s.add_argument("--virtual-clock", action="store_true", help="jump time to the next timer when idle")
+    s.add_argument(
+        "--virtual-clock", action="store_true", help="time stands still and skips to the next timer when idle"
+    )
+    s.add_argument(
+        "--clock-url",
+        default=None,
+        help="share the virtual clock of a clock owner (azsim --virtual-clock: its AZSIM_CLOCK_URL)",
+    )
     s.add_argument("--require-keys", action="store_true", help="enforce function/admin/system keys")
     s.add_argument("--settings", type=Path, default=None, help="settings file instead of local.settings.json")
     s.add_argument("--env-file", type=Path, default=None, help="KEY=VALUE file laid over the app settings")
@@ -101,6 +108,7 @@ def _start(args: argparse.Namespace) -> int:
             workdir=args.workdir,
             port=args.port,
             virtual_clock=args.virtual_clock,
+            clock_url=args.clock_url,
             require_keys=args.require_keys,
             settings_file=args.settings,
             env_file=args.env_file,

@@ -50,6 +50,7 @@ class HostOptions:
     port: int = 7071
     rpc_port: int = 0
     virtual_clock: bool = False
+    clock_url: str | None = None  # a clock owner's URL (azsim's AZSIM_CLOCK_URL); implies virtual_clock
     require_keys: bool = False
     settings_file: Path | None = None
     env_file: Path | None = None
@@ -91,7 +92,8 @@ class Host:
         self.engine = Engine(
             self.index,
             self.workdir,
-            virtual_clock=o.virtual_clock,
+            virtual_clock=o.virtual_clock or bool(o.clock_url),
+            clock_url=o.clock_url,
             max_concurrent_activities=cfg.max_concurrent_activities,
             max_concurrent_orchestrations=cfg.max_concurrent_orchestrations,
         )
@@ -136,7 +138,11 @@ class Host:
             self.app_dir,
             self.workdir,
             cfg.hub_name,
-            "; virtual clock" if o.virtual_clock else "",
+            f"; virtual clock of {o.clock_url}"
+            if o.clock_url
+            else "; virtual clock"
+            if o.virtual_clock
+            else "",
         )
         for route in self.server.routes:
             log.info(

@@ -46,6 +46,7 @@ class DevhostProcess:
         env_file: Path | None = None,
         settings_file: Path | None = None,
         virtual_clock: bool = False,
+        clock_url: str | None = None,
         require_keys: bool = False,
         port: int = 0,
         startup_timeout: float = 30.0,
@@ -57,6 +58,7 @@ class DevhostProcess:
         self.env_file = env_file
         self.settings_file = settings_file
         self.virtual_clock = virtual_clock
+        self.clock_url = clock_url
         self.require_keys = require_keys
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
@@ -81,8 +83,10 @@ class DevhostProcess:
             "--port",
             str(self.port),
         ]
-        if self.virtual_clock:
+        if self.virtual_clock or self.clock_url:
             cmd.append("--virtual-clock")
+        if self.clock_url:
+            cmd += ["--clock-url", self.clock_url]
         if self.require_keys:
             cmd.append("--require-keys")
         if self.env_file is not None:
@@ -255,6 +259,7 @@ def running_devhost(
     env_file: Path | None = None,
     settings_file: Path | None = None,
     virtual_clock: bool = False,
+    clock_url: str | None = None,
     require_keys: bool = False,
     port: int = 0,
     startup_timeout: float = 30.0,
@@ -267,6 +272,7 @@ def running_devhost(
         env_file=env_file,
         settings_file=settings_file,
         virtual_clock=virtual_clock,
+        clock_url=clock_url,
         require_keys=require_keys,
         port=port,
         startup_timeout=startup_timeout,

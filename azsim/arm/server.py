@@ -8,6 +8,7 @@ throttling, handler). Inspection lives outside the ARM namespace under ``/_sim``
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import socket
@@ -25,7 +26,7 @@ from azsim.arm import urls
 from azsim.arm.responses import HANDLERS, ArmRequest
 from azsim.compute.backend import ComputeBackend
 from azsim.compute.regions import normalize
-from azsim.core.clock import Clock, MonotonicClock, utc_iso
+from azsim.core.clock import Clock, MonotonicClock, SimClock, utc_iso, wall_time
 from azsim.core.context import Reply, RequestContext
 from azsim.core.errors import (
     ArmError,
@@ -83,11 +84,16 @@ class ArmSimulator:
     ) -> None:
         self.world = world
         self.tokens = tokens
+        # On the simulated clock every duration is in simulated seconds: the time scale is 1.
+        if isinstance(clock, SimClock):
+            time_scale = 1.0
         self.time_scale = time_scale
         self.latency = latency or LatencyProfile()
         self.clock = clock or MonotonicClock()
         self.lock = threading.RLock()
         self.lifecycle = Lifecycle(self.clock, time_scale)
+        if isinstance(self.clock, SimClock):
+            self.clock.add_due_source(self._next_due)
         self.ops = OperationStore()
         self.throttler = Throttler(self.clock, time_scale, enabled=throttle)
         self.faults = FaultEngine(faults, seed)
@@ -95,6 +101,14 @@ class ArmSimulator:
         self.requests = RequestLog()
         self.backend = ComputeBackend(world, disk_store, self.lifecycle, self.ops, self.latency, seed=seed)
         self._subscriptions = {s.id.lower() for s in world.subscriptions}
+
+    def _next_due(self) -> float | None:
+        with self.lock:
+            return self.lifecycle.next_due()
+
+    def stamp(self) -> str:
+        """The current time as ARM spells it, on the simulator's clock (simulated in virtual mode)."""
+        return utc_iso(dt.datetime.fromtimestamp(wall_time(self.clock), dt.UTC))
 
     # ---------------------------------------------------------------- CopyBehaviour (for the blob front)
 
@@ -110,7 +124,7 @@ class ArmSimulator:
         if outcome is not None:
             self.requests.add(
                 RequestRecord(
-                    time=utc_iso(),
+                    time=self.stamp(),
                     principal=None,
                     method="COPY",
                     path=f"/{account}/{container}/{blob}",
@@ -145,7 +159,9 @@ class ArmSimulator:
             state["faults"] = self.faults.counts()
             return state
 
-    def _control(self, method: str, path: str) -> HttpResult:
+    def _control(self, method: str, path: str, body: bytes = b"") -> HttpResult:
+        if path == "/_sim/clock" or path.startswith("/_sim/clock/"):
+            return self._clock_control(method, path, body)
         if method == "GET" and path == "/_sim/requests":
             return _json(200, {"value": self.requests.records()})
         if method == "GET" and path == "/_sim/counters":
@@ -157,9 +173,75 @@ class ArmSimulator:
             return _json(200, {"reset": True})
         if method == "GET" and path in ("/_sim", "/_sim/"):
             return _json(
-                200, {"endpoints": ["/_sim/requests", "/_sim/counters", "/_sim/state", "POST /_sim/reset"]}
+                200,
+                {
+                    "endpoints": [
+                        "/_sim/requests",
+                        "/_sim/counters",
+                        "/_sim/state",
+                        "POST /_sim/reset",
+                        "/_sim/clock",
+                        "POST /_sim/clock/advance",
+                        "POST /_sim/clock/holds",
+                        "DELETE /_sim/clock/holds/{id}",
+                    ]
+                },
             )
         return _json(404, {"error": {"code": "NotFound", "message": f"No control endpoint {method} {path}."}})
+
+    def _clock_control(self, method: str, path: str, body: bytes) -> HttpResult:
+        """The simulated clock's loopback API (docs/virtual-time.md)."""
+        clock = self.clock
+        if not isinstance(clock, SimClock):
+            if method == "GET" and path == "/_sim/clock":
+                return _json(200, {"virtual": False, "timeScale": self.time_scale})
+            return _json(
+                409,
+                {
+                    "error": {
+                        "code": "NotVirtual",
+                        "message": "Start azsim with --virtual-clock to move its clock.",
+                    }
+                },
+            )
+        try:
+            args = json.loads(body) if body.strip() else {}
+        except json.JSONDecodeError:
+            args = None
+        if not isinstance(args, dict):
+            return _json(
+                400, {"error": {"code": "InvalidRequestContent", "message": "Expected a JSON object."}}
+            )
+        if method == "GET" and path == "/_sim/clock":
+            return _json(200, clock.state())
+        if method == "POST" and path == "/_sim/clock/advance":
+            return self._advance(clock, args)
+        if method == "POST" and path == "/_sim/clock/holds":
+            return _json(201, {"id": clock.hold(str(args.get("reason") or "")), **clock.state()})
+        if method == "DELETE" and path.startswith("/_sim/clock/holds/"):
+            released = clock.release(path.rsplit("/", 1)[1])
+            return _json(200 if released else 404, {"released": released, **clock.state()})
+        return _json(404, {"error": {"code": "NotFound", "message": f"No clock endpoint {method} {path}."}})
+
+    def _advance(self, clock: SimClock, args: dict[str, Any]) -> HttpResult:
+        to, by = args.get("to"), args.get("by")
+        bad = [
+            name
+            for name, value in (("to", to), ("by", by))
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)))
+        ]
+        if bad or (to is not None and by is not None):
+            message = "Give at most one of 'to' (simulated seconds) and 'by' (seconds), as numbers."
+            return _json(400, {"error": {"code": "InvalidClockAdvance", "message": message}})
+        moved = clock.advance(
+            to=None if to is None else float(to),
+            by=None if by is None else float(by),
+            if_idle=bool(args.get("ifIdle", False)),
+        )
+        if moved:  # apply what fell due now, so that a SAS also expires for the blob data plane
+            with self.lock:
+                self.lifecycle.run_due()
+        return _json(200, {"moved": moved, **clock.state()})
 
     # ---------------------------------------------------------------- ARM pipeline
 
@@ -169,10 +251,24 @@ class ArmSimulator:
         path = unquote(parts.path).rstrip("/") or "/"
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         if path == "/_sim" or path.startswith("/_sim/"):
-            return self._control(method, path)
+            return self._control(method, path, body)
+        if isinstance(self.clock, SimClock):
+            with self.clock.busy():
+                return self._handle_arm(method, path, query, headers, body, started)
+        return self._handle_arm(method, path, query, headers, body, started)
+
+    def _handle_arm(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        started: float,
+    ) -> HttpResult:
         lower_headers = {k.lower(): v for k, v in headers.items()}
         record = RequestRecord(
-            time=utc_iso(),
+            time=self.stamp(),
             principal=None,
             method=method,
             path=path,

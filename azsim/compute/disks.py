@@ -209,14 +209,14 @@ class DisksAndSnapshots(ComputeState):
                 disk.access.expiry_entry.cancelled = True
         access_id = new_guid()
         sas = self.disk_store.grant_read(disk.blob_name, access_id, duration)
-        grant = DiskAccess(access_id, self.lifecycle.now() + self.lifecycle.real(duration))
+        grant = DiskAccess(access_id, self.lifecycle.now() + self.lifecycle.validity(duration))
         disk.access = grant
 
         def expire(_at: float) -> None:
             if disk.access is grant:
                 self._end_access(disk)
 
-        grant.expiry_entry = self.lifecycle.schedule(float(duration), expire)
+        grant.expiry_entry = self.lifecycle.schedule_validity_end(float(duration), expire)
         op = self.start_op(
             ctx, family="DiskOperations", location=disk.location, resource_id=disk.id, sub=disk.subscription
         )

@@ -1,8 +1,10 @@
 """Timed transitions without background threads.
 
-A transition is scheduled at a real due time (Azure seconds x time scale) and applied lazily: the
-simulator calls ``run_due()`` before it reads or changes state, so with time scale 0 everything
-due "now" has happened by the next request, and a ``ManualClock`` makes tests deterministic.
+A transition is scheduled at a due time on the clock's scale (Azure seconds x time scale in
+real-clock mode; simulated seconds on a ``SimClock``, where the time scale is 1) and applied
+lazily: the simulator calls ``run_due()`` before it reads or changes state, so with time scale 0
+everything due "now" has happened by the next request, and a ``ManualClock`` makes tests
+deterministic. ``next_due()`` tells the virtual clock when the next transition is.
 """
 
 from __future__ import annotations
@@ -40,12 +42,27 @@ class Lifecycle:
         """Real seconds for a simulated Azure duration."""
         return azure_seconds * self.time_scale
 
+    def validity(self, azure_seconds: float) -> float:
+        """Clock seconds for a validity window (a SAS's lifetime): never scaled to zero.
+
+        At time scale 0 operations are instant, but a grant must still work until a client has
+        used it, so the window is kept in real seconds there.
+        """
+        return azure_seconds * self.time_scale if self.time_scale > 0 else float(azure_seconds)
+
     def now(self) -> float:
         return self.clock.now()
 
     def schedule(self, azure_seconds: float, fn: Transition, *, base: float | None = None) -> _Entry:
+        return self._push(self.real(azure_seconds), fn, base)
+
+    def schedule_validity_end(self, azure_seconds: float, fn: Transition) -> _Entry:
+        """Schedule the end of a validity window (see ``validity``)."""
+        return self._push(self.validity(azure_seconds), fn, None)
+
+    def _push(self, clock_seconds: float, fn: Transition, base: float | None) -> _Entry:
         start = self.clock.now() if base is None else base
-        entry = _Entry(start + self.real(azure_seconds), next(self._seq), fn)
+        entry = _Entry(start + clock_seconds, next(self._seq), fn)
         heapq.heappush(self._heap, entry)
         return entry
 
@@ -55,6 +72,13 @@ class Lifecycle:
             entry = heapq.heappop(self._heap)
             if not entry.cancelled:
                 entry.fn(entry.due)
+
+    def next_due(self) -> float | None:
+        """The due time of the earliest pending transition (None when nothing is scheduled)."""
+        heap = self._heap
+        while heap and heap[0].cancelled:
+            heapq.heappop(heap)
+        return heap[0].due if heap else None
 
     def clear(self) -> None:
         self._heap.clear()

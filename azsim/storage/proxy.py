@@ -35,6 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from azsim.core.clock import Clock, SimClock, wall_time
 from azsim.interfaces import CopyBehaviour, CopyFaultKind
 
 if TYPE_CHECKING:
@@ -116,6 +117,16 @@ class SimulatedCopy:
         if fraction >= 1.0:
             return "success", size, self.started_wall + duration, None
         return "pending", min(int(size * fraction), max(size - 1, 0)), None, None
+
+    def next_due(self) -> float | None:
+        """When this copy's state next changes by itself (its end or its fault), on the clock's scale."""
+        if self.final_status is not None or self.duration is None:
+            return None
+        if self.fault is None:
+            return self.started + self.duration
+        if self.fault == "stall":
+            return None
+        return self.started + self.duration * FAULT_AT_FRACTION
 
     def abort(self, now: float) -> None:
         _, copied, _, _ = self.view(now)
@@ -228,6 +239,14 @@ class _FrontHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _handle(self) -> None:
+        clock = self.server.sim_clock
+        if clock is None:
+            self._handle_request()
+            return
+        with clock.busy():  # a skip of virtual time waits for this request
+            self._handle_request()
+
+    def _handle_request(self) -> None:
         try:
             body = self._read_body()
         except (ValueError, OSError):
@@ -333,6 +352,7 @@ class BlobFront(ThreadingHTTPServer):
         port: int = 0,
         unsimulated_accounts: frozenset[str] = frozenset(),
         data_auth: BlobDataAuthorizer | None = None,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__((host, port), _FrontHandler)
         self.upstream_host = upstream_host
@@ -345,7 +365,25 @@ class BlobFront(ThreadingHTTPServer):
         self._copies: dict[tuple[str, str, str], SimulatedCopy] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._clock = time.monotonic
+        self._clock: Any = time.monotonic
+        self._wall: Any = time.time
+        self.sim_clock: SimClock | None = None
+        if clock is not None:
+            self.use_clock(clock)
+
+    def use_clock(self, clock: Clock) -> None:
+        """Time copies on ``clock``; on a ``SimClock`` also report in-flight requests and copy ends."""
+        self._clock = clock.now
+        self._wall = lambda: wall_time(clock)
+        if isinstance(clock, SimClock):
+            self.sim_clock = clock
+            clock.add_due_source(self.next_due)
+
+    def next_due(self) -> float | None:
+        """The earliest time a simulated copy changes state by itself."""
+        with self._lock:
+            dues = [d for d in (c.next_due() for c in self._copies.values()) if d is not None]
+        return min(dues) if dues else None
 
     @property
     def port(self) -> int:
@@ -450,7 +488,7 @@ class BlobFront(ThreadingHTTPServer):
             source_url=req_headers.get("x-ms-copy-source", ""),
             fault=fault,
             started=self._clock(),
-            started_wall=time.time(),
+            started_wall=self._wall(),
         )
         if fault is None and float(self.copy_behaviour.copy_seconds(1)) <= 0:
             # Instant copies (time scale 0) need no simulation; Azurite's answer is the truth.
