@@ -78,13 +78,22 @@ def _outcome_line(run: ChaosRun) -> str:
     )
 
 
-def _chaos(tmp_path: Path, vms: tuple[str, ...], kills: tuple[int, int], clones: int, timeout: float) -> None:
-    plan = ChaosPlan.make(_seed(), vms, kills, window=(1.0, 6.0))
+def _chaos(
+    tmp_path: Path,
+    vms: tuple[str, ...],
+    kills: tuple[int, int],
+    *,
+    window: tuple[float, float],
+    timeout: float,
+    clones: int = 0,
+    latency: dict[str, float] | None = None,
+) -> None:
+    plan = ChaosPlan.make(_seed(), vms, kills, window=window)
     run = ChaosRun(plan)
     try:
         with (
             LoggingWebhookReceiver(tmp_path / "webhook" / "receiver.log") as hook,
-            chaos_stack(tmp_path / "stack", plan, clones=clones) as stack,
+            chaos_stack(tmp_path / "stack", plan, clones=clones, latency=latency) as stack,
         ):
             problems = _run_and_check(stack, hook, run, timeout)
             _assert_none(stack, run, problems)
@@ -151,14 +160,25 @@ def _assert_none(stack: Stack, run: ChaosRun, problems: list[str]) -> None:
 
 
 def test_captures_survive_random_kills_and_transient_faults(tmp_path: Path) -> None:
-    _chaos(tmp_path, DEFAULT_VMS, kills=(2, 4), clones=0, timeout=240)
+    # Kills 1-6 s apart: a capture takes ~15 s here (longer when a fault costs a timeout), so most land.
+    _chaos(tmp_path, DEFAULT_VMS, kills=(2, 4), window=(1.0, 6.0), timeout=240)
 
 
 @pytest.mark.skipif(os.environ.get("CHAOS_LONG") != "1", reason="the longer chaos variant: make chaos")
 def test_chaos_long_more_captures_more_kills(tmp_path: Path) -> None:
     clones = 5
     vms = DEFAULT_VMS + tuple(f"vm-chaos-{i}" for i in range(clones))
-    _chaos(tmp_path, vms, kills=(5, 8), clones=clones, timeout=600)
+    # VHD copies of ~5 s (disks of ~1 MiB at 0.0006 MB/s, time scale 0.003) and kills 0.5-3 s apart:
+    # most kills land in the middle of exports, while SAS access is out.
+    _chaos(
+        tmp_path,
+        vms,
+        kills=(5, 8),
+        window=(0.5, 3.0),
+        timeout=600,
+        clones=clones,
+        latency={"copy_mb_per_s": 0.0006},
+    )
 
 
 def test_the_extended_secret_scan_finds_a_sas_in_janitor_and_webhook_output() -> None:
