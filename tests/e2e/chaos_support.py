@@ -169,13 +169,19 @@ def world_with_clones(path: Path, clones: int) -> Path:
 
 
 @contextlib.contextmanager
-def chaos_stack(workdir: Path, plan: ChaosPlan, clones: int = 0) -> Iterator[Stack]:
+def chaos_stack(
+    workdir: Path, plan: ChaosPlan, clones: int = 0, latency: dict[str, float] | None = None
+) -> Iterator[Stack]:
     workdir.mkdir(parents=True, exist_ok=True)
     faults = workdir / "faults.json"
     faults.write_text(json.dumps(plan.fault_rules()))
+    latency_file = None
+    if latency is not None:
+        latency_file = workdir / "latency.json"
+        latency_file.write_text(json.dumps(latency))
     world = world_with_clones(workdir / "world.json", clones) if clones else WORLD
     with local_cloud(
-        workdir / "azsim", world=world, time_scale=0.003, faults=faults, seed=plan.seed
+        workdir / "azsim", world=world, time_scale=0.003, faults=faults, latency=latency_file, seed=plan.seed
     ) as cloud:
         env = {
             **dict(cloud),
