@@ -43,6 +43,7 @@ from leak_check import janitor_output, secrets_in, secrets_in_named
 
 pytestmark = pytest.mark.e2e
 
+MC = "Microsoft.Compute"
 DEFAULT_VMS = ("vm-web", "vm-web-2", "vm-web-3")
 JANITOR_PASSES = 3  # a pass whose own ARM calls hit an injected fault is finished by the next
 
@@ -195,3 +196,45 @@ def test_the_extended_secret_scan_finds_a_sas_in_janitor_and_webhook_output() ->
     assert secrets_in_named({"janitor summaries": ['{"key": "s3cr3t-master"}']}, known=["s3cr3t-master"]) == [
         "janitor summaries"
     ]
+
+
+# --- findings of the chaos runs, replayed deterministically (one capture, no kill) -------------------
+# Both fail today; strict xfail so a fix shows up as XPASS (then drop the mark). Short step timeouts keep
+# them to seconds: the bug is that the timeout is waited out at all.
+
+_DELETE = f"{MC}/snapshots/delete"
+
+
+@pytest.mark.xfail(strict=True, reason="start_guest_prepare never reads the Run Command LRO's outcome")
+def test_replay_a_transient_run_command_lro_failure_is_retried_not_waited_out(make_stack: Any) -> None:
+    # chaos seed 1030111426 (long variant): three runCommand lroFailures, three GuestPreparationTimedOut.
+    rule = {
+        "match": {"action": f"{MC}/virtualMachines/runCommand/action"},
+        "effect": {"type": "lroFailure", "code": "InternalExecutionError"},
+        "count": 1,
+    }
+    stack = make_stack(faults={"rules": [rule]}, env={"CAPTURE_GUEST_STOP_TIMEOUT_SECONDS": "8"})
+    status = stack.run(stack.request("vm-web-3", version="auto", export=False), timeout=120)
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+
+
+@pytest.mark.xfail(strict=True, reason="lro.start keeps the SDK-retried 429 answer, losing the operation URL")
+def test_replay_a_delete_throttled_then_failing_as_an_lro_is_deleted_again(make_stack: Any) -> None:
+    # chaos seed 1017443979 (default variant, replays every time): DELETE 429, its retry accepted and
+    # failed as an LRO; the app never reads that operation and ends SnapshotDeleteTimedOut.
+    rules = [
+        {
+            "match": {"action": _DELETE},
+            "effect": {"type": "status", "status": 429, "code": "TooManyRequests", "retryAfter": 1},
+            "count": 1,
+        },
+        {
+            "match": {"action": _DELETE},
+            "effect": {"type": "lroFailure", "code": "InternalExecutionError"},
+            "after": 1,
+            "count": 1,
+        },
+    ]
+    stack = make_stack(faults={"rules": rules}, env={"CAPTURE_SNAPSHOT_TIMEOUT_SECONDS": "8"})
+    status = stack.run(stack.request("vm-web-3", version="auto", export=False), timeout=120)
+    assert status["runtimeStatus"] == "Completed", status.get("error")
