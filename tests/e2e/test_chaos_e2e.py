@@ -202,8 +202,6 @@ def test_the_extended_secret_scan_finds_a_sas_in_janitor_and_webhook_output() ->
 # Both fail today; strict xfail so a fix shows up as XPASS (then drop the mark). Short step timeouts keep
 # them to seconds: the bug is that the timeout is waited out at all.
 
-_DELETE = f"{MC}/snapshots/delete"
-
 
 @pytest.mark.xfail(strict=True, reason="start_guest_prepare never reads the Run Command LRO's outcome")
 def test_replay_a_transient_run_command_lro_failure_is_retried_not_waited_out(make_stack: Any) -> None:
@@ -218,23 +216,45 @@ def test_replay_a_transient_run_command_lro_failure_is_retried_not_waited_out(ma
     assert status["runtimeStatus"] == "Completed", status.get("error")
 
 
-@pytest.mark.xfail(strict=True, reason="lro.start keeps the SDK-retried 429 answer, losing the operation URL")
-def test_replay_a_delete_throttled_then_failing_as_an_lro_is_deleted_again(make_stack: Any) -> None:
-    # chaos seed 1017443979 (default variant, replays every time): DELETE 429, its retry accepted and
-    # failed as an LRO; the app never reads that operation and ends SnapshotDeleteTimedOut.
+# An LRO whose first request the SDK retried (429/5xx) and whose accepted retry then fails as an LRO.
+RETRIED_THEN_FAILING = {
+    # chaos seed 1017443979 (default variant, replays every time): DELETE 429, the retry fails as an LRO,
+    # the capture ends SnapshotDeleteTimedOut after generalize although its image version is Completed.
+    "snapshot-delete": (f"{MC}/snapshots/delete", 429, {"CAPTURE_SNAPSHOT_TIMEOUT_SECONDS": "8"}),
+    # After generalize: ends ReplicationTimedOut with no image (the version was never made).
+    "version-put": (
+        f"{MC}/galleries/images/versions/write",
+        503,
+        {"CAPTURE_REPLICATION_TIMEOUT_SECONDS": "10"},
+    ),
+    # Before generalize: ends PowerStateTimedOut without Azure's code.
+    "deallocate": (
+        f"{MC}/virtualMachines/deallocate/action",
+        500,
+        {"CAPTURE_POWER_STATE_TIMEOUT_SECONDS": "8"},
+    ),
+}
+
+
+@pytest.mark.xfail(
+    strict=True, reason="lro.start keeps the SDK-retried 4xx/5xx answer, losing the operation URL"
+)
+@pytest.mark.parametrize("lro", sorted(RETRIED_THEN_FAILING))
+def test_replay_an_lro_retried_by_the_sdk_then_failing_is_read_and_retried(make_stack: Any, lro: str) -> None:
+    action, status_code, env = RETRIED_THEN_FAILING[lro]
     rules = [
         {
-            "match": {"action": _DELETE},
-            "effect": {"type": "status", "status": 429, "code": "TooManyRequests", "retryAfter": 1},
+            "match": {"action": action},
+            "effect": {"type": "status", "status": status_code, "retryAfter": 1},
             "count": 1,
         },
         {
-            "match": {"action": _DELETE},
+            "match": {"action": action},
             "effect": {"type": "lroFailure", "code": "InternalExecutionError"},
             "after": 1,
             "count": 1,
         },
     ]
-    stack = make_stack(faults={"rules": rules}, env={"CAPTURE_SNAPSHOT_TIMEOUT_SECONDS": "8"})
+    stack = make_stack(faults={"rules": rules}, env=env)
     status = stack.run(stack.request("vm-web-3", version="auto", export=False), timeout=120)
     assert status["runtimeStatus"] == "Completed", status.get("error")
