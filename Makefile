@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap test test-fast lint typecheck pytest demo bench clean
+.PHONY: bootstrap test test-fast lint typecheck pytest demo bench chaos clean
 
 # Bootstrap steps hold a lock, so a `make bench` and a `make test` started together do not
 # install over each other.
@@ -50,6 +50,11 @@ demo: bootstrap
 
 bench: bootstrap
 	$(PY) -m bench
+
+# The longer crash-and-fault chaos run (more captures, more kills; not part of `make test`).
+# Replay a failure with the seed its message prints: make chaos CHAOS_SEED=<seed>
+chaos: bootstrap
+	CHAOS_LONG=1 CHAOS_SEED=$(CHAOS_SEED) $(PY) -m pytest -n 2 -rP tests/e2e/test_chaos_e2e.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf .azsim .devhost .pytest_cache .mypy_cache .ruff_cache

@@ -34,6 +34,11 @@ class Stack:
     workdir: Path
     seen: list[str] = field(default_factory=list)  # every body the test read, for the secret check
 
+    @property
+    def seen_bodies(self) -> list[str]:
+        """The old name of ``seen`` (tests written against the e2e harness read it)."""
+        return self.seen
+
     # -- the product's API -------------------------------------------------------------------------
     def vm_id(self, name: str, rg: str = "rg-build") -> str:
         return (
