@@ -236,9 +236,6 @@ RETRIED_THEN_FAILING = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True, reason="lro.start keeps the SDK-retried 4xx/5xx answer, losing the operation URL"
-)
 @pytest.mark.parametrize("lro", sorted(RETRIED_THEN_FAILING))
 def test_replay_an_lro_retried_by_the_sdk_then_failing_is_read_and_retried(make_stack: Any, lro: str) -> None:
     action, status_code, env = RETRIED_THEN_FAILING[lro]
