@@ -25,8 +25,8 @@ from orchestrators.capture_steps import (
     cleanup,
     deallocate,
     facts_name,
+    prepare_guest,
     take_snapshots,
-    wait_power,
     with_leftovers,
 )
 from orchestrators.models import ExportDiskInput, PublishVersionInput
@@ -47,8 +47,6 @@ from shared.contracts import (
     ExportStartInput,
     GalleryCheckInput,
     GalleryCheckResult,
-    GuestPrepareInput,
-    GuestPrepareResult,
     RegionsInput,
     RegionsResult,
     SnapshotRef,
@@ -330,40 +328,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
             t.skip("prepare", "the VM is already generalized")
         elif req.prepare == "deprovision":
             t.begin("prepare")
-            begun = GuestPrepareResult.from_wire(
-                (
-                    yield from call(
-                        context,
-                        names.START_GUEST_PREPARE,
-                        GuestPrepareInput(vm_id=facts.id, os_type=facts.os_type).to_wire(),
-                        step="prepare",
-                        policy=policy,
-                    )
-                )
-            )
-            conflict = (
-                f"When the capture started the guest step, Azure answered {begun.conflict}: a Run Command "
-                "was already running on the VM, which may have been another one's (an operator's or a tool's), "
-                "not the capture's, so the deprovision may never have run."
-                if begun.already_in_progress and begun.conflict
-                else None
-            )
-            what = (
-                "waagent -deprovision+user to power the VM off"
-                if facts.os_type == "Linux"
-                else ("sysprep /generalize /oobe /shutdown to shut the VM down")
-            )
-            yield from wait_power(
-                context,
-                facts,
-                {"stopped", "deallocated"},
-                timeout=policy.guest_stop_timeout_seconds,
-                step="prepare",
-                waiting_for=what,
-                policy=policy,
-                watch=watch,
-                note=conflict,
-            )
+            yield from prepare_guest(context, facts, policy, watch)
             t.end("prepare")
         else:
             t.skip("prepare", "prepare is 'none': the caller deprovisioned the guest")

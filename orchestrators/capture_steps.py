@@ -27,6 +27,8 @@ from orchestrators.timing import (
 from shared.contracts import (
     CapturePolicy,
     Done,
+    GuestPrepareInput,
+    GuestPrepareResult,
     PowerState,
     SnapshotInput,
     SnapshotRef,
@@ -47,7 +49,7 @@ Gen = Generator[Any, Any, Any]
 def wait_power(
     context: df.DurableOrchestrationContext,
     facts: VmFacts,
-    wanted: set[str],
+    wanted: set[str] | frozenset[str],
     *,
     timeout: float,
     step: str,
@@ -165,6 +167,108 @@ def deallocate(
                     + ").",
                     advice="The VM was not generalized. Check the VM's activity log for this code, fix the "
                     "cause, then run the capture again.",
+                )
+            )
+        restarts += 1
+        yield from sleep(context, retry_delay(policy, restarts - 1), watch)
+
+
+# How often the guest step is started again after Azure ended its Run Command Failed with a transient
+# code while the VM kept running (the script never ran: nothing in the guest changed).
+GUEST_RESTARTS = 2
+STOPPED = frozenset({"stopped", "deallocated"})
+
+
+def prepare_guest(
+    context: df.DurableOrchestrationContext, facts: VmFacts, policy: CapturePolicy, watch: CancelWatch
+) -> Gen:
+    """Start the deprovision/sysprep Run Command and wait from outside for the guest to stop the VM.
+
+    Run Command cannot report the end of a step that shuts the guest down, so the wait is for the
+    power state; but every poll also reads the Run Command's operation. A Run Command that Azure ends
+    Failed while the VM is still running (checked once more after a poll, because a guest shutting down
+    mid-command ends it so too) is started again for a transient code and fails the step at once, with
+    Azure's code, for any other — instead of waiting out the guest timeout and blaming the guest.
+    """
+    what = (
+        "waagent -deprovision+user to power the VM off"
+        if facts.os_type == "Linux"
+        else "sysprep /generalize /oobe /shutdown to shut the VM down"
+    )
+    restarts = 0
+    while True:
+        begun = GuestPrepareResult.from_wire(
+            (
+                yield from call(
+                    context,
+                    names.START_GUEST_PREPARE,
+                    GuestPrepareInput(vm_id=facts.id, os_type=facts.os_type).to_wire(),
+                    step="prepare",
+                    policy=policy,
+                )
+            )
+        )
+        conflict = (
+            f"When the capture started the guest step, Azure answered {begun.conflict}: a Run Command "
+            "was already running on the VM, which may have been another one's (an operator's or a tool's), "
+            "not the capture's, so the deprovision may never have run."
+            if begun.already_in_progress and begun.conflict
+            else None
+        )
+        state = yield from wait_power(
+            context,
+            facts,
+            STOPPED,
+            timeout=policy.guest_stop_timeout_seconds,
+            step="prepare",
+            waiting_for=what,
+            policy=policy,
+            watch=watch,
+            note=conflict,
+            operation_url=begun.operation_url,
+        )
+        op = state.operation
+        if state.power_state in STOPPED or op is None:
+            return state
+        yield from sleep(context, poll_delay(policy, 0), watch)
+        again = PowerState.from_wire(
+            (
+                yield from call(
+                    context,
+                    names.GET_POWER_STATE,
+                    VmRef(vm_id=facts.id).to_wire(),
+                    step="prepare",
+                    policy=policy,
+                )
+            )
+        )
+        if again.power_state != "running":  # stopping or stopped: the guest is shutting down, as intended
+            return (
+                yield from wait_power(
+                    context,
+                    facts,
+                    STOPPED,
+                    timeout=policy.guest_stop_timeout_seconds,
+                    step="prepare",
+                    waiting_for=what,
+                    policy=policy,
+                    watch=watch,
+                )
+            )
+        if not op.transient or restarts >= GUEST_RESTARTS:
+            raise StepFailed(
+                ErrorInfo(
+                    kind="terminal",
+                    step="prepare",
+                    code=op.code or "GuestPreparationFailed",
+                    azure_code=op.code,
+                    resource=facts.id,
+                    message=f"Azure's Run Command for the guest step on {facts.name} ended {op.status}: "
+                    f"{op.code}: {op.message} (the VM is still running"
+                    + (f", after {restarts} restart(s) of the step" if restarts else "")
+                    + ").",
+                    advice="The VM was not generalized and is still running. Check the VM's Run Command "
+                    "and agent status for this code, fix the cause, then run the capture again.",
                 )
             )
         restarts += 1

@@ -199,11 +199,9 @@ def test_the_extended_secret_scan_finds_a_sas_in_janitor_and_webhook_output() ->
 
 
 # --- findings of the chaos runs, replayed deterministically (one capture, no kill) -------------------
-# Both fail today; strict xfail so a fix shows up as XPASS (then drop the mark). Short step timeouts keep
-# them to seconds: the bug is that the timeout is waited out at all.
+# Short step timeouts keep them to seconds: the bug they replay was that the timeout was waited out at all.
 
 
-@pytest.mark.xfail(strict=True, reason="start_guest_prepare never reads the Run Command LRO's outcome")
 def test_replay_a_transient_run_command_lro_failure_is_retried_not_waited_out(make_stack: Any) -> None:
     # chaos seed 1030111426 (long variant): three runCommand lroFailures, three GuestPreparationTimedOut.
     rule = {
