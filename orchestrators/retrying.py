@@ -37,7 +37,7 @@ class StepFailed(CaptureError):
     """A step of the capture failed for good; ``str()`` carries the envelope so a parent can parse it."""
 
     def __init__(self, info: ErrorInfo) -> None:
-        self.kind = info.kind  # instance attribute read by CaptureError.__init__
+        self.kind = info.kind or "terminal"  # instance attribute read by CaptureError.__init__
         super().__init__(
             info.message,
             step=info.step,

@@ -56,26 +56,8 @@ def export_instance_id(run_id: str, disk_key: str) -> str:
     return f"{run_id}:export:{disk_key}"
 
 
-class ErrorView(WireModel):
-    step: str
-    code: str
-    message: str
-    kind: str | None = None
-    resource: str | None = None
-    advice: str | None = None
-    azure_code: str | None = None
-
-    @classmethod
-    def from_info(cls, info: ErrorInfo) -> ErrorView:
-        return cls(
-            step=info.step,
-            code=info.code,
-            message=redact(info.message),
-            kind=info.kind,
-            resource=info.resource,
-            advice=redact(info.advice) if info.advice else None,
-            azure_code=info.azure_code,
-        )
+# The status and notice ``error``: the one error model (the name the status models have always used).
+ErrorView = ErrorInfo
 
 
 class StageTiming(WireModel):
