@@ -57,11 +57,10 @@ def failure_info(exc: BaseException, *, step: str) -> ErrorInfo:
         return info
     # Not one of ours (a bug or a host failure): keep the text, without anything that looks like a secret.
     text = redact(str(exc)).strip().splitlines()
-    return ErrorInfo(
-        kind="terminal",
-        step=step,
-        code="UnexpectedFailure",
-        message=f"{step} failed unexpectedly: {text[0] if text else type(exc).__name__}"[:1000],
+    return ErrorInfo.terminal(
+        step,
+        "UnexpectedFailure",
+        f"{step} failed unexpectedly: {text[0] if text else type(exc).__name__}"[:1000],
     )
 
 
