@@ -111,15 +111,15 @@ class ErrorInfo(WireModel):
         transient: bool = False,
     ) -> ErrorInfo:
         """An operation Azure reported as failed: Azure's code (``fallback_code`` when it gave none)."""
-        return cls(
-            kind="transient" if transient else "terminal",
-            step=step,
-            code=azure_code or fallback_code,
-            message=message,
+        info = cls.terminal(
+            step,
+            azure_code or fallback_code,
+            message,
             resource=resource,
             advice=advice,
             azure_code=azure_code,
         )
+        return info.model_copy(update={"kind": "transient"}) if transient else info
 
     @classmethod
     def canceled(cls, step: str, message: str, *, resource: str | None = None) -> ErrorInfo:

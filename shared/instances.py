@@ -45,7 +45,8 @@ def status_name(runtime_status: Any) -> str | None:
     return str(getattr(runtime_status, "name", runtime_status))
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def aware(value: datetime | None) -> datetime | None:
+    """``value`` with a timezone (UTC when it has none)."""
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -55,7 +56,7 @@ def _parsed_time(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return _aware(datetime.fromisoformat(text.replace("Z", "+00:00")))
+        return aware(datetime.fromisoformat(text.replace("Z", "+00:00")))
     except ValueError:
         return None
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -32,7 +32,7 @@ from shared import clients
 from shared.errors import translate_azure_error
 from shared.events import DeallocationEvent, parse_time
 from shared.ids import ResourceId
-from shared.instances import ACTIVE_STATES
+from shared.instances import ACTIVE_STATES, aware
 from shared.vm_tags import TAG_DEALLOCATED_AT, TAG_EVENT_ID
 from triggers.status_reader import read_instance
 
@@ -99,12 +99,6 @@ class PreviousCapture:
         return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 async def previous_capture(client: df.DurableOrchestrationClient, instance_id: str) -> PreviousCapture | None:
     snap = await read_instance(client, instance_id, with_input=True)
     if snap is None:
@@ -130,7 +124,7 @@ def queue_skip_reason(
         return None
     if prev.active:
         return f"capture {prev.instance_id} of this VM is already {prev.runtime_status}"
-    inserted = _aware(inserted)
+    inserted = aware(inserted)
     if inserted is None or prev.created is None:
         return None
     if prev.created >= inserted:
