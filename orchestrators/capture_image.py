@@ -66,7 +66,6 @@ from shared.status import (
     CaptureProgress,
     CaptureResult,
     DiskProgress,
-    ErrorView,
     ExportProgress,
     RegionProgress,
     VersionProgress,
@@ -133,7 +132,7 @@ class Tracker:
                 if s.started:
                     s.seconds = round(elapsed_seconds(s.started, parse_iso(s.ended)), 3)
         self.progress.state = "failed"
-        self.progress.error = ErrorView.from_info(info)
+        self.progress.error = ErrorInfo.from_info(info)
         self.publish()
 
     def timings(self) -> dict[str, float]:
@@ -307,16 +306,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
             known_regions,
         )
         if problems:
-            raise StepFailed(
-                ErrorInfo(
-                    kind="terminal",
-                    step="preflight",
-                    code="PreflightFailed",
-                    resource=req.source_vm_id,
-                    message="; ".join(p.rstrip(". ") for p in problems),
-                    advice=f"Nothing was changed: {facts.name} is untouched. Fix the request and send it again.",
-                )
-            )
+            raise StepFailed(ErrorInfo.preflight_failed(req.source_vm_id, problems, facts.name))
         regions = target_regions(req.target_regions, facts.location, gcheck.gallery_location)
         progress.regions = [RegionProgress(region=r.name) for r in regions]
         progress.image_version = gcheck.resolved_version
@@ -600,14 +590,13 @@ def compensate_cancel(
                 yield from sleep(context, poll_delay(policy, polls))
             if not gone:
                 raise StepFailed(
-                    ErrorInfo(
-                        kind="terminal",
-                        step="cancel",
-                        code="VersionDeleteTimedOut",
-                        resource=progress.image_version_id,
-                        message=f"image version {progress.image_version_id} still exists "
+                    ErrorInfo.timed_out(
+                        "cancel",
+                        "VersionDeleteTimedOut",
+                        f"image version {progress.image_version_id} still exists "
                         f"{VERSION_DELETE_POLLS} status checks after its deletion was requested, so the "
                         "snapshots it is built from were kept",
+                        resource=progress.image_version_id,
                         advice="Check the version in the portal, delete it, then delete the snapshots.",
                     )
                 )
@@ -637,11 +626,9 @@ def compensate_cancel(
         )
     progress.state = "canceled"
     progress.stage = "canceled"
-    progress.error = ErrorView(
-        step="cancel",
-        code="Canceled",
-        kind="terminal",
-        message="The capture was canceled on request" + (f" ({c.reason})" if c.reason else "") + ".",
+    progress.error = ErrorInfo.canceled(
+        "cancel",
+        "The capture was canceled on request" + (f" ({c.reason})" if c.reason else "") + ".",
         resource=req.source_vm_id,
     )
     t.publish()
@@ -708,13 +695,5 @@ def record_branches(t: Tracker, outcomes: list[Any], export: bool) -> ErrorInfo 
     return first
 
 
-def _info(e: ErrorView) -> ErrorInfo:
-    return ErrorInfo(
-        kind=e.kind or "terminal",
-        step=e.step,
-        code=e.code,
-        message=e.message,
-        resource=e.resource,
-        advice=e.advice,
-        azure_code=e.azure_code,
-    )
+def _info(e: ErrorInfo) -> ErrorInfo:
+    return e if e.kind else e.model_copy(update={"kind": "terminal"})

@@ -91,10 +91,9 @@ def wait_power(
         waited = (context.current_utc_datetime - started).total_seconds()
         if waited >= timeout:
             raise StepFailed(
-                ErrorInfo(
-                    kind="terminal",
-                    step=step,
-                    code="GuestPreparationTimedOut" if step == "prepare" else "PowerStateTimedOut",
+                ErrorInfo.timed_out(
+                    step,
+                    "GuestPreparationTimedOut" if step == "prepare" else "PowerStateTimedOut",
                     resource=facts.id,
                     message=f"{facts.name} was still {state.power_state} after {int(waited)} s waiting for "
                     f"{waiting_for}." + (f" {note}" if note else ""),
@@ -155,11 +154,11 @@ def deallocate(
             return state
         if not op.transient or restarts >= DEALLOCATE_RESTARTS:
             raise StepFailed(
-                ErrorInfo(
-                    kind="transient" if op.transient else "terminal",
-                    step="deallocate",
-                    code=op.code or "DeallocateFailed",
-                    azure_code=op.code,
+                ErrorInfo.azure_failed(
+                    "deallocate",
+                    op.code,
+                    transient=op.transient,
+                    fallback_code="DeallocateFailed",
                     resource=facts.id,
                     message=f"Azure's deallocation of {facts.name} ended {op.status}: {op.code}: {op.message} "
                     f"(the VM is {state.power_state}"
@@ -309,14 +308,8 @@ def with_leftovers(info: ErrorInfo, progress: CaptureProgress, vm_name: str, kep
             + (advice or "")
             + " To get the VHD without a new capture, export it from the image version or a disk made from it."
         ).strip()
-    return ErrorInfo(
-        kind=info.kind,
-        step=info.step,
-        code=info.code,
-        message=f"{info.message.rstrip()} {' '.join(parts)}"[:4000],
-        resource=info.resource,
-        advice=advice,
-        azure_code=info.azure_code,
+    return info.model_copy(
+        update={"message": f"{info.message.rstrip()} {' '.join(parts)}"[:4000], "advice": advice}
     )
 
 
@@ -378,10 +371,9 @@ def take_snapshots(
             return [snaps[d.key] for d in facts.disks]
         if waited >= policy.snapshot_timeout_seconds:
             raise StepFailed(
-                ErrorInfo(
-                    kind="terminal",
-                    step="snapshot",
-                    code="SnapshotTimedOut",
+                ErrorInfo.timed_out(
+                    "snapshot",
+                    "SnapshotTimedOut",
                     resource=pending[0].snapshot_id,
                     message=f"Snapshots {', '.join(s.name for s in pending)} were not ready after {int(waited)} s.",
                     advice="Check the snapshots' state, then run the capture again (it reuses them).",
@@ -435,11 +427,10 @@ def _snapshot_failure(s: SnapshotResult, recreated: int) -> ErrorInfo:
     f = s.failure
     said = f"Azure said {f.code}: {f.message}" if f is not None else "Azure gave no reason"
     again = f" (created {recreated} more time(s) after transient failures)" if recreated else ""
-    return ErrorInfo(
-        kind="terminal",
-        step="snapshot",
-        code=(f.code if f is not None and f.code else "SnapshotFailed"),
-        azure_code=f.code if f is not None else None,
+    return ErrorInfo.azure_failed(
+        "snapshot",
+        f.code if f is not None else None,
+        fallback_code="SnapshotFailed",
         resource=s.snapshot_id,
         message=f"Snapshot {s.name} of disk {s.disk_key} failed to provision{again}: {said}.",
         advice="Check the snapshot in the portal/activity log for this code, then run the capture again.",
@@ -476,10 +467,9 @@ def cleanup(
         waited = (context.current_utc_datetime - begun).total_seconds()
         if waited >= policy.snapshot_timeout_seconds:
             raise StepFailed(
-                ErrorInfo(
-                    kind="terminal",
-                    step="cleanup",
-                    code="SnapshotDeleteTimedOut",
+                ErrorInfo.timed_out(
+                    "cleanup",
+                    "SnapshotDeleteTimedOut",
                     resource=next(iter(pending)),
                     message=f"Snapshots {', '.join(pending)} still existed {int(waited)} s after their deletion.",
                     advice="Delete them in the portal or with the CLI.",
