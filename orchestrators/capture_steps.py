@@ -256,16 +256,15 @@ def prepare_guest(
             )
         if not op.transient or restarts >= GUEST_RESTARTS:
             raise StepFailed(
-                ErrorInfo(
-                    kind="terminal",
-                    step="prepare",
-                    code=op.code or "GuestPreparationFailed",
-                    azure_code=op.code,
-                    resource=facts.id,
-                    message=f"Azure's Run Command for the guest step on {facts.name} ended {op.status}: "
+                ErrorInfo.azure_failed(
+                    "prepare",
+                    op.code,
+                    f"Azure's Run Command for the guest step on {facts.name} ended {op.status}: "
                     f"{op.code}: {op.message} (the VM is still running"
                     + (f", after {restarts} restart(s) of the step" if restarts else "")
                     + ").",
+                    fallback_code="GuestPreparationFailed",
+                    resource=facts.id,
                     advice="The VM was not generalized and is still running. Check the VM's Run Command "
                     "and agent status for this code, fix the cause, then run the capture again.",
                 )
