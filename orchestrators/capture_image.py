@@ -26,6 +26,7 @@ from orchestrators.capture_steps import (
     deallocate,
     facts_name,
     prepare_guest,
+    snapshots_left,
     take_snapshots,
     with_leftovers,
 )
@@ -497,9 +498,8 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
                 pass
         cleaned_up = progress.stage_of("cleanup").state == "succeeded"
         ids = [d.snapshot_id for d in progress.disks if d.snapshot_id] or [x.snapshot_id for x in snapshots]
-        info = with_leftovers(
-            info, progress, facts_name(progress, req.source_vm_id), [] if cleaned_up else ids
-        )
+        kept = [] if cleaned_up else snapshots_left(progress, ids)
+        info = with_leftovers(info, progress, facts_name(progress, req.source_vm_id), kept)
         t.fail(info)
         yield from notify(
             context,
@@ -510,8 +510,8 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
                 trigger=inp.trigger,
                 started=started_at,
                 ended=t.now(),
-                snapshots_kept=[] if cleaned_up else ids,
-                snapshots_deleted=ids if cleaned_up else [],
+                snapshots_kept=kept,
+                snapshots_deleted=[i for i in ids if i not in kept],
             ),
         )
         raise StepFailed(info) from None

@@ -301,12 +301,14 @@ def with_leftovers(info: ErrorInfo, progress: CaptureProgress, vm_name: str, kep
             "Read access (SAS) may still be active on the snapshot(s) of " + ", ".join(open_access) + "."
         )
     advice = info.advice
-    if vid and state == "completed":
+    if vid and state == "completed" and info.step == "export":
         advice = (
             "Only the VHD export failed: the image version is usable. "
             + (advice or "")
             + " To get the VHD without a new capture, export it from the image version or a disk made from it."
         ).strip()
+    elif vid and state == "completed":
+        advice = (f"Only the {info.step} step failed: the image version is usable. " + (advice or "")).strip()
     return info.model_copy(
         update={"message": f"{info.message.rstrip()} {' '.join(parts)}"[:4000], "advice": advice}
     )
@@ -436,6 +438,22 @@ def _snapshot_failure(s: SnapshotResult, recreated: int) -> ErrorInfo:
     )
 
 
+def _mark_deleted(progress: CaptureProgress, snapshot_ids: list[str]) -> None:
+    """Record which snapshots are gone, so a cleanup that fails half-way names only the ones left."""
+    gone = {i.lower() for i in snapshot_ids}
+    for disk in progress.disks:
+        if disk.snapshot_id and disk.snapshot_id.lower() in gone:
+            disk.snapshot_state = "Deleted"
+
+
+def snapshots_left(progress: CaptureProgress, snapshot_ids: list[str]) -> list[str]:
+    """The ids among ``snapshot_ids`` that the cleanup has not seen gone."""
+    deleted = {
+        d.snapshot_id.lower() for d in progress.disks if d.snapshot_id and d.snapshot_state == "Deleted"
+    }
+    return [i for i in snapshot_ids if i.lower() not in deleted]
+
+
 def cleanup(
     context: df.DurableOrchestrationContext,
     t: Tracker,
@@ -460,6 +478,7 @@ def cleanup(
         patient=True,
     )
     pending = {d.resource_id: d.operation_url for d in (Done.from_wire(x) for x in started) if d.changed}
+    _mark_deleted(t.progress, [s.snapshot_id for s in snapshots if s.snapshot_id not in pending])
     begun = context.current_utc_datetime
     polls = 0
     while pending:
@@ -489,6 +508,7 @@ def cleanup(
         for d in (Done.from_wire(x) for x in answers):
             if d.changed:
                 pending.pop(d.resource_id, None)
+                _mark_deleted(t.progress, [d.resource_id])
             else:
                 pending[d.resource_id] = d.operation_url
     t.end("cleanup")
