@@ -34,15 +34,17 @@ class Accepted:
 
 
 def start(begin: Callable[..., Any], *args: Any, **kwargs: Any) -> Accepted:
-    """Call ``begin_*(…, polling=False)`` and keep the first answer's status and operation URL.
+    """Call ``begin_*(…, polling=False)`` and keep the accepting answer's status and operation URL.
 
     The poller is dropped unread: its result would deserialize the (possibly empty) accepted body.
-    Errors of the request itself (4xx/5xx) are raised by the SDK as usual.
+    Errors of the request itself (4xx/5xx) are raised by the SDK as usual. The hook sees every attempt
+    of azure-core's retry policy, so only a 2xx answer counts, the last one: after a throttled (429) or
+    failed (5xx) first attempt, the operation to follow is the one of the retry that was accepted.
     """
     captured: dict[str, Any] = {}
 
     def keep(response: PipelineResponse[Any, Any]) -> None:
-        if response.http_request.method == "GET" or "status" in captured:
+        if response.http_request.method == "GET" or not 200 <= response.http_response.status_code < 300:
             return
         headers = response.http_response.headers
         captured["status"] = response.http_response.status_code

@@ -25,8 +25,9 @@ from orchestrators.capture_steps import (
     cleanup,
     deallocate,
     facts_name,
+    prepare_guest,
+    snapshots_left,
     take_snapshots,
-    wait_power,
     with_leftovers,
 )
 from orchestrators.models import ExportDiskInput, PublishVersionInput
@@ -47,8 +48,6 @@ from shared.contracts import (
     ExportStartInput,
     GalleryCheckInput,
     GalleryCheckResult,
-    GuestPrepareInput,
-    GuestPrepareResult,
     RegionsInput,
     RegionsResult,
     SnapshotRef,
@@ -68,7 +67,6 @@ from shared.status import (
     CaptureProgress,
     CaptureResult,
     DiskProgress,
-    ErrorView,
     ExportProgress,
     RegionProgress,
     VersionProgress,
@@ -135,7 +133,7 @@ class Tracker:
                 if s.started:
                     s.seconds = round(elapsed_seconds(s.started, parse_iso(s.ended)), 3)
         self.progress.state = "failed"
-        self.progress.error = ErrorView.from_info(info)
+        self.progress.error = ErrorInfo.from_info(info)
         self.publish()
 
     def timings(self) -> dict[str, float]:
@@ -309,16 +307,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
             known_regions,
         )
         if problems:
-            raise StepFailed(
-                ErrorInfo(
-                    kind="terminal",
-                    step="preflight",
-                    code="PreflightFailed",
-                    resource=req.source_vm_id,
-                    message="; ".join(p.rstrip(". ") for p in problems),
-                    advice=f"Nothing was changed: {facts.name} is untouched. Fix the request and send it again.",
-                )
-            )
+            raise StepFailed(ErrorInfo.preflight_failed(req.source_vm_id, problems, facts.name))
         regions = target_regions(req.target_regions, facts.location, gcheck.gallery_location)
         progress.regions = [RegionProgress(region=r.name) for r in regions]
         progress.image_version = gcheck.resolved_version
@@ -330,40 +319,7 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
             t.skip("prepare", "the VM is already generalized")
         elif req.prepare == "deprovision":
             t.begin("prepare")
-            begun = GuestPrepareResult.from_wire(
-                (
-                    yield from call(
-                        context,
-                        names.START_GUEST_PREPARE,
-                        GuestPrepareInput(vm_id=facts.id, os_type=facts.os_type).to_wire(),
-                        step="prepare",
-                        policy=policy,
-                    )
-                )
-            )
-            conflict = (
-                f"When the capture started the guest step, Azure answered {begun.conflict}: a Run Command "
-                "was already running on the VM, which may have been another one's (an operator's or a tool's), "
-                "not the capture's, so the deprovision may never have run."
-                if begun.already_in_progress and begun.conflict
-                else None
-            )
-            what = (
-                "waagent -deprovision+user to power the VM off"
-                if facts.os_type == "Linux"
-                else ("sysprep /generalize /oobe /shutdown to shut the VM down")
-            )
-            yield from wait_power(
-                context,
-                facts,
-                {"stopped", "deallocated"},
-                timeout=policy.guest_stop_timeout_seconds,
-                step="prepare",
-                waiting_for=what,
-                policy=policy,
-                watch=watch,
-                note=conflict,
-            )
+            yield from prepare_guest(context, facts, policy, watch)
             t.end("prepare")
         else:
             t.skip("prepare", "prepare is 'none': the caller deprovisioned the guest")
@@ -542,9 +498,8 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
                 pass
         cleaned_up = progress.stage_of("cleanup").state == "succeeded"
         ids = [d.snapshot_id for d in progress.disks if d.snapshot_id] or [x.snapshot_id for x in snapshots]
-        info = with_leftovers(
-            info, progress, facts_name(progress, req.source_vm_id), [] if cleaned_up else ids
-        )
+        kept = [] if cleaned_up else snapshots_left(progress, ids)
+        info = with_leftovers(info, progress, facts_name(progress, req.source_vm_id), kept)
         t.fail(info)
         yield from notify(
             context,
@@ -555,8 +510,8 @@ def capture_image(context: df.DurableOrchestrationContext) -> Gen:
                 trigger=inp.trigger,
                 started=started_at,
                 ended=t.now(),
-                snapshots_kept=[] if cleaned_up else ids,
-                snapshots_deleted=ids if cleaned_up else [],
+                snapshots_kept=kept,
+                snapshots_deleted=[i for i in ids if i not in kept],
             ),
         )
         raise StepFailed(info) from None
@@ -635,14 +590,13 @@ def compensate_cancel(
                 yield from sleep(context, poll_delay(policy, polls))
             if not gone:
                 raise StepFailed(
-                    ErrorInfo(
-                        kind="terminal",
-                        step="cancel",
-                        code="VersionDeleteTimedOut",
-                        resource=progress.image_version_id,
-                        message=f"image version {progress.image_version_id} still exists "
+                    ErrorInfo.timed_out(
+                        "cancel",
+                        "VersionDeleteTimedOut",
+                        f"image version {progress.image_version_id} still exists "
                         f"{VERSION_DELETE_POLLS} status checks after its deletion was requested, so the "
                         "snapshots it is built from were kept",
+                        resource=progress.image_version_id,
                         advice="Check the version in the portal, delete it, then delete the snapshots.",
                     )
                 )
@@ -672,11 +626,9 @@ def compensate_cancel(
         )
     progress.state = "canceled"
     progress.stage = "canceled"
-    progress.error = ErrorView(
-        step="cancel",
-        code="Canceled",
-        kind="terminal",
-        message="The capture was canceled on request" + (f" ({c.reason})" if c.reason else "") + ".",
+    progress.error = ErrorInfo.canceled(
+        "cancel",
+        "The capture was canceled on request" + (f" ({c.reason})" if c.reason else "") + ".",
         resource=req.source_vm_id,
     )
     t.publish()
@@ -743,13 +695,5 @@ def record_branches(t: Tracker, outcomes: list[Any], export: bool) -> ErrorInfo 
     return first
 
 
-def _info(e: ErrorView) -> ErrorInfo:
-    return ErrorInfo(
-        kind=e.kind or "terminal",
-        step=e.step,
-        code=e.code,
-        message=e.message,
-        resource=e.resource,
-        advice=e.advice,
-        azure_code=e.azure_code,
-    )
+def _info(e: ErrorInfo) -> ErrorInfo:
+    return e if e.kind else e.model_copy(update={"kind": "terminal"})

@@ -27,6 +27,8 @@ from orchestrators.timing import (
 from shared.contracts import (
     CapturePolicy,
     Done,
+    GuestPrepareInput,
+    GuestPrepareResult,
     PowerState,
     SnapshotInput,
     SnapshotRef,
@@ -47,7 +49,7 @@ Gen = Generator[Any, Any, Any]
 def wait_power(
     context: df.DurableOrchestrationContext,
     facts: VmFacts,
-    wanted: set[str],
+    wanted: set[str] | frozenset[str],
     *,
     timeout: float,
     step: str,
@@ -89,10 +91,9 @@ def wait_power(
         waited = (context.current_utc_datetime - started).total_seconds()
         if waited >= timeout:
             raise StepFailed(
-                ErrorInfo(
-                    kind="terminal",
-                    step=step,
-                    code="GuestPreparationTimedOut" if step == "prepare" else "PowerStateTimedOut",
+                ErrorInfo.timed_out(
+                    step,
+                    "GuestPreparationTimedOut" if step == "prepare" else "PowerStateTimedOut",
                     resource=facts.id,
                     message=f"{facts.name} was still {state.power_state} after {int(waited)} s waiting for "
                     f"{waiting_for}." + (f" {note}" if note else ""),
@@ -153,11 +154,11 @@ def deallocate(
             return state
         if not op.transient or restarts >= DEALLOCATE_RESTARTS:
             raise StepFailed(
-                ErrorInfo(
-                    kind="transient" if op.transient else "terminal",
-                    step="deallocate",
-                    code=op.code or "DeallocateFailed",
-                    azure_code=op.code,
+                ErrorInfo.azure_failed(
+                    "deallocate",
+                    op.code,
+                    transient=op.transient,
+                    fallback_code="DeallocateFailed",
                     resource=facts.id,
                     message=f"Azure's deallocation of {facts.name} ended {op.status}: {op.code}: {op.message} "
                     f"(the VM is {state.power_state}"
@@ -165,6 +166,107 @@ def deallocate(
                     + ").",
                     advice="The VM was not generalized. Check the VM's activity log for this code, fix the "
                     "cause, then run the capture again.",
+                )
+            )
+        restarts += 1
+        yield from sleep(context, retry_delay(policy, restarts - 1), watch)
+
+
+# How often the guest step is started again after Azure ended its Run Command Failed with a transient
+# code while the VM kept running (the script never ran: nothing in the guest changed).
+GUEST_RESTARTS = 2
+STOPPED = frozenset({"stopped", "deallocated"})
+
+
+def prepare_guest(
+    context: df.DurableOrchestrationContext, facts: VmFacts, policy: CapturePolicy, watch: CancelWatch
+) -> Gen:
+    """Start the deprovision/sysprep Run Command and wait from outside for the guest to stop the VM.
+
+    Run Command cannot report the end of a step that shuts the guest down, so the wait is for the
+    power state; but every poll also reads the Run Command's operation. A Run Command that Azure ends
+    Failed while the VM is still running (checked once more after a poll, because a guest shutting down
+    mid-command ends it so too) is started again for a transient code and fails the step at once, with
+    Azure's code, for any other — instead of waiting out the guest timeout and blaming the guest.
+    """
+    what = (
+        "waagent -deprovision+user to power the VM off"
+        if facts.os_type == "Linux"
+        else "sysprep /generalize /oobe /shutdown to shut the VM down"
+    )
+    restarts = 0
+    while True:
+        begun = GuestPrepareResult.from_wire(
+            (
+                yield from call(
+                    context,
+                    names.START_GUEST_PREPARE,
+                    GuestPrepareInput(vm_id=facts.id, os_type=facts.os_type).to_wire(),
+                    step="prepare",
+                    policy=policy,
+                )
+            )
+        )
+        conflict = (
+            f"When the capture started the guest step, Azure answered {begun.conflict}: a Run Command "
+            "was already running on the VM, which may have been another one's (an operator's or a tool's), "
+            "not the capture's, so the deprovision may never have run."
+            if begun.already_in_progress and begun.conflict
+            else None
+        )
+        state = yield from wait_power(
+            context,
+            facts,
+            STOPPED,
+            timeout=policy.guest_stop_timeout_seconds,
+            step="prepare",
+            waiting_for=what,
+            policy=policy,
+            watch=watch,
+            note=conflict,
+            operation_url=begun.operation_url,
+        )
+        op = state.operation
+        if state.power_state in STOPPED or op is None:
+            return state
+        yield from sleep(context, poll_delay(policy, 0), watch)
+        again = PowerState.from_wire(
+            (
+                yield from call(
+                    context,
+                    names.GET_POWER_STATE,
+                    VmRef(vm_id=facts.id).to_wire(),
+                    step="prepare",
+                    policy=policy,
+                )
+            )
+        )
+        if again.power_state != "running":  # stopping or stopped: the guest is shutting down, as intended
+            return (
+                yield from wait_power(
+                    context,
+                    facts,
+                    STOPPED,
+                    timeout=policy.guest_stop_timeout_seconds,
+                    step="prepare",
+                    waiting_for=what,
+                    policy=policy,
+                    watch=watch,
+                )
+            )
+        if not op.transient or restarts >= GUEST_RESTARTS:
+            raise StepFailed(
+                ErrorInfo.azure_failed(
+                    "prepare",
+                    op.code,
+                    f"Azure's Run Command for the guest step on {facts.name} ended {op.status}: "
+                    f"{op.code}: {op.message} (the VM is still running"
+                    + (f", after {restarts} restart(s) of the step" if restarts else "")
+                    + ").",
+                    fallback_code="GuestPreparationFailed",
+                    resource=facts.id,
+                    advice="The VM was not generalized and is still running. Check the VM's Run Command "
+                    "and agent status for this code, fix the cause, then run the capture again.",
                 )
             )
         restarts += 1
@@ -199,20 +301,16 @@ def with_leftovers(info: ErrorInfo, progress: CaptureProgress, vm_name: str, kep
             "Read access (SAS) may still be active on the snapshot(s) of " + ", ".join(open_access) + "."
         )
     advice = info.advice
-    if vid and state == "completed":
+    if vid and state == "completed" and info.step == "export":
         advice = (
             "Only the VHD export failed: the image version is usable. "
             + (advice or "")
             + " To get the VHD without a new capture, export it from the image version or a disk made from it."
         ).strip()
-    return ErrorInfo(
-        kind=info.kind,
-        step=info.step,
-        code=info.code,
-        message=f"{info.message.rstrip()} {' '.join(parts)}"[:4000],
-        resource=info.resource,
-        advice=advice,
-        azure_code=info.azure_code,
+    elif vid and state == "completed":
+        advice = (f"Only the {info.step} step failed: the image version is usable. " + (advice or "")).strip()
+    return info.model_copy(
+        update={"message": f"{info.message.rstrip()} {' '.join(parts)}"[:4000], "advice": advice}
     )
 
 
@@ -274,10 +372,9 @@ def take_snapshots(
             return [snaps[d.key] for d in facts.disks]
         if waited >= policy.snapshot_timeout_seconds:
             raise StepFailed(
-                ErrorInfo(
-                    kind="terminal",
-                    step="snapshot",
-                    code="SnapshotTimedOut",
+                ErrorInfo.timed_out(
+                    "snapshot",
+                    "SnapshotTimedOut",
                     resource=pending[0].snapshot_id,
                     message=f"Snapshots {', '.join(s.name for s in pending)} were not ready after {int(waited)} s.",
                     advice="Check the snapshots' state, then run the capture again (it reuses them).",
@@ -331,15 +428,30 @@ def _snapshot_failure(s: SnapshotResult, recreated: int) -> ErrorInfo:
     f = s.failure
     said = f"Azure said {f.code}: {f.message}" if f is not None else "Azure gave no reason"
     again = f" (created {recreated} more time(s) after transient failures)" if recreated else ""
-    return ErrorInfo(
-        kind="terminal",
-        step="snapshot",
-        code=(f.code if f is not None and f.code else "SnapshotFailed"),
-        azure_code=f.code if f is not None else None,
+    return ErrorInfo.azure_failed(
+        "snapshot",
+        f.code if f is not None else None,
+        fallback_code="SnapshotFailed",
         resource=s.snapshot_id,
         message=f"Snapshot {s.name} of disk {s.disk_key} failed to provision{again}: {said}.",
         advice="Check the snapshot in the portal/activity log for this code, then run the capture again.",
     )
+
+
+def _mark_deleted(progress: CaptureProgress, snapshot_ids: list[str]) -> None:
+    """Record which snapshots are gone, so a cleanup that fails half-way names only the ones left."""
+    gone = {i.lower() for i in snapshot_ids}
+    for disk in progress.disks:
+        if disk.snapshot_id and disk.snapshot_id.lower() in gone:
+            disk.snapshot_state = "Deleted"
+
+
+def snapshots_left(progress: CaptureProgress, snapshot_ids: list[str]) -> list[str]:
+    """The ids among ``snapshot_ids`` that the cleanup has not seen gone."""
+    deleted = {
+        d.snapshot_id.lower() for d in progress.disks if d.snapshot_id and d.snapshot_state == "Deleted"
+    }
+    return [i for i in snapshot_ids if i.lower() not in deleted]
 
 
 def cleanup(
@@ -366,16 +478,16 @@ def cleanup(
         patient=True,
     )
     pending = {d.resource_id: d.operation_url for d in (Done.from_wire(x) for x in started) if d.changed}
+    _mark_deleted(t.progress, [s.snapshot_id for s in snapshots if s.snapshot_id not in pending])
     begun = context.current_utc_datetime
     polls = 0
     while pending:
         waited = (context.current_utc_datetime - begun).total_seconds()
         if waited >= policy.snapshot_timeout_seconds:
             raise StepFailed(
-                ErrorInfo(
-                    kind="terminal",
-                    step="cleanup",
-                    code="SnapshotDeleteTimedOut",
+                ErrorInfo.timed_out(
+                    "cleanup",
+                    "SnapshotDeleteTimedOut",
                     resource=next(iter(pending)),
                     message=f"Snapshots {', '.join(pending)} still existed {int(waited)} s after their deletion.",
                     advice="Delete them in the portal or with the CLI.",
@@ -396,6 +508,7 @@ def cleanup(
         for d in (Done.from_wire(x) for x in answers):
             if d.changed:
                 pending.pop(d.resource_id, None)
+                _mark_deleted(t.progress, [d.resource_id])
             else:
                 pending[d.resource_id] = d.operation_url
     t.end("cleanup")

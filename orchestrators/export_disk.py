@@ -40,7 +40,7 @@ from orchestrators.timing import (
 from shared.contracts import BlobRef, CapturePolicy, CopyStatus, ExportStartInput, SnapshotRef
 from shared.errors import ErrorInfo
 from shared.redaction import strip_query
-from shared.status import ErrorView, ExportProgress
+from shared.status import ExportProgress
 
 STEP = "export"
 # What a copy's status description says when its source (the snapshot's SAS) could no longer be read.
@@ -60,10 +60,9 @@ def _copy_failed(start: ExportStartInput, st: ExportState, status: CopyStatus) -
     said = status.description or "no description from storage"
     if source_unreadable(status):
         tries = f" and {st.restarts} restart(s) with a longer access" if st.restarts else ""
-        return ErrorInfo(
-            kind="terminal",
-            step=STEP,
-            code="VhdExportSourceExpired",
+        return ErrorInfo.terminal(
+            STEP,
+            "VhdExportSourceExpired",
             resource=st.blob_url,
             message=f"The copy of {start.disk_name} to {st.blob_url} failed: its source, the read access (SAS) "
             f"on snapshot {start.snapshot_id.rsplit('/', 1)[-1]}, expired before the copy finished "
@@ -74,10 +73,9 @@ def _copy_failed(start: ExportStartInput, st: ExportState, status: CopyStatus) -
             "or raise CAPTURE_SAS_MARGIN_SECONDS, then run the capture again with the same request. "
             "The snapshot's access was revoked.",
         )
-    return ErrorInfo(
-        kind="terminal",
-        step=STEP,
-        code="VhdExportFailed",
+    return ErrorInfo.terminal(
+        STEP,
+        "VhdExportFailed",
         resource=st.blob_url,
         message=f"The copy of {start.disk_name} to {st.blob_url} ended {status.status}: {said}.",
         advice="Check the export account (capacity, firewall, permissions) and run the capture "
@@ -156,10 +154,9 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
                 )
                 progress.copy_state = "stalled"
                 raise StepFailed(
-                    ErrorInfo(
-                        kind="terminal",
-                        step=STEP,
-                        code="VhdExportStalled",
+                    ErrorInfo.timed_out(
+                        STEP,
+                        "VhdExportStalled",
                         resource=st.blob_url,
                         message=f"The copy of {start.disk_name} to {st.blob_url} made no progress for "
                         f"{int(stalled_for)} s (at {st.bytes_copied} of {st.bytes_total} bytes); it was aborted.",
@@ -204,11 +201,9 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
             except Exception as exc:
                 error = failure_info(exc, step=STEP)
         progress.state = "canceled"
-        progress.error = ErrorView(
-            step=STEP,
-            code="Canceled",
-            kind="terminal",
-            message=f"The export of {start.disk_name} was canceled"
+        progress.error = ErrorInfo.canceled(
+            STEP,
+            f"The export of {start.disk_name} was canceled"
             + (f" ({c.reason})" if c.reason else "")
             + (": the copy was aborted." if progress.copy_state == "aborted" else "."),
             resource=st.blob_url if st is not None else None,
@@ -216,7 +211,7 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
     except Exception as exc:  # StepFailed, or anything unexpected: either way the access is revoked below
         error = failure_info(exc, step=STEP)
         progress.state = "failed"
-        progress.error = ErrorView.from_info(error)
+        progress.error = ErrorInfo.from_info(error)
 
     # Always revoke: the snapshot's read access must not outlive the copy, whatever its outcome.
     try:
@@ -234,12 +229,12 @@ def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, 
         if error is None:
             error = exc.info
             progress.state = "failed"
-            progress.error = ErrorView.from_info(exc.info)
+            progress.error = ErrorInfo.from_info(exc.info)
     except Exception as exc:  # a host failure must not leave the access silently granted
         info = failure_info(exc, step="revoke-access")
         progress.access_revoked = False
         progress.state = "failed"
-        progress.error = progress.error or ErrorView.from_info(info)
+        progress.error = progress.error or ErrorInfo.from_info(info)
     progress.ended = iso(context.current_utc_datetime)
     context.set_custom_status(progress.to_wire())
     return progress.to_wire()

@@ -34,7 +34,7 @@ from orchestrators.retrying import StepFailed, call, failure_info, sleep
 from orchestrators.timing import elapsed_seconds, iso, poll_delay, progress_poll_delay, retry_delay
 from shared.contracts import CapturePolicy, DefinitionResult, VersionRef, VersionStatus
 from shared.errors import ErrorInfo
-from shared.status import ErrorView, RegionProgress, VersionProgress
+from shared.status import RegionProgress, VersionProgress
 
 STEP = "publish"
 MAX_RECREATES = 5
@@ -175,11 +175,10 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
                     elif status.failure is not None:
                         progress.deleted = yield from _delete_failed(context, st.version_id, policy)
                     raise StepFailed(
-                        ErrorInfo(
-                            kind="terminal",
-                            step=STEP,
-                            code=(status.failure.code if status.failure else None) or "ReplicationFailed",
-                            azure_code=status.failure.code if status.failure else None,
+                        ErrorInfo.azure_failed(
+                            STEP,
+                            status.failure.code if status.failure else None,
+                            fallback_code="ReplicationFailed",
                             resource=st.version_id,
                             message=_failure_message(st.version_id, status, rows),
                             advice="Check the image definition and the snapshots for this code, then run the "
@@ -193,10 +192,9 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
             if waited >= policy.replication_timeout_seconds:
                 pending = [r.region for r in progress.regions if r.state.lower() != "completed"]
                 raise StepFailed(
-                    ErrorInfo(
-                        kind="terminal",
-                        step=STEP,
-                        code="ReplicationTimedOut",
+                    ErrorInfo.timed_out(
+                        STEP,
+                        "ReplicationTimedOut",
                         resource=st.version_id,
                         message=f"{st.version_id} was still replicating to {', '.join(pending)} after "
                         f"{int(waited)} s.",
@@ -228,17 +226,15 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
     except Canceled as c:
         # Stop waiting for replication; the parent deletes the version if the request asked to clean up.
         progress.state = "canceled"
-        progress.error = ErrorView(
-            step=STEP,
-            code="Canceled",
-            kind="terminal",
-            message="Publishing was canceled" + (f" ({c.reason})" if c.reason else "") + ".",
+        progress.error = ErrorInfo.canceled(
+            STEP,
+            "Publishing was canceled" + (f" ({c.reason})" if c.reason else "") + ".",
             resource=progress.version_id,
         )
     except Exception as exc:  # StepFailed or unexpected: report in the output, never raise (see module doc)
         info = failure_info(exc, step=STEP)
         progress.state = "failed"
-        progress.error = ErrorView.from_info(info)
+        progress.error = ErrorInfo.from_info(info)
     progress.ended = iso(context.current_utc_datetime)
     context.set_custom_status(progress.to_wire())
     return progress.to_wire()

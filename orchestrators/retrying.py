@@ -37,7 +37,7 @@ class StepFailed(CaptureError):
     """A step of the capture failed for good; ``str()`` carries the envelope so a parent can parse it."""
 
     def __init__(self, info: ErrorInfo) -> None:
-        self.kind = info.kind  # instance attribute read by CaptureError.__init__
+        self.kind = info.kind or "terminal"  # instance attribute read by CaptureError.__init__
         super().__init__(
             info.message,
             step=info.step,
@@ -57,11 +57,10 @@ def failure_info(exc: BaseException, *, step: str) -> ErrorInfo:
         return info
     # Not one of ours (a bug or a host failure): keep the text, without anything that looks like a secret.
     text = redact(str(exc)).strip().splitlines()
-    return ErrorInfo(
-        kind="terminal",
-        step=step,
-        code="UnexpectedFailure",
-        message=f"{step} failed unexpectedly: {text[0] if text else type(exc).__name__}"[:1000],
+    return ErrorInfo.terminal(
+        step,
+        "UnexpectedFailure",
+        f"{step} failed unexpectedly: {text[0] if text else type(exc).__name__}"[:1000],
     )
 
 

@@ -17,28 +17,114 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
 from typing import Any
 
+from pydantic import ConfigDict, ValidationError
+
+from shared.model_base import WireModel
 from shared.redaction import redact
 
 _ENVELOPE = re.compile(r"CAPTURE-ERROR<<(.*?)>>", re.DOTALL)
+# The envelope's keys, in their order (snake_case: failure texts recorded by earlier code carry them so).
+_ENVELOPE_KEYS = ("kind", "step", "code", "message", "resource", "advice", "azure_code")
 
 
-@dataclass(frozen=True)
-class ErrorInfo:
-    """What went wrong, in the shape the status API and the completion notice show."""
+class ErrorInfo(WireModel):
+    """What went wrong: the ``error`` of the status API, of the completion notice and of the failure envelope.
 
-    kind: str  # "transient" | "terminal"
+    On the wire (``to_wire``) it is camelCase in the field order below; the envelope (``to_dict``) keeps
+    the snake_case keys it always had, and both spellings parse. The named constructors below are the
+    catalog of the pipeline's own errors; errors from Azure come from ``translate_azure_error`` and
+    ``operation_failure``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
     step: str
     code: str
     message: str
+    kind: str | None = None  # "transient" | "terminal" (None in statuses written without it: terminal)
     resource: str | None = None
     advice: str | None = None
     azure_code: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The envelope form (snake_case keys, absent values left out)."""
+        values = {k: getattr(self, k) for k in _ENVELOPE_KEYS}
+        return {k: v for k, v in values.items() if v is not None}
+
+    @classmethod
+    def from_info(cls, info: ErrorInfo) -> ErrorInfo:
+        """``info`` as shown in a status or notice: message and advice redacted once more."""
+        return info.model_copy(
+            update={"message": redact(info.message), "advice": redact(info.advice) if info.advice else None}
+        )
+
+    @classmethod
+    def terminal(
+        cls,
+        step: str,
+        code: str,
+        message: str,
+        *,
+        resource: str | None = None,
+        advice: str | None = None,
+        azure_code: str | None = None,
+    ) -> ErrorInfo:
+        """A failure retrying will not fix (the capture stops at once)."""
+        return cls(
+            kind="terminal",
+            step=step,
+            code=code,
+            message=message,
+            resource=resource,
+            advice=advice,
+            azure_code=azure_code,
+        )
+
+    @classmethod
+    def preflight_failed(cls, resource: str, problems: list[str], vm_name: str) -> ErrorInfo:
+        """The request cannot be captured as asked: every problem, and that nothing was changed."""
+        return cls.terminal(
+            "preflight",
+            "PreflightFailed",
+            "; ".join(p.rstrip(". ") for p in problems),
+            resource=resource,
+            advice=f"Nothing was changed: {vm_name} is untouched. Fix the request and send it again.",
+        )
+
+    @classmethod
+    def timed_out(cls, step: str, code: str, message: str, *, resource: str | None, advice: str) -> ErrorInfo:
+        """A wait of the pipeline's own (a power state, snapshots, replication, a deletion) ran out of time."""
+        return cls.terminal(step, code, message, resource=resource, advice=advice)
+
+    @classmethod
+    def azure_failed(
+        cls,
+        step: str,
+        azure_code: str | None,
+        message: str,
+        *,
+        fallback_code: str,
+        resource: str | None,
+        advice: str,
+        transient: bool = False,
+    ) -> ErrorInfo:
+        """An operation Azure reported as failed: Azure's code (``fallback_code`` when it gave none)."""
+        info = cls.terminal(
+            step,
+            azure_code or fallback_code,
+            message,
+            resource=resource,
+            advice=advice,
+            azure_code=azure_code,
+        )
+        return info.model_copy(update={"kind": "transient"}) if transient else info
+
+    @classmethod
+    def canceled(cls, step: str, message: str, *, resource: str | None = None) -> ErrorInfo:
+        """The capture (or one of its branches) stopped because a cancel was requested."""
+        return cls(step=step, code="Canceled", kind="terminal", message=message, resource=resource)
 
 
 class CaptureError(Exception):
@@ -99,27 +185,14 @@ class GuestPreparationError(CaptureError):
     default_code = "GuestPreparationFailed"
 
 
-class CopyFailedError(CaptureError):
-    """A VHD export copy failed, was aborted, or stalled."""
-
-    default_code = "VhdExportFailed"
-
-
-class ReplicationFailedError(CaptureError):
-    """The image version failed to replicate to one or more regions."""
-
-    default_code = "ReplicationFailed"
-
-
 def parse_failure(text: str) -> ErrorInfo | None:
     """Recover the ``ErrorInfo`` from a failure message the Durable SDK raised in an orchestrator."""
     m = _ENVELOPE.search(text)
     if not m:
         return None
     try:
-        data = json.loads(m.group(1))
-        return ErrorInfo(**data)
-    except (ValueError, TypeError):
+        return ErrorInfo.model_validate(json.loads(m.group(1)))
+    except (ValueError, ValidationError):
         return None
 
 

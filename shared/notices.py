@@ -133,11 +133,7 @@ class CaptureNotice(WireModel):
     @field_validator("error")
     @classmethod
     def _redacted_error(cls, v: ErrorView | None) -> ErrorView | None:
-        if v is None:
-            return None
-        return v.model_copy(
-            update={"message": redact(v.message), "advice": redact(v.advice) if v.advice else None}
-        )
+        return ErrorView.from_info(v) if v is not None else None
 
     def wire_size(self) -> int:
         """Bytes of the notice's JSON as it is queued and posted (compact separators)."""

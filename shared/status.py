@@ -18,12 +18,12 @@ Nothing here may hold a SAS: blob URLs are always stored without their query str
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError
 
 from shared.errors import ErrorInfo, parse_failure
+from shared.instances import InstanceSnapshot, decoded
 from shared.model_base import WireModel
 from shared.redaction import redact, strip_query
 
@@ -56,26 +56,8 @@ def export_instance_id(run_id: str, disk_key: str) -> str:
     return f"{run_id}:export:{disk_key}"
 
 
-class ErrorView(WireModel):
-    step: str
-    code: str
-    message: str
-    kind: str | None = None
-    resource: str | None = None
-    advice: str | None = None
-    azure_code: str | None = None
-
-    @classmethod
-    def from_info(cls, info: ErrorInfo) -> ErrorView:
-        return cls(
-            step=info.step,
-            code=info.code,
-            message=redact(info.message),
-            kind=info.kind,
-            resource=info.resource,
-            advice=redact(info.advice) if info.advice else None,
-            azure_code=info.azure_code,
-        )
+# The status and notice ``error``: the one error model (the name the status models have always used).
+ErrorView = ErrorInfo
 
 
 class StageTiming(WireModel):
@@ -228,29 +210,8 @@ class CaptureStatusView(WireModel):
     cleaned: list[str] = Field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class InstanceSnapshot:
-    """What the Durable status API says about one instance (values already JSON-decoded)."""
-
-    runtime_status: str
-    custom_status: Any = None
-    output: Any = None
-    created_time: str | None = None
-    last_updated_time: str | None = None
-
-
-def _decode(value: Any) -> Any:
-    """Durable status values may arrive as JSON text (devhost, the extension) or as decoded JSON."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _model(cls: type[M], value: Any) -> M | None:
-    value = _decode(value)
+    value = decoded(value)
     if not isinstance(value, dict):
         return None
     try:
@@ -354,13 +315,11 @@ def aggregate_status(
             view, "export", min(starts) if starts else None, max(ends) if done and ends else None, state
         )
 
-    if main.runtime_status == "Completed" and progress is not None and progress.state == "canceled":
-        # Durable has no "Canceled" runtime status: the orchestration completes after its compensation.
-        view.runtime_status = "Canceled"
-    elif main.runtime_status == "Completed":
+    view.runtime_status = shown_runtime_status(main.runtime_status, progress)
+    if view.runtime_status == "Completed":
         view.result = _model(CaptureResult, main.output)
     elif main.runtime_status == "Failed" and view.error is None:
-        view.error = _error_from_output(_decode(main.output))
+        view.error = _error_from_output(main.output)
     return view
 
 
@@ -372,10 +331,36 @@ _SUB_TO_STAGE: dict[str, StageState] = {
 }
 
 
+def capture_progress(custom_status: Any) -> CaptureProgress | None:
+    """A capture's custom status as ``CaptureProgress`` (JSON text or decoded), or ``None`` if it is none."""
+    return _model(CaptureProgress, custom_status)
+
+
+def shown_runtime_status(runtime_status: str, progress: CaptureProgress | None) -> str:
+    """The runtime status to show: ``Canceled`` for a capture that completed by a cancel.
+
+    Durable has no "Canceled" runtime status: the orchestration completes after its compensation.
+    """
+    if runtime_status == "Completed" and progress is not None and progress.state == "canceled":
+        return "Canceled"
+    return runtime_status
+
+
 def run_id_of(capture_id: str, custom_status: Any) -> str:
     """The run id a capture's custom status names (the capture id for runs started before run ids)."""
-    progress = _model(CaptureProgress, custom_status)
+    progress = capture_progress(custom_status)
     return (progress.run_id if progress is not None else None) or capture_id
+
+
+def sub_instance_ids(capture_id: str, custom_status: Any) -> list[str]:
+    """The sub-orchestrations a capture's current run may have started, from its custom status: the
+    version branch, and an export per disk when the run exports (disks are known after preflight)."""
+    progress = capture_progress(custom_status)
+    run_id = (progress.run_id if progress is not None else None) or capture_id
+    ids = [version_instance_id(run_id)]
+    if progress is not None and progress.export:
+        ids += [export_instance_id(run_id, d.key) for d in progress.disks]
+    return ids
 
 
 def _overlay_stage(

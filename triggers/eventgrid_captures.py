@@ -34,7 +34,6 @@ For each event:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -56,6 +55,7 @@ from shared.events import (
 from shared.ids import capture_instance_id
 from shared.vm_tags import TAG_DEALLOCATED_AT, TAG_EVENT_ID, request_from_tags
 from triggers.guards import event_skip_reason, previous_capture, read_vm
+from triggers.http_helpers import error_body, json_response
 from triggers.starting import start_capture, version_conflict_message
 
 log = logging.getLogger(__name__)
@@ -69,13 +69,11 @@ _ORIGIN = re.compile(r"^[A-Za-z0-9.\-:*]{1,253}$")
 
 
 def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps(body), status_code=status, mimetype="application/json", headers=headers
-    )
+    return json_response(body, status, headers, compact=True)  # Event Grid reads it, not people
 
 
 def _error(status: int, code: str, message: str) -> func.HttpResponse:
-    return _json({"error": {"code": code, "message": message}}, status)
+    return _json(error_body(code, message), status)
 
 
 async def handle_event(client: df.DurableOrchestrationClient, raw: Any, now: datetime | None = None) -> str:

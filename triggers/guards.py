@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -32,8 +32,9 @@ from shared import clients
 from shared.errors import translate_azure_error
 from shared.events import DeallocationEvent, parse_time
 from shared.ids import ResourceId
+from shared.instances import ACTIVE_STATES, aware
 from shared.vm_tags import TAG_DEALLOCATED_AT, TAG_EVENT_ID
-from triggers.starting import ACTIVE_STATES, runtime_status_name
+from triggers.status_reader import read_instance
 
 log = logging.getLogger(__name__)
 CLOCK_SKEW_SECONDS = 60.0
@@ -98,36 +99,16 @@ class PreviousCapture:
         return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _request_of(raw_input: Any) -> dict[str, Any]:
-    value = raw_input
-    for _ in range(2):  # the input may arrive as JSON text, even JSON text of JSON text
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                return {}
-    if isinstance(value, dict) and isinstance(value.get("request"), dict):
-        return dict(value["request"])
-    return {}
-
-
 async def previous_capture(client: df.DurableOrchestrationClient, instance_id: str) -> PreviousCapture | None:
-    status = await client.get_status(instance_id, show_input=True)
-    name = runtime_status_name(status)
-    if status is None or name is None:
+    snap = await read_instance(client, instance_id, with_input=True)
+    if snap is None:
         return None
     return PreviousCapture(
         instance_id=instance_id,
-        runtime_status=name,
-        created=_aware(status.created_time),
-        last_updated=_aware(status.last_updated_time),
-        request=_request_of(status.input_),
+        runtime_status=snap.runtime_status,
+        created=snap.created,
+        last_updated=snap.last_updated,
+        request=snap.request,
     )
 
 
@@ -143,7 +124,7 @@ def queue_skip_reason(
         return None
     if prev.active:
         return f"capture {prev.instance_id} of this VM is already {prev.runtime_status}"
-    inserted = _aware(inserted)
+    inserted = aware(inserted)
     if inserted is None or prev.created is None:
         return None
     if prev.created >= inserted:

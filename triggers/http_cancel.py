@@ -18,7 +18,6 @@ that cannot be a capture id is answered 404 before it reaches the Durable client
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -29,8 +28,9 @@ import azure.functions as func
 
 from shared.bounded_json import BodyProblem, decode_json
 from shared.ids import is_capture_id
-from shared.status import CaptureProgress, export_instance_id, run_id_of, version_instance_id
-from triggers.starting import ACTIVE_STATES, runtime_status_name
+from shared.status import capture_progress, shown_runtime_status, sub_instance_ids
+from triggers.http_helpers import body_refused, capture_url, error_body, json_response, not_found
+from triggers.status_reader import is_active, read_instance
 
 log = logging.getLogger(__name__)
 cancel_bp = df.Blueprint()
@@ -39,23 +39,6 @@ CANCEL_EVENT = "cancel"
 # How long to wait for the capture to acknowledge the cancel before forwarding it to its sub-orchestrations
 # (see _forward): the capture never creates a sub-orchestration after it has seen the event.
 ACK_TIMEOUT_SECONDS = 5.0
-
-
-def _json(body: Any, status: int) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, indent=2), status_code=status, mimetype="application/json")
-
-
-def _not_found(instance_id: str) -> func.HttpResponse:
-    shown = instance_id if len(instance_id) <= 100 else instance_id[:100] + "…"
-    return _json(
-        {"error": {"code": "CaptureNotFound", "message": f"There is no capture with id {shown!r}."}},
-        404,
-    )
-
-
-def _capture_url(req: func.HttpRequest, instance_id: str) -> str:
-    base = req.url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
-    return base.rsplit("/captures/", 1)[0] + f"/captures/{instance_id}"
 
 
 def _reason(req: func.HttpRequest) -> tuple[str | None, BodyProblem | None]:
@@ -71,41 +54,8 @@ def _reason(req: func.HttpRequest) -> tuple[str | None, BodyProblem | None]:
     return None, None
 
 
-def _decoded(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value
-
-
-def finished_name(runtime_status: str, custom_status: Any) -> str:
-    """The runtime status to show for a finished capture: ``Canceled`` when it ended by a cancel."""
-    cs = _decoded(custom_status)
-    if runtime_status == "Completed" and isinstance(cs, dict) and cs.get("state") == "canceled":
-        return "Canceled"
-    return runtime_status
-
-
-def sub_instances(capture_id: str, custom_status: Any) -> list[str]:
-    """The sub-orchestrations a capture's current run may have started, from its custom status (run id;
-    disks known after preflight)."""
-    ids = [version_instance_id(run_id_of(capture_id, custom_status))]
-    value = custom_status
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            value = None
-    if isinstance(value, dict):
-        try:
-            progress = CaptureProgress.from_wire(value)
-        except ValueError:
-            progress = None
-        if progress is not None and progress.export:
-            ids += [export_instance_id(progress.run_id or capture_id, d.key) for d in progress.disks]
-    return ids
+# The sub-orchestrations a capture's current run may have started (the name the tests know it by).
+sub_instances = sub_instance_ids
 
 
 async def _forward(client: df.DurableOrchestrationClient, instance_id: str, data: dict[str, Any]) -> None:
@@ -116,17 +66,16 @@ async def _forward(client: df.DurableOrchestrationClient, instance_id: str, data
     so the ones found then are all there will be.
     """
     deadline = time.monotonic() + ACK_TIMEOUT_SECONDS
-    status = await client.get_status(instance_id)
+    status = await read_instance(client, instance_id)
     while time.monotonic() < deadline:
-        cs = _decoded(status.custom_status) if status else None
+        cs = status.custom_status if status else None
         acked = isinstance(cs, dict) and (cs.get("cancelRequested") or cs.get("state") != "running")
-        if acked or runtime_status_name(status) not in ACTIVE_STATES:
+        if acked or status is None or not status.active:
             break
         await asyncio.sleep(0.2)
-        status = await client.get_status(instance_id)
-    for child in sub_instances(instance_id, status.custom_status if status else None):
-        child_status = runtime_status_name(await client.get_status(child))
-        if child_status in ACTIVE_STATES:
+        status = await read_instance(client, instance_id)
+    for child in sub_instance_ids(instance_id, status.custom_status if status else None):
+        if await is_active(client, child):
             try:
                 await client.raise_event(child, CANCEL_EVENT, data)
             except Exception as exc:  # it just finished: nothing to stop there
@@ -138,24 +87,24 @@ async def _forward(client: df.DurableOrchestrationClient, instance_id: str, data
 async def cancel_capture(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     instance_id = req.route_params.get("id", "")
     if not is_capture_id(instance_id):
-        return _not_found(instance_id)
+        return not_found(instance_id)
     reason, problem = _reason(req)
     if problem is not None:
-        return _json({"errors": [{"field": "(body)", "message": problem.message}]}, problem.status)
-    status = await client.get_status(instance_id)
-    name = runtime_status_name(status)
-    if status is None or name is None:
-        return _not_found(instance_id)
-    url = _capture_url(req, instance_id)
-    if name not in ACTIVE_STATES:
-        name = finished_name(name, status.custom_status)
-        return _json(
+        return body_refused(problem.message, problem.status)
+    status = await read_instance(client, instance_id)
+    if status is None:
+        return not_found(instance_id)
+    name = status.runtime_status
+    url = capture_url(req, instance_id)
+    if not status.active:
+        name = shown_runtime_status(name, capture_progress(status.custom_status))
+        return json_response(
             {
-                "error": {
-                    "code": "CaptureAlreadyFinished",
-                    "message": f"Capture {instance_id} already ended ({name}): there is nothing to cancel. "
+                **error_body(
+                    "CaptureAlreadyFinished",
+                    f"Capture {instance_id} already ended ({name}): there is nothing to cancel. "
                     "See its status for the result.",
-                },
+                ),
                 "id": instance_id,
                 "runtimeStatus": name,
                 "captureStatusUri": url,
@@ -167,24 +116,24 @@ async def cancel_capture(req: func.HttpRequest, client: df.DurableOrchestrationC
         await client.raise_event(instance_id, CANCEL_EVENT, data)
     except Exception as exc:  # finished between our read and the raise (410) or vanished (404)
         log.info("cancel of %s: raising the event failed: %s", instance_id, exc)
-        again = runtime_status_name(await client.get_status(instance_id))
+        again = await read_instance(client, instance_id)
         if again is None:
-            return _not_found(instance_id)
-        return _json(
+            return not_found(instance_id)
+        return json_response(
             {
-                "error": {
-                    "code": "CaptureAlreadyFinished",
-                    "message": f"Capture {instance_id} ended ({again}) before the cancellation reached it.",
-                },
+                **error_body(
+                    "CaptureAlreadyFinished",
+                    f"Capture {instance_id} ended ({again.runtime_status}) before the cancellation reached it.",
+                ),
                 "id": instance_id,
-                "runtimeStatus": again,
+                "runtimeStatus": again.runtime_status,
                 "captureStatusUri": url,
             },
             409,
         )
     await _forward(client, instance_id, data)
     log.info("cancel of capture %s requested", instance_id)
-    return _json(
+    return json_response(
         {
             "id": instance_id,
             "runtimeStatus": name,

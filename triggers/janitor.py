@@ -34,6 +34,7 @@ import azure.functions as func
 
 from activities.janitor import clean_leftover, scan_leftovers
 from shared.ids import ResourceId
+from shared.instances import decoded, input_request
 from shared.janitor import (
     CleanInput,
     CleanResult,
@@ -47,7 +48,7 @@ from shared.janitor import (
 )
 from shared.settings import JanitorSettings, get_janitor_settings, janitor_schedule
 from shared.status import export_instance_id, version_instance_id
-from triggers.starting import ACTIVE_STATES, previous_run_id, runtime_status_name
+from triggers.status_reader import is_active, read_instance
 
 log = logging.getLogger(__name__)
 janitor_bp = df.Blueprint()
@@ -55,21 +56,9 @@ janitor_bp = df.Blueprint()
 CAPTURE_PREFIX = "capture-"  # shared.ids.capture_instance_id
 
 
-def _decoded(raw: Any) -> Any:
-    value = raw
-    for _ in range(2):
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                return None
-    return value
-
-
 def _subscriptions_of(raw_input: Any) -> set[str]:
-    value = _decoded(raw_input)
-    request = value.get("request") if isinstance(value, dict) else None
-    if not isinstance(request, dict):
+    request = input_request(raw_input)
+    if not request:
         return set()
     subs: set[str] = set()
     try:
@@ -96,8 +85,8 @@ async def _scopes(
     since = now - timedelta(hours=s.lookback_hours)
     subs: set[str] = set()
     for status in await client.get_status_by(created_time_from=since, instance_id_prefix=CAPTURE_PREFIX):
-        full = await client.get_status(str(status.instance_id), show_input=True)
-        subs |= _subscriptions_of(full.input_)
+        full = await read_instance(client, str(status.instance_id), with_input=True)
+        subs |= _subscriptions_of(full.input if full is not None else None)
     return [JanitorScope(subscription_id=sub) for sub in sorted(subs)]
 
 
@@ -111,7 +100,7 @@ UNKNOWN_OWNER = RunOwner(active=True, delete_snapshots=None)
 
 
 def _delete_snapshots(raw_input: Any) -> bool | None:
-    value = _decoded(raw_input)
+    value = decoded(raw_input)
     request = value.get("request") if isinstance(value, dict) else None
     flag = request.get("deleteSnapshots", True) if isinstance(request, dict) else None
     return flag if isinstance(flag, bool) else None
@@ -120,14 +109,14 @@ def _delete_snapshots(raw_input: Any) -> bool | None:
 async def _run_owner(
     client: df.DurableOrchestrationClient, run_id: str, leftovers: list[Leftover]
 ) -> RunOwner:
-    capture = await client.get_status(capture_id_of(run_id, leftovers[0].capture_id), show_input=True)
-    ours = previous_run_id(capture.input_) == run_id
-    delete = _delete_snapshots(capture.input_) if ours else None
-    if ours and runtime_status_name(capture) in ACTIVE_STATES:
+    capture = await read_instance(client, capture_id_of(run_id, leftovers[0].capture_id), with_input=True)
+    ours = capture is not None and capture.input_run_id == run_id
+    delete = _delete_snapshots(capture.input) if capture is not None and ours else None
+    if capture is not None and ours and capture.active:
         return RunOwner(active=True, delete_snapshots=delete)
     keys = sorted({lo.disk_key for lo in leftovers if lo.disk_key})
     for sub_id in [version_instance_id(run_id), *(export_instance_id(run_id, k) for k in keys)]:
-        if runtime_status_name(await client.get_status(sub_id)) in ACTIVE_STATES:
+        if await is_active(client, sub_id):
             return RunOwner(active=True, delete_snapshots=delete)
     return RunOwner(active=False, delete_snapshots=delete)
 

@@ -7,7 +7,6 @@ id travels in ``CaptureInput.run_id``; everything the run creates is named and t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -17,11 +16,13 @@ import azure.durable_functions as df
 from orchestrators import names
 from shared.contracts import CaptureInput
 from shared.ids import capture_instance_id, new_run_id
+from shared.instances import ACTIVE_STATES, input_run_id
 from shared.requests import VERSION_AUTO, CaptureRequest
 from shared.settings import get_settings
+from triggers.status_reader import read_instance
 
-# Runtime states in which an instance still owns the VM: a new capture must not start.
-ACTIVE_STATES = {"Pending", "Running", "ContinuedAsNew", "Suspended"}
+# The run id in a previous instance's input (JSON text or decoded), if it has one.
+previous_run_id = input_run_id
 
 
 @dataclass(frozen=True)
@@ -32,31 +33,6 @@ class StartOutcome:
     run_id: str | None = None  # of the run started (None when not started)
     # Why not started although the VM is free: another active capture targets the same explicit version.
     version_holder: str | None = None
-
-
-def _decoded_input(raw: Any) -> dict[str, Any] | None:
-    value = raw
-    for _ in range(2):  # the input may arrive as JSON text, even JSON text of JSON text
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                return None
-    return value if isinstance(value, dict) else None
-
-
-def previous_run_id(raw_input: Any) -> str | None:
-    """The run id in a previous instance's input (JSON text or decoded), if it has one."""
-    value = _decoded_input(raw_input)
-    run = value.get("runId") or value.get("captureId") if value else None
-    return str(run) if run else None
-
-
-def runtime_status_name(status: df.DurableOrchestrationStatus | None) -> str | None:
-    if not status or status.runtime_status is None:
-        return None
-    rs = status.runtime_status
-    return str(getattr(rs, "name", rs))
 
 
 VersionClaim = tuple[str, str, str, str, str]
@@ -107,9 +83,8 @@ async def version_holder(
         other_id = other.instance_id or ""
         if other_id == own_instance or ":" in other_id:  # sub-orchestrations carry the parent's run id
             continue
-        status = await client.get_status(other_id, show_input=True)
-        data = _decoded_input(status.input_ if status is not None else None)
-        if data and isinstance(data.get("request"), dict) and version_claim(data["request"]) == claim:
+        other_status = await read_instance(client, other_id, with_input=True)
+        if other_status is not None and other_status.request and version_claim(other_status.request) == claim:
             return other_id
     return None
 
@@ -122,16 +97,13 @@ async def start_capture(
 ) -> StartOutcome:
     """Start ``capture_image`` for ``request`` unless a capture of the same VM is active."""
     instance_id = capture_instance_id(request.source_vm_id)
-    status = await client.get_status(instance_id, show_input=True)
-    current = runtime_status_name(status)
-    if current in ACTIVE_STATES:
-        return StartOutcome(instance_id, started=False, runtime_status=current)
+    current = await read_instance(client, instance_id, with_input=True)
+    if current is not None and current.active:
+        return StartOutcome(instance_id, started=False, runtime_status=current.runtime_status)
     holder = await version_holder(client, request, instance_id)
     if holder is not None:
         return StartOutcome(instance_id, started=False, version_holder=holder)
-    run_id = new_run_id(
-        instance_id, datetime.now(UTC), previous_run_id(status.input_ if status is not None else None)
-    )
+    run_id = new_run_id(instance_id, datetime.now(UTC), current.input_run_id if current is not None else None)
     payload = CaptureInput(
         capture_id=instance_id, run_id=run_id, request=request, policy=get_settings().policy, trigger=trigger
     ).to_wire()
@@ -139,8 +111,8 @@ async def start_capture(
         await client.start_new(names.CAPTURE_IMAGE, instance_id, payload)
     except Exception:
         # Lost a race with another start of the same VM: the host refused the duplicate id.
-        again = runtime_status_name(await client.get_status(instance_id))
-        if again in ACTIVE_STATES:
-            return StartOutcome(instance_id, started=False, runtime_status=again)
+        again = await read_instance(client, instance_id)
+        if again is not None and again.active:
+            return StartOutcome(instance_id, started=False, runtime_status=again.runtime_status)
         raise
     return StartOutcome(instance_id, started=True, run_id=run_id)

@@ -199,11 +199,9 @@ def test_the_extended_secret_scan_finds_a_sas_in_janitor_and_webhook_output() ->
 
 
 # --- findings of the chaos runs, replayed deterministically (one capture, no kill) -------------------
-# Both fail today; strict xfail so a fix shows up as XPASS (then drop the mark). Short step timeouts keep
-# them to seconds: the bug is that the timeout is waited out at all.
+# Short step timeouts keep them to seconds: the bug they replay was that the timeout was waited out at all.
 
 
-@pytest.mark.xfail(strict=True, reason="start_guest_prepare never reads the Run Command LRO's outcome")
 def test_replay_a_transient_run_command_lro_failure_is_retried_not_waited_out(make_stack: Any) -> None:
     # chaos seed 1030111426 (long variant): three runCommand lroFailures, three GuestPreparationTimedOut.
     rule = {
@@ -236,9 +234,6 @@ RETRIED_THEN_FAILING = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True, reason="lro.start keeps the SDK-retried 4xx/5xx answer, losing the operation URL"
-)
 @pytest.mark.parametrize("lro", sorted(RETRIED_THEN_FAILING))
 def test_replay_an_lro_retried_by_the_sdk_then_failing_is_read_and_retried(make_stack: Any, lro: str) -> None:
     action, status_code, env = RETRIED_THEN_FAILING[lro]
