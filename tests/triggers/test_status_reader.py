@@ -114,12 +114,12 @@ class _Client:
 
 def test_read_instance_asks_for_the_input_only_when_wanted() -> None:
     client = _Client({"a": SimpleNamespace(runtime_status="Running", input_={"runId": "r"})})
-    plain = asyncio.run(read_instance(client, "a"))  # type: ignore[arg-type]
-    full = asyncio.run(read_instance(client, "a", with_input=True))  # type: ignore[arg-type]
+    plain = asyncio.run(read_instance(client, "a"))
+    full = asyncio.run(read_instance(client, "a", with_input=True))
     assert plain is not None and full is not None and full.input_run_id == "r"
     assert client.asked == [("a", False), ("a", True)]
-    assert asyncio.run(is_active(client, "a"))  # type: ignore[arg-type]
-    assert not asyncio.run(is_active(client, "missing"))  # type: ignore[arg-type]
+    assert asyncio.run(is_active(client, "a"))
+    assert not asyncio.run(is_active(client, "missing"))
 
 
 def _req(url: str) -> func.HttpRequest:
