@@ -19,10 +19,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from e2e_harness import FAST_POLICY, QUEUE_SETTINGS, REPO_ROOT, TERMINAL, WORLD, Stack, http
-
 from azsim.testing import local_cloud
 from devhost.testing import running_devhost
+from tests.support.http import http
+from tests.support.policy import FAST_POLICY, QUEUE_SETTINGS, TERMINAL
+from tests.support.stack import Stack
+from tests.support.worlds import REPO_ROOT, WORLD
 
 MC = "Microsoft.Compute"
 RUN_TAG = "image-pipeline:run-id"

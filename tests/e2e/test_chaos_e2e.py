@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaos_support import (
+
+from tests.e2e.chaos_support import (
     ChaosPlan,
     ChaosRun,
     LoggingWebhookReceiver,
@@ -38,8 +39,8 @@ from chaos_support import (
     wait_all,
     wait_instances_settled,
 )
-from e2e_harness import Stack
-from leak_check import janitor_output, secrets_in, secrets_in_named
+from tests.support.leaks import janitor_output, secrets_in, secrets_in_named
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
