@@ -9,7 +9,6 @@ sent. (The allow-listed account's exports through the same checks run in test_ca
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,32 +20,12 @@ from shared.endpoints import UntrustedEndpointError
 from shared.errors import parse_failure
 from shared.settings import get_settings
 from tests.activities.activity_cloud import Calls, reset_caches
+from tests.support.tripwire import Listener
 
 SNAPSHOT = (
     "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-build/providers/"
     "Microsoft.Compute/snapshots/snap-os"
 )
-
-
-class Listener:
-    """A fake storage account: a TCP socket on 127.0.0.1 that counts connections."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.setblocking(False)
-        self.port = int(self.sock.getsockname()[1])
-
-    def connections(self) -> int:
-        count = 0
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except BlockingIOError:
-                return count
-            conn.close()
-            count += 1
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ is built and nothing is sent (the stack test at the end proves it with a listeni
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from shared.settings import Settings, get_settings
 from shared.vm_tags import TAG_EXPORT, TAG_WEBHOOK, request_from_tags
 from tests.support.http import http, wait_for
 from tests.support.stack import Stack, running_trigger_stack
+from tests.support.tripwire import Listener
 
 VM_ID = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-build/providers/Microsoft.Compute/virtualMachines/vm-x"
 BASE = {
@@ -252,27 +252,6 @@ def test_ipv4_spellings_decode_like_inet_aton() -> None:
 
 
 # --- over HTTP and the queue, with a fake storage account that must see nothing ----------------
-
-
-class Listener:
-    """A TCP socket on 127.0.0.1 that counts connections (none may arrive)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.setblocking(False)
-        self.port = int(self.sock.getsockname()[1])
-
-    def connections(self) -> int:
-        count = 0
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except BlockingIOError:
-                return count
-            conn.close()
-            count += 1
 
 
 @pytest.fixture(scope="module")
