@@ -79,15 +79,21 @@ def _with_outcome(result: SnapshotResult, sub: str) -> SnapshotResult:
     return result.model_copy(update={"provisioning_state": "Failed", "failure": outcome})
 
 
+def _read(subscription_id: str, resource_group: str, name: str, sid: str) -> dict[str, Any] | None:
+    """The snapshot's REST JSON, or None when Azure answers 404 (the one read every activity here makes)."""
+    snapshots = clients.compute(subscription_id).snapshots
+    return get_or_none(
+        lambda: as_dict(snapshots.get(resource_group, name)), step="read the snapshot", resource=sid
+    )
+
+
 @activity(SnapshotInput)
 def start_snapshot(inp: SnapshotInput) -> SnapshotResult:
     """Start a full snapshot (createOption Copy) of one disk; return at once. Poll ``get_snapshot``."""
     name = snapshot_name(inp.capture_id, inp.disk.lun)
     sid = snapshot_id(inp.subscription_id, inp.resource_group, name)
     snapshots = clients.compute(inp.subscription_id).snapshots
-    existing = get_or_none(
-        lambda: as_dict(snapshots.get(inp.resource_group, name)), step="read the snapshot", resource=sid
-    )
+    existing = _read(inp.subscription_id, inp.resource_group, name, sid)
     if existing is not None:
         owner = made_by_run(existing.get("tags"))
         if owner != inp.capture_id:
@@ -117,9 +123,7 @@ def start_snapshot(inp: SnapshotInput) -> SnapshotResult:
     }
     with azure_call("create the snapshot", sid):
         accepted = lro.start(snapshots.begin_create_or_update, inp.resource_group, name, cm.Snapshot(body))
-    created = get_or_none(
-        lambda: as_dict(snapshots.get(inp.resource_group, name)), step="read the snapshot", resource=sid
-    )
+    created = _read(inp.subscription_id, inp.resource_group, name, sid)
     if created is None:  # accepted, not visible yet (or its operation already failed): get_snapshot tells
         return _missing(inp, sid, accepted.operation_url, "Creating")
     return _result(created, accepted.operation_url)
@@ -133,12 +137,7 @@ def get_snapshot(inp: SnapshotRef) -> SnapshotResult:
     message from its create operation (``inp.operation_url``), classified transient or terminal.
     """
     rid = parse_id(inp.snapshot_id, field="snapshotId", step="get_snapshot")
-    snapshots = clients.compute(rid.subscription_id).snapshots
-    snap = get_or_none(
-        lambda: as_dict(snapshots.get(rid.resource_group, rid.name)),
-        step="read the snapshot",
-        resource=inp.snapshot_id,
-    )
+    snap = _read(rid.subscription_id, rid.resource_group, rid.name, inp.snapshot_id)
     if snap is None:
         return _with_outcome(
             _missing(None, inp.snapshot_id, inp.operation_url, "NotFound"), rid.subscription_id
@@ -158,11 +157,7 @@ def revoke_snapshot_access(inp: SnapshotRef) -> Done:
     """
     rid = parse_id(inp.snapshot_id, field="snapshotId", step="revoke_snapshot_access")
     snapshots = clients.compute(rid.subscription_id).snapshots
-    snap = get_or_none(
-        lambda: as_dict(snapshots.get(rid.resource_group, rid.name)),
-        step="read the snapshot",
-        resource=inp.snapshot_id,
-    )
+    snap = _read(rid.subscription_id, rid.resource_group, rid.name, inp.snapshot_id)
     if snap is None:
         return Done(resource_id=inp.snapshot_id, changed=False)
     active = str(props(snap).get("diskState") or "").lower().startswith("activesas")
@@ -180,11 +175,7 @@ def delete_snapshot(inp: SnapshotRef) -> Done:
     rid = parse_id(inp.snapshot_id, field="snapshotId", step="delete_snapshot")
     snapshots = clients.compute(rid.subscription_id).snapshots
     # ARM answers a DELETE of a missing resource with 204, so ask first to report "already gone" honestly.
-    snap = get_or_none(
-        lambda: as_dict(snapshots.get(rid.resource_group, rid.name)),
-        step="read the snapshot",
-        resource=inp.snapshot_id,
-    )
+    snap = _read(rid.subscription_id, rid.resource_group, rid.name, inp.snapshot_id)
     if snap is None:
         return Done(resource_id=inp.snapshot_id, changed=False)
     with azure_call("delete the snapshot", inp.snapshot_id):
@@ -205,11 +196,7 @@ def get_snapshot_deletion(inp: SnapshotRef) -> Done:
     """
     rid = parse_id(inp.snapshot_id, field="snapshotId", step="get_snapshot_deletion")
     snapshots = clients.compute(rid.subscription_id).snapshots
-    snap = get_or_none(
-        lambda: as_dict(snapshots.get(rid.resource_group, rid.name)),
-        step="read the snapshot",
-        resource=inp.snapshot_id,
-    )
+    snap = _read(rid.subscription_id, rid.resource_group, rid.name, inp.snapshot_id)
     if snap is None:
         return Done(resource_id=inp.snapshot_id, changed=True)
     with azure_call("read the snapshot's delete operation", inp.snapshot_id):
