@@ -16,8 +16,11 @@ from typing import IO, Any
 from imagepipeline.models import DiskCopy, Region, Status
 
 
-def _gb(n: float) -> str:
-    return f"{n / 1024**3:.1f} GB"
+def _size(n: float) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
 
 
 def elapsed_since(status: Status, started: float) -> float:
@@ -48,7 +51,7 @@ def disk_line(d: DiskCopy) -> str:
     if not d.copy_state and not d.bytes_total:
         return f"disk {d.key} ({d.name}): {snap}"
     copy = (
-        f"copy {d.copy_state or 'starting'} {d.percent:.1f}% ({_gb(d.bytes_copied)} of {_gb(d.bytes_total)})"
+        f"copy {d.copy_state or 'starting'} {d.percent:.1f}% ({_size(d.bytes_copied)} of {_size(d.bytes_total)})"
     )
     return f"disk {d.key} ({d.name}): {snap}, {copy}"
 
@@ -132,7 +135,7 @@ class LiveView:
             )
         for d in status.disks:
             if d.copy_state or d.bytes_total:
-                note = f"{d.copy_state or 'starting'} {d.percent:.1f}% of {_gb(d.bytes_total)}"
+                note = f"{d.copy_state or 'starting'} {d.percent:.1f}% of {_size(d.bytes_total)}"
                 bars.add_task(
                     f"disk {d.key}", total=d.bytes_total or 1, completed=int(d.bytes_copied), note=note
                 )
