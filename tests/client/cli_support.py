@@ -11,7 +11,9 @@ from typing import Any
 from tests.support.worlds import REPO_ROOT
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
     """The client's exit code, stdout and stderr; no terminal (stdin closed, stdout and stderr pipes)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGEPIPELINE_")}
     full_env.update({"PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1", **(env or {})})
@@ -31,4 +33,6 @@ def json_out(proc: subprocess.CompletedProcess[str]) -> Any:
     try:
         return json.loads(proc.stdout)
     except ValueError as exc:
-        raise AssertionError(f"not one JSON document on stdout: {proc.stdout!r}\nstderr: {proc.stderr}") from exc
+        raise AssertionError(
+            f"not one JSON document on stdout: {proc.stdout!r}\nstderr: {proc.stderr}"
+        ) from exc

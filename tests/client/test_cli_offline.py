@@ -186,7 +186,9 @@ def test_origin_rule_at_intake() -> None:
 
 def test_flags_become_the_request_over_the_file(tmp_path: Any) -> None:
     path = tmp_path / "req.json"
-    path.write_text(json.dumps({"sourceVmId": "/old", "gallery": {"createIfMissing": True}, "tags": {"a": "1"}}))
+    path.write_text(
+        json.dumps({"sourceVmId": "/old", "gallery": {"createIfMissing": True}, "tags": {"a": "1"}})
+    )
     args = parser().parse_args(
         [
             "capture",
