@@ -8,6 +8,7 @@ connection, while the fake API itself saw the key.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import threading
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ import pytest
 
 from imagepipeline.api import ApiError, CaptureApi, UsageError, origin_of
 from imagepipeline.auth import EntraAuth
-from imagepipeline.cli import parser
+from imagepipeline.cli import main, parser
 from imagepipeline.models import EXIT_API, EXIT_USAGE
 from imagepipeline.request_flags import build_request
 from tests.client.cli_support import json_out, run_cli
@@ -229,3 +230,40 @@ def test_flags_become_the_request_over_the_file(tmp_path: Any) -> None:
         "deleteSnapshots": False,
         "tags": {"a": "1", "ci-run": "42"},
     }
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_watch_on_a_terminal_draws_bars_per_region_and_disk(fake: FakeApi) -> None:
+    path = "/api/captures/capture-vm-x-0a1b2c3d4e"
+    fake.answers[("GET", path)] = (
+        200,
+        {},
+        {
+            "id": "capture-vm-x-0a1b2c3d4e",
+            "runtimeStatus": "Completed",
+            "stage": "done",
+            "stages": [{"name": "publish", "state": "succeeded", "seconds": 12.0}],
+            "regions": [{"region": "westeurope", "state": "Completed", "progress": 100}],
+            "disks": [
+                {
+                    "key": "os",
+                    "name": "vm-x_OsDisk",
+                    "copyState": "success",
+                    "bytesCopied": 2,
+                    "bytesTotal": 2,
+                }
+            ],
+            "result": {"imageVersionId": "/subscriptions/s/versions/1.0.0"},
+        },
+    )
+    out = Terminal()
+    code = main(["watch", "capture-vm-x-0a1b2c3d4e", "--url", fake.url, "--interval", "0.1"], out=out)
+    assert code == 0
+    text = out.getvalue()
+    assert "\x1b[" in text  # a terminal gets rich's live view, not the plain lines
+    for expected in ("capture-vm-x-0a1b2c3d4e", "region westeurope", "disk os", "success 100.0%", "1.0.0"):
+        assert expected in text, text
