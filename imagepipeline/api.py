@@ -39,6 +39,10 @@ class ApiError(Exception):
         self.body = body
 
 
+class OriginRefused(ApiError):
+    """A URL the server handed back is not on the base URL's origin: nothing was sent to it."""
+
+
 Origin = tuple[str, str, int]
 
 
@@ -116,10 +120,10 @@ class CaptureApi:
         try:
             other = origin_of(url)
         except UsageError as exc:
-            raise ApiError(f"Refusing the {what} the server sent: {exc}") from exc
+            raise OriginRefused(f"Refusing the {what} the server sent: {exc}") from exc
         if other != self.origin:
             shown, mine = _shown(other), _shown(self.origin)
-            raise ApiError(
+            raise OriginRefused(
                 f"Refusing to follow the {what} the server sent: it points to {shown}, not to {mine} "
                 "(the URL you gave). The client sends your key or token only to that origin; check the "
                 "URL and what answers there."

@@ -18,11 +18,14 @@ from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
 from imagepipeline import __version__
-from imagepipeline.api import Answer, ApiError, CaptureApi, UsageError, error_text
+from imagepipeline.api import Answer, ApiError, CaptureApi, OriginRefused, UsageError, error_text
 from imagepipeline.auth import auth_from
 from imagepipeline.models import EXIT_API, EXIT_USAGE, TERMINAL, Status
 from imagepipeline.render import LiveView, PlainView, status_lines
 from imagepipeline.request_flags import add_request_flags, build_request
+
+POLL_ATTEMPTS = 10
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class Parser(argparse.ArgumentParser):
@@ -112,6 +115,28 @@ def _read_status(api: CaptureApi, url: str) -> Status:
     return Status.from_wire(answer.body)
 
 
+def _poll(api: CaptureApi, url: str, interval: float) -> Status:
+    """One status read of a wait: a dropped connection or a transient answer (408, 429, 5xx) is tried again,
+    up to ``POLL_ATTEMPTS`` times in a row (an app restarting must not fail an hours-long CI wait)."""
+    for attempt in range(1, POLL_ATTEMPTS + 1):
+        try:
+            answer = api.status(url)
+        except OriginRefused:
+            raise
+        except ApiError as exc:
+            if attempt == POLL_ATTEMPTS:
+                raise
+            print(f"imagepipeline: {exc}; trying again", file=sys.stderr)
+        else:
+            if answer.status not in TRANSIENT_STATUS or attempt == POLL_ATTEMPTS:
+                break
+            print(f"imagepipeline: status answered {answer.status}; trying again", file=sys.stderr)
+        time.sleep(max(0.1, interval))
+    if answer.status != 200 or not isinstance(answer.body, dict):
+        raise _refused(answer, "Reading the capture's status")
+    return Status.from_wire(answer.body)
+
+
 def _watch(api: CaptureApi, url: str, args: argparse.Namespace, out: IO[str]) -> Status:
     """Poll ``url`` until the capture ends, showing progress (nothing but the end with ``--json``)."""
     deadline = time.monotonic() + args.timeout if args.timeout else None
@@ -119,7 +144,7 @@ def _watch(api: CaptureApi, url: str, args: argparse.Namespace, out: IO[str]) ->
     view = LiveView(out) if live else PlainView(out if not args.json else io.StringIO())
     with view:
         while True:
-            status = _read_status(api, url)
+            status = _poll(api, url, args.interval)
             view.update(status)
             if status.terminal:
                 return status

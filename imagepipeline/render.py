@@ -50,9 +50,7 @@ def disk_line(d: DiskCopy) -> str:
     snap = f"snapshot {d.snapshot_state}" if d.snapshot_state else "snapshot -"
     if not d.copy_state and not d.bytes_total:
         return f"disk {d.key} ({d.name}): {snap}"
-    copy = (
-        f"copy {d.copy_state or 'starting'} {d.percent:.1f}% ({_size(d.bytes_copied)} of {_size(d.bytes_total)})"
-    )
+    copy = f"copy {d.copy_state or 'starting'} {d.percent:.1f}% ({_size(d.bytes_copied)} of {_size(d.bytes_total)})"
     return f"disk {d.key} ({d.name}): {snap}, {copy}"
 
 

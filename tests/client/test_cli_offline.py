@@ -32,7 +32,7 @@ class FakeApi:
     """A local stand-in of the capture API: each path answers what the test set, and every request is kept."""
 
     def __init__(self) -> None:
-        self.answers: dict[tuple[str, str], tuple[int, dict[str, str], Any]] = {}
+        self.answers: dict[tuple[str, str], Any] = {}
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         fake = self
 
@@ -42,7 +42,10 @@ class FakeApi:
                 if length:
                     self.rfile.read(length)
                 fake.seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
-                status, headers, body = fake.answers.get((self.command, self.path), (404, {}, {"error": {}}))
+                got = fake.answers.get((self.command, self.path), (404, {}, {"error": {}}))
+                if isinstance(got, list):  # answered in turn, the last one from then on
+                    got = got.pop(0) if len(got) > 1 else got[0]
+                status, headers, body = got
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 for k, v in {"Content-Type": "application/json", **headers}.items():
@@ -267,3 +270,16 @@ def test_watch_on_a_terminal_draws_bars_per_region_and_disk(fake: FakeApi) -> No
     assert "\x1b[" in text  # a terminal gets rich's live view, not the plain lines
     for expected in ("capture-vm-x-0a1b2c3d4e", "region westeurope", "disk os", "success 100.0%", "1.0.0"):
         assert expected in text, text
+
+
+def test_watch_rides_out_a_restarting_app(fake: FakeApi) -> None:
+    path = "/api/captures/capture-vm-x-0a1b2c3d4e"
+    done = {"id": "capture-vm-x-0a1b2c3d4e", "runtimeStatus": "Failed", "error": {"code": "PreflightFailed"}}
+    fake.answers[("GET", path)] = [(503, {}, "restarting"), (502, {}, {}), (200, {}, done)]
+    proc = run_cli("watch", "capture-vm-x-0a1b2c3d4e", "--url", fake.url, "--interval", "0.1")
+    assert proc.returncode == 1, proc  # the outcome, read after two transient answers
+    assert proc.stderr.count("trying again") == 2
+    assert "Failed: PreflightFailed" in proc.stdout
+    fake.answers[("GET", path)] = (401, {}, {"error": {"code": "Unauthorized", "message": "no key"}})
+    proc = run_cli("watch", "capture-vm-x-0a1b2c3d4e", "--url", fake.url, "--interval", "0.1")
+    assert proc.returncode == 4 and "trying again" not in proc.stderr and "--key" in proc.stderr
