@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from imagepipeline.models import EXIT_CANCELED, EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE
+from imagepipeline.models import EXIT_API, EXIT_CANCELED, EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE
 from tests.client.cli_support import json_out, run_cli
-from tests.support.stack import Stack, running_trigger_stack
+from tests.support.stack import Stack, running_stack, running_trigger_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -148,3 +148,22 @@ def test_list_shows_each_capture_with_its_outcome(stack: Stack) -> None:
     assert failed["id"] not in {c["id"] for c in completed}
     table = cli(stack, "list", "--top", "500")
     assert f"{failed['id']}\tFailed\tpreflight\t" in table.stdout
+
+
+def test_the_function_key_opens_the_api_and_is_printed_nowhere(tmp_path: Path) -> None:
+    with running_stack(tmp_path, require_keys=True) as keyed:
+        url = keyed.devhost.base_url
+        key = keyed.devhost.function_key
+        refused = run_cli("list", "--url", url)
+        assert refused.returncode == EXIT_API and "HTTP 401" in refused.stderr and "--key" in refused.stderr
+        wrong = run_cli("list", "--url", url, "--key", "not-the-key")
+        assert wrong.returncode == EXIT_API
+        listed = run_cli("list", "--url", url, "--json", env={"IMAGEPIPELINE_KEY": key})
+        assert listed.returncode == EXIT_COMPLETED, listed
+        assert json_out(listed) == {"captures": []}
+        started = run_cli(
+            "capture", "--vm", keyed.vm_id("vm-none"), "--prepare", "none", "--url", url, "--key", key
+        )
+        assert started.returncode == EXIT_USAGE  # through the key check, refused by the request's validation
+        for proc in (refused, wrong, listed, started):
+            assert key not in proc.stdout + proc.stderr

@@ -247,10 +247,11 @@ def running_stack(
     latency: dict[str, float] | None = None,
     env: dict[str, str] | None = None,
     virtual_clock: bool = False,
+    require_keys: bool = False,
 ) -> Iterator[Stack]:
     """Start a stack under ``workdir``: ``world`` (default: examples/world.json, or with ``tagged_world``
     the tagged test world), the repository's app (in a folder with fast queue polling when
-    ``fast_queues``), FAST_POLICY overridden by ``env``."""
+    ``fast_queues``), FAST_POLICY overridden by ``env``; devhost asks for function keys with ``require_keys``."""
     if tagged_world:
         world = write_tagged_world(workdir / "world.json")
     app_dir = write_fast_queue_app(workdir / "app") if fast_queues else REPO_ROOT
@@ -264,7 +265,9 @@ def running_stack(
         latency=latency_path,
     ) as cloud:
         dh_env = {**dict(cloud), **FAST_POLICY, **(env or {})}
-        devhost = running_devhost(app_dir, workdir / "devhost", env=dh_env, virtual_clock=virtual_clock)
+        devhost = running_devhost(
+            app_dir, workdir / "devhost", env=dh_env, virtual_clock=virtual_clock, require_keys=require_keys
+        )
         with devhost as dh, cloud.apply():
             yield Stack(cloud=cloud, devhost=dh, workdir=workdir)
 
