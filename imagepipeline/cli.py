@@ -108,15 +108,8 @@ def _status_url(api: CaptureApi, ref: str) -> str:
     return ref if "://" in ref else api.status_url(ref)
 
 
-def _read_status(api: CaptureApi, url: str) -> Status:
-    answer = api.status(url)
-    if answer.status != 200 or not isinstance(answer.body, dict):
-        raise _refused(answer, "Reading the capture's status")
-    return Status.from_wire(answer.body)
-
-
 def _poll(api: CaptureApi, url: str, interval: float) -> Status:
-    """One status read of a wait: a dropped connection or a transient answer (408, 429, 5xx) is tried again,
+    """One status read: a dropped connection or a transient answer (408, 429, 5xx) is tried again,
     up to ``POLL_ATTEMPTS`` times in a row (an app restarting must not fail an hours-long CI wait)."""
     for attempt in range(1, POLL_ATTEMPTS + 1):
         try:
@@ -181,7 +174,7 @@ def cmd_capture(api: CaptureApi, args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def cmd_status(api: CaptureApi, args: argparse.Namespace, out: IO[str]) -> int:
-    status = _read_status(api, _status_url(api, args.capture))
+    status = _poll(api, _status_url(api, args.capture), 1.0)
     if not args.json:
         out.write("\n".join(status_lines(status)) + "\n")
     return _finish(status, args, out)
