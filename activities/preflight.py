@@ -35,7 +35,8 @@ from shared.contracts import (
 )
 from shared.ids import made_by_run
 from shared.redaction import redact, strip_query
-from shared.requests import VERSION_AUTO, parse_version
+from shared.request_rules import parse_version
+from shared.requests import VERSION_AUTO
 
 _INT32_MAX = 2**31 - 1
 
