@@ -61,7 +61,6 @@ from triggers.starting import start_capture, version_conflict_message
 log = logging.getLogger(__name__)
 eventgrid_bp = df.Blueprint()
 
-FUNCTION_NAME = "capture_on_deallocation"  # the Python function's name below
 ROUTE = "eventgrid/deallocations"
 RETRY = "retry"  # the outcome of an event that hit a transient failure: the delivery answers 503
 VM_CONCURRENCY = 8  # VMs handled at once; the events of one VM are handled in time order, one by one
