@@ -190,9 +190,6 @@ class StorageEndpoints:
     def pattern(self) -> str:
         return self.template or f"https://{ACCOUNT_PLACEHOLDER}.blob.{self.suffix}"
 
-    def url_for(self, account: str) -> str:
-        return self.pattern.replace(ACCOUNT_PLACEHOLDER, account)
-
     def example(self) -> str:
         return self.pattern.replace(ACCOUNT_PLACEHOLDER, "<account>")
 

@@ -342,22 +342,6 @@ class BlobFront(ThreadingHTTPServer):
             except OSError:
                 pass
 
-    def simulated_copies(self) -> dict[str, dict[str, Any]]:
-        """State of every simulated copy (for inspection; no source URLs)."""
-        now = self._clock()
-        with self._lock:
-            out = {}
-            for (acct, cont, blob), c in self._copies.items():
-                status, copied, _, desc = c.view(now)
-                out[f"{acct}/{cont}/{blob}"] = {
-                    "copyId": c.copy_id,
-                    "status": status,
-                    "progress": f"{copied}/{c.size}" if c.size is not None else None,
-                    "fault": c.fault,
-                    "description": desc,
-                }
-            return out
-
     # -- the copy simulation -------------------------------------------------------------------
 
     def shape(
