@@ -26,9 +26,12 @@ node_modules/.stamp: package.json package-lock.json
 
 bootstrap: $(VENV)/.stamp node_modules/.stamp
 
+# ruff also checks cyclomatic complexity (C901, product folders only: pyproject.toml); tools/budget.py
+# checks the file and function lengths ruff has no rule for.
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m tools.budget
 
 typecheck: $(VENV)/.stamp
 	$(VENV)/bin/mypy

@@ -19,24 +19,21 @@ from activities._common import (
     azure_call,
     azure_code,
     get_or_none,
-    norm_region,
     parse_id,
     props,
 )
+from activities.image_versions import next_free, version_body, version_key, version_parts, version_status
 from shared import clients
 from shared.contracts import (
     DefinitionInput,
     DefinitionResult,
     Done,
-    OperationOutcome,
-    RegionReplication,
     VersionInput,
     VersionRef,
     VersionStatus,
 )
 from shared.errors import AzureOperationError, PreflightError, TransientAzureError, translate_azure_error
-from shared.ids import TAG_RUN_ID, made_by_run, ownership_tags
-from shared.redaction import redact
+from shared.ids import TAG_RUN_ID, made_by_run
 
 
 def _gallery_id(sub: str, rg: str, name: str) -> str:
@@ -103,137 +100,10 @@ def ensure_definition(inp: DefinitionInput) -> DefinitionResult:
     )
 
 
-def _version_parts(version_id: str, step: str) -> tuple[str, str, str, str, str]:
-    """(subscription, resource group, gallery, definition, version) of an image version id."""
-    parts = version_id.strip("/").split("/")
-    lowered = [p.lower() for p in parts]
-    shape = (
-        "subscriptions",
-        None,
-        "resourcegroups",
-        None,
-        "providers",
-        "microsoft.compute",
-        "galleries",
-        None,
-        "images",
-        None,
-        "versions",
-        None,
-    )
-    if len(parts) != len(shape) or any(
-        want and got != want for got, want in zip(lowered, shape, strict=True)
-    ):
-        raise AzureOperationError(
-            f"{version_id!r} is not an image version id (…/galleries/<g>/images/<d>/versions/<v>)",
-            step=step,
-            code="InvalidActivityInput",
-        )
-    return parts[1], parts[3], parts[7], parts[9], parts[11]
-
-
-def _status(version: dict[str, Any], version_id: str, operation_url: str | None) -> VersionStatus:
-    p = props(version)
-    provisioning = p.get("provisioningState")
-    replication = p.get("replicationStatus") or {}
-    regions: list[RegionReplication] = []
-    for entry in replication.get("summary") or []:
-        regions.append(
-            RegionReplication(
-                region=norm_region(str(entry.get("region") or "")),
-                state=str(entry.get("state") or "Unknown"),
-                progress=int(entry.get("progress") or 0),
-                details=redact(str(entry["details"])) if entry.get("details") else None,
-            )
-        )
-    if not regions:
-        for target in (p.get("publishingProfile") or {}).get("targetRegions") or []:
-            regions.append(
-                RegionReplication(region=norm_region(str(target.get("name") or "")), state="Unknown")
-            )
-    error = None
-    failure: OperationOutcome | None = None
-    if str(provisioning).lower() == "failed":
-        sub = version_id.strip("/").split("/")[1]
-        with azure_call("read the image version's create operation", version_id):
-            outcome = lro.read_operation(sub, operation_url)
-        if outcome is not None and lro.failed(outcome):
-            failure = outcome
-            error = f"{outcome.code}: {outcome.message}"
-        failed = [f"{r.region}: {r.details or r.state}" for r in regions if r.state.lower() == "failed"]
-        if not error and failed:
-            error = "replication failed in " + "; ".join(failed)
-        error = error or "Azure reports provisioningState Failed without details"
-    return VersionStatus(
-        version_id=str(version.get("id") or version_id),
-        exists=True,
-        provisioning_state=str(provisioning) if provisioning else None,
-        aggregated_state=replication.get("aggregatedState"),
-        regions=regions,
-        error=redact(error) if error else None,
-        operation_url=operation_url,
-        failure=failure,
-    )
-
-
-def _target_regions(inp: VersionInput) -> list[dict[str, Any]]:
-    regions = list(inp.target_regions)
-    out: list[dict[str, Any]] = []
-    for r in regions:
-        entry: dict[str, Any] = {"name": r.name, "regionalReplicaCount": r.replica_count}
-        if r.storage_account_type:
-            entry["storageAccountType"] = r.storage_account_type
-        out.append(entry)
-    # Azure requires the version's own location among its target regions.
-    if norm_region(inp.location) not in {norm_region(r.name) for r in regions}:
-        out.insert(0, {"name": norm_region(inp.location), "regionalReplicaCount": 1})
-    return out
-
-
-def _version_body(inp: VersionInput) -> dict[str, Any]:
-    publishing: dict[str, Any] = {
-        "targetRegions": _target_regions(inp),
-        "excludeFromLatest": inp.exclude_from_latest,
-    }
-    if inp.end_of_life_date:
-        eol = inp.end_of_life_date
-        publishing["endOfLifeDate"] = eol if "T" in eol else f"{eol}T00:00:00Z"
-    storage: dict[str, Any] = {"osDiskImage": {"source": {"id": inp.os_snapshot_id}}}
-    if inp.data_snapshots:
-        storage["dataDiskImages"] = [
-            {"lun": d.lun, "source": {"id": d.snapshot_id}}
-            for d in sorted(inp.data_snapshots, key=lambda d: d.lun)
-        ]
-    return {
-        "location": inp.location,
-        "tags": ownership_tags(inp.capture_id, inp.tags),
-        "properties": {"publishingProfile": publishing, "storageProfile": storage},
-    }
-
-
 # Azure's answers to a PUT of a version that another capture created first (its source differs).
 _TAKEN_CODES = {"propertychangenotallowed", "conflict", "operationnotallowed", "imageversionexists"}
 # How many versions ``auto`` tries before giving up: one per capture that took the candidate first.
 AUTO_ATTEMPTS = 64
-
-
-def _next_free(versions: list[dict[str, Any]], floor: str) -> str:
-    """The next patch after the highest version of the definition, and not below ``floor``."""
-    keys = [k for k in (_version_key(str(v.get("name"))) for v in versions) if k is not None]
-    low = _version_key(floor)
-    if low is not None:
-        keys.append((low[0], low[1], low[2] - 1))
-    if not keys:
-        return "1.0.0"
-    top = max(keys)
-    return f"{top[0]}.{top[1]}.{top[2] + 1}"
-
-
-def _version_key(name: str) -> tuple[int, int, int] | None:
-    parts = name.split(".")
-    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
-        return None
-    return int(parts[0]), int(parts[1]), int(parts[2])
 
 
 @activity(VersionInput)
@@ -261,9 +131,9 @@ def start_image_version(inp: VersionInput) -> VersionStatus:
     if ours:
         name = str(ours[0]["name"])
         return _create_version(inp, sub, name, f"{base}/{name}", explicit=True)
-    candidate = _next_free(listed, inp.version)
+    candidate = next_free(listed, inp.version)
     for _ in range(AUTO_ATTEMPTS):
-        key = _version_key(candidate)
+        key = version_key(candidate)
         if key is None or key[2] > _INT32_MAX:
             break
         status = _create_version(inp, sub, candidate, f"{base}/{candidate}", explicit=False)
@@ -293,36 +163,7 @@ def _create_version(inp: VersionInput, sub: str, name: str, vid: str, *, explici
         resource=vid,
     )
     if existing is not None:
-        owner = made_by_run(existing.get("tags"))
-        if owner != inp.capture_id:
-            if not explicit:
-                return None
-            raise AzureOperationError(
-                f"version {name} of image definition {dname} already exists and was not made by this "
-                f'capture run (tag {TAG_RUN_ID}={owner!r}): choose another version, or use "auto"',
-                step="start_image_version",
-                resource=vid,
-                code="ImageVersionExists",
-            )
-        state = str(props(existing).get("provisioningState") or "").lower()
-        if state == "deleting":
-            raise TransientAzureError(
-                f"the failed image version {vid} of this capture is still being deleted",
-                step="start_image_version",
-                resource=vid,
-                code="ImageVersionDeleting",
-            )
-        if state != "failed":
-            return _status(existing, vid, None)
-        # Our own version whose create failed: delete it; the orchestrator calls again once it is gone.
-        with azure_call("delete the failed image version", vid):
-            lro.start(versions.begin_delete, rg, gname, dname, name)
-        raise TransientAzureError(
-            f"the image version {vid} of this capture ended Failed; it is being deleted to be created again",
-            step="start_image_version",
-            resource=vid,
-            code="ImageVersionRecreating",
-        )
+        return _existing_version(inp, existing, sub, name, vid, explicit=explicit)
     try:
         accepted = lro.start(
             versions.begin_create_or_update,
@@ -330,7 +171,7 @@ def _create_version(inp: VersionInput, sub: str, name: str, vid: str, *, explici
             gname,
             dname,
             name,
-            cm.GalleryImageVersion(_version_body(inp)),
+            cm.GalleryImageVersion(version_body(inp)),
         )
     except HttpResponseError as exc:
         if not explicit and (azure_code(exc) or "").lower() in _TAKEN_CODES:
@@ -347,19 +188,60 @@ def _create_version(inp: VersionInput, sub: str, name: str, vid: str, *, explici
         if not explicit:
             return None
         raise AzureOperationError(
-            f"version {name} of image definition {dname} was created by another capture at the same time",
+            f"version {name} of image definition {inp.definition_name} was created by another capture at "
+            "the same time",
             step="start_image_version",
             resource=vid,
             code="ImageVersionExists",
             advice='Choose another version, or use "auto".',
         )
-    return _status(created, vid, accepted.operation_url)
+    return version_status(created, vid, accepted.operation_url)
+
+
+def _existing_version(
+    inp: VersionInput, existing: dict[str, Any], sub: str, name: str, vid: str, *, explicit: bool
+) -> Any:
+    """A version ``name`` that exists already: this run's (its status, or deleted when its create failed),
+    or another capture's (``None`` for auto, refused when the version was asked for)."""
+    owner = made_by_run(existing.get("tags"))
+    if owner != inp.capture_id:
+        if not explicit:
+            return None
+        raise AzureOperationError(
+            f"version {name} of image definition {inp.definition_name} already exists and was not made by "
+            f'this capture run (tag {TAG_RUN_ID}={owner!r}): choose another version, or use "auto"',
+            step="start_image_version",
+            resource=vid,
+            code="ImageVersionExists",
+        )
+    state = str(props(existing).get("provisioningState") or "").lower()
+    if state == "deleting":
+        raise TransientAzureError(
+            f"the failed image version {vid} of this capture is still being deleted",
+            step="start_image_version",
+            resource=vid,
+            code="ImageVersionDeleting",
+        )
+    if state != "failed":
+        return version_status(existing, vid, None)
+    # Our own version whose create failed: delete it; the orchestrator calls again once it is gone.
+    versions = clients.compute(sub).gallery_image_versions
+    with azure_call("delete the failed image version", vid):
+        lro.start(
+            versions.begin_delete, inp.gallery.resource_group, inp.gallery.name, inp.definition_name, name
+        )
+    raise TransientAzureError(
+        f"the image version {vid} of this capture ended Failed; it is being deleted to be created again",
+        step="start_image_version",
+        resource=vid,
+        code="ImageVersionRecreating",
+    )
 
 
 @activity(VersionRef)
 def get_version_status(inp: VersionRef) -> VersionStatus:
     """Provisioning and per-region replication state ($expand=ReplicationStatus); ``exists=False`` once gone."""
-    sub, rg, gname, dname, ver = _version_parts(inp.version_id, "get_version_status")
+    sub, rg, gname, dname, ver = version_parts(inp.version_id, "get_version_status")
     versions = clients.compute(sub).gallery_image_versions
     version = get_or_none(
         lambda: as_dict(versions.get(rg, gname, dname, ver, expand="ReplicationStatus")),
@@ -368,7 +250,7 @@ def get_version_status(inp: VersionRef) -> VersionStatus:
     )
     if version is None:
         return _missing_version(sub, inp)
-    return _status(version, inp.version_id, inp.operation_url)
+    return version_status(version, inp.version_id, inp.operation_url)
 
 
 def _missing_version(sub: str, inp: VersionRef) -> VersionStatus:
@@ -395,7 +277,7 @@ def _missing_version(sub: str, inp: VersionRef) -> VersionStatus:
 @activity(VersionRef)
 def delete_image_version(inp: VersionRef) -> Done:
     """Start deleting the image version (it may take minutes); ``get_version_status`` says when it is gone."""
-    sub, rg, gname, dname, ver = _version_parts(inp.version_id, "delete_image_version")
+    sub, rg, gname, dname, ver = version_parts(inp.version_id, "delete_image_version")
     versions = clients.compute(sub).gallery_image_versions
     existing = get_or_none(
         lambda: as_dict(versions.get(rg, gname, dname, ver)),

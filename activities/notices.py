@@ -40,7 +40,8 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from shared.endpoints import WebhookTarget, address_problem, webhook_target
+from shared.endpoints import WebhookTarget, webhook_target
+from shared.hosts import address_problem
 from shared.notices import NoticeInput, NoticeResult, WebhookDelivery
 from shared.queues import queue_client
 from shared.redaction import redact, strip_query

@@ -20,6 +20,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.core.rest import HttpRequest
+from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.core.exceptions import ARMErrorFormat
 
 from activities import compat
@@ -35,7 +36,8 @@ from shared.contracts import (
 )
 from shared.ids import made_by_run
 from shared.redaction import redact, strip_query
-from shared.requests import VERSION_AUTO, parse_version
+from shared.request_rules import parse_version
+from shared.requests import VERSION_AUTO
 
 _INT32_MAX = 2**31 - 1
 
@@ -59,19 +61,9 @@ def check_gallery(inp: GalleryCheckInput) -> GalleryCheckResult:
     compute = clients.compute(sub)
     problems: list[str] = []
     gallery_res = f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/galleries/{gname}"
+    definition_res = f"{gallery_res}/images/{dname}"
 
-    gallery: dict[str, Any] | None
-    with azure_call("read the gallery", gallery_res):
-        try:
-            gallery = as_dict(compute.galleries.get(rg, gname))
-        except ResourceNotFoundError as exc:
-            if azure_code(exc) == "ResourceGroupNotFound":
-                problems.append(
-                    f"the resource group {rg} of gallery {gname} does not exist in subscription {sub}: "
-                    "create it first (the capture creates galleries, not resource groups)"
-                )
-            gallery = None
-
+    gallery = _read_gallery(compute, sub, rg, gname, gallery_res, problems)
     definition: dict[str, Any] | None = None
     if gallery is None:
         if not inp.gallery.create_if_missing:
@@ -83,7 +75,7 @@ def check_gallery(inp: GalleryCheckInput) -> GalleryCheckResult:
         definition = get_or_none(
             lambda: as_dict(compute.gallery_images.get(rg, gname, dname)),
             step="read the image definition",
-            resource=f"{gallery_res}/images/{dname}",
+            resource=definition_res,
         )
     facts = compat.definition_facts(definition) if definition else None
     if facts is None and not inp.definition.create_if_missing:
@@ -96,36 +88,16 @@ def check_gallery(inp: GalleryCheckInput) -> GalleryCheckResult:
 
     versions: list[dict[str, Any]] = []
     if definition is not None:
-        with azure_call("list the image versions", f"{gallery_res}/images/{dname}"):
+        with azure_call("list the image versions", definition_res):
             versions = [
                 as_dict(v) for v in compute.gallery_image_versions.list_by_gallery_image(rg, gname, dname)
             ]
     # Made by this very run (an earlier execution of it), not merely by an earlier capture of the same VM.
     ours = [v for v in versions if inp.capture_id and made_by_run(v.get("tags")) == inp.capture_id]
-
-    if inp.version == VERSION_AUTO:
-        if ours:
-            # An earlier execution of this very run already picked (and created) a version: keep it.
-            resolved = str(ours[0]["name"])
-        else:
-            keys = [k for k in (_version_key(str(v.get("name"))) for v in versions) if k is not None]
-            resolved = "1.0.0" if not keys else "{}.{}.{}".format(*max(keys)[:2], max(keys)[2] + 1)
-    else:
-        resolved = inp.version
-    key = _version_key(resolved)
-    if key is not None and key[2] > _INT32_MAX:
-        problems.append(
-            f"the next patch version after {key[0]}.{key[1]}.{key[2] - 1} of image definition {dname} would be "
-            f"{resolved}, beyond Azure's limit of {_INT32_MAX} per part: send the capture with an explicit "
-            f"version of a new minor (e.g. {key[0]}.{key[1] + 1}.0)"
-        )
+    resolved = _resolved_version(inp.version, versions, ours)
     existing = next((v for v in versions if str(v.get("name")) == resolved), None)
     is_ours = existing is not None and existing in ours
-    if existing is not None and not is_ours:
-        problems.append(
-            f"version {resolved} of image definition {dname} already exists: choose another version, "
-            'or use "auto" for the next patch version'
-        )
+    problems.extend(_version_problems(dname, resolved, taken=existing is not None and not is_ours))
     return GalleryCheckResult(
         gallery_exists=gallery is not None,
         gallery_location=str(gallery.get("location")) if gallery else None,
@@ -135,6 +107,51 @@ def check_gallery(inp: GalleryCheckInput) -> GalleryCheckResult:
         version_is_ours=is_ours,
         problems=problems,
     )
+
+
+def _read_gallery(
+    compute: ComputeManagementClient, sub: str, rg: str, gname: str, gallery_res: str, problems: list[str]
+) -> dict[str, Any] | None:
+    """The gallery, or None when it (or its resource group, a problem added) does not exist."""
+    with azure_call("read the gallery", gallery_res):
+        try:
+            return as_dict(compute.galleries.get(rg, gname))
+        except ResourceNotFoundError as exc:
+            if azure_code(exc) == "ResourceGroupNotFound":
+                problems.append(
+                    f"the resource group {rg} of gallery {gname} does not exist in subscription {sub}: "
+                    "create it first (the capture creates galleries, not resource groups)"
+                )
+            return None
+
+
+def _resolved_version(asked: str, versions: list[dict[str, Any]], ours: list[dict[str, Any]]) -> str:
+    """The version the capture will publish: the one asked for, or for ``auto`` the one an earlier
+    execution of this run picked, else the next patch after the highest existing version."""
+    if asked != VERSION_AUTO:
+        return asked
+    if ours:
+        return str(ours[0]["name"])
+    keys = [k for k in (_version_key(str(v.get("name"))) for v in versions) if k is not None]
+    return "1.0.0" if not keys else "{}.{}.{}".format(*max(keys)[:2], max(keys)[2] + 1)
+
+
+def _version_problems(dname: str, resolved: str, *, taken: bool) -> list[str]:
+    """Why ``resolved`` cannot be published: a patch past int32, or a version someone else made."""
+    problems = []
+    key = _version_key(resolved)
+    if key is not None and key[2] > _INT32_MAX:
+        problems.append(
+            f"the next patch version after {key[0]}.{key[1]}.{key[2] - 1} of image definition {dname} would be "
+            f"{resolved}, beyond Azure's limit of {_INT32_MAX} per part: send the capture with an explicit "
+            f"version of a new minor (e.g. {key[0]}.{key[1] + 1}.0)"
+        )
+    if taken:
+        problems.append(
+            f"version {resolved} of image definition {dname} already exists: choose another version, "
+            'or use "auto" for the next patch version'
+        )
+    return problems
 
 
 # Storage RBAC permissions the export needs (Storage REST reference, "Authorize with Microsoft Entra ID").
@@ -189,26 +206,34 @@ def check_export_target(inp: ExportCheckInput) -> ExportCheckResult:
             "Check vhdExport.accountUrl and that the Function App can reach it (network rules, private endpoints).",
         )
     except HttpResponseError as exc:
-        if isinstance(exc, ClientAuthenticationError) and exc.status_code is None:
-            # The credential failed before any request reached the account.
-            return ExportCheckResult(
-                reachable=False,
-                container_exists=False,
-                problem=f"the Function App could not get a token for storage account {url}: "
-                f"{redact(str(exc))}. Check that its managed identity is enabled (and AZURE_CLIENT_ID "
-                "names it, if user-assigned).",
-            )
-        if exc.status_code in (401, 403):
-            problem = _denied(url, inp.container, step, permission, exc)
-            return ExportCheckResult(reachable=True, container_exists=exists, problem=problem)
-        if exc.status_code in (400, 404):
-            return ExportCheckResult(
-                reachable=False,
-                container_exists=False,
-                problem=f"the {where} cannot be used: {azure_code(exc) or exc.status_code} "
-                f"{redact(exc.reason or '')}. Check vhdExport.accountUrl and vhdExport.container.",
-            )
-        raise
+        return _refused(exc, url, inp.container, step, permission, exists=exists)
+
+
+def _refused(
+    exc: HttpResponseError, url: str, container: str, step: str, permission: str, *, exists: bool
+) -> ExportCheckResult:
+    """What an error answer to the probe at ``step`` says about the export target (or re-raise it)."""
+    where = f"container {container} of storage account {url}"
+    if isinstance(exc, ClientAuthenticationError) and exc.status_code is None:
+        # The credential failed before any request reached the account.
+        return ExportCheckResult(
+            reachable=False,
+            container_exists=False,
+            problem=f"the Function App could not get a token for storage account {url}: "
+            f"{redact(str(exc))}. Check that its managed identity is enabled (and AZURE_CLIENT_ID "
+            "names it, if user-assigned).",
+        )
+    if exc.status_code in (401, 403):
+        problem = _denied(url, container, step, permission, exc)
+        return ExportCheckResult(reachable=True, container_exists=exists, problem=problem)
+    if exc.status_code in (400, 404):
+        return ExportCheckResult(
+            reachable=False,
+            container_exists=False,
+            problem=f"the {where} cannot be used: {azure_code(exc) or exc.status_code} "
+            f"{redact(exc.reason or '')}. Check vhdExport.accountUrl and vhdExport.container.",
+        )
+    raise exc
 
 
 def _denied(url: str, container: str, step: str, permission: str, exc: HttpResponseError) -> str:

@@ -29,14 +29,15 @@ from shared.contracts import (
 )
 from shared.errors import CaptureError, GuestPreparationError, PreflightError, translate_azure_error
 from shared.ids import disk_key
+from shared.redaction import redact
 
 # Arm64 sizes carry a "p" among the additive features after the vCPU count: D2ps_v5, E4pds_v5, B2pls_v2.
 _ARM64_SIZE = re.compile(r"^Standard_[A-Z]+\d+[a-z]*p[a-z]*_v\d+$")
 
 # Linux: deprovision, then power off, detached from the Run Command. waagent runs the Run Command and
-# removes itself during deprovisioning, so the command can never report completion (reference §Q6);
-# detaching lets the Run Command return at once and the guest stopping itself is the completion
-# signal the orchestrator waits for (PowerState/stopped).
+# removes itself during deprovisioning, so the command can never report completion
+# (docs/azure-facts.md#run-command-and-generalization); detaching lets the Run Command return at once
+# and the guest stopping itself is the completion signal the orchestrator waits for (PowerState/stopped).
 LINUX_SCRIPT = [
     "#!/bin/sh",
     "# image-pipeline: deprovision the guest, then power it off (detached from this Run Command)",
@@ -258,7 +259,7 @@ def start_guest_prepare(inp: GuestPrepareInput) -> GuestPrepareResult:
                 already_in_progress=True,
                 command=command,
                 power_state="running",
-                conflict=safe_text(f"409 Conflict: {said}")[:500],
+                conflict=redact(f"409 Conflict: {said}")[:500],
             )
         raise _guest_error(exc, inp.vm_id, step) from None
     except HttpResponseError as exc:

@@ -216,10 +216,3 @@ BUILTIN_ROLES: tuple[RoleDefinition, ...] = (
         description="Read and list Azure Storage containers and blobs.",
     ),
 )
-
-
-def builtin_role(name: str) -> RoleDefinition:
-    for role in BUILTIN_ROLES:
-        if role.name.lower() == name.lower():
-            return role
-    raise KeyError(name)

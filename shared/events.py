@@ -3,8 +3,9 @@
 A subscription or resource-group system topic emits ``Microsoft.Resources.ResourceActionSuccess``
 for every successful POST action on a resource; the one we want has
 ``data.operationName == "Microsoft.Compute/virtualMachines/deallocate/action"`` and is raised when the
-deallocation *completed* (reference: azure-behaviours-verified.md §Q5). Everything else (other event
-types, other operations, failed or canceled actions, events without a VM id) is ignored with a reason.
+deallocation *completed* (docs/azure-facts.md#event-grid-deallocation-events). Everything else (other
+event types, other operations, failed or canceled actions, events without a VM id) is ignored with a
+reason.
 
 Both schemas carry the same ``data``:
 

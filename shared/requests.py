@@ -11,40 +11,35 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    BeforeValidator,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from shared import endpoints
+from shared.field_errors import FieldError, bounded_errors, pydantic_errors
 from shared.ids import ResourceId, resource_group_problem, subscription_id_problem, vm_name_problem
 from shared.model_base import WireModel
+from shared.request_rules import (
+    CONTAINER,
+    DEFINITION_NAME,
+    DESCRIPTION_MAX,
+    GALLERY_NAME,
+    IDENTIFIER,
+    IDENTIFIER_MAX,
+    INTAKE,
+    MAX_TAGS,
+    MAX_TARGET_REGIONS,
+    REGION,
+    WEBHOOK_SETTING,
+    WEBHOOK_SETTING_PREFIX,
+    IntakeBool,
+    IntakeInt,
+    is_intake,
+    parse_version,
+    webhook_url_problem,
+)
 
 VERSION_AUTO = "auto"
-# Patterns are used with fullmatch (``$`` accepts a trailing newline) and spell ASCII classes out (``\d``
-# accepts Arabic-Indic or fullwidth digits, which Azure refuses in a version).
-_VERSION = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)")
-_INT32_MAX = 2**31 - 1
-_REGION = re.compile(r"[a-z][a-z0-9]{1,39}")
-_GALLERY_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.]{0,78}[A-Za-z0-9])?")
-_DEFINITION_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,78}[A-Za-z0-9])?")
-_CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]\Z")
-# The image definition's identifier (publisher, offer, sku): the portal's rule (letters, digits, '.', '-',
-# '_', 1-128 characters); the ARM spec states no limit.
-IDENTIFIER_MAX = 128
-_IDENTIFIER = re.compile(rf"[A-Za-z0-9._-]{{1,{IDENTIFIER_MAX}}}")
-DESCRIPTION_MAX = 1024
-# Each target region holds at least one replica, and an image version has at most 100 replicas.
-MAX_TARGET_REGIONS = 100
-MAX_TAGS = 40
-MAX_FIELD_ERRORS = 50
-MAX_ERROR_TEXT = 1000
 StorageAccountType = Literal["Standard_LRS", "Standard_ZRS", "Premium_LRS", "PremiumV2_LRS"]
 # How the VM becomes an image. "inPlace": the VM itself is generalized (it can never start again) and its
 # disks are snapshotted.
@@ -53,38 +48,6 @@ CAPTURE_MODE_EFFECT = (
     '"inPlace" generalizes the VM itself: it can never be started again. The guest must already be '
     'deprovisioned, or send prepare: "deprovision" to let the pipeline do it'
 )
-
-
-def parse_version(value: str) -> tuple[int, int, int]:
-    """Parse ``Major.Minor.Patch`` (ASCII digits, each a non-negative 32-bit int); raise ValueError otherwise."""
-    m = _VERSION.fullmatch(value)
-    if not m:
-        raise ValueError("must be 'auto' or Major.Minor.Patch with ASCII digits 0-9, e.g. 1.4.0")
-    parts = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    if any(p > _INT32_MAX for p in parts):
-        raise ValueError(f"each part of a version must be at most {_INT32_MAX}")
-    return parts
-
-
-def _intake(info: ValidationInfo) -> bool:
-    return bool((info.context or {}).get("intake"))
-
-
-def _strict_bool(value: Any, info: ValidationInfo) -> Any:
-    if _intake(info) and not isinstance(value, bool):
-        raise ValueError("must be true or false (a JSON boolean, not a string or a number)")
-    return value
-
-
-def _strict_int(value: Any, info: ValidationInfo) -> Any:
-    if _intake(info) and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValueError("must be a whole number (a JSON number, not a string or a boolean)")
-    return value
-
-
-# Strict at intake, lenient on replay (pydantic's strict=True would refuse stored inputs too).
-IntakeBool = Annotated[bool, BeforeValidator(_strict_bool)]
-IntakeInt = Annotated[int, BeforeValidator(_strict_int)]
 
 
 class GalleryRef(WireModel):
@@ -96,7 +59,7 @@ class GalleryRef(WireModel):
     @field_validator("subscription_id")
     @classmethod
     def _subscription(cls, v: str | None, info: ValidationInfo) -> str | None:
-        problem = subscription_id_problem(v) if v is not None and _intake(info) else None
+        problem = subscription_id_problem(v) if v is not None and is_intake(info) else None
         if problem:
             raise ValueError(problem)
         return v
@@ -104,7 +67,7 @@ class GalleryRef(WireModel):
     @field_validator("resource_group")
     @classmethod
     def _resource_group(cls, v: str, info: ValidationInfo) -> str:
-        problem = resource_group_problem(v) if _intake(info) else None
+        problem = resource_group_problem(v) if is_intake(info) else None
         if problem:
             raise ValueError(problem)
         return v
@@ -112,7 +75,7 @@ class GalleryRef(WireModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str, info: ValidationInfo) -> str:
-        if _intake(info) and not _GALLERY_NAME.fullmatch(v):
+        if is_intake(info) and not GALLERY_NAME.fullmatch(v):
             raise ValueError("gallery names use letters, digits, '.' and '_' (not at the ends), max 80")
         return v
 
@@ -128,7 +91,7 @@ class ImageDefinitionSpec(WireModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str, info: ValidationInfo) -> str:
-        if _intake(info) and not _DEFINITION_NAME.fullmatch(v):
+        if is_intake(info) and not DEFINITION_NAME.fullmatch(v):
             raise ValueError(
                 "image definition names use letters, digits, '.', '-', '_' (not at the ends), max 80"
             )
@@ -137,7 +100,7 @@ class ImageDefinitionSpec(WireModel):
     @field_validator("publisher", "offer", "sku")
     @classmethod
     def _identifier(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if v is not None and _intake(info) and not _IDENTIFIER.fullmatch(v):
+        if v is not None and is_intake(info) and not IDENTIFIER.fullmatch(v):
             raise ValueError(
                 f"use 1-{IDENTIFIER_MAX} letters, digits, '.', '-' and '_' (the definition's identifier)"
             )
@@ -146,7 +109,7 @@ class ImageDefinitionSpec(WireModel):
     @field_validator("description")
     @classmethod
     def _description(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if v is not None and _intake(info) and len(v) > DESCRIPTION_MAX:
+        if v is not None and is_intake(info) and len(v) > DESCRIPTION_MAX:
             raise ValueError(f"at most {DESCRIPTION_MAX} characters (it is {len(v)})")
         return v
 
@@ -170,7 +133,7 @@ class TargetRegion(WireModel):
     @classmethod
     def _region(cls, v: str, info: ValidationInfo) -> str:
         norm = v.replace(" ", "").lower()
-        if _intake(info) and not _REGION.fullmatch(norm):
+        if is_intake(info) and not REGION.fullmatch(norm):
             raise ValueError("must be an Azure region name such as westeurope or eastus2")
         return norm
 
@@ -182,7 +145,7 @@ class VhdExport(WireModel):
     @field_validator("account_url")
     @classmethod
     def _url(cls, v: str, info: ValidationInfo) -> str:
-        if (info.context or {}).get("intake"):
+        if is_intake(info):
             # The named host gets the app's storage token and the snapshot's SAS: only an allow-listed
             # account's blob endpoint of this cloud (shared.endpoints).
             from shared.settings import get_settings  # here: settings imports this module's dependants
@@ -202,31 +165,9 @@ class VhdExport(WireModel):
     @field_validator("container")
     @classmethod
     def _container(cls, v: str) -> str:
-        if not _CONTAINER.match(v):
+        if not CONTAINER.match(v):
             raise ValueError("container names are 3-63 lowercase letters, digits and single hyphens")
         return v
-
-
-# App settings a request may name as its webhook (notify.webhookSetting): only these, so a request can never
-# point the app at an unrelated setting (a storage connection string, a client secret) and have it used as a URL.
-WEBHOOK_SETTING_PREFIX = "NOTICE_WEBHOOK_"
-_WEBHOOK_SETTING = re.compile(rf"^{WEBHOOK_SETTING_PREFIX}[A-Za-z0-9_]{{1,100}}\Z")
-# Strict checks run when a request comes in (validate_request passes this context). A request read back
-# from the orchestration input (CaptureInput.from_wire on replay) is not re-checked: an in-flight capture
-# started before a check existed must still replay.
-INTAKE = {"intake": True}
-
-
-def webhook_url_problem(url: str, *, allow_loopback: bool | None = None) -> str | None:
-    """Why a webhook URL may not be stored in a request (the request is orchestration input: plain text
-    in the task hub) or be delivered to, or None. Any query string (Logic Apps' ``sig=``, Functions'
-    ``code=``, tokens) or user:password in the URL counts; so does a host only the app's network can reach
-    (``shared.endpoints``). ``allow_loopback`` defaults to the app setting."""
-    if allow_loopback is None:
-        from shared.settings import get_settings  # here: settings imports this module's dependants
-
-        allow_loopback = get_settings().webhook_allow_loopback
-    return endpoints.webhook_url_problem(url, allow_loopback=allow_loopback)
 
 
 class Notify(WireModel):
@@ -241,7 +182,7 @@ class Notify(WireModel):
     def _url(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is None:
             return v
-        if (info.context or {}).get("intake"):
+        if is_intake(info):
             problem = webhook_url_problem(v)
             if problem:
                 raise ValueError(problem)
@@ -252,7 +193,7 @@ class Notify(WireModel):
     @field_validator("webhook_setting")
     @classmethod
     def _setting(cls, v: str | None) -> str | None:
-        if v is not None and not _WEBHOOK_SETTING.match(v):
+        if v is not None and not WEBHOOK_SETTING.match(v):
             raise ValueError(
                 f"must be the name of an app setting starting with {WEBHOOK_SETTING_PREFIX} (letters, digits "
                 f"and _ after it), e.g. {WEBHOOK_SETTING_PREFIX}TEAMS; its value is the webhook URL"
@@ -288,7 +229,7 @@ class CaptureRequest(WireModel):
         rid = ResourceId.parse(v)
         if rid.namespace.lower() != "microsoft.compute" or rid.type.lower() != "virtualmachines":
             raise ValueError("must be the id of a Microsoft.Compute/virtualMachines resource")
-        if _intake(info):
+        if is_intake(info):
             problems = rid.problems()
             name = vm_name_problem(rid.name)
             if name:
@@ -300,21 +241,21 @@ class CaptureRequest(WireModel):
     @field_validator("version")
     @classmethod
     def _version(cls, v: str, info: ValidationInfo) -> str:
-        if v != VERSION_AUTO and _intake(info):
+        if v != VERSION_AUTO and is_intake(info):
             parse_version(v)
         return v
 
     @field_validator("capture_mode", mode="before")
     @classmethod
     def _mode(cls, v: Any, info: ValidationInfo) -> Any:
-        if _intake(info) and v != "inPlace":
+        if is_intake(info) and v != "inPlace":
             raise ValueError(f'must be "inPlace", the only capture mode so far: {CAPTURE_MODE_EFFECT}')
         return v
 
     @field_validator("target_regions", mode="before")
     @classmethod
     def _regions_bound(cls, v: Any, info: ValidationInfo) -> Any:
-        if _intake(info) and isinstance(v, list) and len(v) > MAX_TARGET_REGIONS:
+        if is_intake(info) and isinstance(v, list) and len(v) > MAX_TARGET_REGIONS:
             raise ValueError(
                 f"at most {MAX_TARGET_REGIONS} target regions ({len(v)} given): an image version holds at "
                 "most 100 replicas, at least one per region"
@@ -334,7 +275,7 @@ class CaptureRequest(WireModel):
     @field_validator("end_of_life_date", mode="before")
     @classmethod
     def _end_of_life_text(cls, v: Any, info: ValidationInfo) -> Any:
-        if v is not None and _intake(info) and not isinstance(v, str):
+        if v is not None and is_intake(info) and not isinstance(v, str):
             raise ValueError("must be a date written as text, YYYY-MM-DD")
         return v
 
@@ -342,7 +283,7 @@ class CaptureRequest(WireModel):
     @classmethod
     def _end_of_life_future(cls, v: date | None, info: ValidationInfo) -> date | None:
         # Intake may read the clock (orchestrators may not): a replayed request is never re-judged.
-        if v is not None and _intake(info):
+        if v is not None and is_intake(info):
             today = datetime.now(UTC).date()
             if v <= today:
                 raise ValueError(
@@ -354,7 +295,7 @@ class CaptureRequest(WireModel):
     @field_validator("tags", mode="before")
     @classmethod
     def _tags_bound(cls, v: Any, info: ValidationInfo) -> Any:
-        if _intake(info) and isinstance(v, dict) and len(v) > MAX_TAGS:
+        if is_intake(info) and isinstance(v, dict) and len(v) > MAX_TAGS:
             raise ValueError(f"at most {MAX_TAGS} tags (Azure allows 50 and the pipeline adds its own)")
         return v
 
@@ -381,55 +322,6 @@ class CaptureRequest(WireModel):
         return self.gallery.subscription_id or self.vm.subscription_id
 
 
-class FieldError(WireModel):
-    field: str
-    message: str
-
-
-def _loc_to_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += ("." if path else "") + part
-    return path or "(body)"
-
-
-_MORE = "… ("
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def bounded_errors(errors: list[FieldError], limit: int = MAX_FIELD_ERRORS) -> list[FieldError]:
-    """At most ``limit`` errors, each with a bounded path and message; the rest counted in a last entry.
-    Idempotent: a list bounded already (its count entry last) is returned as is."""
-    if len(errors) == limit + 1 and errors[-1].message.startswith(_MORE):
-        return list(errors)
-    out = [
-        FieldError(field=_clip(e.field, 300), message=_clip(e.message, MAX_ERROR_TEXT))
-        for e in errors[:limit]
-    ]
-    if len(errors) > limit:
-        out.append(FieldError(field="(body)", message=f"{_MORE}{len(errors) - limit} more errors not shown)"))
-    return out
-
-
-def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
-    errors = []
-    for e in exc.errors(include_url=False, include_input=False):
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        msg = e["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown field"
-        errors.append(FieldError(field=_loc_to_path(loc), message=msg))
-    return errors
-
-
 def validate_request(
     data: Any, *, require_capture_mode: bool = False
 ) -> tuple[CaptureRequest | None, list[FieldError]]:
@@ -452,7 +344,7 @@ def validate_request(
     try:
         request = CaptureRequest.model_validate(data, context=INTAKE)
     except ValidationError as exc:
-        errors += _pydantic_errors(exc)
+        errors += pydantic_errors(exc)
     if errors:
         return None, bounded_errors(errors)
     return request, []

@@ -35,14 +35,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.field_errors import FieldError
 from shared.ids import TAG_CAPTURE_ID, TAG_RUN_ID, TAG_SOURCE_VM, ResourceId
-from shared.requests import (
-    WEBHOOK_SETTING_PREFIX,
-    CaptureRequest,
-    FieldError,
-    validate_request,
-    webhook_url_problem,
-)
+from shared.request_rules import WEBHOOK_SETTING_PREFIX, webhook_url_problem
+from shared.requests import CaptureRequest, validate_request
 
 TAG_PREFIX = "image-pipeline:"
 TAG_MODE = "image-pipeline:mode"

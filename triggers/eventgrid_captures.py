@@ -53,15 +53,14 @@ from shared.events import (
     validation_code,
 )
 from shared.ids import capture_instance_id
-from shared.vm_tags import TAG_DEALLOCATED_AT, TAG_EVENT_ID, request_from_tags
-from triggers.guards import event_skip_reason, previous_capture, read_vm
+from shared.vm_tags import TAG_DEALLOCATED_AT, TAG_EVENT_ID, TagParse, request_from_tags
+from triggers.guards import VmView, event_skip_reason, previous_capture, read_vm
 from triggers.http_helpers import error_body, json_response
 from triggers.starting import start_capture, version_conflict_message
 
 log = logging.getLogger(__name__)
 eventgrid_bp = df.Blueprint()
 
-FUNCTION_NAME = "capture_on_deallocation"  # the Python function's name below
 ROUTE = "eventgrid/deallocations"
 RETRY = "retry"  # the outcome of an event that hit a transient failure: the delivery answers 503
 VM_CONCURRENCY = 8  # VMs handled at once; the events of one VM are handled in time order, one by one
@@ -121,16 +120,8 @@ async def _guarded(client: df.DurableOrchestrationClient, event: DeallocationEve
         return RETRY
 
 
-async def _handle_deallocation(client: df.DurableOrchestrationClient, event: DeallocationEvent) -> str:
-    vm = await asyncio.to_thread(read_vm, event.vm_id)
-    if vm is None:
-        log.warning(
-            "deallocation event %s: VM %s no longer exists; nothing to capture", event.event_id, event.vm_id
-        )
-        return "vm-gone"
-    parse = request_from_tags(
-        vm.id, vm.tags, extra_tags={TAG_EVENT_ID: event.event_id, TAG_DEALLOCATED_AT: event.event_time_iso}
-    )
+def _not_capturable(event: DeallocationEvent, vm: VmView, parse: TagParse) -> str | None:
+    """Why the VM an event names is not captured (its tags, or it runs again), logged; None if it is."""
     if not parse.opted_in:
         log.debug("deallocation event %s: %s has no image-pipeline tags; ignored", event.event_id, vm.name)
         return "untagged"
@@ -159,6 +150,22 @@ async def _handle_deallocation(client: df.DurableOrchestrationClient, event: Dea
             vm.power_state,
         )
         return "stale"
+    return None
+
+
+async def _handle_deallocation(client: df.DurableOrchestrationClient, event: DeallocationEvent) -> str:
+    vm = await asyncio.to_thread(read_vm, event.vm_id)
+    if vm is None:
+        log.warning(
+            "deallocation event %s: VM %s no longer exists; nothing to capture", event.event_id, event.vm_id
+        )
+        return "vm-gone"
+    parse = request_from_tags(
+        vm.id, vm.tags, extra_tags={TAG_EVENT_ID: event.event_id, TAG_DEALLOCATED_AT: event.event_time_iso}
+    )
+    refused = _not_capturable(event, vm, parse)
+    if refused is not None or parse.request is None:  # (a request of None is refused: "invalid-tags")
+        return refused or "invalid-tags"
     instance_id = capture_instance_id(vm.id)
     prev = await previous_capture(client, instance_id)
     skip = event_skip_reason(prev, event, vm_generalized=vm.generalized)

@@ -11,7 +11,7 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.requests import FieldError
+from shared.field_errors import FieldError
 
 SHOWN_ID_CHARS = 100  # an id echoed in an answer is cut here (an id that is not a capture id can be long)
 

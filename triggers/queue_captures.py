@@ -39,9 +39,10 @@ import azure.functions as func
 
 from shared.bounded_json import decode_json
 from shared.errors import CaptureError, TransientAzureError
+from shared.field_errors import FieldError, bounded_errors
 from shared.ids import capture_instance_id
 from shared.queues import queue_client
-from shared.requests import CaptureRequest, FieldError, bounded_errors, validate_request
+from shared.requests import CaptureRequest, validate_request
 from shared.settings import get_settings
 from triggers.guards import previous_capture, queue_skip_reason, read_vm
 from triggers.starting import start_capture, version_conflict_message

@@ -31,6 +31,7 @@ from azsim.core.context import Reply, RequestContext
 from azsim.core.errors import (
     ArmError,
     authorization_failed,
+    invalid_authentication_token,
     linked_authorization_failed,
     subscription_not_found,
 )
@@ -315,9 +316,7 @@ class ArmSimulator:
         try:
             return self.tokens.verify(auth, audience=ARM_AUDIENCE).object_id
         except InvalidToken as exc:
-            raise ArmError(
-                401, "InvalidAuthenticationToken", f"The access token is invalid. {exc}".strip()
-            ) from None
+            raise invalid_authentication_token(str(exc)) from None
 
     def _pipeline(
         self,

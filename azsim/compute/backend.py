@@ -4,8 +4,8 @@ Composed, one module per resource family, of ``state`` (stores, world, shared lo
 resource groups), ``vms``, ``disks`` (disks and snapshots), ``galleries`` (galleries and image
 definitions) and ``versions`` (image versions, with their sources in ``version_sources``).
 Every method runs under the simulator lock with due transitions already applied. Errors are
-raised as ``ArmError`` with Azure's codes and texts (azure-behaviours-verified.md); where Azure's
-text is not known the message is ours and says so in docs/azsim-arm.md.
+raised as ``ArmError`` with Azure's codes and texts (docs/azure-facts.md); where Azure's text is not
+known the message is ours and says so in docs/azsim-arm.md.
 Not modelled here: networking, extensions other than Run Command, managed images, VM scale sets.
 """
 

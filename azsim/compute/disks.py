@@ -136,7 +136,8 @@ class DisksAndSnapshots(ComputeState):
             op.succeed()
 
         self.lifecycle.schedule(seconds, provisioned)
-        # Snapshot/disk PUT must answer 200/202 (201 is rejected by the SDK: azure-arm-facts.md §0.3).
+        # Snapshot/disk PUT must answer 200/202: the SDK rejects 201
+        # (docs/azure-facts.md#what-the-pinned-sdk-accepts).
         return self.accepted(
             ctx, op, status=202, body=self.disk_json(created), final=lambda: self.disk_json(created)
         )
@@ -158,7 +159,7 @@ class DisksAndSnapshots(ComputeState):
         if disk.access is None:
             self._complete_delete(disk)
         # else: blocked while the export SAS is active; completes on endGetAccess or SAS expiry
-        # (azure-behaviours-verified.md Q4: Azure/azure-cli#6927).
+        # (docs/azure-facts.md#deleting-a-snapshot-or-disk-with-an-active-sas).
         return self.accepted(ctx, op)
 
     def _complete_delete(self, disk: ManagedDisk) -> None:

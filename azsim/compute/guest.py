@@ -8,7 +8,7 @@ successful no-op. Understood (one command per line, or separated by ``;`` / ``&&
 - ``exit N`` -> stop with exit code N; ``false`` / ``true`` set the status
 - ``sleep N`` / ``Start-Sleep N`` (or ``-Seconds N``) -> the command takes N more Azure seconds
 - ``waagent ... -deprovision...`` (Linux) -> guest deprovisioned; the agent dies, so the Run
-  Command never completes (azure-behaviours-verified.md Q6)
+  Command never completes (docs/azure-facts.md#run-command-and-generalization)
 - ``sysprep ... /generalize`` (Windows) -> guest generalized; with ``/shutdown`` the VM stops after
   a delay and the Run Command ends Canceled/Failed without exit code; ``/quit`` keeps it running
 - ``shutdown`` / ``poweroff`` / ``halt`` / ``systemctl poweroff`` / ``Stop-Computer`` -> the guest

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from azsim.compute.regions import display, normalize
+from azsim.compute.regions import display
 
 GIB = 1024**3
 
@@ -506,7 +506,3 @@ class GalleryImageVersion:
             "tags": self.tags,
             "properties": props,
         }
-
-
-def same_region(a: str, b: str) -> bool:
-    return normalize(a) == normalize(b)

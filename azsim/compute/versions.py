@@ -95,7 +95,7 @@ class ImageVersions(VersionSources):
             ctx, family="capsOperations", location=location, resource_id=my_id, sub=image.gallery.subscription
         )
         if deferred_failure is not None:
-            # Accepted, then the operation fails with Conflict at once (azure-behaviours-verified.md Q3a).
+            # Accepted, then the operation fails with Conflict at once (docs/azure-facts.md#image-versions).
             def mismatch(_at: float) -> None:
                 version.provisioning_state = "Failed"
                 for r in version.regions:
@@ -183,7 +183,8 @@ class ImageVersions(VersionSources):
         body: dict[str, Any],
         regions: list[RegionReplication],
     ) -> Reply:
-        """Q7: a source change is PropertyChangeNotAllowed; adding/changing data disks is refused; else update."""
+        """Re-PUT: a source change is PropertyChangeNotAllowed, adding or changing data disks is refused,
+        anything else updates."""
         if existing.source:
             old_key, old_id = next(iter(existing.source.items()))
             new_id = source.get(old_key) or os_disk.source_id

@@ -70,7 +70,7 @@ class VirtualMachines(ComputeState):
         )
         if action == "deallocate":
             if vm.power == "deallocated":
-                op.succeed()  # no-op (unverified in Azure, azure-behaviours-verified.md Q2)
+                op.succeed()  # no-op (unverified in Azure: docs/azure-facts.md#power-actions)
             else:
                 self._transition(vm, "deallocating", "deallocated", self.latency.deallocate_s, op)
         elif action == "powerOff":
@@ -158,7 +158,8 @@ class VirtualMachines(ComputeState):
         vm.run_command_busy = True
 
         if outcome.deprovision and vm.os_type == "Linux":
-            # waagent kills itself: the command never reports (stays InProgress, WALinuxAgent#3547/#2006).
+            # waagent kills itself: the command never reports, it stays InProgress
+            # (docs/azure-facts.md#run-command-and-generalization).
             def deprovisioned(at: float) -> None:
                 vm.guest_state = "deprovisioned"
                 if outcome.shutdown:
@@ -171,7 +172,7 @@ class VirtualMachines(ComputeState):
 
         if (outcome.sysprep_generalize or outcome.shutdown) and vm.os_type == "Windows" and outcome.shutdown:
             # Sysprep /shutdown: the VM stops after a delay; the Run Command ends Canceled or Failed without
-            # an exit code (AgentBaker PR #9042, azure-behaviours-verified.md Q6). Which one is seeded.
+            # an exit code (docs/azure-facts.md#run-command-and-generalization). Which one is seeded.
             ending = "Canceled" if (self.seed + sum(map(ord, vm.name))) % 2 == 0 else "Failed"
             delay = (
                 self.latency.sysprep_shutdown_s

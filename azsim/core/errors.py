@@ -1,7 +1,7 @@
 """The one place that renders Azure errors: ARM error envelope, status, code, message, target, details.
 
 Handlers raise ``ArmError`` (or use the named factories below, whose texts are Azure's where known:
-see ``shared/reference/azure-behaviours-verified.md``); the server turns it into a response.
+see ``docs/azure-facts.md`` and ``docs/azsim-arm.md``); the server turns it into a response.
 """
 
 from __future__ import annotations

@@ -14,14 +14,14 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class LatencyProfile:
-    # Snapshot (Copy from a disk) until provisioningState Succeeded. No published figure
-    # (scale-reliability-security-facts.md A4: "usually available quickly"): assumption.
+    # Durations: Azure publishes none, so each is an assumption within what was seen
+    # (docs/azure-facts.md#durations-no-published-figures).
+    # Snapshot (Copy from a disk) until provisioningState Succeeded ("usually available quickly").
     snapshot_base_s: float = 5.0
     snapshot_per_gib_s: float = 0.05
     # Managed disk from a snapshot (createOption Copy): assumption, same family as snapshots.
     disk_from_snapshot_s: float = 10.0
-    # VM power actions. No published figure; Azure/azure-rest-api-specs#7023 (quoted in
-    # azure-behaviours-verified.md Q5) reports results "in the order of few minutes": assumption within that.
+    # VM power actions: results arrive "in the order of few minutes".
     deallocate_s: float = 90.0
     power_off_s: float = 30.0
     start_s: float = 60.0
@@ -30,11 +30,11 @@ class LatencyProfile:
     # Ordinary Run Command round trip: assumption (agent pick-up + script).
     run_command_s: float = 20.0
     # Windows sysprep /generalize /oobe /shutdown until the VM reports PowerState/stopped.
-    # AgentBaker PR #9042 (Q6) budgets 15 min RunCommand + 20 min shutdown wait: assumption of 3 min typical.
+    # Microsoft's AKS image build budgets 15 min Run Command + 20 min shutdown wait: 3 min typical assumed.
     sysprep_shutdown_s: float = 180.0
     # Guest shutdown requested by a script (shutdown/poweroff) until PowerState/stopped: assumption.
     guest_shutdown_s: float = 30.0
-    # beginGetAccess / endGetAccess: Learn grant-access answers 202 + Retry-After (A4); duration assumption.
+    # beginGetAccess / endGetAccess: grant access answers 202 + Retry-After; duration assumed.
     grant_access_s: float = 5.0
     revoke_access_s: float = 5.0
     # Gallery and image definition create/update/delete: assumption.
@@ -42,17 +42,17 @@ class LatencyProfile:
     gallery_image_s: float = 10.0
     gallery_delete_s: float = 10.0
     # Image version replication per target region = base + size / throughput. No published rate
-    # (A3: "can take a few hours in some cases"); throughput from observed async VHD copies of
-    # ~40 MB/s (A4: Azure/migAz#214, azure-sdk-for-java#2018): 1 GiB ≈ 25.6 s.
+    # ("can take a few hours in some cases"); throughput from observed async VHD copies of
+    # ~40 MB/s: 1 GiB ≈ 25.6 s.
     replication_base_s: float = 120.0
     replication_mb_per_s: float = 40.0
-    # The source region is written first; other regions start when it completes (A3 "source region
-    # must be a target"): the source region takes this fraction of a full replication.
+    # The source region is written first (it must be a target region); other regions start when it
+    # completes: the source region takes this fraction of a full replication.
     source_region_fraction: float = 0.5
-    # Async blob copy throughput (A4: about 30-45 MB/s observed for VHD page blobs).
+    # Async blob copy throughput (about 30-45 MB/s observed for VHD page blobs).
     copy_mb_per_s: float = 40.0
     # Retry-After sent on 202 and on running operation polls (Azure seconds). Compute sends none or
-    # small values; 10 s keeps polling within the GetOperation budget of 15/min per resource (A2).
+    # small values; 10 s keeps polling within Compute's GetOperation budget of 15/min per resource.
     poll_interval_s: float = 10.0
 
     def replication_s(self, size_bytes: int) -> float:

@@ -1,8 +1,8 @@
 """ARM long-running operations: the operation store and the headers/bodies ARMPolling expects.
 
-Rules (azure-arm-facts.md §0.5, and the Compute specs' declared headers): the initial 200/201/202
-carries ``Azure-AsyncOperation`` and ``Location`` (``monitor=true``). The status URL answers
-``{"status": "InProgress"|"Succeeded"|"Failed"|"Canceled"}``; the Location URL answers 202 while
+Rules (docs/azure-facts.md#what-the-pinned-sdk-accepts, and the Compute specs' declared headers): the
+initial 200/201/202 carries ``Azure-AsyncOperation`` and ``Location`` (``monitor=true``). The status
+URL answers ``{"status": "InProgress"|"Succeeded"|"Failed"|"Canceled"}``; the Location URL answers 202 while
 running and, when done, 200 with the result (POST) or the resource (PUT/PATCH: final-state-via
 location), or an empty 200 (DELETE and POSTs without a result).
 Both always carry a ``Retry-After`` ≥ 1 plus ``x-ms-retry-after-ms`` (scaled), which azure-core

@@ -1,7 +1,7 @@
 """Token-bucket throttling with Azure's published sizes: ARM per principal and per subscription, and
 Compute RP (CRP) per-resource / per-subscription policies.
 
-Sources (scale-reliability-security-facts.md A1, A2; azure-arm-facts.md §5):
+Sources (docs/azure-facts.md#throttling):
 - ARM, per subscription per principal per operation type: reads 250 / 25 per s, writes 200 / 10 per s,
   deletes 200 / 10 per s; the global subscription limit is 15x that across principals.
 - CRP (per region, refill per minute): Low Cost Get VM 12/36 per resource, 8,000/24,000 per

@@ -124,9 +124,6 @@ class AzuriteDiskStore:
         except ResourceNotFoundError:
             pass
 
-    def blob_size(self, blob_name: str) -> int:
-        return int(self._container(blob_name).get_blob_client(BLOB_NAME).get_blob_properties().size)
-
     def grant_read(self, blob_name: str, access_id: str, duration_seconds: int) -> str:
         container = self._container(blob_name)
         now = dt.datetime.now(dt.UTC)

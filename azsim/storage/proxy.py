@@ -4,7 +4,7 @@ Customer storage accounts are reached through it (``https://127.0.0.1:<port>/<ac
 every request unchanged (``Host`` included, so Shared Key and SAS signatures and Azurite's same-host
 copy-source check all still hold), with one exception: Azurite finishes an async Copy Blob at once,
 while Azure's copies take minutes and can fail. So for a Copy Blob through the front, Azurite does the
-real copy (real bytes) and the front then, for ``CopyBehaviour.copy_seconds(size)``, rewrites that
+real copy (real bytes) and the front then (``azsim.storage.copies``), for ``CopyBehaviour.copy_seconds(size)``, rewrites that
 destination's Get Blob / Get Blob Properties answers to ``x-ms-copy-status: pending`` with advancing
 ``x-ms-copy-progress``, then ``success``; or, when ``CopyBehaviour.copy_fault`` says so, ``failed``,
 ``aborted`` or a stall (progress freezes, never completes). Abort Copy Blob on a simulated pending copy
@@ -30,21 +30,19 @@ import ssl
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from azsim.core.clock import Clock, SimClock, wall_time
-from azsim.interfaces import CopyBehaviour, CopyFaultKind
+from azsim.interfaces import CopyBehaviour
+from azsim.storage.copies import SimulatedCopy
 
 if TYPE_CHECKING:
     from azsim.storage.rbac import BlobDataAuthorizer
 
 log = logging.getLogger("azsim.storage.proxy")
 
-# Where in the simulated duration an injected fault strikes (and where a stall freezes).
-FAULT_AT_FRACTION = 0.5
 # Source-readability checks while a copy is pending: at most this often per copy.
 _SOURCE_CHECK_INTERVAL = 0.2
 _HOP_BY_HOP = {
@@ -58,83 +56,10 @@ _HOP_BY_HOP = {
     "transfer-encoding",
     "upgrade",
 }
-_FAILED_DESCRIPTION = (
-    '500 InternalError "Copy failed: the service could not complete the copy (azsim injected fault)."'
-)
 _SOURCE_GONE_DESCRIPTION = (
     '{status} CannotVerifyCopySource "The copy source could not be read any more: '
     'its SAS was revoked or expired, or the source was deleted."'
 )
-
-
-@dataclass
-class SimulatedCopy:
-    """One destination blob whose copy is being played out in simulated time."""
-
-    copy_id: str
-    source_url: str  # holds a SAS: never log it
-    fault: CopyFaultKind | None
-    started: float  # monotonic
-    started_wall: float
-    duration: float | None = None  # known once the size is
-    size: int | None = None
-    final_status: str | None = None  # "aborted" | "failed" once ended early
-    final_bytes: int = 0
-    final_wall: float = 0.0
-    description: str | None = None
-    last_source_check: float = field(default=-1e9)
-
-    def learn_size(self, size: int, behaviour: CopyBehaviour) -> None:
-        if self.size is None:
-            self.size = size
-            self.duration = max(0.0, float(behaviour.copy_seconds(size)))
-
-    def _end(self, status: str, now: float, copied: int, description: str | None) -> None:
-        self.final_status = status
-        self.final_bytes = copied
-        self.final_wall = self.started_wall + (now - self.started)
-        self.description = description
-
-    def view(self, now: float) -> tuple[str, int, float | None, str | None]:
-        """``(status, bytes copied, completion wall time or None, description)`` at monotonic ``now``."""
-        size = self.size or 0
-        duration = self.duration or 0.0
-        if self.final_status is not None:
-            return self.final_status, self.final_bytes, self.final_wall, self.description
-        if self.duration is None:
-            return "pending", 0, None, None  # size not known yet: the copy has only just begun
-        elapsed = now - self.started
-        fraction = 1.0 if duration <= 0 else min(1.0, elapsed / duration)
-        if self.fault is not None and fraction >= FAULT_AT_FRACTION:
-            copied = int(size * FAULT_AT_FRACTION)
-            if self.fault == "stall":
-                return "pending", copied, None, None
-            if self.fault == "fail":
-                self._end("failed", self.started + duration * FAULT_AT_FRACTION, copied, _FAILED_DESCRIPTION)
-            else:
-                self._end("aborted", self.started + duration * FAULT_AT_FRACTION, copied, None)
-            return self.view(now)
-        if fraction >= 1.0:
-            return "success", size, self.started_wall + duration, None
-        return "pending", min(int(size * fraction), max(size - 1, 0)), None, None
-
-    def next_due(self) -> float | None:
-        """When this copy's state next changes by itself (its end or its fault), on the clock's scale."""
-        if self.final_status is not None or self.duration is None:
-            return None
-        if self.fault is None:
-            return self.started + self.duration
-        if self.fault == "stall":
-            return None
-        return self.started + self.duration * FAULT_AT_FRACTION
-
-    def abort(self, now: float) -> None:
-        _, copied, _, _ = self.view(now)
-        self._end("aborted", now, copied, None)
-
-    def fail(self, now: float, description: str) -> None:
-        _, copied, _, _ = self.view(now)
-        self._end("failed", now, copied, description)
 
 
 class _Upstream:
@@ -416,22 +341,6 @@ class BlobFront(ThreadingHTTPServer):
                 tls.close()
             except OSError:
                 pass
-
-    def simulated_copies(self) -> dict[str, dict[str, Any]]:
-        """State of every simulated copy (for inspection; no source URLs)."""
-        now = self._clock()
-        with self._lock:
-            out = {}
-            for (acct, cont, blob), c in self._copies.items():
-                status, copied, _, desc = c.view(now)
-                out[f"{acct}/{cont}/{blob}"] = {
-                    "copyId": c.copy_id,
-                    "status": status,
-                    "progress": f"{copied}/{c.size}" if c.size is not None else None,
-                    "fault": c.fault,
-                    "description": desc,
-                }
-            return out
 
     # -- the copy simulation -------------------------------------------------------------------
 

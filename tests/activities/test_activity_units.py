@@ -10,7 +10,7 @@ from azure.core.exceptions import HttpResponseError, ServiceRequestError
 from azure.mgmt.core.exceptions import ARMErrorFormat
 
 import activities
-from activities import compat, gallery, virtual_machines
+from activities import compat, image_versions, virtual_machines
 from activities._common import activity
 from activities.exports import _progress
 from shared.contracts import DefinitionFacts, DiskFacts, VmFacts, VmRef
@@ -225,7 +225,7 @@ def test_version_status_normalises_regions_and_reports_failed_regions() -> None:
             },
         },
     }
-    status = gallery._status(body, vid, None)
+    status = image_versions.version_status(body, vid, None)
     assert [(r.region, r.state, r.progress) for r in status.regions] == [
         ("westeurope", "Completed", 100),
         ("eastus2", "Failed", 40),
@@ -235,10 +235,10 @@ def test_version_status_normalises_regions_and_reports_failed_regions() -> None:
 
 def test_version_id_parsing_rejects_other_ids() -> None:
     with pytest.raises(CaptureError, match="not an image version id"):
-        gallery._version_parts(
+        image_versions.version_parts(
             "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/snapshots/x", "t"
         )
-    parts = gallery._version_parts(
+    parts = image_versions.version_parts(
         "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/d/versions/1.2.3",
         "t",
     )

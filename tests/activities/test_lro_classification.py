@@ -9,7 +9,7 @@ from azure.core.exceptions import DecodeError, HttpResponseError
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.storage.blob import StorageErrorCode
 
-from activities.gallery import _next_free
+from activities.image_versions import next_free
 from shared.errors import (
     AzureOperationError,
     TransientAzureError,
@@ -74,7 +74,7 @@ def test_retry_hints_and_codes() -> None:
 
 def test_auto_takes_the_next_patch_after_every_existing_version_and_preflights_candidate() -> None:
     listed = [{"name": "1.0.0"}, {"name": "1.0.7"}, {"name": "0.9.99"}, {"name": "latest"}]
-    assert _next_free(listed, "1.0.3") == "1.0.8"
-    assert _next_free(listed, "1.0.12") == "1.0.12"
-    assert _next_free([], "1.0.0") == "1.0.0"
-    assert _next_free([{"name": "0.0.2147483647"}], "0.0.2147483648") == "0.0.2147483648"
+    assert next_free(listed, "1.0.3") == "1.0.8"
+    assert next_free(listed, "1.0.12") == "1.0.12"
+    assert next_free([], "1.0.0") == "1.0.0"
+    assert next_free([{"name": "0.0.2147483647"}], "0.0.2147483648") == "0.0.2147483648"

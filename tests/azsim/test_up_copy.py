@@ -13,7 +13,7 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import CreationData, GrantAccessData, Snapshot, SnapshotSku
 from azure.storage.blob import BlobClient
 
-from azsim.storage.proxy import FAULT_AT_FRACTION
+from azsim.storage.copies import FAULT_AT_FRACTION
 from azsim.testing import local_cloud
 
 FAULTS = {

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from shared.contracts import CaptureInput
-from shared.endpoints import StorageEndpoints, export_url_problem, parse_ipv4_any
+from shared.endpoints import StorageEndpoints, export_url_problem
+from shared.hosts import parse_ipv4_any
 from shared.requests import validate_request
 from shared.settings import Settings, get_settings
 from shared.vm_tags import TAG_EXPORT, TAG_WEBHOOK, request_from_tags

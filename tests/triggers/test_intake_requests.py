@@ -1,4 +1,4 @@
-"""Intake rules of the capture request (shared/requests.py), the bounded decoder and bounded notices."""
+"""Intake rules of the capture request (shared/requests.py, shared/request_rules.py), the bounded decoder and bounded notices."""
 
 from __future__ import annotations
 
@@ -11,16 +11,11 @@ import pytest
 
 from shared.bounded_json import MAX_BODY_BYTES, MAX_JSON_DEPTH, decode_json, json_depth
 from shared.contracts import CaptureInput
+from shared.field_errors import MAX_FIELD_ERRORS
 from shared.ids import is_capture_id, resource_group_problem
 from shared.notices import NOTICE_MAX_BYTES, CaptureNotice
-from shared.requests import (
-    IDENTIFIER_MAX,
-    MAX_FIELD_ERRORS,
-    MAX_TARGET_REGIONS,
-    CaptureRequest,
-    parse_version,
-    validate_request,
-)
+from shared.request_rules import IDENTIFIER_MAX, MAX_TARGET_REGIONS, parse_version
+from shared.requests import CaptureRequest, validate_request
 from shared.status import ErrorView, RegionProgress
 from tests.triggers.intake_support import SUB, VM_ID, valid_request
 

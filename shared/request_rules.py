@@ -1,0 +1,85 @@
+"""The field rules of the capture request: Azure's name rules, the limits, and the intake switch.
+
+Strict checks run when a request comes in (``shared.requests.validate_request`` passes ``INTAKE`` as the
+validation context). A request read back from orchestration input is not re-checked: an in-flight capture
+started before a check existed must still replay. The validators here are therefore lenient unless
+``is_intake`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, ValidationInfo
+
+from shared import endpoints
+
+INTAKE = {"intake": True}
+
+# Patterns are used with fullmatch (``$`` accepts a trailing newline) and spell ASCII classes out (``\d``
+# accepts Arabic-Indic or fullwidth digits, which Azure refuses in a version).
+_VERSION = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)")
+_INT32_MAX = 2**31 - 1
+REGION = re.compile(r"[a-z][a-z0-9]{1,39}")
+GALLERY_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.]{0,78}[A-Za-z0-9])?")
+DEFINITION_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,78}[A-Za-z0-9])?")
+CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]\Z")
+# The image definition's identifier (publisher, offer, sku): the portal's rule (letters, digits, '.', '-',
+# '_', 1-128 characters); the ARM spec states no limit.
+IDENTIFIER_MAX = 128
+IDENTIFIER = re.compile(rf"[A-Za-z0-9._-]{{1,{IDENTIFIER_MAX}}}")
+DESCRIPTION_MAX = 1024
+# Each target region holds at least one replica, and an image version has at most 100 replicas.
+MAX_TARGET_REGIONS = 100
+MAX_TAGS = 40
+
+# App settings a request may name as its webhook (notify.webhookSetting): only these, so a request can never
+# point the app at an unrelated setting (a storage connection string, a client secret) and have it used as a URL.
+WEBHOOK_SETTING_PREFIX = "NOTICE_WEBHOOK_"
+WEBHOOK_SETTING = re.compile(rf"^{WEBHOOK_SETTING_PREFIX}[A-Za-z0-9_]{{1,100}}\Z")
+
+
+def parse_version(value: str) -> tuple[int, int, int]:
+    """Parse ``Major.Minor.Patch`` (ASCII digits, each a non-negative 32-bit int); raise ValueError otherwise."""
+    m = _VERSION.fullmatch(value)
+    if not m:
+        raise ValueError("must be 'auto' or Major.Minor.Patch with ASCII digits 0-9, e.g. 1.4.0")
+    parts = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    if any(p > _INT32_MAX for p in parts):
+        raise ValueError(f"each part of a version must be at most {_INT32_MAX}")
+    return parts
+
+
+def is_intake(info: ValidationInfo) -> bool:
+    """Whether this validation is of a request coming in (strict) rather than one read back (lenient)."""
+    return bool((info.context or {}).get("intake"))
+
+
+def _strict_bool(value: Any, info: ValidationInfo) -> Any:
+    if is_intake(info) and not isinstance(value, bool):
+        raise ValueError("must be true or false (a JSON boolean, not a string or a number)")
+    return value
+
+
+def _strict_int(value: Any, info: ValidationInfo) -> Any:
+    if is_intake(info) and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError("must be a whole number (a JSON number, not a string or a boolean)")
+    return value
+
+
+# Strict at intake, lenient on replay (pydantic's strict=True would refuse stored inputs too).
+IntakeBool = Annotated[bool, BeforeValidator(_strict_bool)]
+IntakeInt = Annotated[int, BeforeValidator(_strict_int)]
+
+
+def webhook_url_problem(url: str, *, allow_loopback: bool | None = None) -> str | None:
+    """Why a webhook URL may not be stored in a request (the request is orchestration input: plain text
+    in the task hub) or be delivered to, or None. Any query string (Logic Apps' ``sig=``, Functions'
+    ``code=``, tokens) or user:password in the URL counts; so does a host only the app's network can reach
+    (``shared.endpoints``). ``allow_loopback`` defaults to the app setting."""
+    if allow_loopback is None:
+        from shared.settings import get_settings  # here: settings imports this module's dependants
+
+        allow_loopback = get_settings().webhook_allow_loopback
+    return endpoints.webhook_url_problem(url, allow_loopback=allow_loopback)
