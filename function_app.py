@@ -9,6 +9,7 @@ from orchestrators import bp as orchestrators_bp
 from triggers import http_bp
 from triggers.eventgrid_captures import eventgrid_bp
 from triggers.http_cancel import cancel_bp
+from triggers.http_openapi import openapi_bp
 from triggers.janitor import janitor_bp
 from triggers.queue_captures import queue_bp
 
@@ -18,6 +19,7 @@ app.register_functions(notices_bp)
 app.register_functions(orchestrators_bp)
 app.register_functions(http_bp)
 app.register_functions(cancel_bp)
+app.register_functions(openapi_bp)
 app.register_functions(queue_bp)
 app.register_functions(eventgrid_bp)
 app.register_functions(janitor_bp)
