@@ -100,12 +100,30 @@ NOT_FOUND = json_answer("There is no capture with that id (code CaptureNotFound)
 TOO_LARGE = json_answer(f"The body is larger than {MAX_BODY_BYTES} bytes.", ref("FieldErrors"))
 
 
+CAPTURE_EXAMPLE = {
+    "summary": "Capture vm-web (deprovisioned by the pipeline) into the next version of web-ubuntu",
+    "value": {
+        "sourceVmId": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-build"
+        "/providers/Microsoft.Compute/virtualMachines/vm-web",
+        "gallery": {"resourceGroup": "rg-images", "name": "galContoso"},
+        "imageDefinition": {"name": "web-ubuntu", "publisher": "contoso", "offer": "web", "sku": "ubuntu-22"},
+        "version": "auto",
+        "targetRegions": [{"name": "westeurope", "replicaCount": 2}, {"name": "eastus2"}],
+        "prepare": "deprovision",
+        "captureMode": "inPlace",
+    },
+}
+
+
 def _post_captures() -> Schema:
     return {
         "operationId": "startCapture",
         "summary": "Start a capture of a VM into a Compute Gallery image version",
         "description": 'With captureMode "inPlace" the VM itself is generalized: it can never start again.',
-        "requestBody": {"required": True, "content": {JSON: {"schema": ref("CaptureRequest")}}},
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": ref("CaptureRequest"), "examples": {"inPlace": CAPTURE_EXAMPLE}}},
+        },
         "responses": {
             "202": json_answer(
                 "The capture started.",
