@@ -32,13 +32,17 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from azsim.testing import local_cloud
+from devhost.keys import KeyStore
+from devhost.testing import running_devhost
 from shared.ids import capture_instance_id
 from shared.openapi import DOCUMENT_PATH
 from tests.api.test_openapi_document import operations
 from tests.support.http import http
-from tests.support.policy import TERMINAL
+from tests.support.policy import FAST_POLICY, TERMINAL
 from tests.support.stack import Stack, running_stack
 from tests.support.webhooks import WebhookReceiver
+from tests.support.worlds import REPO_ROOT, WORLD
 
 pytestmark = pytest.mark.e2e
 
@@ -147,11 +151,11 @@ def test_generated_requests_get_documented_answers(api: Stack) -> None:
 class Caller:
     """Sends chosen requests through the document's operations and checks each answer against it."""
 
-    def __init__(self, api: Stack) -> None:
+    def __init__(self, base_url: str) -> None:
         self.schema = schemathesis.openapi.from_dict(
             json.loads(Path(DOCUMENT_PATH).read_text(encoding="utf-8"))
         )
-        self.base_url = api.devhost.base_url.rstrip("/")
+        self.base_url = base_url.rstrip("/")
         self.session = requests.Session()
         self.session.trust_env = False
 
@@ -171,7 +175,7 @@ class Caller:
 def test_every_documented_answer_conforms_when_reached(api: Stack) -> None:
     """The answers random requests seldom reach (202, both 409s, a status, both cancel outcomes, the Event
     Grid handshakes, 413), each sent on purpose and checked against the document."""
-    call = Caller(api)
+    call = Caller(api.devhost.base_url)
     first = api.request("vm-web", export=False)
     accepted = call("POST", "/api/captures", 202, body=first)
     running = call("POST", "/api/captures", 409, body=first)
@@ -213,3 +217,29 @@ def test_every_documented_answer_conforms_when_reached(api: Stack) -> None:
     golden = api.wait(capture_instance_id(api.vm_id("vm-golden")))
     assert golden["runtimeStatus"] == "Completed", golden
     call("GET", "/api/captures/{id}", 200, path_parameters={"id": golden["id"]})
+
+
+def test_function_key_is_asked_for_everywhere_but_the_document(tmp_path: Path) -> None:
+    """With keys required (as in Azure): 401 without a key, the key accepted as ``code`` or
+    ``x-functions-key``, and the document served without one."""
+    with (
+        local_cloud(tmp_path / "azsim", world=WORLD) as cloud,
+        running_devhost(
+            REPO_ROOT, tmp_path / "devhost", env={**dict(cloud), **FAST_POLICY}, require_keys=True
+        ) as dh,
+    ):
+        key = KeyStore.load_or_create(dh.workdir).default_function_key
+        call = Caller(dh.base_url)
+        path, some_id = "/api/captures/{id}", {"id": "capture-none-0"}
+        assert call("GET", "/api/openapi.json", 200)["openapi"].startswith("3.1")
+        assert call("GET", path, 401, path_parameters=some_id) is None
+        call("GET", path, 404, path_parameters=some_id, query={"code": key})
+        call("GET", path, 404, path_parameters=some_id, headers={"x-functions-key": key})
+        call("POST", "/api/captures", 401, body={})
+        call("POST", "/api/eventgrid/deallocations", 401, body=[])
+        call(
+            "OPTIONS",
+            "/api/eventgrid/deallocations",
+            401,
+            headers={"WebHook-Request-Origin": "eventgrid.azure.net"},
+        )
