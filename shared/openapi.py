@@ -139,6 +139,7 @@ def _post_captures() -> Schema:
                 "Nothing started: a capture of this VM is active (CaptureAlreadyRunning), or another active "
                 "capture targets the same explicit image version (VersionAlreadyTargeted).",
                 {"oneOf": [ref("CaptureAlreadyRunning"), ref("VersionAlreadyTargeted")]},
+                {"Location": header("The running capture's status URL (with CaptureAlreadyRunning).")},
             ),
             "413": TOO_LARGE,
             "500": json_answer(
@@ -210,7 +211,16 @@ def _eventgrid_post() -> Schema:
         "description": "Each event is handled alone: one that is malformed, forged, stale, or not a VM "
         "deallocation is logged and skipped, and the delivery is still answered 200.",
         "parameters": [kind],
-        "requestBody": {"required": True, "content": {JSON: {"schema": delivery}}},
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {"schema": delivery},
+                "application/cloudevents+json": {"schema": ref("CloudEvent")},
+                "application/cloudevents-batch+json": {
+                    "schema": {"type": "array", "items": ref("CloudEvent")}
+                },
+            },
+        },
         "responses": {
             "200": json_answer(
                 "Handled: the events' outcomes; the validation handshake's answer; {} for a deletion.",
