@@ -182,23 +182,29 @@ def _cancel_capture() -> Schema:
     }
 
 
+EVENT_KIND = {
+    "name": "aeg-event-type",
+    "in": "header",
+    "required": False,
+    "description": "Set by Event Grid; absent for CloudEvents deliveries (treated as Notification).",
+    "schema": {"type": "string", "enum": ["Notification", "SubscriptionValidation", "SubscriptionDeletion"]},
+}
+
+
+def _delivery_content() -> Schema:
+    """A delivery: Event Grid schema (an array), or CloudEvents (one event or a batch array)."""
+    cloud_event = ref("CloudEvent")
+    either = {
+        "oneOf": [{"type": "array", "items": {"anyOf": [ref("EventGridEvent"), cloud_event]}}, cloud_event]
+    }
+    return {
+        JSON: {"schema": either},
+        "application/cloudevents+json": {"schema": cloud_event},
+        "application/cloudevents-batch+json": {"schema": {"type": "array", "items": cloud_event}},
+    }
+
+
 def _eventgrid_post() -> Schema:
-    delivery = {
-        "oneOf": [
-            {"type": "array", "items": {"anyOf": [ref("EventGridEvent"), ref("CloudEvent")]}},
-            ref("CloudEvent"),
-        ]
-    }
-    kind = {
-        "name": "aeg-event-type",
-        "in": "header",
-        "required": False,
-        "description": "Set by Event Grid; absent for CloudEvents deliveries (treated as Notification).",
-        "schema": {
-            "type": "string",
-            "enum": ["Notification", "SubscriptionValidation", "SubscriptionDeletion"],
-        },
-    }
     handled = {
         "anyOf": [ref("DeliverySummary"), ref("ValidationResponse"), {"type": "object", "maxProperties": 0}]
     }
@@ -210,17 +216,8 @@ def _eventgrid_post() -> Schema:
         "summary": "Event Grid webhook: a tagged VM that was deallocated is captured (prepare: none)",
         "description": "Each event is handled alone: one that is malformed, forged, stale, or not a VM "
         "deallocation is logged and skipped, and the delivery is still answered 200.",
-        "parameters": [kind],
-        "requestBody": {
-            "required": True,
-            "content": {
-                JSON: {"schema": delivery},
-                "application/cloudevents+json": {"schema": ref("CloudEvent")},
-                "application/cloudevents-batch+json": {
-                    "schema": {"type": "array", "items": ref("CloudEvent")}
-                },
-            },
-        },
+        "parameters": [EVENT_KIND],
+        "requestBody": {"required": True, "content": _delivery_content()},
         "responses": {
             "200": json_answer(
                 "Handled: the events' outcomes; the validation handshake's answer; {} for a deletion.",
