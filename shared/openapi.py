@@ -22,6 +22,7 @@ from typing import Any
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from shared import api_bodies as bodies
+from shared.api_examples import CAPTURE_EXAMPLE, DELIVERY_EXAMPLES
 from shared.bounded_json import MAX_BODY_BYTES
 from shared.model_base import WireModel
 from shared.requests import CaptureRequest
@@ -98,21 +99,6 @@ CAPTURE_ID = {
 }
 NOT_FOUND = json_answer("There is no capture with that id (code CaptureNotFound).", ref("ErrorBody"))
 TOO_LARGE = json_answer(f"The body is larger than {MAX_BODY_BYTES} bytes.", ref("FieldErrors"))
-
-
-CAPTURE_EXAMPLE = {
-    "summary": "Capture vm-web (deprovisioned by the pipeline) into the next version of web-ubuntu",
-    "value": {
-        "sourceVmId": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-build"
-        "/providers/Microsoft.Compute/virtualMachines/vm-web",
-        "gallery": {"resourceGroup": "rg-images", "name": "galContoso"},
-        "imageDefinition": {"name": "web-ubuntu", "publisher": "contoso", "offer": "web", "sku": "ubuntu-22"},
-        "version": "auto",
-        "targetRegions": [{"name": "westeurope", "replicaCount": 2}, {"name": "eastus2"}],
-        "prepare": "deprovision",
-        "captureMode": "inPlace",
-    },
-}
 
 
 def _post_captures() -> Schema:
@@ -198,7 +184,7 @@ def _delivery_content() -> Schema:
         "oneOf": [{"type": "array", "items": {"anyOf": [ref("EventGridEvent"), cloud_event]}}, cloud_event]
     }
     return {
-        JSON: {"schema": either},
+        JSON: {"schema": either, "examples": DELIVERY_EXAMPLES},
         "application/cloudevents+json": {"schema": cloud_event},
         "application/cloudevents-batch+json": {"schema": {"type": "array", "items": cloud_event}},
     }

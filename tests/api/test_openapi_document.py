@@ -103,3 +103,18 @@ def test_document_is_valid_openapi_for_schemathesis() -> None:
         "POST /api/captures/{id}/cancel",
         "POST /api/eventgrid/deallocations",
     ]
+
+
+def test_examples_are_requests_the_app_takes() -> None:
+    from datetime import UTC, datetime
+
+    from shared.api_examples import CAPTURE_EXAMPLE, DELIVERY_EXAMPLES
+    from shared.events import DeallocationEvent, parse_event, validation_code
+    from shared.requests import validate_request
+
+    request, errors = validate_request(CAPTURE_EXAMPLE["value"])
+    assert request is not None and errors == [], errors
+    (event,) = DELIVERY_EXAMPLES["deallocation"]["value"]
+    parsed = parse_event(event, datetime(2026, 5, 1, 10, 1, tzinfo=UTC))
+    assert isinstance(parsed, DeallocationEvent) and parsed.vm_id.endswith("/virtualMachines/vm-web"), parsed
+    assert validation_code(DELIVERY_EXAMPLES["validation"]["value"]) == "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"
