@@ -190,6 +190,11 @@ def test_every_documented_answer_conforms_when_reached(api: Stack) -> None:
     finished = call("POST", "/api/captures/{id}/cancel", 409, path_parameters={"id": accepted["id"]})
     assert finished["error"]["code"] == "CaptureAlreadyFinished"
     call("POST", "/api/captures", 413, body={"tags": {"x": "y" * 300_000}})
+    # An id with an encoded newline is the app's JSON 404 too (devhost used to answer a plain-text one).
+    assert (
+        call("GET", "/api/captures/{id}", 404, path_parameters={"id": "a\nb"})["error"]["code"]
+        == "CaptureNotFound"
+    )
 
     handshake = [
         {
