@@ -10,6 +10,7 @@ from triggers import http_bp
 from triggers.eventgrid_captures import eventgrid_bp
 from triggers.http_cancel import cancel_bp
 from triggers.http_list import list_bp
+from triggers.http_openapi import openapi_bp
 from triggers.janitor import janitor_bp
 from triggers.queue_captures import queue_bp
 
@@ -20,6 +21,7 @@ app.register_functions(orchestrators_bp)
 app.register_functions(http_bp)
 app.register_functions(cancel_bp)
 app.register_functions(list_bp)
+app.register_functions(openapi_bp)
 app.register_functions(queue_bp)
 app.register_functions(eventgrid_bp)
 app.register_functions(janitor_bp)

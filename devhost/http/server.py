@@ -183,7 +183,8 @@ class HttpServer:
 
     async def _bind(self) -> None:
         public = web.Application(client_max_size=100 * 1024 * 1024)
-        public.router.add_route("*", "/{tail:.*}", self._public)
+        # Every path reaches _public, one with an encoded newline in a segment too (".*" stops at it).
+        public.router.add_route("*", "/{tail:(?s:.*)}", self._public)
         rpc = web.Application(client_max_size=100 * 1024 * 1024)
         rpc.router.add_route("*", "/{tail:.*}", self._rpc)
         for app, port, name in ((public, self.port, "public"), (rpc, self.rpc_port, "rpc")):
