@@ -137,3 +137,22 @@ class ValidationResponse(WireModel):
     """The answer to Event Grid's subscription validation handshake."""
 
     validation_response: str = Field(description="The delivery's data.validationCode, echoed.")
+
+
+class CaptureListEntry(WireModel):
+    """One capture in ``GET /api/captures``: what its status view shows at the top."""
+
+    id: str
+    run_id: str | None = Field(default=None, description="The latest run's id.")
+    runtime_status: str = Field(description="As in the status view (Canceled for a canceled capture).")
+    source_vm_id: str | None = None
+    stage: str | None = Field(default=None, description="The stage the capture is in, or ended in.")
+    created_time: str | None = None
+    last_updated_time: str | None = None
+    capture_status_uri: str
+
+
+class CaptureList(WireModel):
+    """``GET /api/captures``: captures newest first (sub-orchestrations left out)."""
+
+    captures: list[CaptureListEntry]

@@ -50,6 +50,7 @@ _MODELS: tuple[tuple[type[WireModel], JsonSchemaMode], ...] = (
     (bodies.CaptureAlreadyFinished, "serialization"),
     (bodies.DeliverySummary, "serialization"),
     (bodies.ValidationResponse, "serialization"),
+    (bodies.CaptureList, "serialization"),
 )
 
 
@@ -133,6 +134,31 @@ def _post_captures() -> Schema:
                 ref("ErrorBody"),
             ),
         },
+    }
+
+
+def _list_captures() -> Schema:
+    query = [
+        {
+            "name": "runtimeStatus",
+            "in": "query",
+            "required": False,
+            "description": "Comma-separated runtime statuses to keep (Running, Completed, Failed, Canceled…).",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "top",
+            "in": "query",
+            "required": False,
+            "description": "At most this many captures (1-500, default 50); another value means the default.",
+            "schema": {"type": "string"},
+        },
+    ]
+    return {
+        "operationId": "listCaptures",
+        "summary": "The captures this app knows, newest first",
+        "parameters": query,
+        "responses": {"200": json_answer("The captures.", ref("CaptureList")), "401": UNAUTHORIZED},
     }
 
 
@@ -283,7 +309,7 @@ def build_document() -> dict[str, Any]:
             "progress, cancel it. Every endpoint but this document needs a function key.",
         },
         "paths": {
-            "/api/captures": {"post": _post_captures()},
+            "/api/captures": {"post": _post_captures(), "get": _list_captures()},
             "/api/captures/{id}": {"get": _get_capture()},
             "/api/captures/{id}/cancel": {"post": _cancel_capture()},
             "/api/eventgrid/deallocations": {"post": _eventgrid_post(), "options": _eventgrid_options()},

@@ -11,11 +11,10 @@ Query: ``runtimeStatus`` (comma-separated: ``Running,Failed``… as Durable name
 
 from __future__ import annotations
 
-from typing import Any
-
 import azure.durable_functions as df
 import azure.functions as func
 
+from shared.api_bodies import CaptureList, CaptureListEntry
 from shared.ids import is_capture_id
 from shared.instances import InstanceSnapshot, snapshot_of
 from shared.status import capture_progress, shown_runtime_status
@@ -38,18 +37,18 @@ def _wanted(raw: str | None) -> set[str] | None:
     return names or None
 
 
-def capture_entry(req: func.HttpRequest, snap: InstanceSnapshot) -> dict[str, Any]:
+def capture_entry(req: func.HttpRequest, snap: InstanceSnapshot) -> CaptureListEntry:
     progress = capture_progress(snap.custom_status)
-    return {
-        "id": snap.instance_id,
-        "runId": (progress.run_id or progress.capture_id) if progress is not None else None,
-        "runtimeStatus": shown_runtime_status(snap.runtime_status, progress),
-        "sourceVmId": progress.source_vm_id if progress is not None else None,
-        "stage": progress.stage if progress is not None else None,
-        "createdTime": snap.created_time,
-        "lastUpdatedTime": snap.last_updated_time,
-        "captureStatusUri": capture_url(req, snap.instance_id),
-    }
+    return CaptureListEntry(
+        id=snap.instance_id,
+        run_id=(progress.run_id or progress.capture_id) if progress is not None else None,
+        runtime_status=str(shown_runtime_status(snap.runtime_status, progress)),
+        source_vm_id=progress.source_vm_id if progress is not None else None,
+        stage=str(progress.stage) if progress is not None and progress.stage is not None else None,
+        created_time=snap.created_time,
+        last_updated_time=snap.last_updated_time,
+        capture_status_uri=capture_url(req, snap.instance_id),
+    )
 
 
 @list_bp.route(route="captures", methods=["GET"])
@@ -62,7 +61,7 @@ async def list_captures(req: func.HttpRequest, client: df.DurableOrchestrationCl
         if snap is None or not is_capture_id(snap.instance_id):
             continue
         entry = capture_entry(req, snap)
-        if wanted is None or str(entry["runtimeStatus"]).lower() in wanted:
+        if wanted is None or entry.runtime_status.lower() in wanted:
             entries.append(entry)
-    entries.sort(key=lambda e: e["createdTime"] or "", reverse=True)
-    return json_response({"captures": entries[: _top(req.params.get("top"))]}, 200)
+    entries.sort(key=lambda e: e.created_time or "", reverse=True)
+    return json_response(CaptureList(captures=entries[: _top(req.params.get("top"))]).to_wire(), 200)

@@ -96,6 +96,7 @@ def test_document_is_valid_openapi_for_schemathesis() -> None:
     schema = schemathesis.openapi.from_dict(build_document())
     labels = sorted(operation.label for operation in operations(schema))
     assert labels == [
+        "GET /api/captures",
         "GET /api/captures/{id}",
         "GET /api/openapi.json",
         "OPTIONS /api/eventgrid/deallocations",
