@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,16 +95,18 @@ class Authorizations:
 
     rows: list[dict[str, Any]]
     denied: list[str]
+    implicit: set[str] = field(default_factory=set)
 
     @classmethod
     def read(cls, report: dict[str, Any]) -> Authorizations:
+        """Grants by a role; refusals (each a 403 in Azure); reads Azure grants without a role."""
         rows = [r for r in report["value"] if r["allowed"] and not r["implicit"]]
         denied = sorted(
             f"{'dataAction' if r['dataAction'] else 'action'} {r['action']} on {r['scope']} (x{r['count']})"
             for r in report["value"]
             if not r["allowed"]
         )
-        return cls(rows, denied)
+        return cls(rows, denied, set(report["implicitActions"]))
 
     def since(self, before: Authorizations) -> Authorizations:
         """The decisions made after ``before`` was read (a decision made again counts as new)."""
@@ -165,3 +167,41 @@ def diff(used: set[Grant], listed: set[Grant], *, listed_name: str = "the role")
     if unused:
         out.append(f"in {listed_name} but never used by the app:\n" + "\n".join(lines(unused)))
     return "\n".join(out)
+
+
+README_BEGIN = (
+    "<!-- app-actions: generated from infra/app-actions.json by `python -m tests.e2e.least_privilege` -->"
+)
+README_END = "<!-- /app-actions -->"
+
+
+def _short(action: str) -> str:
+    for prefix in ("Microsoft.Compute/", "Microsoft.Storage/storageAccounts/blobServices/"):
+        if action.startswith(prefix):
+            return action[len(prefix) :]
+    return action
+
+
+def readme_roles(actions: dict[str, Any]) -> str:
+    """The README's list of the roles' actions (between the two markers), rendered from the role file."""
+    out = [README_BEGIN]
+    for role in actions["roles"]:
+        out += ["", f"**{role['name']}** (assigned on `{role['scope']}`): {role['description']}", ""]
+        out += [f"- `{a}`" for a in role["actions"]]
+        out += [f"- `{a}` (data action)" for a in role.get("dataActions", [])]
+    out += ["", "Per capture mode and feature (`features` in the file; prefixes `Microsoft.Compute/`,", ""]
+    out[-2] += " `Microsoft.Storage/storageAccounts/blobServices/` left out):"
+    out += ["| Feature | What it uses, by scope |", "|---|---|"]
+    for name, feature in actions["features"].items():
+        parts = [
+            f"{kind}{' (data)' if key == 'dataActions' else ''}: "
+            + ", ".join(f"`{_short(a)}`" for a in listed)
+            for key in ("actions", "dataActions")
+            for kind, listed in feature.get(key, {}).items()
+        ]
+        out.append(f"| `{name}` | {'; '.join(parts) or 'no Azure action'} |")
+    return "\n".join([*out, README_END])
+
+
+if __name__ == "__main__":
+    print(readme_roles(load_actions()))

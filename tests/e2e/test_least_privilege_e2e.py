@@ -247,6 +247,11 @@ def test_the_roles_are_exactly_what_the_app_uses(lp: Stack, tmp_path: Path) -> N
     dump = {k: sorted(map(list, v)) for k, v in used_by.items()}
     (tmp_path / "used.json").write_text(json.dumps(dump, indent=1))
 
+    without_role = set(actions["withoutRole"]["actions"])
+    if seen.implicit != without_role:
+        problems.append(
+            f"granted without a role: {sorted(seen.implicit)}, listed in withoutRole: {sorted(without_role)}"
+        )
     union = set().union(*used_by.values())
     whole = diff(union, role_grants(actions["roles"]), listed_name="infra/app-actions.json's roles")
     assert not whole and not problems, (
