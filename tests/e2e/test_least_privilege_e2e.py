@@ -231,7 +231,15 @@ def test_the_roles_are_exactly_what_the_app_uses(lp: Stack, tmp_path: Path) -> N
     used_by: dict[str, set[Grant]] = {}
     problems: list[str] = []
     for scenario, exact, allowed in SCENARIOS:
-        scenario(lp)
+        try:
+            scenario(lp)
+        except AssertionError as exc:
+            refused = _app_authorizations(lp).since(seen).denied
+            raise AssertionError(
+                f"{scenario.__name__} did not end as in the normal suite"
+                + (f"; azsim refused the app: {'; '.join(refused)}" if refused else "")
+                + f"\n{exc}"
+            ) from None
         now = _app_authorizations(lp)
         step = now.since(seen)
         seen = now
