@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from azsim.arm import urls
 from azsim.arm.server import ArmSimulator
 from azsim.core.rbac import Authorizer
 from azsim.core.requestlog import AuthorizationLog
 from azsim.identity import STORAGE_AUDIENCE
 from azsim.storage.rbac import BLOBS_READ, BLOBS_WRITE, BlobDataAuthorizer
-from azsim.world import load_world
+from azsim.world import WorldError, load_world, parse_world
 from tests.azsim.arm_fakes import (
     PIPELINE_OID,
     READER_OID,
@@ -162,3 +164,45 @@ def test_blob_data_decisions_go_to_the_shared_log() -> None:
         "/storageAccounts/stexports/blobServices/default/containers/vhds"
     )
     assert reader["deniedDataActions"] == [BLOBS_READ]
+
+
+def _with_role(scope: str) -> dict[str, Any]:
+    world = json.loads(WORLD_FILE.read_text())
+    world["roleDefinitions"] = [
+        {
+            "name": "11111111-2222-3333-4444-555555555555",
+            "id": "/subscriptions/x/providers/Microsoft.Authorization/roleDefinitions/1111",
+            "type": "Microsoft.Authorization/roleDefinitions",
+            "properties": {
+                "roleName": "Snapshot Remover",
+                "type": "CustomRole",
+                "createdOn": "2026-01-01T00:00:00Z",
+                "permissions": [{"actions": ["Microsoft.Compute/snapshots/delete"], "notActions": []}],
+                "assignableScopes": [f"/subscriptions/{SUB}/resourceGroups/rg-build"],
+            },
+        }
+    ]
+    world["roleAssignments"].append(
+        {
+            "principal": "reader-only",
+            "roleDefinitionId": "11111111-2222-3333-4444-555555555555",
+            "scope": scope,
+        }
+    )
+    return dict(world)
+
+
+def test_a_custom_role_in_azure_role_definition_json_is_enforced() -> None:
+    world = parse_world(_with_role(f"{RG}/providers/Microsoft.Compute/snapshots/s1"))
+    role = world.role_definitions()["snapshot remover"]
+    assert role.id == "11111111-2222-3333-4444-555555555555"
+    assert role.actions == ("Microsoft.Compute/snapshots/delete",)
+    authorizer = Authorizer(world)
+    delete, snaps = "Microsoft.Compute/snapshots/delete", f"{RG}/providers/Microsoft.Compute/snapshots"
+    assert authorizer.is_allowed(READER_OID, delete, f"{snaps}/s1")  # Reader alone may not delete
+    assert not authorizer.is_allowed(READER_OID, delete, f"{snaps}/s2")  # assigned on s1 only
+
+
+def test_a_custom_role_cannot_be_assigned_outside_its_assignable_scopes() -> None:
+    with pytest.raises(WorldError, match="assignable only within"):
+        parse_world(_with_role(f"/subscriptions/{SUB}/resourceGroups/rg-images"))

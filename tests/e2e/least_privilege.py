@@ -59,12 +59,18 @@ def least_privilege_world(path: Path, roles: list[dict[str, Any]] | None = None)
     roles = load_actions()["roles"] if roles is None else roles
     scopes = example_scopes(world["subscriptions"][0]["id"])
     world["principals"].append(OPERATOR)
-    world["customRoles"] = [
+    # Azure's roleDefinition JSON, as the Bicep deploys each role (assignable in the subscription).
+    world["roleDefinitions"] = [
         {
-            "name": r["name"],
-            "description": r.get("description", ""),
-            "actions": r["actions"],
-            "dataActions": r.get("dataActions", []),
+            "name": str(uuid.uuid5(uuid.NAMESPACE_URL, f"azsim:role:{r['name']}")),
+            "type": "Microsoft.Authorization/roleDefinitions",
+            "properties": {
+                "roleName": r["name"],
+                "description": r.get("description", ""),
+                "type": "CustomRole",
+                "permissions": [{"actions": r["actions"], "dataActions": r.get("dataActions", [])}],
+                "assignableScopes": scopes["subscription"],
+            },
         }
         for r in roles
     ]
