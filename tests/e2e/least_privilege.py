@@ -195,6 +195,8 @@ def readme_roles(actions: dict[str, Any]) -> str:
         out += ["", f"**{role['name']}** (assigned on `{role['scope']}`): {role['description']}", ""]
         out += [f"- `{a}`" for a in role["actions"]]
         out += [f"- `{a}` (data action)" for a in role.get("dataActions", [])]
+    without = ", ".join(f"`{a}`" for a in actions["withoutRole"]["actions"])
+    out += ["", f"Read without a role: {without}. {actions['withoutRole']['description']}"]
     out += ["", "Per capture mode and feature (`features` in the file; prefixes `Microsoft.Compute/`,", ""]
     out[-2] += " `Microsoft.Storage/storageAccounts/blobServices/` left out):"
     out += ["| Feature | What it uses, by scope |", "|---|---|"]

@@ -224,6 +224,7 @@ SCENARIOS: list[tuple[Callable[[Stack], None], tuple[str, ...], tuple[str, ...]]
 
 
 def test_the_roles_are_exactly_what_the_app_uses(lp: Stack, tmp_path: Path) -> None:
+    ORPHAN.clear()
     actions = load_actions()
     scopes = example_scopes(lp.cloud.subscription_id)
     kinds = [k for k in SCOPE_KINDS if k in {r["scope"] for r in actions["roles"]}]
