@@ -21,6 +21,7 @@ import pytest
 
 from shared.ids import capture_instance_id
 from tests.e2e.least_privilege import (
+    APP_PRINCIPAL,
     OPERATOR,
     SCOPE_KINDS,
     Authorizations,
@@ -79,7 +80,7 @@ def _operator_compute(s: Stack) -> Any:
 
 def _app_authorizations(s: Stack) -> Authorizations:
     world = json.loads((s.workdir / "world.json").read_text())
-    app = next(p for p in world["principals"] if p["displayName"] == "id-image-pipeline")
+    app = next(p for p in world["principals"] if p["displayName"] == APP_PRINCIPAL)
     return Authorizations.read(s.sim(f"authorizations?principal={app['objectId']}"))
 
 
