@@ -27,6 +27,7 @@ from typing import Any
 from azsim.azurite import DEVSTORE_ACCOUNT, DEVSTORE_KEY, Azurite, AzuriteError, account_key
 from azsim.certs import ensure_certs
 from azsim.core.clock import SimClock
+from azsim.core.requestlog import AuthorizationLog
 from azsim.identity import Identity, IdentityServer, TokenIssuer
 from azsim.interfaces import CopyBehaviour, CopyFaultKind
 from azsim.storage.proxy import BlobFront
@@ -221,6 +222,7 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
     azurite.wait_ready()
     log.info("azurite up in %.2f s", time.monotonic() - t0)
     clock = SimClock() if opts.virtual_clock else None
+    authorizations = AuthorizationLog()  # one log of RBAC decisions for both planes (/_sim/authorizations)
     front = BlobFront(
         upstream_host="127.0.0.1",
         upstream_port=azurite.blob_port,
@@ -230,7 +232,7 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
         unsimulated_accounts=frozenset({MANAGED_DISK_ACCOUNT}),
         port=opts.front_port,
         # Azurite checks tokens but not roles: the front enforces the world's data-plane RBAC.
-        data_auth=BlobDataAuthorizer.for_world(world, issuer.verifier()),
+        data_auth=BlobDataAuthorizer.for_world(world, issuer.verifier(), authorizations),
         clock=clock,
     )
     disks = AzuriteDiskStore(
@@ -249,6 +251,7 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
         opts=opts,
         ssl_context=certs.server_context(),
         clock=clock,
+        authorizations=authorizations,
     )
     cloud.stoppers.append(("arm simulator", arm_stop))
     front.copy_behaviour = copy_behaviour
@@ -297,6 +300,7 @@ def _start_arm(
     opts: UpOptions,
     ssl_context: Any,
     clock: SimClock | None = None,
+    authorizations: AuthorizationLog | None = None,
 ) -> tuple[str, str, CopyBehaviour, Callable[[], None]]:
     """Start the ARM simulator; return its base URL, control URL, copy behaviour and a stop function."""
     from azsim.arm.server import ArmSimulator, serve_arm
@@ -311,6 +315,7 @@ def _start_arm(
         latency=latency,
         throttle=opts.throttle,
         clock=clock,
+        authorizations=authorizations,
     )
     server = serve_arm(sim, "127.0.0.1", opts.arm_port, ssl_context)
     port = int(server.server_address[1])

@@ -170,6 +170,45 @@ class CustomRoleSpec(_Model):
     not_data_actions: list[str] = Field(default_factory=list)
 
 
+class _AzureModel(BaseModel):
+    """Azure's own JSON (as ``az role definition list`` prints it): read-only fields are ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+
+
+class Permission(_AzureModel):
+    actions: list[str] = Field(default_factory=list)
+    not_actions: list[str] = Field(default_factory=list)
+    data_actions: list[str] = Field(default_factory=list)
+    not_data_actions: list[str] = Field(default_factory=list)
+
+
+class RoleDefinitionProperties(_AzureModel):
+    role_name: str
+    description: str = ""
+    permissions: Annotated[list[Permission], Field(min_length=1)]
+    assignable_scopes: list[str] = Field(default_factory=list)
+
+
+class AzureRoleDefinition(_AzureModel):
+    """A custom role in Azure's roleDefinition shape: ``{"name": <guid>, "properties": {"roleName", ...}}``."""
+
+    name: Annotated[str, Field(pattern=_GUID)] | None = None
+    properties: RoleDefinitionProperties
+
+    def to_custom(self) -> CustomRoleSpec:
+        perms = self.properties.permissions
+        return CustomRoleSpec(
+            name=self.properties.role_name,
+            id=self.name,
+            description=self.properties.description,
+            actions=[a for p in perms for a in p.actions],
+            not_actions=[a for p in perms for a in p.not_actions],
+            data_actions=[a for p in perms for a in p.data_actions],
+            not_data_actions=[a for p in perms for a in p.not_data_actions],
+        )
+
+
 class World(_Model):
     """A validated world. Everything azsim serves at start (and after ``/_sim/reset``) comes from here."""
 
@@ -183,6 +222,8 @@ class World(_Model):
     principals: list[PrincipalSpec] = Field(default_factory=list)
     role_assignments: list[RoleAssignmentSpec] = Field(default_factory=list)
     custom_roles: list[CustomRoleSpec] = Field(default_factory=list)
+    # Custom roles as Azure's roleDefinition JSON (assignable only within their assignableScopes).
+    azure_role_definitions: list[AzureRoleDefinition] = Field(default_factory=list, alias="roleDefinitions")
     # Where the file came from (for messages); not part of the file.
     source: str = Field(default="<memory>", exclude=True)
 
@@ -221,12 +262,17 @@ class World(_Model):
                 not_data_actions=tuple(c.not_data_actions),
                 description=c.description,
             )
-            for c in self.custom_roles
+            for c in (*self.custom_roles, *(r.to_custom() for r in self.azure_role_definitions))
         ]
         for role in (*BUILTIN_ROLES, *customs):
             roles[role.name.lower()] = role
             roles[role.id.lower()] = role
         return roles
+
+
+def _beneath(scope: str, parent: str) -> bool:
+    s, p = scope.rstrip("/").lower(), parent.rstrip("/").lower()
+    return p == "" or s == p or s.startswith(p + "/")
 
 
 def _stable_guid(text: str) -> str:
@@ -371,6 +417,11 @@ def _check_consistency(world: World) -> None:
         seen_oids.add(p.object_id.lower())
 
     roles = world.role_definitions()
+    assignable: dict[str, list[str]] = {}
+    for rd in world.azure_role_definitions:
+        for role_ref in (rd.properties.role_name, rd.name or ""):
+            if role_ref and rd.properties.assignable_scopes:
+                assignable[role_ref.lower()] = rd.properties.assignable_scopes
     for i, ra in enumerate(world.role_assignments):
         base = f"$.roleAssignments[{i}]"
         if world.principal(ra.principal) is None:
@@ -387,6 +438,9 @@ def _check_consistency(world: World) -> None:
                 f"{base}.roleDefinitionName",
                 f"unknown role {ref!r}; expected a built-in or custom role: {known}",
             )
+        scopes = assignable.get((ref or "").rsplit("/", 1)[-1].lower())
+        if scopes and not any(_beneath(ra.scope, s) for s in scopes):
+            bad(f"{base}.scope", f"role {ref!r} is assignable only within {scopes}, not at {ra.scope!r}")
         sub = ra.scope.split("/")[2].lower()
         if sub not in sub_ids:
             bad(f"{base}.scope", f"scope names subscription {sub!r}, which is not in $.subscriptions")

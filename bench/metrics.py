@@ -21,13 +21,18 @@ from typing import Any
 import psutil
 
 POLL_ACTION = "Microsoft.Compute/locations/operations/read"
+# azsim names each operation family's poll by its own action (VMs, disks and snapshots, galleries).
+POLL_ACTIONS = frozenset(
+    f"Microsoft.Compute/locations/{family}/read"
+    for family in ("operations", "DiskOperations", "capsOperations")
+)
 
 
 def request_kind(record: Mapping[str, Any]) -> str:
     """``poll`` | ``read`` | ``write`` | ``delete`` | ``other`` for one azsim request record."""
     method = str(record.get("method", "")).upper()
     action = str(record.get("action") or "")
-    if method == "GET" and action == POLL_ACTION:
+    if method == "GET" and action in POLL_ACTIONS:
         return "poll"
     if method in ("GET", "HEAD"):
         return "read"
@@ -76,7 +81,7 @@ def classify_counters(counters: Mapping[str, Mapping[str, int]]) -> dict[str, An
     """Totals from ``/_sim/counters`` (never truncated, unlike the request log): requests and 429s."""
     total = sum(int(v.get("total", 0)) for k, v in counters.items() if not k.startswith("COPY"))
     s429 = sum(int(v.get("429", 0)) for v in counters.values())
-    polls = int(counters.get(POLL_ACTION, {}).get("total", 0))
+    polls = sum(int(counters.get(a, {}).get("total", 0)) for a in POLL_ACTIONS)
     return {
         "total": total,
         "polls": polls,

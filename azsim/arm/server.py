@@ -40,7 +40,7 @@ from azsim.core.latency import LatencyProfile
 from azsim.core.lifecycle import Lifecycle
 from azsim.core.lro import OperationStore, lro_headers, retry_headers
 from azsim.core.rbac import Authorizer
-from azsim.core.requestlog import RequestLog, RequestRecord, safe_query
+from azsim.core.requestlog import AuthorizationLog, RequestLog, RequestRecord, safe_query
 from azsim.core.throttling import Throttler
 from azsim.interfaces import CopyFaultKind, DiskStore, InvalidToken, TokenVerifier
 from azsim.world import World
@@ -82,6 +82,7 @@ class ArmSimulator:
         latency: LatencyProfile | None = None,
         throttle: bool = True,
         clock: Clock | None = None,
+        authorizations: AuthorizationLog | None = None,
     ) -> None:
         self.world = world
         self.tokens = tokens
@@ -98,7 +99,7 @@ class ArmSimulator:
         self.ops = OperationStore()
         self.throttler = Throttler(self.clock, time_scale, enabled=throttle)
         self.faults = FaultEngine(faults, seed)
-        self.authorizer = Authorizer(world)
+        self.authorizer = Authorizer(world, authorizations)  # the blob front may share its log
         self.requests = RequestLog()
         self.backend = ComputeBackend(world, disk_store, self.lifecycle, self.ops, self.latency, seed=seed)
         self._subscriptions = {s.id.lower() for s in world.subscriptions}
@@ -147,6 +148,7 @@ class ArmSimulator:
             self.throttler.reset()
             self.faults.reset()
             self.requests.clear()
+            self.authorizer.log.clear()
             self.backend.reset()
 
     def state(self) -> dict[str, Any]:
@@ -160,11 +162,15 @@ class ArmSimulator:
             state["faults"] = self.faults.counts()
             return state
 
-    def _control(self, method: str, path: str, body: bytes = b"") -> HttpResult:
+    def _control(
+        self, method: str, path: str, body: bytes = b"", query: dict[str, str] | None = None
+    ) -> HttpResult:
         if path == "/_sim/clock" or path.startswith("/_sim/clock/"):
             return self._clock_control(method, path, body)
         if method == "GET" and path == "/_sim/requests":
             return _json(200, {"value": self.requests.records()})
+        if method == "GET" and path == "/_sim/authorizations":
+            return _json(200, self.authorizer.log.report((query or {}).get("principal")))
         if method == "GET" and path == "/_sim/counters":
             return _json(200, self.requests.counters())
         if method == "GET" and path == "/_sim/state":
@@ -179,6 +185,7 @@ class ArmSimulator:
                     "endpoints": [
                         "/_sim/requests",
                         "/_sim/counters",
+                        "/_sim/authorizations?principal={objectId}",
                         "/_sim/state",
                         "POST /_sim/reset",
                         "/_sim/clock",
@@ -252,7 +259,7 @@ class ArmSimulator:
         path = unquote(parts.path).rstrip("/") or "/"
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         if path == "/_sim" or path.startswith("/_sim/"):
-            return self._control(method, path, body)
+            return self._control(method, path, body, query)
         if isinstance(self.clock, SimClock):
             with self.clock.busy():
                 return self._handle_arm(method, path, query, headers, body, started)
@@ -404,7 +411,9 @@ class ArmSimulator:
                 api_version=api_version,
                 base_url=f"https://{headers.get('host', 'localhost')}",
                 authorize_linked=lambda action, scope: self._linked(principal, action, scope),
-                allowed=lambda action, scope: self.authorizer.is_allowed(principal, action, scope),
+                allowed=lambda action, scope: self.authorizer.is_allowed(
+                    principal, action, scope, record_denial=False
+                ),
                 effects=[e for e in effects if getattr(e, "type", "") == "replicationFailure"],
                 query=query,
             )

@@ -64,14 +64,18 @@ RGS = "Microsoft.Resources/subscriptions/resourceGroups"
 
 ROUTES: tuple[Route, ...] = (
     # Async operation status / monitor URLs (not RBAC-checked: ARM lets the caller of an operation poll it).
-    _r(
-        "GET",
-        S
-        + r"/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/(?P<family>operations|DiskOperations|capsOperations)/(?P<op>[^/]+)",
-        f"{MC}/locations/operations/read",
-        "get_operation",
-        "GetOperation",
-        authorize=False,
+    # Each family has its own action in Azure's operations list (disks and snapshots poll DiskOperations,
+    # galleries capsOperations, VMs operations).
+    *(
+        _r(
+            "GET",
+            S + rf"/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/(?P<family>{family})/(?P<op>[^/]+)",
+            f"{MC}/locations/{family}/read",
+            "get_operation",
+            "GetOperation",
+            authorize=False,
+        )
+        for family in ("operations", "DiskOperations", "capsOperations")
     ),
     # Resource groups
     # ARM lists only the resource groups the caller can read (no 403 for the subscription-wide list).

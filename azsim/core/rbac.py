@@ -6,12 +6,17 @@ segments). A role grants an action when one of its ``actions`` patterns matches 
 
 One ARM exception: a principal with any role assignment in a subscription may read its locations
 (as it may read the subscription itself, which is how RG-scoped identities see their subscription).
+
+Every decision goes to an ``AuthorizationLog`` (shared by the ARM pipeline and the blob front), so a
+test can compare what an identity was authorised for with the role it was given. A filtered list
+records only what it let through: leaving out what the caller may not read is not a refusal.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from azsim.core.requestlog import AuthorizationLog
 from azsim.roles import RoleDefinition
 from azsim.world import World
 
@@ -44,7 +49,8 @@ def _within(assignment_scope: str, scope: str) -> bool:
 
 
 class Authorizer:
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, log: AuthorizationLog | None = None) -> None:
+        self.log = log if log is not None else AuthorizationLog()
         roles = world.role_definitions()
         self.assignments: list[Assignment] = []
         for ra in world.role_assignments:
@@ -54,21 +60,33 @@ class Authorizer:
                 continue  # load_world already rejected these
             self.assignments.append(Assignment(principal.object_id.lower(), roles[ref], ra.scope))
 
-    def is_allowed(self, object_id: str, action: str, scope: str, *, data_action: bool = False) -> bool:
+    def is_allowed(
+        self,
+        object_id: str,
+        action: str,
+        scope: str,
+        *,
+        data_action: bool = False,
+        record_denial: bool = True,
+    ) -> bool:
         oid = object_id.lower()
-        if (
-            not data_action
-            and action.lower() in _SUBSCRIPTION_MEMBER_READS
-            and _is_subscription(scope)
-            and any(a.object_id == oid and _within(a.scope, scope) for a in self.assignments)
-        ):
-            return True
-        return any(
+        by_role = any(
             a.object_id == oid
             and scope_covers(a.scope, scope)
             and a.role.allows(action, data_action=data_action)
             for a in self.assignments
         )
+        implicit = (
+            not by_role
+            and not data_action
+            and action.lower() in _SUBSCRIPTION_MEMBER_READS
+            and _is_subscription(scope)
+            and any(a.object_id == oid and _within(a.scope, scope) for a in self.assignments)
+        )
+        allowed = by_role or implicit
+        if allowed or record_denial:
+            self.log.add(oid, action, scope, data_action=data_action, allowed=allowed, implicit=implicit)
+        return allowed
 
     def roles_of(self, object_id: str) -> list[dict[str, str]]:
         oid = object_id.lower()

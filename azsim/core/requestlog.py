@@ -71,3 +71,87 @@ class RequestLog:
 
 def now_iso() -> str:
     return utc_iso()
+
+
+@dataclass
+class _Grant:
+    count: int
+    first: str
+    last: str
+
+
+class AuthorizationLog:
+    """Every RBAC decision azsim made: (principal, action or data action, scope, allowed), counted.
+
+    The ARM pipeline and the blob front share one log, so ``/_sim/authorizations`` shows what a
+    principal was authorised for on both planes. Repeats of one decision are counted, not listed again,
+    so the log stays small however long a capture polls.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str, str, bool, bool, bool], _Grant] = {}
+        self._lock = threading.Lock()
+
+    def add(
+        self,
+        principal: str,
+        action: str,
+        scope: str,
+        *,
+        data_action: bool,
+        allowed: bool,
+        implicit: bool = False,
+    ) -> None:
+        """One decision; ``implicit``: granted without a role (a subscription member reading its locations)."""
+        key = (principal.lower(), action, scope, data_action, allowed, implicit)
+        stamp = utc_iso()
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is None:
+                self._seen[key] = _Grant(1, stamp, stamp)
+            else:
+                seen.count += 1
+                seen.last = stamp
+
+    def report(self, principal: str | None = None) -> dict[str, Any]:
+        """The decisions (for one principal, or all); the distinct actions and data actions its roles
+        granted (``actions``, ``dataActions``), those granted without a role, and those refused."""
+        with self._lock:
+            items = sorted(self._seen.items())
+        rows: list[dict[str, Any]] = [
+            {
+                "principal": p,
+                "action": action,
+                "dataAction": data,
+                "scope": scope,
+                "allowed": allowed,
+                "implicit": implicit,
+                "count": grant.count,
+                "first": grant.first,
+                "last": grant.last,
+            }
+            for (p, action, scope, data, allowed, implicit), grant in items
+            if principal is None or p == principal.lower()
+        ]
+
+        def distinct(data: bool, allowed: bool, implicit: bool = False) -> list[str]:
+            return sorted(
+                {
+                    str(r["action"])
+                    for r in rows
+                    if r["dataAction"] is data and r["allowed"] is allowed and r["implicit"] is implicit
+                }
+            )
+
+        return {
+            "value": rows,
+            "actions": distinct(False, True),
+            "dataActions": distinct(True, True),
+            "implicitActions": distinct(False, True, implicit=True),
+            "deniedActions": distinct(False, False),
+            "deniedDataActions": distinct(True, False),
+        }
+
+    def clear(self) -> None:
+        with self._lock:
+            self._seen.clear()

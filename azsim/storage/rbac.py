@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
 from azsim.core.rbac import Authorizer
+from azsim.core.requestlog import AuthorizationLog
 from azsim.identity import STORAGE_AUDIENCE
 from azsim.interfaces import InvalidToken, TokenVerifier
 from azsim.world import World
@@ -131,8 +132,11 @@ class BlobDataAuthorizer:
         self.tokens = tokens
 
     @classmethod
-    def for_world(cls, world: World, tokens: TokenVerifier) -> BlobDataAuthorizer:
-        return cls(storage_account_scopes(world), Authorizer(world), tokens)
+    def for_world(
+        cls, world: World, tokens: TokenVerifier, log: AuthorizationLog | None = None
+    ) -> BlobDataAuthorizer:
+        """``log``: where decisions go (the ARM simulator's, so that one report covers both planes)."""
+        return cls(storage_account_scopes(world), Authorizer(world, log), tokens)
 
     def check(
         self,

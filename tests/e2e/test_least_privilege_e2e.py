@@ -1,0 +1,269 @@
+"""The app's captures with its identity holding only the roles of ``infra/app-actions.json``.
+
+One stack (azsim + Azurite + devhost running the real function_app.py) whose world gives the app's
+identity nothing but those custom roles, at the example world's scopes. The scenarios run one after
+another: a plain capture to three regions, a capture with export, an Event Grid triggered capture, a
+cancel during the copy, a capture that fails terminally, and a janitor sweep that cleans up an
+orphaned run. Each must end as in the normal suite (an action missing from a role is a 403 there, so a
+failed capture or a refusal in azsim's log). Then what azsim authorised for the identity, read from
+``/_sim/authorizations``, must equal the roles exactly (per scope), and each feature's share of it
+must match the per-feature breakdown in the same file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.ids import capture_instance_id
+from tests.e2e.least_privilege import (
+    APP_PRINCIPAL,
+    OPERATOR,
+    SCOPE_KINDS,
+    Authorizations,
+    Grant,
+    diff,
+    example_scopes,
+    feature_grants,
+    least_privilege_world,
+    load_actions,
+    role_grants,
+)
+from tests.support.http import http, wait_for
+from tests.support.policy import PATIENT_COPIES
+from tests.support.stack import Stack, running_stack
+
+pytestmark = pytest.mark.e2e
+
+FAULTS = {
+    "rules": [
+        {
+            "name": "copies-stall",
+            "match": {"copy": {"account": "^stexports$", "blob": "capture-vm-(cancel|notice)-"}},
+            "effect": {"type": "copy", "outcome": "stall"},
+        },
+        {
+            "name": "half-made-version-fails",
+            "match": {
+                "action": "Microsoft.Compute/galleries/images/versions/write",
+                "path": "/versions/9\\.9\\.9$",
+            },
+            "effect": {"type": "replicationFailure", "region": "westeurope"},
+        },
+    ]
+}
+ENV = {**PATIENT_COPIES, "JANITOR_GRACE_SECONDS": "0"}  # JANITOR_SCOPES unset: the recent subscriptions
+
+
+@pytest.fixture(scope="module")
+def lp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("least-privilege")
+    world = least_privilege_world(workdir / "world.json")
+    with running_stack(workdir, world=world, fast_queues=True, faults=FAULTS, env=ENV) as s:
+        yield s
+        s.assert_no_secrets()
+
+
+def _operator_compute(s: Stack) -> Any:
+    """A compute client as the test's operator (Owner), so the test's own calls are not the app's."""
+    from azure.identity import ManagedIdentityCredential
+    from azure.mgmt.compute import ComputeManagementClient
+
+    return s.cloud.arm_client(
+        ComputeManagementClient, ManagedIdentityCredential(client_id=OPERATOR["clientId"])
+    )
+
+
+def _app_authorizations(s: Stack) -> Authorizations:
+    world = json.loads((s.workdir / "world.json").read_text())
+    app = next(p for p in world["principals"] if p["displayName"] == APP_PRINCIPAL)
+    return Authorizations.read(s.sim(f"authorizations?principal={app['objectId']}"))
+
+
+def _export(s: Stack) -> dict[str, str]:
+    return {"accountUrl": s.cloud.storage_account_url("stexports"), "container": "vhds"}
+
+
+def _start_copying(s: Stack, vm: str) -> dict[str, Any]:
+    code, answer, _ = http("POST", s.devhost.url("/api/captures"), s.queue_request(vm, vhdExport=_export(s)))
+    assert code == 202, answer
+    copying = s.wait(
+        answer["id"],
+        until=lambda st: bool(st["disks"]) and all(d.get("copyState") == "pending" for d in st["disks"]),
+        timeout=90,
+    )
+    assert copying["runtimeStatus"] == "Running", copying
+    return copying
+
+
+def _terminate(s: Stack, instance_id: str) -> None:
+    url = s.devhost.url(f"/runtime/webhooks/durabletask/instances/{instance_id}/terminate?reason=operator")
+    code, body, _ = http("POST", url)
+    assert code in (202, 410), (code, body)
+
+
+def _run_janitor(s: Stack) -> dict[str, Any]:
+    before = s.devhost.log_text().count("janitor summary: ")
+    code, body, _ = http("POST", s.devhost.url("/admin/functions/janitor"), {"input": ""})
+    assert code == 202, body
+
+    def summary() -> Any:
+        lines = [x for x in s.devhost.log_text().splitlines() if "janitor summary: " in x]
+        return lines[before] if len(lines) > before else None
+
+    line = wait_for("the janitor's summary", summary, timeout=60)
+    return dict(json.loads(line.split("janitor summary: ", 1)[1]))
+
+
+# --- the scenarios: each returns nothing; it asserts its outcome as the normal suite does --------------
+
+
+def plain_capture(s: Stack) -> None:
+    status = s.run(s.request("vm-web", export=False))
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    assert {r["region"]: r["state"] for r in status["result"]["regions"]} == {
+        "westeurope": "Completed",
+        "eastus2": "Completed",
+        "northeurope": "Completed",
+    }
+
+
+def capture_with_export(s: Stack) -> None:
+    status = s.run(s.request("vm-web-2"))
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    assert len(status["result"]["exportedBlobs"]) == 2
+    assert all(d["accessRevoked"] is True for d in status["disks"])
+    assert s.active_access() == []
+
+
+def eventgrid_capture(s: Stack) -> None:
+    code, answer = s.deliver([s.deallocation_event("vm-golden")])
+    assert code == 200 and answer["outcomes"] == {"started": 1}, answer
+    status = s.wait(capture_instance_id(s.vm_id("vm-golden")))
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+
+
+def cancel_during_copy(s: Stack) -> None:
+    copying = _start_copying(s, "vm-cancel")
+    code, answer = s.cancel(copying["id"], {"reason": "least privilege"})
+    assert code == 202, answer
+    status = s.wait(copying["id"], timeout=90)
+    assert status["runtimeStatus"] == "Canceled", status
+    assert all(d["copyState"] == "aborted" and d["accessRevoked"] is True for d in status["disks"]), status
+    assert s.active_access() == []
+
+
+def failing_capture(s: Stack) -> None:
+    body = s.queue_request("vm-fail", imageDefinition={"name": "no-such-def", "createIfMissing": False})
+    status = s.run(body)
+    assert status["runtimeStatus"] == "Failed", status
+    assert "AuthorizationFailed" not in json.dumps(status), status
+    assert s.vm_state("vm-fail")["powerState"] == "running", s.vm_state("vm-fail")
+
+
+ORPHAN: dict[str, Any] = {}
+
+
+def orphaned_run(s: Stack) -> None:
+    """A run terminated mid-copy by an operator (its snapshots still exposed), and a failed version of it."""
+    victim = _start_copying(s, "vm-notice")
+    snaps = {d["snapshotId"].lower() for d in victim["disks"]}
+    compute = _operator_compute(s)
+    run_tags = dict(compute.snapshots.get("rg-build", sorted(snaps)[0].rsplit("/", 1)[1]).tags or {})
+    run_id = run_tags["image-pipeline:run-id"]
+    version = {
+        "location": "westeurope",
+        "tags": {k: v for k, v in run_tags.items() if k != "image-pipeline:disk"},
+        "properties": {
+            "publishingProfile": {"targetRegions": [{"name": "westeurope"}]},
+            "storageProfile": {
+                "osDiskImage": {"source": {"id": next(x for x in snaps if x.endswith("-os"))}}
+            },
+        },
+    }
+    poller = compute.gallery_image_versions.begin_create_or_update(
+        "rg-images", "galContoso", "vm-notice-def", "9.9.9", version
+    )
+    with pytest.raises(Exception):  # noqa: B017 - the injected replication failure ends the LRO Failed
+        poller.result()
+    for instance in (victim["id"], f"{run_id}:export:os", f"{run_id}:export:lun0", f"{run_id}:version"):
+        _terminate(s, instance)
+    assert s.wait(victim["id"], timeout=30)["runtimeStatus"] == "Terminated"
+    ORPHAN.update(snapshots=snaps)
+
+
+def janitor_sweep(s: Stack) -> None:
+    """The janitor (run on demand, grace 0) revokes and deletes the orphaned snapshots and version."""
+    snaps = ORPHAN["snapshots"]
+    report = _run_janitor(s)
+    acted = {a["action"] for a in report["actions"] if a["done"]}
+    assert {"revokeAccess", "deleteSnapshot", "deleteVersion"} <= acted, report
+    assert report["errors"] == [], report
+    compute = _operator_compute(s)
+
+    def gone() -> bool:
+        return not snaps & {x.id.lower() for x in compute.snapshots.list_by_resource_group("rg-build")}
+
+    wait_for("the orphaned snapshots to go", gone, timeout=30)
+
+
+# (scenario, the features whose actions it must use exactly, the features it may use some of)
+CAPTURE = ("capture.inPlace", "prepareRunningVm", "createIfMissing")
+SCENARIOS: list[tuple[Callable[[Stack], None], tuple[str, ...], tuple[str, ...]]] = [
+    (plain_capture, CAPTURE, ()),
+    (capture_with_export, ("capture.inPlace", "prepareRunningVm", "export"), CAPTURE),
+    (eventgrid_capture, ("capture.inPlace", "eventGrid"), CAPTURE),
+    (cancel_during_copy, ("cancel",), (*CAPTURE, "export")),
+    (failing_capture, (), CAPTURE),
+    (orphaned_run, (), (*CAPTURE, "export")),
+    (janitor_sweep, ("janitor",), ()),
+]
+
+
+def test_the_roles_are_exactly_what_the_app_uses(lp: Stack, tmp_path: Path) -> None:
+    ORPHAN.clear()
+    actions = load_actions()
+    scopes = example_scopes(lp.cloud.subscription_id)
+    kinds = [k for k in SCOPE_KINDS if k in {r["scope"] for r in actions["roles"]}]
+    seen = _app_authorizations(lp)
+    used_by: dict[str, set[Grant]] = {}
+    problems: list[str] = []
+    for scenario, exact, allowed in SCENARIOS:
+        try:
+            scenario(lp)
+        except AssertionError as exc:
+            refused = _app_authorizations(lp).since(seen).denied
+            raise AssertionError(
+                f"{scenario.__name__} did not end as in the normal suite"
+                + (f"; azsim refused the app: {'; '.join(refused)}" if refused else "")
+                + f"\n{exc}"
+            ) from None
+        now = _app_authorizations(lp)
+        step = now.since(seen)
+        seen = now
+        used = step.grants(scopes, kinds)
+        used_by[scenario.__name__] = used
+        if step.denied:
+            problems.append(f"{scenario.__name__}: azsim refused " + "; ".join(step.denied))
+        must = feature_grants(actions, *exact)
+        may = must | feature_grants(actions, *allowed)
+        if not must <= used or not used <= may:
+            wrong = diff(used & must | (used - may), must, listed_name=f"features {exact}")
+            problems.append(f"{scenario.__name__}:\n{wrong}")
+    dump = {k: sorted(map(list, v)) for k, v in used_by.items()}
+    (tmp_path / "used.json").write_text(json.dumps(dump, indent=1))
+
+    without_role = set(actions["withoutRole"]["actions"])
+    if seen.implicit != without_role:
+        problems.append(
+            f"granted without a role: {sorted(seen.implicit)}, listed in withoutRole: {sorted(without_role)}"
+        )
+    union = set().union(*used_by.values())
+    whole = diff(union, role_grants(actions["roles"]), listed_name="infra/app-actions.json's roles")
+    assert not whole and not problems, (
+        "\n".join([whole, *problems]) + f"\n(per scenario: {tmp_path / 'used.json'})"
+    )
