@@ -64,6 +64,10 @@ var exportAccounts = empty(exportStorageAccounts) ? [] : split(replace(exportSto
 var deallocationFunctionName = 'capture_on_deallocation'
 var deallocationRoute = 'eventgrid/deallocations'
 var roleNameSuffix = ' (${environmentName})'
+// JANITOR_SCOPES: the groups the app holds roles in (the janitor lists snapshots and image versions there).
+var janitorGroups = union(sourceGroups, [buildGroup], galleryGroups)
+var groupIdPrefix = '${subscription().id}/resourceGroups/'
+var janitorScopes = concat(groupIdPrefix, join(janitorGroups, concat(',', groupIdPrefix)))
 
 resource appGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: appGroupName
@@ -82,6 +86,7 @@ module core 'app/core.bicep' = {
     captureRequestsQueue: captureRequestsQueue
     captureResultsQueue: captureResultsQueue
     exportAccounts: exportStorageAccounts
+    janitorScopes: janitorScopes
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     principalId: principalId

@@ -13,6 +13,9 @@ param captureResultsQueue string
 @description('CAPTURE_EXPORT_ACCOUNTS: comma-separated export account resource ids (empty: VHD export disabled).')
 param exportAccounts string = ''
 
+@description('JANITOR_SCOPES: comma-separated resource group ids the janitor scans.')
+param janitorScopes string
+
 param maximumInstanceCount int = 40
 param instanceMemoryMB int = 2048
 
@@ -218,6 +221,7 @@ var appSettings = {
   CAPTURE_EXPORT_ACCOUNTS: exportAccounts
   CAPTURE_REQUESTS_QUEUE: captureRequestsQueue
   CAPTURE_RESULTS_QUEUE: captureResultsQueue
+  JANITOR_SCOPES: janitorScopes
   NOTICE_ALLOW_LOOPBACK_WEBHOOKS: 'false'
 }
 
