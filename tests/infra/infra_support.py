@@ -45,7 +45,11 @@ def parse_bicep(paths: Iterable[Path]) -> dict[Path, dict[str, Any]]:
     _require_infra_venv()
     files = [str(p) for p in paths]
     done = subprocess.run(
-        [str(INFRA_PYTHON), str(_BICEP_JSON), *files], capture_output=True, text=True, timeout=120, check=False
+        [str(INFRA_PYTHON), str(_BICEP_JSON), *files],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, f"bicep_json.py failed: {done.stderr[-2000:]}"
     return {Path(k): v for k, v in json.loads(done.stdout).items()}
@@ -113,7 +117,8 @@ def checkov_scan(directory: Path) -> dict[str, Any]:
     return report[0] if isinstance(report, list) else report
 
 
-def registered_functions() -> list[dict[str, Any]]:
+@lru_cache(maxsize=1)
+def _registered_functions() -> tuple[dict[str, Any], ...]:
     """function_app.py's functions as the worker would index them: name, trigger type, route, methods.
 
     In a fresh interpreter: ``get_functions()`` may be called once per app, and the import must not leave
@@ -135,7 +140,11 @@ def registered_functions() -> list[dict[str, Any]]:
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, f"importing function_app failed: {done.stderr[-2000:]}"
-    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+    return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def registered_functions() -> list[dict[str, Any]]:
+    return list(_registered_functions())
 
 
 _ENV_READERS = {"_float", "_bool", "_janitor_bool"}  # shared/settings.py: (env, NAME, default)
@@ -160,7 +169,9 @@ def settings_read(source: str, namespace: dict[str, Any]) -> set[str]:
             elif isinstance(arg, ast.Name) and isinstance(namespace.get(arg.id), str):
                 names.add(namespace[arg.id])
             else:
-                raise AssertionError(f"a setting read with a name this test cannot resolve: {ast.unparse(node)}")
+                raise AssertionError(
+                    f"a setting read with a name this test cannot resolve: {ast.unparse(node)}"
+                )
     return names
 
 
@@ -183,7 +194,9 @@ def _setting_arg(node: ast.AST) -> ast.expr | None:
 def optional_settings(readme: Path = INFRA / "README.md") -> set[str]:
     """The settings infra/README.md lists as left at the app's defaults (its table's first column)."""
     lines = readme.read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("## Settings left at the app's defaults"))
+    start = next(
+        i for i, line in enumerate(lines) if line.startswith("## Settings left at the app's defaults")
+    )
     names: set[str] = set()
     for line in lines[start + 1 :]:
         if line.startswith("## "):

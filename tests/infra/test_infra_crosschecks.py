@@ -47,9 +47,13 @@ def test_every_setting_the_app_reads_is_set_by_the_bicep_or_listed_optional() ->
     in_bicep = set(bicep_app_settings())
     optional = optional_settings()
     assert unset_settings(read, in_bicep, optional) == set()
-    assert in_bicep & optional == set(), "a setting is both set by the Bicep and listed as left at its default"
+    assert in_bicep & optional == set(), (
+        "a setting is both set by the Bicep and listed as left at its default"
+    )
     documented = set(json.loads(SAMPLE_SETTINGS.read_text(encoding="utf-8"))["SettingsHelp"])
-    assert optional <= documented, "an optional setting infra/README.md lists has no help in local.settings.sample.json"
+    assert optional <= documented, (
+        "an optional setting infra/README.md lists has no help in local.settings.sample.json"
+    )
     assert optional <= read, "infra/README.md lists a setting the app does not read"
 
 
@@ -70,7 +74,9 @@ def test_the_bicep_creates_the_queues_the_app_uses_by_the_apps_default_names() -
     assert main["parameters"]["captureRequestsQueue"]["default"] == defaults.capture_requests_queue
     assert main["parameters"]["captureResultsQueue"]["default"] == defaults.capture_results_queue
     settings = bicep_app_settings()
-    queues = {body(r)["name"] for r in core["resources"].values() if r["type"].endswith("/queueServices/queues")}
+    queues = {
+        body(r)["name"] for r in core["resources"].values() if r["type"].endswith("/queueServices/queues")
+    }
     assert queues == {settings["CAPTURE_REQUESTS_QUEUE"], settings["CAPTURE_RESULTS_QUEUE"]}
     module_params = body(main["modules"]["core"])["params"]
     assert module_params["captureRequestsQueue"] == "captureRequestsQueue"
@@ -128,7 +134,10 @@ def subscription_target() -> tuple[str, str]:
     destination = body(events["resources"]["deallocations"])["properties"]["destination"]
     assert destination["endpointType"] == "WebHook"
     url = destination["properties"]["endpointUrl"]
-    assert re.fullmatch(r"https://\$\{site\.properties\.defaultHostName\}/api/\$\{route\}\?code=\$\{webhook\.listKeys\(\)\.default\}", url), url
+    assert re.fullmatch(
+        r"https://\$\{site\.properties\.defaultHostName\}/api/\$\{route\}\?code=\$\{webhook\.listKeys\(\)\.default\}",
+        url,
+    ), url
     return function_name, route
 
 
@@ -199,7 +208,9 @@ def _groups(value: str) -> list[str]:
 def uncovered(world: dict[str, Any], parameters: dict[str, Any], kinds: dict[str, str]) -> list[str]:
     """What the example world uses that the role scopes, with these parameter values, do not reach."""
     values = {k: str(v["value"]) for k, v in parameters.items()}
-    scope_groups = {kind: {g.lower() for g in _groups(values.get(param, ""))} for kind, param in kinds.items()}
+    scope_groups = {
+        kind: {g.lower() for g in _groups(values.get(param, ""))} for kind, param in kinds.items()
+    }
     accounts = {a.lower() for a in _groups(values.get(kinds.get("exportAccounts", ""), ""))}
     account_groups = {a.split("/")[4] for a in accounts}
     sub = world["subscriptions"][0]["id"]
@@ -236,7 +247,9 @@ def test_every_scope_kind_of_the_role_list_is_assigned() -> None:
     for role in actions["roles"]:
         assert role["scope"] in kinds, f"role {role['name']}: main.bicep assigns nothing at {role['scope']!r}"
         assert role["actions"] or role["dataActions"], f"role {role['name']} allows nothing"
-        assert not any("*" in a for a in role["actions"] + role["dataActions"]), f"role {role['name']} has a wildcard"
+        assert not any("*" in a for a in role["actions"] + role["dataActions"]), (
+            f"role {role['name']} has a wildcard"
+        )
     main = tree("main.bicep")
     load = main["variables"]["appActions"]["value"]["function"]
     assert load["type"] == "load_json_content" and load["parameters"]["file_path"] == "app-actions.json"
@@ -249,14 +262,18 @@ def test_every_scope_kind_of_the_role_list_is_assigned() -> None:
 
 def test_the_role_scopes_cover_every_resource_group_of_the_example_world() -> None:
     kinds = assigned_kinds()
-    assert kinds["sourceGroups"] == "sourceResourceGroups" and kinds["exportAccounts"] == "exportStorageAccounts"
+    assert (
+        kinds["sourceGroups"] == "sourceResourceGroups" and kinds["exportAccounts"] == "exportStorageAccounts"
+    )
     assert uncovered(_world(), _world_parameters(), kinds) == []
 
 
 def test_a_world_group_outside_the_role_scopes_is_reported(tmp_path: Path) -> None:
     world = _world()
     world["resourceGroups"].append({"name": "rg-other", "location": "westeurope"})
-    world["virtualMachines"].append({**world["virtualMachines"][0], "name": "vm-other", "resourceGroup": "rg-other"})
+    world["virtualMachines"].append(
+        {**world["virtualMachines"][0], "name": "vm-other", "resourceGroup": "rg-other"}
+    )
     world["storageAccounts"].append({**world["storageAccounts"][0], "name": "stother"})
     world["galleries"].append({"name": "galOther", "resourceGroup": "rg-other", "location": "westeurope"})
     problems = uncovered(world, _world_parameters(), assigned_kinds())

@@ -44,7 +44,9 @@ def test_checkov_finds_no_failed_check_and_every_skip_has_a_reason() -> None:
     assert summary["passed"] >= 20
     for check in report["results"]["skipped_checks"]:
         reason = (check.get("check_result") or {}).get("suppress_comment") or ""
-        assert len(reason.strip()) >= 20, f"{check['check_id']} on {check['resource']} is skipped without a reason"
+        assert len(reason.strip()) >= 20, (
+            f"{check['check_id']} on {check['resource']} is skipped without a reason"
+        )
 
 
 def test_checkov_fails_when_a_justified_skip_is_removed(tmp_path: Path) -> None:
