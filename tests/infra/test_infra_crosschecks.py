@@ -283,3 +283,26 @@ def test_a_world_group_outside_the_role_scopes_is_reported(tmp_path: Path) -> No
         "gallery galOther: its group is not a gallery group",
         "resource group rg-other is in no role scope",
     ]
+
+
+def parameter_file_problems(bicep: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
+    """A parameter file's names that main.bicep does not declare, and required parameters it leaves out."""
+    declared = bicep["parameters"]
+    problems = [f"{name} is not a parameter of main.bicep" for name in parameters if name not in declared]
+    for name, decl in declared.items():
+        if decl.get("default") is None and name not in parameters:
+            problems.append(f"{name} (required) is not set")
+    return problems
+
+
+def test_the_parameter_files_set_only_parameters_main_bicep_declares() -> None:
+    main = tree("main.bicep")
+    azd = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameter_file_problems(main, azd) == []
+    assert parameter_file_problems(main, _world_parameters()) == []
+    misspelt = {**_world_parameters(), "sourceResourceGroup": {"value": "rg-build"}}
+    del misspelt["location"]
+    assert parameter_file_problems(main, misspelt) == [
+        "sourceResourceGroup is not a parameter of main.bicep",
+        "location (required) is not set",
+    ]
