@@ -63,7 +63,8 @@ var exportAccounts = empty(exportStorageAccounts) ? [] : split(replace(exportSto
 // The webhook the Event Grid subscriptions call: triggers/eventgrid_captures.py (name and route).
 var deallocationFunctionName = 'capture_on_deallocation'
 var deallocationRoute = 'eventgrid/deallocations'
-var roleNameSuffix = ' (${environmentName})'
+// Role names are unique per tenant: the environment and subscription keep two deployments apart.
+var roleNameSuffix = ' (${environmentName}, ${subscription().subscriptionId})'
 // JANITOR_SCOPES: the groups the app holds roles in (the janitor lists snapshots and image versions there).
 var janitorGroups = union(sourceGroups, [buildGroup], galleryGroups)
 var groupIdPrefix = '${subscription().id}/resourceGroups/'

@@ -22,7 +22,7 @@ param instanceMemoryMB int = 2048
 @description('Object id of a user who may read the host storage for debugging. Empty: nobody.')
 param principalId string = ''
 
-// The Python version of the README (and of .ci, pyproject.toml).
+// The Python version of the README and pyproject.toml (tests/infra checks the README's).
 var pythonVersion = '3.11'
 var appName = 'func-imgpipe-${resourceToken}'
 var storageName = take('stimgpipe${resourceToken}', 24)

@@ -102,6 +102,8 @@ def test_the_function_app_runs_the_readmes_python_on_flex_consumption() -> None:
     assert runtime["name"] == "python"
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"Python {version}" in readme
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert f'requires-python = ">={version},' in pyproject
     assert body(core["resources"]["plan"])["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
 
 
