@@ -308,3 +308,16 @@ def test_the_parameter_files_set_only_parameters_main_bicep_declares() -> None:
         "sourceResourceGroup is not a parameter of main.bicep",
         "location (required) is not set",
     ]
+
+
+def test_the_postdeploy_hook_turns_on_the_parameter_that_creates_the_event_subscriptions() -> None:
+    azure_yaml = (ROOT / "azure.yaml").read_text(encoding="utf-8")
+    azd = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    (env_name,) = re.findall(r"\$\{(\w+)=false\}", azd["eventSubscriptionEnabled"]["value"])
+    assert f"azd env set {env_name} true" in azure_yaml and "azd provision" in azure_yaml
+    assert (
+        tree("main.bicep")["modules"]["deallocationEvents"]["config"]["condition"]
+        == "eventSubscriptionEnabled"
+    )
+    ignored = (ROOT / ".funcignore").read_text(encoding="utf-8").split()
+    assert {"infra/", ".venv-infra/", "tests/"} <= set(ignored)  # not in the deployed package
