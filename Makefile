@@ -24,7 +24,14 @@ node_modules/.stamp: package.json package-lock.json
 	 else npm ci --no-audit --no-fund --loglevel=error; fi'
 	@touch $@
 
-bootstrap: $(VENV)/.stamp node_modules/.stamp
+# checkov (tests/infra) pins older packages than .venv's, so it gets a venv of its own.
+INFRA_VENV := .venv-infra
+$(INFRA_VENV)/.stamp: requirements-infra.txt
+	@$(LOCK) sh -c 'test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)'
+	$(LOCK) $(INFRA_VENV)/bin/pip install --disable-pip-version-check -q -r requirements-infra.txt
+	@touch $@
+
+bootstrap: $(VENV)/.stamp node_modules/.stamp $(INFRA_VENV)/.stamp
 
 # ruff also checks cyclomatic complexity (C901, product folders only: pyproject.toml); tools/budget.py
 # checks the file and function lengths ruff has no rule for.
@@ -45,7 +52,7 @@ test: lint typecheck pytest
 
 # Unit and orchestrator tests only (no local cloud, no devhost on the real app): under a minute on 2 cores.
 # `make test` still runs everything; tests/conftest.py sets the `stack` marker.
-test-fast: $(VENV)/.stamp
+test-fast: $(VENV)/.stamp $(INFRA_VENV)/.stamp
 	$(PY) -m pytest -n 2 -m "not stack" $(PYTEST_ARGS)
 
 demo: bootstrap
