@@ -6,7 +6,8 @@ definitions) and ``versions`` (image versions, with their sources in ``version_s
 Every method runs under the simulator lock with due transitions already applied. Errors are
 raised as ``ArmError`` with Azure's codes and texts (azure-behaviours-verified.md); where Azure's
 text is not known the message is ours and says so in docs/azsim-arm.md.
-Not modelled here: networking, extensions other than Run Command, managed images, VM scale sets.
+Networking (virtual networks, subnets, NICs) is ``azsim.network.interfaces``, a base of ``vms``.
+Not modelled here: extensions other than Run Command, managed images, VM scale sets.
 """
 
 from __future__ import annotations
