@@ -22,7 +22,10 @@ from azure.mgmt.compute.models import (
     DataDisk,
     HardwareProfile,
     ManagedDiskParameters,
+    NetworkInterfaceReference,
+    NetworkProfile,
     OSDisk,
+    SecurityProfile,
     StorageProfile,
     VirtualMachine,
 )
@@ -55,6 +58,13 @@ def _recreate_vm(stack: Stack, name: str) -> None:
             ),
             data_disks=data,
         ),
+        # The old VM's NIC (detached by the delete) and its security type: Azure requires both.
+        network_profile=NetworkProfile(
+            network_interfaces=[
+                NetworkInterfaceReference(id=n.id) for n in old.network_profile.network_interfaces
+            ]
+        ),
+        security_profile=old.security_profile or SecurityProfile(security_type="Standard"),
     )
     compute.virtual_machines.begin_create_or_update("rg-build", name, body).result()
     deadline = time.monotonic() + 60
