@@ -5,7 +5,7 @@ resources, and injected create failures."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -79,7 +79,7 @@ def vm_body(
     nic_id: str | None,
     *,
     os_type: str = "Linux",
-    data: list[str] = (),
+    data: Sequence[str] = (),
     delete: str = "Delete",
     **props: Any,
 ) -> dict[str, Any]:
@@ -149,10 +149,10 @@ def test_clone_of_the_trusted_launch_vm__attached_disks_and_nic_then_cascade_del
         c.disks.begin_delete(BUILD, "clone-os")
     assert e.value.status_code == 409 and e.value.error.code == "OperationNotAllowed"
     assert e.value.error.message == f"Disk clone-os is attached to VM {clone}."
-    with pytest.raises(HttpResponseError) as e:
+    with pytest.raises(HttpResponseError) as in_use:
         net.network_interfaces.begin_delete(BUILD, "clone-nic")
-    assert e.value.status_code == 400 and e.value.error.code == "NicInUse"
-    assert e.value.error.message == f"Network Interface {nic} is used by existing VM {clone}."
+    assert in_use.value.status_code == 400 and in_use.value.error.code == "NicInUse"
+    assert in_use.value.error.message == f"Network Interface {nic} is used by existing VM {clone}."
     # deleteOption Delete: the VM takes its disks and NIC with it; the source is untouched.
     c.virtual_machines.begin_delete(BUILD, "vm-clone").result()
     for name in ("clone-os", "clone-d0", "clone-d1"):
@@ -233,9 +233,9 @@ def test_vm_put__attach_rules_and_texts(arm: SimHandle) -> None:
         f"Disk 'rule-os' cannot be attached as the disk is already owned by VM '{vm_id('vm-rule', BUILD)}'."
     )
     os_2 = copy_disk(arm, "vm-web_OsDisk", "rule-os-2")
-    with pytest.raises(HttpResponseError) as e:
+    with pytest.raises(HttpResponseError) as in_use:
         c.virtual_machines.begin_create_or_update(BUILD, "vm-rule-2", vm_body(os_2, nic, **STANDARD))
-    assert e.value.error.code == "NicInUse"
+    assert in_use.value.error.code == "NicInUse"
     with pytest.raises(ResourceNotFoundError):
         c.virtual_machines.get(BUILD, "vm-rule-2")
 
