@@ -49,6 +49,9 @@ class ComputeBackend(VirtualMachines, DisksAndSnapshots, Galleries, ImageVersion
                 }
                 for d in self.disks.values()
             ],
+            "networkInterfaces": [
+                {"id": n.id, "virtualMachine": n.virtual_machine} for n in self.nics.values()
+            ],
             "galleries": [g.id for g in self.galleries.values()],
             "images": [i.id for i in self.images.values()],
             "imageVersions": [

@@ -160,6 +160,9 @@ def test_clone_of_the_trusted_launch_vm__attached_disks_and_nic_then_cascade_del
             c.disks.get(BUILD, name)
     with pytest.raises(ResourceNotFoundError):
         net.network_interfaces.get(BUILD, "clone-nic")
+    assert not [
+        n for n in arm.sim.state()["networkInterfaces"] if "/resourceGroups/rg-image-build/" in n["id"]
+    ]
     source = c.disks.get("rg-build", "vm-win_OsDisk")
     assert source.managed_by == vm_id("vm-win") and source.disk_state == "Attached"
 
