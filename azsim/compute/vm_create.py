@@ -59,6 +59,15 @@ class VmCreation(NetworkResources):
         group = self.require_rg(sub, rg)
         vm_id = rid(group.subscription, group.name, f"Microsoft.Compute/virtualMachines/{name}")
         existing = self.vms.get(vm_id.lower())
+        failure = next((e for e in ctx.effects if isinstance(e, VmCreateFailureEffect)), None)
+        if existing is not None and existing.provisioning_state == "Failed":
+            # A PUT of a VM whose create failed tries the create again (the usual retry in place).
+            if failure is not None and failure.reason != "allocationFailed":
+                raise self._create_refused(
+                    failure, vm_id, existing.vm_size, existing.location, group.subscription
+                )
+            existing.power, existing.provisioning_state = "starting", "Creating"
+            return self._provision(ctx, existing, failure, status=200)
         if existing is not None:
             return self._update_vm(ctx, existing, body)
         props = body.get("properties") or {}
@@ -70,7 +79,6 @@ class VmCreation(NetworkResources):
         data_refs = self._data_disks(props, location, vm_id)
         nics = self._nics(ctx, props, location, vm_id)
         security = self._security_type(ctx, props, disk)
-        failure = next((e for e in ctx.effects if isinstance(e, VmCreateFailureEffect)), None)
         if failure is not None and failure.reason != "allocationFailed":
             raise self._create_refused(failure, vm_id, str(vm_size), location, group.subscription)
         vm = VirtualMachine(
@@ -101,8 +109,14 @@ class VmCreation(NetworkResources):
         for nic, primary, _ in nics:
             self.attach_nic(nic, vm_id, primary=primary)
         self.vms[vm_id.lower()] = vm
+        return self._provision(ctx, vm, failure, status=201)
+
+    def _provision(
+        self, ctx: RequestContext, vm: VirtualMachine, failure: VmCreateFailureEffect | None, *, status: int
+    ) -> Reply:
+        """Allocate and boot: running after ``vm_create_s``, the agent Ready ``vm_agent_ready_s`` later."""
         op = self.start_op(
-            ctx, family="operations", location=location, resource_id=vm_id, sub=vm.subscription
+            ctx, family="operations", location=vm.location, resource_id=vm.id, sub=vm.subscription
         )
 
         def created(_at: float) -> None:
@@ -122,7 +136,7 @@ class VmCreation(NetworkResources):
 
         self.lifecycle.schedule(self.latency.vm_create_s, created)
         return self.accepted(
-            ctx, op, status=201, body=vm.to_arm(self.disks), final=lambda: vm.to_arm(self.disks)
+            ctx, op, status=status, body=vm.to_arm(self.disks), final=lambda: vm.to_arm(self.disks)
         )
 
     def _update_vm(self, ctx: RequestContext, vm: VirtualMachine, body: dict[str, Any]) -> Reply:

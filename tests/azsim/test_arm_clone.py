@@ -265,19 +265,23 @@ def test_fault__allocation_failed_twice_then_the_create_succeeds(arm: SimHandle)
     os_id = copy_disk(arm, "vm-web_OsDisk", "alloc-os")
     nic = make_nic(arm, "alloc-nic")
     body = vm_body(os_id, nic, delete="Detach", **STANDARD)
-    for _ in range(2):
+    for attempt in range(2):
+        if attempt == 1:  # after the first failure the caller deletes the VM and creates it anew
+            c.virtual_machines.begin_delete(BUILD, "vm-alloc").result()
+            assert c.disks.get(BUILD, "alloc-os").managed_by is None
         with pytest.raises(HttpResponseError) as e:
             c.virtual_machines.begin_create_or_update(BUILD, "vm-alloc", body).result()
         assert e.value.error.code == "AllocationFailed"
         assert e.value.error.message.startswith(
             "Allocation failed. We do not have sufficient capacity for the requested VM size in this region."
         )
-        # The failed VM stays, holding its disk, until it is deleted.
+        # The failed VM stays, holding its disk, until it is deleted or PUT again.
         assert c.virtual_machines.get(BUILD, "vm-alloc").provisioning_state == "Failed"
         assert c.disks.get(BUILD, "alloc-os").managed_by == vm_id("vm-alloc", BUILD)
-        c.virtual_machines.begin_delete(BUILD, "vm-alloc").result()
+    # The second failure is retried in place: a PUT of the Failed VM creates it again.
     vm = c.virtual_machines.begin_create_or_update(BUILD, "vm-alloc", body).result()
     assert vm.provisioning_state == "Succeeded"
+    assert c.virtual_machines.instance_view(BUILD, "vm-alloc").statuses[1].code == "PowerState/running"
     fired = {f["name"]: f["fired"] for f in arm.sim.state()["faults"]}
     assert fired["rule0"] == 2
 
