@@ -34,6 +34,7 @@ class ComputeBackend(VirtualMachines, DisksAndSnapshots, Galleries, ImageVersion
                     "generalized": vm.generalized,
                     "guestState": vm.guest_state or "normal",
                     "runCommandInProgress": vm.run_command_busy,
+                    "agentReady": vm.agent_ready and vm.power == "running",
                 }
                 for vm in self.vms.values()
             ],
