@@ -5,16 +5,20 @@ resources, and injected create failures."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from azsim.core.faults import parse_faults
-from tests.azsim.arm_fakes import SUB, SimHandle, disk_id, running_sim, vm_id
+from azsim.world import parse_world
+from tests.azsim.arm_fakes import SUB, WORLD_FILE, SimHandle, disk_id, running_sim, vm_id
 
 BUILD = "rg-image-build"
+VM_ONLY_OID = "0b7e4c2a-5d61-4f3e-8c9a-1e2d3f4a5b6c"
 SUBNET = (
     f"/subscriptions/{SUB}/resourceGroups/{BUILD}/providers/Microsoft.Network/virtualNetworks/vnet-build"
     "/subnets/snet-clones"
@@ -314,3 +318,32 @@ def test_fault__sku_not_available_and_quota_are_refused_at_once(arm: SimHandle) 
             c.virtual_machines.get(BUILD, name)
     assert c.disks.get(BUILD, "sku-os").managed_by is None
     assert arm.network().network_interfaces.get(BUILD, "sku-nic").virtual_machine is None
+
+
+def test_vm_put__needs_join_on_the_nic(tmp_path: Path) -> None:
+    """A caller that may write VMs and disks but not join NICs is refused on the NIC's linked scope."""
+    data = json.loads(WORLD_FILE.read_text(encoding="utf-8"))
+    data["principals"].append(
+        {
+            "objectId": VM_ONLY_OID,
+            "displayName": "vm-only",
+            "clientId": VM_ONLY_OID,
+            "kind": "servicePrincipal",
+        }
+    )
+    actions = ["Microsoft.Compute/virtualMachines/*", "Microsoft.Compute/disks/*"]
+    data["customRoles"].append({"name": "VM Writer", "actions": actions})
+    scope = f"/subscriptions/{SUB}/resourceGroups/{BUILD}"
+    data["roleAssignments"].append(
+        {"principal": "vm-only", "roleDefinitionName": "VM Writer", "scope": scope}
+    )
+    with running_sim(tmp_path, world=parse_world(data), time_scale=0) as handle:
+        os_id = copy_disk(handle, "vm-web_OsDisk", "join-os")
+        nic = make_nic(handle, "join-nic")
+        with pytest.raises(HttpResponseError) as e:
+            handle.compute(oid=VM_ONLY_OID).virtual_machines.begin_create_or_update(
+                BUILD, "vm-join", vm_body(os_id, nic, **STANDARD)
+            )
+        assert e.value.status_code == 403 and e.value.error.code == "LinkedAuthorizationFailed"
+        assert "Microsoft.Network/networkInterfaces/join/action" in str(e.value) and nic in str(e.value)
+        assert handle.network().network_interfaces.get(BUILD, "join-nic").virtual_machine is None

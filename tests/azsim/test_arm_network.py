@@ -4,6 +4,7 @@ errors Azure gives for a missing subnet, a subnet in another region and a NIC st
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,11 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from azsim.world import WorldError, load_world
+from azsim.world import WorldError, load_world, parse_world
 from tests.azsim.arm_fakes import READER_OID, SUB, WORLD_FILE, SimHandle, running_sim, vm_id
 
 BUILD = "rg-image-build"
+NIC_ONLY_OID = "6c1f0d53-7c3e-4b8e-9a59-2f6f0a7b9d11"
 SUBNET = (
     f"/subscriptions/{SUB}/resourceGroups/{BUILD}/providers/Microsoft.Network/virtualNetworks/vnet-build"
     "/subnets/snet-clones"
@@ -139,3 +141,35 @@ def test_world_file__subnet_outside_the_address_space_is_refused(tmp_path: Path)
     with pytest.raises(WorldError) as e:
         load_world(bad)
     assert "$.virtualNetworks[0].subnets[0].addressPrefix" in str(e.value)
+
+
+def test_nic_put__needs_join_on_the_subnet(tmp_path: Path) -> None:
+    """A caller that may write NICs but not join the subnet is refused on the linked scope."""
+    data = json.loads(WORLD_FILE.read_text(encoding="utf-8"))
+    data["principals"].append(
+        {
+            "objectId": NIC_ONLY_OID,
+            "displayName": "nic-only",
+            "clientId": NIC_ONLY_OID,
+            "kind": "servicePrincipal",
+        }
+    )
+    data["customRoles"].append({"name": "NIC Writer", "actions": ["Microsoft.Network/networkInterfaces/*"]})
+    data["roleAssignments"].append(
+        {
+            "principal": "nic-only",
+            "roleDefinitionName": "NIC Writer",
+            "scope": f"/subscriptions/{SUB}/resourceGroups/{BUILD}",
+        }
+    )
+    with running_sim(tmp_path, world=parse_world(data), time_scale=0) as handle:
+        with pytest.raises(HttpResponseError) as e:
+            handle.network(oid=NIC_ONLY_OID).network_interfaces.begin_create_or_update(
+                BUILD, "nic-j", nic_body()
+            )
+        assert e.value.status_code == 403 and e.value.error.code == "LinkedAuthorizationFailed"
+        assert "Microsoft.Network/virtualNetworks/subnets/join/action" in str(e.value) and SUBNET in str(
+            e.value
+        )
+        with pytest.raises(ResourceNotFoundError):
+            handle.network().network_interfaces.get(BUILD, "nic-j")
