@@ -265,6 +265,8 @@ class VirtualMachines(VmCreation):
             if option == "Delete":
                 if d.access is not None:
                     self.disk_store.revoke(d.blob_name, d.access.access_id)
+                    if d.access.expiry_entry is not None:
+                        d.access.expiry_entry.cancelled = True
                 self.disks.pop(d.id.lower(), None)
                 self.disk_store.delete_blob(d.blob_name)
                 self._blobs.discard(d.blob_name)
