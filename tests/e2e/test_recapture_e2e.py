@@ -68,8 +68,9 @@ def _recreate_vm(stack: Stack, name: str) -> None:
     )
     compute.virtual_machines.begin_create_or_update("rg-build", name, body).result()
     deadline = time.monotonic() + 60
-    while stack.vm_state(name)["powerState"] != "running":
-        assert time.monotonic() < deadline, f"recreated {name} never reached running: {stack.vm_state(name)}"
+    # A VM created from attached disks takes Run Commands once its guest agent reports Ready.
+    while not (stack.vm_state(name)["powerState"] == "running" and stack.vm_state(name)["agentReady"]):
+        assert time.monotonic() < deadline, f"recreated {name} never became ready: {stack.vm_state(name)}"
         time.sleep(0.2)
     assert stack.vm_state(name)["generalized"] is False
 
