@@ -7,8 +7,10 @@ Field names in the file are camelCase (as in ARM); the Python attributes are sna
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -87,6 +89,20 @@ class VirtualMachine(_Model):
     tags: dict[str, str] = Field(default_factory=dict)
     os_name: str | None = None
     os_version: str | None = None
+
+
+class SubnetSpec(_Model):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")]
+    address_prefix: str
+
+
+class VirtualNetworkSpec(_Model):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,62}[A-Za-z0-9_])?$")]
+    resource_group: str
+    location: str
+    address_prefixes: Annotated[list[str], Field(min_length=1)]
+    subnets: list[SubnetSpec] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
 
 
 class StorageAccount(_Model):
@@ -218,6 +234,7 @@ class World(_Model):
     resource_groups: list[ResourceGroup] = Field(default_factory=list)
     virtual_machines: list[VirtualMachine] = Field(default_factory=list)
     storage_accounts: list[StorageAccount] = Field(default_factory=list)
+    virtual_networks: list[VirtualNetworkSpec] = Field(default_factory=list)
     galleries: list[GallerySpec] = Field(default_factory=list)
     principals: list[PrincipalSpec] = Field(default_factory=list)
     role_assignments: list[RoleAssignmentSpec] = Field(default_factory=list)
@@ -399,6 +416,8 @@ def _check_consistency(world: World) -> None:
             bad(f"$.storageAccounts[{i}].name", f"duplicate storage account {sa.name!r} (names are global)")
         names.add(sa.name)
 
+    _check_networks(world, bad, check_rg, check_region)
+
     for i, g in enumerate(world.galleries):
         check_rg(f"$.galleries[{i}].resourceGroup", g.resource_group)
         check_region(f"$.galleries[{i}].location", g.location)
@@ -453,3 +472,43 @@ def _check_consistency(world: World) -> None:
 
     if problems:
         raise WorldError("inconsistent world file:\n  " + "\n  ".join(problems))
+
+
+def _check_networks(
+    world: World,
+    bad: Callable[[str, str], None],
+    check_rg: Callable[[str, str], None],
+    check_region: Callable[[str, str], None],
+) -> None:
+    """Virtual networks: a known group and region, unique names, subnets inside the address space."""
+    seen: set[tuple[str, str]] = set()
+    for i, vnet in enumerate(world.virtual_networks):
+        base = f"$.virtualNetworks[{i}]"
+        check_rg(f"{base}.resourceGroup", vnet.resource_group)
+        check_region(f"{base}.location", vnet.location)
+        key = (vnet.resource_group.lower(), vnet.name.lower())
+        if key in seen:
+            bad(f"{base}.name", f"duplicate virtual network {vnet.name!r} in {vnet.resource_group!r}")
+        seen.add(key)
+        spaces = []
+        for j, prefix in enumerate(vnet.address_prefixes):
+            try:
+                spaces.append(ipaddress.ip_network(prefix))
+            except ValueError:
+                bad(
+                    f"{base}.addressPrefixes[{j}]",
+                    f"expected a CIDR prefix like '10.0.0.0/16', got {prefix!r}",
+                )
+        names: set[str] = set()
+        for j, subnet in enumerate(vnet.subnets):
+            path = f"{base}.subnets[{j}]"
+            if subnet.name.lower() in names:
+                bad(f"{path}.name", f"duplicate subnet {subnet.name!r}")
+            names.add(subnet.name.lower())
+            try:
+                net = ipaddress.ip_network(subnet.address_prefix)
+            except ValueError:
+                bad(f"{path}.addressPrefix", f"expected a CIDR prefix, got {subnet.address_prefix!r}")
+                continue
+            if not any(net.version == s.version and net.subnet_of(s) for s in spaces):  # type: ignore[arg-type]
+                bad(f"{path}.addressPrefix", f"{subnet.address_prefix} is outside {vnet.address_prefixes}")

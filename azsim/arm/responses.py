@@ -13,6 +13,7 @@ from azsim.compute.backend import ComputeBackend
 from azsim.core.context import Reply, RequestContext
 from azsim.core.errors import ArmError
 from azsim.core.lro import OperationStore, retry_headers
+from azsim.network.handlers import NETWORK_HANDLERS
 
 
 @dataclass
@@ -323,3 +324,4 @@ HANDLERS: dict[str, Handler] = {
     and getattr(fn, "__module__", None) == __name__
     and name[0].islower()
 }
+HANDLERS.update(NETWORK_HANDLERS)

@@ -48,6 +48,8 @@ from azsim.world import World
 log = logging.getLogger("azsim.arm")
 
 ARM_AUDIENCE = "https://management.azure.com"
+# Fault effects the handler applies itself (the others the pipeline applies before it).
+_HANDLER_EFFECTS = ("replicationFailure", "vmCreateFailure")
 _STATUS_CODES = {
     400: "BadRequest",
     409: "Conflict",
@@ -379,7 +381,7 @@ class ArmSimulator:
             route.action,
             method,
             path,
-            kinds=("status", "connectionReset", "lroFailure", "replicationFailure"),
+            kinds=("status", "connectionReset", "lroFailure", "replicationFailure", "vmCreateFailure"),
         )
         for effect in effects:
             if isinstance(effect, ResetEffect):
@@ -414,7 +416,7 @@ class ArmSimulator:
                 allowed=lambda action, scope: self.authorizer.is_allowed(
                     principal, action, scope, record_denial=False
                 ),
-                effects=[e for e in effects if getattr(e, "type", "") == "replicationFailure"],
+                effects=[e for e in effects if getattr(e, "type", "") in _HANDLER_EFFECTS],
                 query=query,
             )
             lro_fault = next((e for e in effects if isinstance(e, LroFailureEffect)), None)
@@ -422,8 +424,9 @@ class ArmSimulator:
                 record.fault = f"lroFailure:{lro_fault.code}"
                 reply = self._failing_lro(route, params, body, ctx, lro_fault)
             else:
-                if any(getattr(e, "type", "") == "replicationFailure" for e in effects):
-                    record.fault = "replicationFailure"
+                handler_fault = next((str(e.type) for e in ctx.effects), None)
+                if handler_fault is not None:
+                    record.fault = handler_fault
                 reply = HANDLERS[route.handler](self.backend, ArmRequest(params, body, ctx, route.action))
         return _json(reply.status, reply.body, {**extra_headers, **reply.headers}, head=method == "HEAD")
 

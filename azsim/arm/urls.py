@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from azsim.network.routes import NETWORK_ROUTES
+
 S = r"/subscriptions/(?P<sub>[^/]+)"
 RG = S + r"/resourceGroups/(?P<rg>[^/]+)"
 C = RG + r"/providers/Microsoft\.Compute"
@@ -220,6 +222,11 @@ ROUTES: tuple[Route, ...] = (
     _r("PUT", VER, f"{MC}/galleries/images/versions/write", "put_version"),
     _r("PATCH", VER, f"{MC}/galleries/images/versions/write", "patch_version"),
     _r("DELETE", VER, f"{MC}/galleries/images/versions/delete", "delete_version"),
+    # Microsoft.Network (virtual networks, subnets, network interfaces): azsim/network/routes.py
+    *(
+        _list(path, suffix, action, handler) if kind == "list" else _r(method, path, action, handler)
+        for kind, method, path, suffix, action, handler in NETWORK_ROUTES
+    ),
 )
 
 

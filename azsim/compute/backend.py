@@ -6,7 +6,8 @@ definitions) and ``versions`` (image versions, with their sources in ``version_s
 Every method runs under the simulator lock with due transitions already applied. Errors are
 raised as ``ArmError`` with Azure's codes and texts (docs/azure-facts.md); where Azure's text is not
 known the message is ours and says so in docs/azsim-arm.md.
-Not modelled here: networking, extensions other than Run Command, managed images, VM scale sets.
+Networking (virtual networks, subnets, NICs) is ``azsim.network.interfaces``, a base of ``vms``.
+Not modelled here: extensions other than Run Command, managed images, VM scale sets.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class ComputeBackend(VirtualMachines, DisksAndSnapshots, Galleries, ImageVersion
                     "generalized": vm.generalized,
                     "guestState": vm.guest_state or "normal",
                     "runCommandInProgress": vm.run_command_busy,
+                    "agentReady": vm.agent_ready and vm.power == "running",
                 }
                 for vm in self.vms.values()
             ],
@@ -47,6 +49,9 @@ class ComputeBackend(VirtualMachines, DisksAndSnapshots, Galleries, ImageVersion
                     "blob": d.blob_name,
                 }
                 for d in self.disks.values()
+            ],
+            "networkInterfaces": [
+                {"id": n.id, "virtualMachine": n.virtual_machine} for n in self.nics.values()
             ],
             "galleries": [g.id for g in self.galleries.values()],
             "images": [i.id for i in self.images.values()],

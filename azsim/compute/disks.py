@@ -76,6 +76,13 @@ class DisksAndSnapshots(ComputeState):
                 f"azsim supports createOption 'Copy' for {kind}; got '{option}'.",
                 "properties.creationData.createOption",
             )
+        asked_security = dig(props, "securityProfile", "securityType")
+        if kind == "disks" and asked_security and str(asked_security).lower() != "standard":
+            # A copy keeps its source's security type; it cannot be set (Azure/azure-cli#22561).
+            raise bad_request(
+                f"Security Type '{asked_security}' is not supported for CreateOption 'Copy'. Supported create "
+                "options are FromImage, Import, ImportSecure, UploadPreparedSecure."
+            )
         source_id = canonical_id(str(creation.get("sourceResourceId") or ""))
         source = self.disks.get(source_id.lower())
         if source is None:

@@ -145,6 +145,14 @@ class ManagedDisk:
 class DataDiskRef:
     lun: int
     disk_id: str
+    delete_option: str = "Detach"  # what a VM DELETE does to the disk: Delete | Detach
+
+
+@dataclass
+class NicRef:
+    nic_id: str
+    primary: bool
+    delete_option: str = "Detach"
 
 
 @dataclass
@@ -173,7 +181,11 @@ class VirtualMachine:
     time_created: str = ""
     # A Run Command that never reports back (deprovision/sysprep) keeps the extension busy.
     run_command_busy: bool = False
-    network_profile: dict[str, Any] | None = None
+    nics: list[NicRef] = field(default_factory=list)
+    os_disk_delete_option: str = "Detach"
+    # False from the create until the guest agent first reports (VMs created from attached disks).
+    agent_ready: bool = True
+    uefi_settings: dict[str, Any] | None = None
     # Pending power transition handle and its operation (so a newer action can supersede it).
     transition: Any = None
     transition_op: Any = None
@@ -195,7 +207,7 @@ class VirtualMachine:
                     "id": self.os_disk_id,
                     "storageAccountType": os_disk.sku if os_disk else None,
                 },
-                "deleteOption": "Detach",
+                "deleteOption": self.os_disk_delete_option,
             },
             "dataDisks": [],
         }
@@ -209,7 +221,7 @@ class VirtualMachine:
                     "caching": "None",
                     "diskSizeGB": d.size_gib if d else None,
                     "managedDisk": {"id": ref.disk_id, "storageAccountType": d.sku if d else None},
-                    "deleteOption": "Detach",
+                    "deleteOption": ref.delete_option,
                     "toBeDetached": False,
                 }
             )
@@ -218,16 +230,10 @@ class VirtualMachine:
             "provisioningState": self.provisioning_state,
             "hardwareProfile": {"vmSize": self.vm_size},
             "storageProfile": storage,
-            "networkProfile": self.network_profile
-            or {
+            "networkProfile": {
                 "networkInterfaces": [
-                    {
-                        "id": rid(
-                            self.subscription,
-                            self.resource_group,
-                            f"Microsoft.Network/networkInterfaces/{self.name}-nic",
-                        )
-                    }
+                    {"id": n.nic_id, "properties": {"primary": n.primary, "deleteOption": n.delete_option}}
+                    for n in self.nics
                 ]
             },
             "timeCreated": self.time_created,
@@ -238,7 +244,7 @@ class VirtualMachine:
         if self.security_type != "Standard":
             props["securityProfile"] = {
                 "securityType": self.security_type,
-                "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True},
+                "uefiSettings": self.uefi_settings or {"secureBootEnabled": True, "vTpmEnabled": True},
             }
         if instance_view:
             props["instanceView"] = self.instance_view(disks)
@@ -280,7 +286,7 @@ class VirtualMachine:
                     ],
                 }
             )
-        agent_ready = self.power == "running" and self.guest_state != "deprovisioned"
+        agent_ready = self.agent_ready and self.power == "running" and self.guest_state != "deprovisioned"
         view: dict[str, Any] = {
             "computerName": self.name,
             "osName": self.os_name
@@ -294,7 +300,12 @@ class VirtualMachine:
             view["vmAgent"] = {
                 "vmAgentVersion": "2.12.0.2",
                 "statuses": [
-                    {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Ready"}
+                    {
+                        "code": "ProvisioningState/succeeded",
+                        "level": "Info",
+                        "displayStatus": "Ready",
+                        "message": "GuestAgent is running and accepting new configurations.",
+                    }
                 ],
             }
         else:
@@ -305,7 +316,9 @@ class VirtualMachine:
                         "code": "ProvisioningState/Unavailable",
                         "level": "Warning",
                         "displayStatus": "Not Ready",
-                        "message": "VM status blob is found but not yet populated.",
+                        "message": "VM status blob is found but not yet populated."
+                        if self.agent_ready
+                        else "VM status blob not found.",
                     }
                 ],
             }

@@ -1,22 +1,19 @@
 """Virtual machines: power actions and their transitions, generalize, Run Command (the guest model
-in ``guest``), create from an attached OS disk, delete."""
+in ``guest``), delete with each disk's and NIC's ``deleteOption``; create is ``vm_create``."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from azsim.compute import guest
-from azsim.compute.models import DataDiskRef, ManagedDisk, VirtualMachine, rid
-from azsim.compute.regions import normalize
-from azsim.compute.state import ComputeState, canonical_id, dig
-from azsim.core.clock import utc_iso
+from azsim.compute.models import VirtualMachine, rid
+from azsim.compute.vm_create import VmCreation
 from azsim.core.context import Reply, RequestContext
-from azsim.core.errors import ArmError, invalid_parameter, operation_not_allowed, resource_not_found
+from azsim.core.errors import ArmError, invalid_parameter, operation_not_allowed
 from azsim.core.lro import Operation
 
 
-class VirtualMachines(ComputeState):
+class VirtualMachines(VmCreation):
     """Virtual machine operations."""
 
     def list_vms(self, sub: str, rg: str | None) -> list[VirtualMachine]:
@@ -137,6 +134,20 @@ class VirtualMachines(ComputeState):
             )
         if vm.power != "running":
             raise operation_not_allowed("The operation requires the VM to be running (or set to run).")
+        if not vm.agent_ready:
+            # No agent has reported yet: nothing picks the command up, and the operation times out.
+            op = self.start_op(
+                ctx, family="operations", location=vm.location, resource_id=vm.id, sub=vm.subscription
+            )
+            self.lifecycle.schedule(
+                self.latency.run_command_s,
+                lambda _a: op.fail(
+                    "VMAgentStatusCommunicationError",
+                    f"VM '{vm.name}' has not reported status for VM agent or extensions. Please verify the VM "
+                    "has a running VM agent, and can establish outbound connections to Azure storage.",
+                ),
+            )
+            return self.accepted(ctx, op)
         if vm.guest_state == "deprovisioned":
             # The agent was removed by deprovisioning: nothing picks the command up.
             op = self.start_op(
@@ -221,141 +232,6 @@ class VirtualMachines(ComputeState):
             vm.power = "stopped"
             vm.provisioning_state = "Succeeded"
 
-    def put_vm(self, ctx: RequestContext, sub: str, rg: str, name: str, body: dict[str, Any]) -> Reply:
-        group = self.require_rg(sub, rg)
-        vm_id = rid(group.subscription, group.name, f"Microsoft.Compute/virtualMachines/{name}")
-        existing = self.vms.get(vm_id.lower())
-        props = body.get("properties") or {}
-        if existing is not None:
-            new_os = dig(props, "storageProfile", "osDisk", "managedDisk", "id")
-            if new_os and new_os.lower() != existing.os_disk_id.lower():
-                raise ArmError(
-                    409,
-                    "PropertyChangeNotAllowed",
-                    "Changing property 'osDisk.managedDisk.id' is not allowed.",
-                    target="osDisk.managedDisk.id",
-                )
-            if "tags" in body:
-                existing.tags = dict(body.get("tags") or {})
-            size = dig(props, "hardwareProfile", "vmSize")
-            if size:
-                existing.vm_size = size
-            op = self.start_op(
-                ctx,
-                family="operations",
-                location=existing.location,
-                resource_id=vm_id,
-                sub=group.subscription,
-            )
-            op.succeed()
-            return self.accepted(
-                ctx,
-                op,
-                status=200,
-                body=existing.to_arm(self.disks),
-                final=lambda: existing.to_arm(self.disks),
-            )
-        location = self._check_region(body.get("location"))
-        vm_size = dig(props, "hardwareProfile", "vmSize")
-        if not vm_size:
-            raise invalid_parameter(
-                "Required parameter 'hardwareProfile.vmSize' is missing (null).", "hardwareProfile.vmSize"
-            )
-        os_disk = dig(props, "storageProfile", "osDisk") or {}
-        create_option = str(os_disk.get("createOption") or "")
-        if create_option.lower() != "attach":
-            raise invalid_parameter(
-                f"azsim creates VMs only from an existing OS disk (createOption 'Attach'); got '{create_option}'.",
-                "osDisk.createOption",
-            )
-        os_type = os_disk.get("osType")
-        if os_type not in ("Linux", "Windows"):
-            raise invalid_parameter("Required parameter 'osDisk.osType' is missing (null).", "osDisk.osType")
-        disk_id = dig(os_disk, "managedDisk", "id")
-        if not disk_id:
-            raise invalid_parameter(
-                "Required parameter 'osDisk.managedDisk.id' is missing (null).", "osDisk.managedDisk.id"
-            )
-        disk = self._attachable_disk(str(disk_id), location, vm_id)
-        data_refs: list[tuple[int, ManagedDisk]] = []
-        seen_luns: set[int] = set()
-        for i, dd in enumerate(dig(props, "storageProfile", "dataDisks") or []):
-            lun = dd.get("lun")
-            if not isinstance(lun, int) or lun in seen_luns:
-                raise invalid_parameter(
-                    f"Data disk LUN '{lun}' is invalid or used twice.", f"dataDisks[{i}].lun"
-                )
-            seen_luns.add(lun)
-            if str(dd.get("createOption", "")).lower() != "attach":
-                raise invalid_parameter(
-                    "azsim attaches only existing data disks (createOption 'Attach').",
-                    f"dataDisks[{i}].createOption",
-                )
-            data_refs.append(
-                (lun, self._attachable_disk(str(dig(dd, "managedDisk", "id") or ""), location, vm_id))
-            )
-        security = dig(props, "securityProfile", "securityType") or disk.security_type or "Standard"
-        vm = VirtualMachine(
-            subscription=group.subscription,
-            resource_group=group.name,
-            name=name,
-            location=location,
-            os_type=os_type,
-            hyper_v_generation=disk.hyper_v_generation or "V1",
-            security_type=security,
-            architecture=disk.architecture,
-            vm_size=vm_size,
-            power="starting",
-            os_disk_id=disk.id,
-            data_disks=[DataDiskRef(lun, d.id) for lun, d in data_refs],
-            provisioning_state="Creating",
-            create_option="Attach",
-            tags=dict(body.get("tags") or {}),
-            time_created=utc_iso(),
-            network_profile=props.get("networkProfile"),
-        )
-        disk.managed_by = vm_id
-        for _, d in data_refs:
-            d.managed_by = vm_id
-        self.vms[vm_id.lower()] = vm
-        op = self.start_op(
-            ctx, family="operations", location=location, resource_id=vm_id, sub=group.subscription
-        )
-
-        def created(_at: float) -> None:
-            vm.power = "running"
-            vm.provisioning_state = "Succeeded"
-            op.succeed()
-
-        self.lifecycle.schedule(self.latency.vm_create_s, created)
-        return self.accepted(
-            ctx, op, status=201, body=vm.to_arm(self.disks), final=lambda: vm.to_arm(self.disks)
-        )
-
-    def _attachable_disk(self, disk_id: str, location: str, vm_id: str) -> ManagedDisk:
-        disk = self.disks.get(canonical_id(disk_id).lower())
-        if disk is None or disk.kind != "disks":
-            m = re.search(r"/resourceGroups/([^/]+)/.*/disks/([^/]+)$", disk_id, re.IGNORECASE)
-            raise resource_not_found(
-                "Microsoft.Compute/disks", m.group(2) if m else disk_id, m.group(1) if m else "?"
-            )
-        if disk.managed_by and disk.managed_by.lower() != vm_id.lower():
-            raise ArmError(
-                409,
-                "OperationNotAllowed",
-                f"Disk '{disk.name}' is already attached to VM '{disk.managed_by}'.",
-            )
-        if normalize(disk.location) != location:
-            raise invalid_parameter(
-                f"Disk '{disk.id}' is in location '{disk.location}' but the VM is in '{location}'; a VM can only "
-                "attach disks of its own region.",
-            )
-        if disk.provisioning_state != "Succeeded":
-            raise ArmError(
-                409, "Conflict", f"Disk '{disk.name}' is still being provisioned ({disk.provisioning_state})."
-            )
-        return disk
-
     def delete_vm(self, ctx: RequestContext, sub: str, rg: str, name: str) -> Reply:
         group = self.require_rg(sub, rg)
         vm = self.vms.get(
@@ -369,15 +245,39 @@ class VirtualMachines(ComputeState):
         vm.provisioning_state = "Deleting"
 
         def gone(_at: float) -> None:
-            for disk_id in [vm.os_disk_id, *[r.disk_id for r in vm.data_disks]]:
-                d = self.disks.get(disk_id.lower())
-                if d is not None and d.managed_by and d.managed_by.lower() == vm.id.lower():
-                    d.managed_by = None
+            self._release_vm_resources(vm)
             self.vms.pop(vm.id.lower(), None)
             op.succeed()
 
         self.lifecycle.schedule(self.latency.vm_delete_s, gone)
         return self.accepted(ctx, op)
+
+    def _release_vm_resources(self, vm: VirtualMachine) -> None:
+        """Detach or delete (per ``deleteOption``) the VM's disks and NICs as the VM goes."""
+        disks = [
+            (vm.os_disk_id, vm.os_disk_delete_option),
+            *[(r.disk_id, r.delete_option) for r in vm.data_disks],
+        ]
+        for disk_id, option in disks:
+            d = self.disks.get(disk_id.lower())
+            if d is None or not d.managed_by or d.managed_by.lower() != vm.id.lower():
+                continue
+            d.managed_by = None
+            if option == "Delete":
+                if d.access is not None:
+                    self.disk_store.revoke(d.blob_name, d.access.access_id)
+                    if d.access.expiry_entry is not None:
+                        d.access.expiry_entry.cancelled = True
+                self.disks.pop(d.id.lower(), None)
+                self.disk_store.delete_blob(d.blob_name)
+                self._blobs.discard(d.blob_name)
+        for ref in vm.nics:
+            nic = self.nic_by_id(ref.nic_id)
+            if nic is None or (nic.virtual_machine or "").lower() != vm.id.lower():
+                continue
+            self.detach_nic(nic)
+            if ref.delete_option == "Delete":
+                self.remove_nic(nic)
 
     def patch_vm(self, ctx: RequestContext, sub: str, rg: str, name: str, body: dict[str, Any]) -> Reply:
         vm = self.get_vm(sub, rg, name)

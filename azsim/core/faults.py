@@ -11,6 +11,8 @@ Format (documented with examples in docs/azsim-arm.md)::
        "effect": {"type": "lroFailure", "code": "InternalExecutionError", "message": "boom"}},
       {"match": {"action": "Microsoft.Compute/galleries/images/versions/write"},
        "effect": {"type": "replicationFailure", "region": "eastus"}},
+      {"match": {"action": "Microsoft.Compute/virtualMachines/write"},
+       "effect": {"type": "vmCreateFailure", "reason": "allocationFailed"}, "count": 2},
       {"match": {"copy": {"account": "stexports", "blob": "\\.vhd$"}}, "effect": {"type": "copy", "outcome": "fail"}}
     ]}
 
@@ -94,13 +96,29 @@ class ReplicationFailureEffect(_Model):
     message: str = "Replication failed in this region."
 
 
+class VmCreateFailureEffect(_Model):
+    """A VM create (PUT of a new VM) fails as Azure fails it, with Azure's code and text:
+    ``allocationFailed`` ends the create operation Failed (retryable; the VM stays, Failed),
+    ``skuNotAvailable`` and ``quotaExceeded`` refuse the PUT with 409 (terminal)."""
+
+    type: Literal["vmCreateFailure"]
+    reason: Literal["allocationFailed", "skuNotAvailable", "quotaExceeded"]
+    # For quotaExceeded: the regional vCPU limit the message reports.
+    cores_limit: Annotated[int, Field(ge=0)] = 10
+
+
 class CopyEffect(_Model):
     type: Literal["copy"]
     outcome: Literal["fail", "stall", "abort"]
 
 
 Effect = Annotated[
-    StatusEffect | ResetEffect | LroFailureEffect | ReplicationFailureEffect | CopyEffect,
+    StatusEffect
+    | ResetEffect
+    | LroFailureEffect
+    | ReplicationFailureEffect
+    | VmCreateFailureEffect
+    | CopyEffect,
     Field(discriminator="type"),
 ]
 
@@ -135,7 +153,10 @@ def parse_faults(data: Any, *, source: str = "<memory>") -> FaultRules:
             if err["type"] == "extra_forbidden":
                 detail = "unknown field (check spelling; fields are camelCase)"
             elif err["type"] == "union_tag_invalid":
-                detail = "expected effect type one of status, connectionReset, lroFailure, replicationFailure, copy"
+                detail = (
+                    "expected effect type one of status, connectionReset, lroFailure, replicationFailure, "
+                    "vmCreateFailure, copy"
+                )
             problems.append(f"{source}: {_json_path(tuple(err['loc']))}: {detail}")
         raise FaultFileError("invalid fault file:\n  " + "\n  ".join(problems)) from None
     for i, rule in enumerate(rules.rules):

@@ -27,6 +27,9 @@ class LatencyProfile:
     start_s: float = 60.0
     vm_create_s: float = 60.0
     vm_delete_s: float = 30.0
+    # A VM created from attached disks: from running until its guest agent reports Ready. No published
+    # figure (the OS boots from a specialized disk, no OS provisioning step): assumption.
+    vm_agent_ready_s: float = 45.0
     # Ordinary Run Command round trip: assumption (agent pick-up + script).
     run_command_s: float = 20.0
     # Windows sysprep /generalize /oobe /shutdown until the VM reports PowerState/stopped.

@@ -16,6 +16,7 @@ from typing import Any
 
 from azure.core.credentials import AccessToken
 from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
 from azsim.arm.server import ArmHttpsServer, ArmSimulator, serve_arm
@@ -129,6 +130,12 @@ class SimHandle:
     def compute(self, oid: str = PIPELINE_OID, **kwargs: Any) -> ComputeManagementClient:
         kwargs.setdefault("polling_interval", 0.01)
         return ComputeManagementClient(
+            StaticCredential(oid), SUB, base_url=self.url, connection_verify=str(self.certs.ca_cert), **kwargs
+        )
+
+    def network(self, oid: str = PIPELINE_OID, **kwargs: Any) -> NetworkManagementClient:
+        kwargs.setdefault("polling_interval", 0.01)
+        return NetworkManagementClient(
             StaticCredential(oid), SUB, base_url=self.url, connection_verify=str(self.certs.ca_cert), **kwargs
         )
 

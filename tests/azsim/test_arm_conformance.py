@@ -287,6 +287,18 @@ def vm_create_delete_scenario(w: Wire) -> None:
                     "managedDisk": {"id": disk("vm-web-3_OsDisk")},
                 }
             },
+            # The deleted VM's NIC (detached by the delete) and its security type: both required.
+            "networkProfile": {
+                "networkInterfaces": [
+                    {
+                        "id": vm("vm-web-3").replace(
+                            "Microsoft.Compute/virtualMachines/vm-web-3",
+                            "Microsoft.Network/networkInterfaces/vm-web-3-nic",
+                        )
+                    }
+                ]
+            },
+            "securityProfile": {"securityType": "Standard"},
         },
     }
     w.call("VirtualMachines_CreateOrUpdate", vm("vm-new"), body)

@@ -199,6 +199,7 @@ def test_rbac__pipeline_identity_scoped_to_its_groups(arm: SimHandle) -> None:
     assert {g.name for g in arm.resources().resource_groups.list()} == {
         "rg-build",
         "rg-images",
+        "rg-image-build",
         "rg-storage",
     } - {"rg-storage"}
     with pytest.raises(HttpResponseError) as e:

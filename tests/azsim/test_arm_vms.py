@@ -10,8 +10,11 @@ from azure.mgmt.compute.models import (
     DataDisk,
     HardwareProfile,
     ManagedDiskParameters,
+    NetworkInterfaceReference,
+    NetworkProfile,
     OSDisk,
     RunCommandInput,
+    SecurityProfile,
     Snapshot,
     StorageProfile,
     VirtualMachine,
@@ -240,6 +243,18 @@ def _clone_disk(arm: SimHandle, source_disk: str, name: str) -> str:
     return disk.id
 
 
+def _nic(arm: SimHandle, name: str) -> str:
+    # Virtual Machine Contributor may read the network (with its subnets), not a subnet on its own.
+    subnet = arm.network().virtual_networks.get("rg-image-build", "vnet-build").subnets[0]
+    body = {
+        "location": "westeurope",
+        "properties": {"ipConfigurations": [{"name": "ip", "properties": {"subnet": {"id": subnet.id}}}]},
+    }
+    return str(
+        arm.network().network_interfaces.begin_create_or_update("rg-image-build", name, body).result().id
+    )
+
+
 def test_put_vm__from_attached_os_disk_then_delete(arm: SimHandle) -> None:
     c = arm.compute()
     os_id = _clone_disk(arm, "vm-web_OsDisk", "clone-os")
@@ -255,6 +270,10 @@ def test_put_vm__from_attached_os_disk_then_delete(arm: SimHandle) -> None:
                 DataDisk(lun=0, create_option="Attach", managed_disk=ManagedDiskParameters(id=data_id))
             ],
         ),
+        network_profile=NetworkProfile(
+            network_interfaces=[NetworkInterfaceReference(id=_nic(arm, "clone-nic"))]
+        ),
+        security_profile=SecurityProfile(security_type="Standard"),
     )
     vm = c.virtual_machines.begin_create_or_update("rg-build", "vm-clone", body).result()
     assert vm.provisioning_state == "Succeeded"

@@ -22,7 +22,10 @@ from azure.mgmt.compute.models import (
     DataDisk,
     HardwareProfile,
     ManagedDiskParameters,
+    NetworkInterfaceReference,
+    NetworkProfile,
     OSDisk,
+    SecurityProfile,
     StorageProfile,
     VirtualMachine,
 )
@@ -55,11 +58,19 @@ def _recreate_vm(stack: Stack, name: str) -> None:
             ),
             data_disks=data,
         ),
+        # The old VM's NIC (detached by the delete) and its security type: Azure requires both.
+        network_profile=NetworkProfile(
+            network_interfaces=[
+                NetworkInterfaceReference(id=n.id) for n in old.network_profile.network_interfaces
+            ]
+        ),
+        security_profile=old.security_profile or SecurityProfile(security_type="Standard"),
     )
     compute.virtual_machines.begin_create_or_update("rg-build", name, body).result()
     deadline = time.monotonic() + 60
-    while stack.vm_state(name)["powerState"] != "running":
-        assert time.monotonic() < deadline, f"recreated {name} never reached running: {stack.vm_state(name)}"
+    # A VM created from attached disks takes Run Commands once its guest agent reports Ready.
+    while not (stack.vm_state(name)["powerState"] == "running" and stack.vm_state(name)["agentReady"]):
+        assert time.monotonic() < deadline, f"recreated {name} never became ready: {stack.vm_state(name)}"
         time.sleep(0.2)
     assert stack.vm_state(name)["generalized"] is False
 

@@ -1,0 +1,1 @@
+"""Microsoft.Network: virtual networks, subnets and network interfaces."""
