@@ -31,7 +31,7 @@ RG = f"/subscriptions/{SUB}/resourceGroups/rg-build"
 VM = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm-web"
 API = "?api-version=2024-07-01"
 
-# Operation names of Microsoft.Compute and Microsoft.Resources as Azure lists them ("Azure resource
+# Operation names of Microsoft.Compute, Microsoft.Network and Microsoft.Resources as Azure lists them ("Azure resource
 # provider operations" on Microsoft Learn), for every route azsim serves.
 AZURE_OPERATIONS = {
     "Microsoft.Compute/locations/operations/read",
@@ -70,6 +70,13 @@ AZURE_OPERATIONS = {
     "Microsoft.Compute/galleries/images/versions/read",
     "Microsoft.Compute/galleries/images/versions/write",
     "Microsoft.Compute/galleries/images/versions/delete",
+    "Microsoft.Network/virtualNetworks/read",
+    "Microsoft.Network/virtualNetworks/subnets/read",
+    "Microsoft.Network/virtualNetworks/subnets/join/action",
+    "Microsoft.Network/networkInterfaces/read",
+    "Microsoft.Network/networkInterfaces/write",
+    "Microsoft.Network/networkInterfaces/delete",
+    "Microsoft.Network/networkInterfaces/join/action",
 }
 
 
