@@ -24,6 +24,12 @@ from activities._common import (
     props,
 )
 from shared import clients
+from shared.activity_types import (
+    DELETE_IMAGE_VERSION,
+    ENSURE_DEFINITION,
+    GET_VERSION_STATUS,
+    START_IMAGE_VERSION,
+)
 from shared.contracts import (
     DefinitionInput,
     DefinitionResult,
@@ -43,7 +49,7 @@ def _gallery_id(sub: str, rg: str, name: str) -> str:
     return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/galleries/{name}"
 
 
-@activity(DefinitionInput)
+@activity(ENSURE_DEFINITION)
 def ensure_definition(inp: DefinitionInput) -> DefinitionResult:
     """Create the gallery and the image definition when missing (and allowed); never change existing ones."""
     sub = inp.gallery.subscription_id or inp.vm.subscription_id
@@ -236,7 +242,7 @@ def _version_key(name: str) -> tuple[int, int, int] | None:
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
-@activity(VersionInput)
+@activity(START_IMAGE_VERSION)
 def start_image_version(inp: VersionInput) -> VersionStatus:
     """PUT the image version from the snapshots and return once Azure accepted it (no waiting).
 
@@ -356,7 +362,7 @@ def _create_version(inp: VersionInput, sub: str, name: str, vid: str, *, explici
     return _status(created, vid, accepted.operation_url)
 
 
-@activity(VersionRef)
+@activity(GET_VERSION_STATUS)
 def get_version_status(inp: VersionRef) -> VersionStatus:
     """Provisioning and per-region replication state ($expand=ReplicationStatus); ``exists=False`` once gone."""
     sub, rg, gname, dname, ver = _version_parts(inp.version_id, "get_version_status")
@@ -392,7 +398,7 @@ def _missing_version(sub: str, inp: VersionRef) -> VersionStatus:
     )
 
 
-@activity(VersionRef)
+@activity(DELETE_IMAGE_VERSION)
 def delete_image_version(inp: VersionRef) -> Done:
     """Start deleting the image version (it may take minutes); ``get_version_status`` says when it is gone."""
     sub, rg, gname, dname, ver = _version_parts(inp.version_id, "delete_image_version")

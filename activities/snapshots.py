@@ -15,6 +15,13 @@ from azure.mgmt.compute import models as cm
 from activities import lro
 from activities._common import activity, as_dict, azure_call, get_or_none, parse_id, props
 from shared import clients
+from shared.activity_types import (
+    DELETE_SNAPSHOT,
+    GET_SNAPSHOT,
+    GET_SNAPSHOT_DELETION,
+    REVOKE_SNAPSHOT_ACCESS,
+    START_SNAPSHOT,
+)
 from shared.contracts import Done, OperationOutcome, SnapshotInput, SnapshotRef, SnapshotResult
 from shared.errors import AzureOperationError, TransientAzureError, operation_failure
 from shared.ids import TAG_RUN_ID, made_by_run, ownership_tags, snapshot_id, snapshot_name
@@ -87,7 +94,7 @@ def _read(subscription_id: str, resource_group: str, name: str, sid: str) -> dic
     )
 
 
-@activity(SnapshotInput)
+@activity(START_SNAPSHOT)
 def start_snapshot(inp: SnapshotInput) -> SnapshotResult:
     """Start a full snapshot (createOption Copy) of one disk; return at once. Poll ``get_snapshot``."""
     name = snapshot_name(inp.capture_id, inp.disk.lun)
@@ -129,7 +136,7 @@ def start_snapshot(inp: SnapshotInput) -> SnapshotResult:
     return _result(created, accepted.operation_url)
 
 
-@activity(SnapshotRef)
+@activity(GET_SNAPSHOT)
 def get_snapshot(inp: SnapshotRef) -> SnapshotResult:
     """Read a snapshot's provisioning state (and background-copy percentage, when Azure reports one).
 
@@ -148,7 +155,7 @@ def get_snapshot(inp: SnapshotRef) -> SnapshotResult:
     return result
 
 
-@activity(SnapshotRef)
+@activity(REVOKE_SNAPSHOT_ACCESS)
 def revoke_snapshot_access(inp: SnapshotRef) -> Done:
     """End export access to the snapshot (every SAS issued for it stops working). Idempotent.
 
@@ -169,7 +176,7 @@ def revoke_snapshot_access(inp: SnapshotRef) -> Done:
     return Done(resource_id=inp.snapshot_id, changed=active)
 
 
-@activity(SnapshotRef)
+@activity(DELETE_SNAPSHOT)
 def delete_snapshot(inp: SnapshotRef) -> Done:
     """Start deleting the snapshot. Idempotent: a snapshot already gone is ``changed=False``."""
     rid = parse_id(inp.snapshot_id, field="snapshotId", step="delete_snapshot")
@@ -186,7 +193,7 @@ def delete_snapshot(inp: SnapshotRef) -> Done:
     return Done(resource_id=inp.snapshot_id, changed=True, operation_url=accepted.operation_url)
 
 
-@activity(SnapshotRef)
+@activity(GET_SNAPSHOT_DELETION)
 def get_snapshot_deletion(inp: SnapshotRef) -> Done:
     """Is the snapshot gone? ``changed=True`` once it is. A delete whose operation failed raises its error.
 

@@ -130,21 +130,6 @@ class GuestPrepareResult(WireModel):
     operation_url: str | None = None
 
 
-class GuestPrepareStatusInput(WireModel):
-    vm_id: str
-    operation_url: str  # GuestPrepareResult.operation_url
-
-
-class GuestPrepareStatus(WireModel):
-    """What the guest step's Run Command reported so far (it may never report: wait for the stop)."""
-
-    status: str  # InProgress | Succeeded | Failed | Canceled | Unknown
-    # True only for a real failure exit reported by the script (a non-zero exit code). A Run Command
-    # that ends Failed/Canceled without an exit code is the guest shutting down mid-command (§Q6).
-    failed: bool = False
-    message: str | None = None  # Azure's code + message or the script's failure text, redacted
-
-
 # --- gallery preflight ------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ Nothing here may hold a SAS: blob URLs are always stored without their query str
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError
@@ -27,15 +28,37 @@ from shared.instances import InstanceSnapshot, decoded
 from shared.model_base import WireModel
 from shared.redaction import redact, strip_query
 
-STAGES: tuple[str, ...] = (
-    "preflight",
-    "prepare",
-    "deallocate",
-    "generalize",
-    "snapshot",
-    "publish",
-    "export",
-    "cleanup",
+
+class Stage(StrEnum):
+    """Where a capture is: one of its pipeline stages (``STAGES``), or where it ended.
+
+    ``orchestrators.capture`` names its stages with these; ``CaptureProgress.stage`` takes only these.
+    """
+
+    PREFLIGHT = "preflight"
+    PREPARE = "prepare"
+    DEALLOCATE = "deallocate"
+    GENERALIZE = "generalize"
+    SNAPSHOT = "snapshot"
+    PUBLISH = "publish"
+    EXPORT = "export"
+    CLEANUP = "cleanup"
+    # Not stages of the pipeline: the capture's whereabouts once it finished or while it is undone.
+    DONE = "done"
+    CANCELING = "canceling"
+    CANCELED = "canceled"
+
+
+# The stages every capture reports, in order (each has a ``StageTiming`` in ``CaptureProgress.stages``).
+STAGES: tuple[Stage, ...] = (
+    Stage.PREFLIGHT,
+    Stage.PREPARE,
+    Stage.DEALLOCATE,
+    Stage.GENERALIZE,
+    Stage.SNAPSHOT,
+    Stage.PUBLISH,
+    Stage.EXPORT,
+    Stage.CLEANUP,
 )
 
 M = TypeVar("M", bound=WireModel)
@@ -98,7 +121,7 @@ class CaptureProgress(WireModel):
     capture_id: str
     source_vm_id: str
     run_id: str | None = None  # this run's id (None: a capture started before run ids; use capture_id)
-    stage: str = "preflight"
+    stage: Stage = Stage.PREFLIGHT
     state: Literal["running", "succeeded", "failed", "canceled"] = "running"
     stages: list[StageTiming] = Field(default_factory=lambda: [StageTiming(name=s) for s in STAGES])
     generalized: bool = False
@@ -117,7 +140,7 @@ class CaptureProgress(WireModel):
     cancel_reason: str | None = None
     cleaned: list[str] = Field(default_factory=list)
 
-    def stage_of(self, name: str) -> StageTiming:
+    def stage_of(self, name: Stage) -> StageTiming:
         for s in self.stages:
             if s.name == name:
                 return s
