@@ -81,7 +81,7 @@ def start_export(inp: ExportStartInput) -> CopyStatus:
     reuses it.
     """
     snap = parse_id(inp.snapshot_id, field="snapshotId", step="start_export")
-    name = export_blob_name(inp.capture_id, inp.disk_name)
+    name = export_blob_name(inp.run_id, inp.disk_name)
     blob = clients.blob_service(inp.account_url).get_blob_client(inp.container, name)
     where = strip_query(blob.url)
     existing = get_or_none(blob.get_blob_properties, step="read the export blob", resource=where)
@@ -114,7 +114,7 @@ def start_export(inp: ExportStartInput) -> CopyStatus:
             resource=inp.snapshot_id,
             code="NoAccessUrl",
         )
-    metadata = {META_CAPTURE: inp.capture_id, META_SNAPSHOT: inp.snapshot_id}
+    metadata = {META_CAPTURE: inp.run_id, META_SNAPSHOT: inp.snapshot_id}
     with azure_call("start the VHD copy", where):
         blob.start_copy_from_url(sas, metadata=metadata)
     del sas

@@ -212,7 +212,7 @@ def _version_body(inp: VersionInput) -> dict[str, Any]:
         ]
     return {
         "location": inp.location,
-        "tags": ownership_tags(inp.capture_id, inp.tags),
+        "tags": ownership_tags(inp.run_id, inp.tags),
         "properties": {"publishingProfile": publishing, "storageProfile": storage},
     }
 
@@ -263,7 +263,7 @@ def start_image_version(inp: VersionInput) -> VersionStatus:
         return _create_version(inp, sub, inp.version, f"{base}/{inp.version}", explicit=True)
     with azure_call("list the image versions", base.rsplit("/", 1)[0]):
         listed = [as_dict(v) for v in versions.list_by_gallery_image(rg, gname, dname)]
-    ours = [v for v in listed if made_by_run(v.get("tags")) == inp.capture_id]
+    ours = [v for v in listed if made_by_run(v.get("tags")) == inp.run_id]
     if ours:
         name = str(ours[0]["name"])
         return _create_version(inp, sub, name, f"{base}/{name}", explicit=True)
@@ -300,7 +300,7 @@ def _create_version(inp: VersionInput, sub: str, name: str, vid: str, *, explici
     )
     if existing is not None:
         owner = made_by_run(existing.get("tags"))
-        if owner != inp.capture_id:
+        if owner != inp.run_id:
             if not explicit:
                 return None
             raise AzureOperationError(
@@ -349,7 +349,7 @@ def _create_version(inp: VersionInput, sub: str, name: str, vid: str, *, explici
     )
     if created is None:  # accepted but not visible (yet): get_version_status reads the operation
         return VersionStatus(version_id=vid, exists=False, operation_url=accepted.operation_url)
-    if made_by_run(created.get("tags")) != inp.capture_id:
+    if made_by_run(created.get("tags")) != inp.run_id:
         if not explicit:
             return None
         raise AzureOperationError(

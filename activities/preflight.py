@@ -102,7 +102,7 @@ def check_gallery(inp: GalleryCheckInput) -> GalleryCheckResult:
                 as_dict(v) for v in compute.gallery_image_versions.list_by_gallery_image(rg, gname, dname)
             ]
     # Made by this very run (an earlier execution of it), not merely by an earlier capture of the same VM.
-    ours = [v for v in versions if inp.capture_id and made_by_run(v.get("tags")) == inp.capture_id]
+    ours = [v for v in versions if inp.run_id and made_by_run(v.get("tags")) == inp.run_id]
 
     if inp.version == VERSION_AUTO:
         if ours:

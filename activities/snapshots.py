@@ -1,6 +1,6 @@
 """Snapshot activities: start a snapshot of a disk, read it, revoke its export access, delete it.
 
-Snapshot names and tags come from the capture run id (``SnapshotInput.capture_id``), so a re-executed
+Snapshot names and tags come from the capture run id (``SnapshotInput.run_id``), so a re-executed
 ``start_snapshot`` finds the snapshot an earlier execution of the same run created instead of making a
 second one, and a later run of the same VM never reuses it.
 """
@@ -97,13 +97,13 @@ def _read(subscription_id: str, resource_group: str, name: str, sid: str) -> dic
 @activity(START_SNAPSHOT)
 def start_snapshot(inp: SnapshotInput) -> SnapshotResult:
     """Start a full snapshot (createOption Copy) of one disk; return at once. Poll ``get_snapshot``."""
-    name = snapshot_name(inp.capture_id, inp.disk.lun)
+    name = snapshot_name(inp.run_id, inp.disk.lun)
     sid = snapshot_id(inp.subscription_id, inp.resource_group, name)
     snapshots = clients.compute(inp.subscription_id).snapshots
     existing = _read(inp.subscription_id, inp.resource_group, name, sid)
     if existing is not None:
         owner = made_by_run(existing.get("tags"))
-        if owner != inp.capture_id:
+        if owner != inp.run_id:
             raise AzureOperationError(
                 f"the snapshot {name} in resource group {inp.resource_group} already exists and was not made by "
                 f"this capture run (tag {TAG_RUN_ID}={owner!r}): delete it or rename it",
@@ -125,7 +125,7 @@ def start_snapshot(inp: SnapshotInput) -> SnapshotResult:
     body = {
         "location": inp.location,
         "sku": {"name": SNAPSHOT_SKU},
-        "tags": {**ownership_tags(inp.capture_id, inp.tags), TAG_DISK_KEY: inp.disk.key},
+        "tags": {**ownership_tags(inp.run_id, inp.tags), TAG_DISK_KEY: inp.disk.key},
         "properties": properties,
     }
     with azure_call("create the snapshot", sid):

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 
 from shared.model_base import WireModel
 from shared.requests import CaptureRequest, GalleryRef, ImageDefinitionSpec, TargetRegion
+
+# Fields holding a capture RUN id (CaptureInput.run_id) were once named captureId: inputs stored by
+# that code still parse.
+RUN_ID_ALIASES = AliasChoices("runId", "captureId")
 
 
 class OperationOutcome(WireModel):
@@ -141,7 +145,7 @@ class GalleryCheckInput(WireModel):
     # The capture RUN id (CaptureInput.run_id). When set, a version made by this run (tag
     # image-pipeline:run-id, see shared.ids.made_by_run) is "ours" (an earlier execution of the same run),
     # not a conflict; a version made by an earlier run of the same VM is not.
-    capture_id: str | None = None
+    run_id: str | None = Field(default=None, validation_alias=RUN_ID_ALIASES)
 
 
 class DefinitionFacts(WireModel):
@@ -192,7 +196,9 @@ class RegionsResult(WireModel):
 
 
 class SnapshotInput(WireModel):
-    capture_id: str  # the capture RUN id: names the snapshot (<run-id>-<disk>) and tags it as the run's
+    run_id: str = Field(
+        validation_alias=RUN_ID_ALIASES
+    )  # names the snapshot (<run-id>-<disk>) and tags it as the run's
     disk: DiskFacts
     subscription_id: str
     resource_group: str
@@ -243,7 +249,9 @@ class DataSnapshot(WireModel):
 
 
 class VersionInput(WireModel):
-    capture_id: str  # the capture RUN id: an existing version tagged with it is this run's own work
+    run_id: str = Field(
+        validation_alias=RUN_ID_ALIASES
+    )  # an existing version tagged with it is this run's own work
     gallery: GalleryRef
     definition_name: str
     version: str  # explicit, or (auto) preflight's candidate: the lowest version start_image_version tries
@@ -288,7 +296,7 @@ class VersionStatus(WireModel):
 
 
 class ExportStartInput(WireModel):
-    capture_id: str  # the capture RUN id: the blob is <container>/<run-id>/<disk>.vhd
+    run_id: str = Field(validation_alias=RUN_ID_ALIASES)  # the blob is <container>/<run-id>/<disk>.vhd
     snapshot_id: str
     disk_key: str
     disk_name: str

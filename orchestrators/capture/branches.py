@@ -46,7 +46,7 @@ def publish_input(run: CaptureRun) -> PublishVersionInput:
         gallery=run.gallery, definition=req.image_definition, vm=facts, location=location, tags=tags
     )
     version = VersionInput(
-        capture_id=cid,
+        run_id=cid,
         gallery=run.gallery,
         definition_name=req.image_definition.name,
         version=gcheck.resolved_version,
@@ -63,7 +63,7 @@ def publish_input(run: CaptureRun) -> PublishVersionInput:
         exclude_from_latest=req.exclude_from_latest,
         tags=tags,
     )
-    return PublishVersionInput(capture_id=cid, policy=run.inp.policy, definition=definition, version=version)
+    return PublishVersionInput(run_id=cid, policy=run.inp.policy, definition=definition, version=version)
 
 
 def export_inputs(run: CaptureRun) -> list[ExportDiskInput]:
@@ -75,7 +75,7 @@ def export_inputs(run: CaptureRun) -> list[ExportDiskInput]:
     inputs = []
     for disk in run.vm.disks:
         start = ExportStartInput(
-            capture_id=cid,
+            run_id=cid,
             snapshot_id=by_key[disk.key].snapshot_id,
             disk_key=disk.key,
             disk_name=disk.name,
@@ -84,7 +84,7 @@ def export_inputs(run: CaptureRun) -> list[ExportDiskInput]:
             container=target.container,
             sas_duration_seconds=sas_duration_seconds(policy, disk.size_gb * 1024**3),
         )
-        inputs.append(ExportDiskInput(capture_id=cid, start=start, policy=policy))
+        inputs.append(ExportDiskInput(run_id=cid, start=start, policy=policy))
     return inputs
 
 

@@ -94,7 +94,7 @@ def snapshot(run: CaptureRun) -> Gen[None]:
     tags.update({TAG_CAPTURE_ID: run.inp.capture_id, TAG_RUN_ID: cid, TAG_SOURCE_VM: facts.id[:256]})
     inputs = {
         d.key: SnapshotInput(
-            capture_id=cid,
+            run_id=cid,
             disk=d,
             subscription_id=facts.subscription_id,
             resource_group=facts.resource_group,

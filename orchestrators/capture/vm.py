@@ -60,7 +60,7 @@ def preflight(run: CaptureRun) -> Gen[None]:
             definition=req.image_definition,
             version=req.version,
             vm=facts,
-            capture_id=run.run_id,
+            run_id=run.run_id,
         )
     )
     # The image version lives in the gallery's subscription: its regions are the ones that count.
