@@ -24,10 +24,11 @@ import azure.durable_functions as df
 
 from orchestrators import names
 from orchestrators.blueprint import bp
+from orchestrators.branch import BranchRun
 from orchestrators.calls import Calls
-from orchestrators.cancellation import Canceled, CancelWatch
+from orchestrators.cancellation import Canceled
 from orchestrators.models import ExportDiskInput, ExportState
-from orchestrators.polling import Done, OutOfPolls, poll
+from orchestrators.polling import Done, OutOfPolls
 from orchestrators.retrying import Gen, StepFailed, failure_info
 from orchestrators.timing import (
     MAX_COPY_RESTARTS,
@@ -107,9 +108,8 @@ def _progress(context: df.DurableOrchestrationContext, inp: ExportDiskInput) -> 
 @bp.orchestration_trigger(context_name="context", orchestration=names.EXPORT_DISK)
 def export_disk(context: df.DurableOrchestrationContext) -> Gen[dict[str, Any] | None]:
     inp = ExportDiskInput.from_wire(context.get_input())
-    progress = _progress(context, inp)
-    context.set_custom_status(progress.to_wire())
-    copy = _Copy(context, inp, progress, CancelWatch(context))
+    copy = _Copy(context, inp, _progress(context, inp))
+    progress = copy.progress
     error: ErrorInfo | None = None
     try:
         if not (yield from copy.run()):
@@ -118,35 +118,20 @@ def export_disk(context: df.DurableOrchestrationContext) -> Gen[dict[str, Any] |
     except Canceled as c:
         error = yield from copy.abort_on_cancel(c)
     except Exception as exc:  # StepFailed, or anything unexpected: either way the access is revoked below
-        error = failure_info(exc, step=STEP)
-        progress.state = "failed"
-        progress.error = ErrorInfo.from_info(error)
+        error = copy.fail(exc)
     yield from copy.revoke(error)
-    progress.ended = iso(context.current_utc_datetime)
-    context.set_custom_status(progress.to_wire())
-    return progress.to_wire()
+    return copy.end()
 
 
-class _Copy:
+class _Copy(BranchRun[ExportDiskInput, ExportProgress, ExportState]):
     """One execution's wait for the copy: what ``poll`` probes, judges and paces, and how it ends."""
 
     def __init__(
-        self,
-        context: df.DurableOrchestrationContext,
-        inp: ExportDiskInput,
-        progress: ExportProgress,
-        watch: CancelWatch,
+        self, context: df.DurableOrchestrationContext, inp: ExportDiskInput, progress: ExportProgress
     ) -> None:
-        self.context, self.inp, self.progress, self.watch = context, inp, progress, watch
-        self.policy, self.start, self.state = inp.policy, inp.start, inp.state
-        self.calls = Calls(context, inp.policy, STEP, patient=True)
+        super().__init__(context, inp, progress, policy=inp.policy, state=inp.state, step=STEP)
+        self.start = inp.start
         self.restart = False  # the last status says the source expired: grant again and copy again
-
-    @property
-    def st(self) -> ExportState:
-        if self.state is None:
-            raise RuntimeError("the copy has not been started yet")
-        return self.state
 
     def begin(self) -> Gen[CopyStatus]:
         """Grant access and start the copy (the first execution only)."""
@@ -185,37 +170,22 @@ class _Copy:
 
     def run(self) -> Gen[bool]:
         """Wait until the copy succeeded; False when this execution continued as new. Raises on failure."""
-        policy = self.policy
-        first, budget, first_delay = None, policy.max_polls_per_execution, None
-        if self.state is None:
-            first = yield from self.begin()
-        else:  # a continued execution starts with the wait its predecessor would have made
-            stalled_for = elapsed_seconds(self.st.last_progress_at, self.context.current_utc_datetime)
-            if stalled_for >= policy.copy_stall_seconds:
-                yield from self._stalled(stalled_for)
-            first_delay, budget = _copy_poll_delay(self.context, self.st, policy), budget - 1
-        verdict = yield from poll(
-            self.context,
+        first = (yield from self.begin()) if self.state is None else None
+        verdict = yield from self.wait(
             self.probe,
             self.done,
             self.delay,
             started=lambda: parse_iso(self.st.last_progress_at),
-            timeout=policy.copy_stall_seconds,
-            max_polls=budget,
-            watch=self.watch,
+            timeout=self.policy.copy_stall_seconds,
             first=first,
-            first_delay=first_delay,
         )
         if isinstance(verdict, Done):
             if verdict.value.status != "success":
                 raise StepFailed(_copy_failed(self.start, self.st, verdict.value))
             return True
         if isinstance(verdict, OutOfPolls):
-            self.watch.check()  # never carry a received cancel into the next execution
-            self.st.executions += 1
             # start carries the SAS lifetime of the latest (re)start into the next execution.
-            state = {"state": self.st, "start": self.start}
-            self.context.continue_as_new(self.inp.model_copy(update=state).to_wire())
+            self.carry_on(start=self.start)
             return False
         yield from self._stalled(verdict.waited)
         return False

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 import azure.durable_functions as df
 
@@ -37,14 +37,14 @@ class Done(Generic[T]):
 
 @dataclass(frozen=True)
 class TimedOut(Generic[T]):
-    last: T  # the last value seen
+    last: T | None  # the last value seen (None: a resumed wait that timed out before its first probe)
     waited: float  # seconds since ``started``
     polls: int  # waits made
 
 
 @dataclass(frozen=True)
 class OutOfPolls(Generic[T]):
-    last: T
+    last: T | None
     waited: float
     polls: int
 
@@ -56,7 +56,7 @@ def poll(
     context: df.DurableOrchestrationContext,
     probe: Callable[[], Gen[T]],
     done: Callable[[T], bool],
-    delay: Callable[[int, T], float | None],
+    delay: Callable[[int, T | None], float | None],
     *,
     started: datetime | Callable[[], datetime] | None = None,
     timeout: float | None = None,
@@ -64,16 +64,24 @@ def poll(
     watch: CancelWatch | None = None,
     first: T | None = None,
     first_delay: float | None = None,
+    resume: bool = False,
 ) -> Gen[Verdict[T]]:
-    """Probe until ``done``; see the module doc. ``first`` is a value already in hand (no first probe);
-    otherwise the first probe comes after ``first_delay`` (if any). ``started`` defaults to now and may
-    be a function, for a deadline that moves (a copy's last progress)."""
+    """Probe until ``done``; see the module doc.
+
+    ``first`` is a value already in hand (no first probe); otherwise the first probe comes after
+    ``first_delay`` (if any). ``resume`` (an execution continued as new) starts with the wait its
+    predecessor would have made: deadline, budget and ``delay(0, None)`` first, then the probe.
+    ``started`` defaults to now and may be a function, for a deadline that moves (a copy's last progress).
+    """
     begun = context.current_utc_datetime
-    if first is None and first_delay:
-        yield from sleep(context, first_delay, watch)
-    value = first if first is not None else (yield from probe())
+    value = first
+    if value is None and not resume:
+        if first_delay:
+            yield from sleep(context, first_delay, watch)
+        value = yield from probe()
     polls = 0
-    while not done(value):
+    while resume or not done(cast(T, value)):
+        resume = False
         wait = delay(polls, value)
         if wait is not None:
             since = started() if callable(started) else started or begun
@@ -85,7 +93,7 @@ def poll(
             yield from sleep(context, wait, watch)
             polls += 1
         value = yield from probe()
-    return Done(value)
+    return Done(cast(T, value))
 
 
 def _seconds(start: datetime, now: datetime) -> float:

@@ -27,11 +27,12 @@ import azure.durable_functions as df
 
 from orchestrators import names
 from orchestrators.blueprint import bp
+from orchestrators.branch import BranchRun
 from orchestrators.calls import Calls
-from orchestrators.cancellation import Canceled, CancelWatch
+from orchestrators.cancellation import Canceled
 from orchestrators.models import PublishState, PublishVersionInput
 from orchestrators.polling import Done, OutOfPolls, poll
-from orchestrators.retrying import Gen, StepFailed, failure_info, sleep
+from orchestrators.retrying import Gen, StepFailed, sleep
 from orchestrators.timing import elapsed_seconds, iso, parse_iso, poll_delay, progress_poll_delay, retry_delay
 from shared.activity_types import (
     DELETE_IMAGE_VERSION,
@@ -123,12 +124,10 @@ def _progress(context: df.DurableOrchestrationContext, inp: PublishVersionInput)
 @bp.orchestration_trigger(context_name="context", orchestration=names.PUBLISH_VERSION)
 def publish_version(context: df.DurableOrchestrationContext) -> Gen[dict[str, Any] | None]:
     inp = PublishVersionInput.from_wire(context.get_input())
-    progress = _progress(context, inp)
-    context.set_custom_status(progress.to_wire())
-    watch = CancelWatch(context)
+    publish = _Replication(context, inp, _progress(context, inp))
+    progress = publish.progress
     try:
-        wait = _Replication(context, inp, progress, watch)
-        if (yield from wait.run()) is None:
+        if (yield from publish.run()) is None:
             return None  # continued as new
         progress.state = "completed"
     except Canceled as c:
@@ -140,35 +139,19 @@ def publish_version(context: df.DurableOrchestrationContext) -> Gen[dict[str, An
             resource=progress.version_id,
         )
     except Exception as exc:  # StepFailed or unexpected: report in the output, never raise (see module doc)
-        progress.state = "failed"
-        progress.error = ErrorInfo.from_info(failure_info(exc, step=STEP))
-    progress.ended = iso(context.current_utc_datetime)
-    context.set_custom_status(progress.to_wire())
-    return progress.to_wire()
+        publish.fail(exc)
+    return publish.end()
 
 
-class _Replication:
+class _Replication(BranchRun[PublishVersionInput, VersionProgress, PublishState]):
     """One execution's wait for the version's replication: what ``poll`` probes, judges and paces."""
 
     def __init__(
-        self,
-        context: df.DurableOrchestrationContext,
-        inp: PublishVersionInput,
-        progress: VersionProgress,
-        watch: CancelWatch,
+        self, context: df.DurableOrchestrationContext, inp: PublishVersionInput, progress: VersionProgress
     ) -> None:
-        self.context, self.inp, self.progress, self.watch = context, inp, progress, watch
-        self.policy = inp.policy
-        self.calls = Calls(context, inp.policy, STEP, patient=True)
+        super().__init__(context, inp, progress, policy=inp.policy, state=inp.state, step=STEP)
         self.regions = [r.name for r in inp.version.target_regions]
-        self.state = inp.state
         self.recreate = False  # the last status failed transiently: create the version again
-
-    @property
-    def st(self) -> PublishState:
-        if self.state is None:
-            raise RuntimeError("the image version has not been started yet")
-        return self.state
 
     def start(self) -> Gen[VersionStatus]:
         """Ensure the definition and start the version (the first execution only)."""
@@ -218,34 +201,21 @@ class _Replication:
 
     def run(self) -> Gen[VersionStatus | None]:
         """Wait until replicated; ``None`` when this execution continued as new. Raises on failure."""
-        policy = self.policy
-        first, budget, first_delay = None, policy.max_polls_per_execution, None
-        if self.state is None:
-            first = yield from self.start()
-        else:  # a continued execution starts with the wait its predecessor would have made
-            if self.waited() >= policy.replication_timeout_seconds:
-                raise StepFailed(self._timed_out(self.waited()))
-            first_delay, budget = self.delay(0, None), budget - 1
-        verdict = yield from poll(
-            self.context,
+        first = (yield from self.start()) if self.state is None else None
+        verdict = yield from self.wait(
             self.probe,
             self.done,
             self.delay,
             started=parse_iso(self.st.started),
-            timeout=policy.replication_timeout_seconds,
-            max_polls=budget,
-            watch=self.watch,
+            timeout=self.policy.replication_timeout_seconds,
             first=first,
-            first_delay=first_delay,
         )
         if isinstance(verdict, Done):
             if replication_verdict(verdict.value, self.regions)[0] == "failed":
                 raise StepFailed((yield from self._failed(verdict.value)))
             return verdict.value
         if isinstance(verdict, OutOfPolls):
-            self.watch.check()  # never carry a received cancel into the next execution
-            self.st.executions += 1
-            self.context.continue_as_new(self.inp.model_copy(update={"state": self.st}).to_wire())
+            self.carry_on()
             return None
         raise StepFailed(self._timed_out(verdict.waited))
 

@@ -16,7 +16,7 @@ from orchestrators.capture.snapshots import snapshots_left
 from orchestrators.retrying import Gen
 from shared.activity_types import PUBLISH_NOTICE
 from shared.errors import ErrorInfo
-from shared.notices import CaptureNotice, NoticeInput, notice_from_progress, notice_from_result
+from shared.notices import CaptureNotice, NoticeInput, Outcome, notice_from_progress, notice_from_result
 from shared.status import CaptureProgress, CaptureResult, Stage
 
 
@@ -33,6 +33,23 @@ def notify(run: CaptureRun, notice: CaptureNotice) -> Gen[None]:
         yield from Calls(run.context, run.inp.policy, "notify").once(PUBLISH_NOTICE, publish)
     except Exception:  # publish_notice reports its own failures in its result; this is a host failure
         pass
+
+
+def _notify_ended(
+    run: CaptureRun, outcome: Outcome, kept: list[str], deleted: list[str], cleaned: list[str] | None = None
+) -> Gen[None]:
+    """The notice of a capture that did not succeed: its progress, and which snapshots are left."""
+    notice = notice_from_progress(
+        run.progress,
+        outcome=outcome,
+        trigger=run.inp.trigger,
+        started=run.started_at,
+        ended=run.t.now(),
+        snapshots_kept=kept,
+        snapshots_deleted=deleted,
+        cleaned=cleaned,
+    )
+    yield from notify(run, notice)
 
 
 def succeeded(run: CaptureRun) -> Gen[dict[str, Any]]:
@@ -105,17 +122,8 @@ def canceled(run: CaptureRun, plan: Plan, c: Canceled) -> Gen[dict[str, Any]]:
     )
     run.t.publish()
     ids = [d.snapshot_id for d in progress.disks if d.snapshot_id]
-    notice = notice_from_progress(
-        progress,
-        outcome="canceled",
-        trigger=run.inp.trigger,
-        started=run.started_at,
-        ended=run.t.now(),
-        cleaned=progress.cleaned,
-        snapshots_kept=[i for i in ids if i not in run.deleted],
-        snapshots_deleted=run.deleted,
-    )
-    yield from notify(run, notice)
+    kept = [i for i in ids if i not in run.deleted]
+    yield from _notify_ended(run, "canceled", kept, run.deleted, cleaned=progress.cleaned)
     return {
         "captureId": run.inp.capture_id,
         "runId": run.run_id,
@@ -136,16 +144,7 @@ def failed(run: CaptureRun, plan: Plan, info: ErrorInfo) -> Gen[ErrorInfo]:
     kept = [] if cleaned_up else snapshots_left(progress, ids)
     info = with_leftovers(info, progress, vm_name(run.req.source_vm_id), kept)
     run.t.fail(info)
-    notice = notice_from_progress(
-        progress,
-        outcome="failed",
-        trigger=run.inp.trigger,
-        started=run.started_at,
-        ended=run.t.now(),
-        snapshots_kept=kept,
-        snapshots_deleted=[i for i in ids if i not in kept],
-    )
-    yield from notify(run, notice)
+    yield from _notify_ended(run, "failed", kept, [i for i in ids if i not in kept])
     return info
 
 

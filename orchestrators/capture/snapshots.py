@@ -116,7 +116,7 @@ def snapshot(run: CaptureRun) -> Gen[None]:
         first=first,
     )
     if not isinstance(verdict, Done):
-        pending = [s for s in verdict.last.values() if s.provisioning_state != "Succeeded"]
+        pending = [s for s in snaps.snaps.values() if s.provisioning_state != "Succeeded"]
         raise StepFailed(
             ErrorInfo.timed_out(
                 Stage.SNAPSHOT,

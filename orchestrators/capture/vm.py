@@ -136,12 +136,13 @@ def wait_power(
     if isinstance(verdict, Done):
         return verdict.value
     guest = step == Stage.PREPARE
+    last = verdict.last.power_state if verdict.last is not None else "unknown"
     raise StepFailed(
         ErrorInfo.timed_out(
             step,
             "GuestPreparationTimedOut" if guest else "PowerStateTimedOut",
             resource=facts.id,
-            message=f"{facts.name} was still {verdict.last.power_state} after {int(verdict.waited)} s waiting "
+            message=f"{facts.name} was still {last} after {int(verdict.waited)} s waiting "
             f"for {waiting_for}." + (f" {note}" if note else ""),
             advice="Check the guest (boot diagnostics / serial console): the deprovision or sysprep step "
             "must end by shutting the VM down. The VM was not generalized."
