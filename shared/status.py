@@ -50,16 +50,7 @@ class Stage(StrEnum):
 
 
 # The stages every capture reports, in order (each has a ``StageTiming`` in ``CaptureProgress.stages``).
-STAGES: tuple[Stage, ...] = (
-    Stage.PREFLIGHT,
-    Stage.PREPARE,
-    Stage.DEALLOCATE,
-    Stage.GENERALIZE,
-    Stage.SNAPSHOT,
-    Stage.PUBLISH,
-    Stage.EXPORT,
-    Stage.CLEANUP,
-)
+STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s not in (Stage.DONE, Stage.CANCELING, Stage.CANCELED))
 
 M = TypeVar("M", bound=WireModel)
 
