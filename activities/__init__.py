@@ -1,11 +1,11 @@
 """Every Azure side effect of the capture, one activity per Azure thing, registered on one Blueprint.
 
-``function_app.py`` does ``app.register_functions(activities.bp)``. Each activity takes
-``payload`` = ``<Input>.to_wire()`` and returns ``<Result>.to_wire()`` (types in ``shared.contracts``);
-orchestrators call them by the names below. Modules by Azure concern:
+``function_app.py`` does ``app.register_functions(activities.bp)``. Each activity is declared once in
+``shared.activity_types`` (name, input type, result type); its function here is decorated with that
+declaration (``activities._common.activity``), takes ``payload`` = ``<Input>.to_wire()`` and returns
+``<Result>.to_wire()``, and is registered under the declared name. Modules by Azure concern:
 
-- ``virtual_machines``: get_vm_facts, get_power_state, start_deallocate, generalize_vm, start_guest_prepare,
-  get_guest_prepare_status
+- ``virtual_machines``: get_vm_facts, get_power_state, start_deallocate, generalize_vm, start_guest_prepare
 - ``preflight``: check_gallery, check_export_target, list_regions
 - ``snapshots``: start_snapshot, get_snapshot, revoke_snapshot_access, delete_snapshot,
   get_snapshot_deletion
@@ -21,37 +21,28 @@ from typing import Any
 import azure.durable_functions as df
 
 from activities import exports, gallery, preflight, snapshots, virtual_machines
+from activities._common import IMPLEMENTATIONS
+from shared.activity_types import AZURE_ACTIVITIES
+
+_MODULES = (virtual_machines, preflight, snapshots, gallery, exports)  # importing them fills IMPLEMENTATIONS
+
+
+def _implementation(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    try:
+        return IMPLEMENTATIONS[name]
+    except KeyError:  # a declaration without a function: fail at import, not at the first capture
+        raise RuntimeError(
+            f"activity {name} is declared in shared.activity_types but not implemented"
+        ) from None
+
 
 ACTIVITIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    fn.__name__: fn
-    for fn in (
-        virtual_machines.get_vm_facts,
-        virtual_machines.get_power_state,
-        virtual_machines.start_deallocate,
-        virtual_machines.generalize_vm,
-        virtual_machines.start_guest_prepare,
-        virtual_machines.get_guest_prepare_status,
-        preflight.check_gallery,
-        preflight.check_export_target,
-        preflight.list_regions,
-        snapshots.start_snapshot,
-        snapshots.get_snapshot,
-        snapshots.revoke_snapshot_access,
-        snapshots.delete_snapshot,
-        snapshots.get_snapshot_deletion,
-        gallery.ensure_definition,
-        gallery.start_image_version,
-        gallery.get_version_status,
-        gallery.delete_image_version,
-        exports.start_export,
-        exports.get_copy_status,
-        exports.abort_copy,
-    )
+    a.name: _implementation(a.name) for a in AZURE_ACTIVITIES
 }
 
 bp = df.Blueprint()
-for _fn in ACTIVITIES.values():
+for _name, _fn in ACTIVITIES.items():
     # The decorator records the function on the blueprint; the module-level function stays a plain callable.
-    bp.activity_trigger(input_name="payload")(_fn)
+    bp.activity_trigger(input_name="payload", activity=_name)(_fn)
 
 __all__ = ["ACTIVITIES", "bp"]

@@ -11,15 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast, overload
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from pydantic import ValidationError
 
+from shared.activity_types import Activity
 from shared.errors import CaptureError, code_text, translate_azure_error
 from shared.ids import ResourceId
 from shared.model_base import WireModel
-from shared.redaction import redact, strip_query
+from shared.redaction import strip_query
 
 log = logging.getLogger("activities")
 
@@ -50,11 +51,29 @@ def _resource_of(inp: WireModel) -> str | None:
     return None
 
 
-def activity(input_model: type[In]) -> Callable[[Callable[[In], Out]], Callable[[Payload], Payload]]:
-    """Wrap ``fn(inp) -> result`` as the worker-facing ``fn(payload: dict) -> dict`` of the same name."""
+# The worker-facing function of every declared activity, by name (filled by ``activity(<Activity>)``).
+IMPLEMENTATIONS: dict[str, Callable[[Payload], Payload]] = {}
+
+
+@overload
+def activity(
+    declared: Activity[In, Out],
+) -> Callable[[Callable[[In], Out]], Callable[[Payload], Payload]]: ...
+@overload
+def activity(declared: type[In]) -> Callable[[Callable[[In], Out]], Callable[[Payload], Payload]]: ...
+def activity(
+    declared: Activity[In, Out] | type[In],
+) -> Callable[[Callable[[In], Out]], Callable[[Payload], Payload]]:
+    """Wrap ``fn(inp) -> result`` as the worker-facing ``fn(payload: dict) -> dict``.
+
+    Given an ``Activity`` declaration (``shared.activity_types``) the function takes its name and input
+    type from it and is recorded in ``IMPLEMENTATIONS``; given a bare input model it keeps its own name.
+    """
+    stub = declared if isinstance(declared, Activity) else None
+    input_model: type[WireModel] = stub.input if stub is not None else cast("type[WireModel]", declared)
 
     def decorate(fn: Callable[[In], Out]) -> Callable[[Payload], Payload]:
-        name = fn.__name__
+        name = stub.name if stub is not None else fn.__name__
 
         def run(payload: Payload) -> Payload:
             try:
@@ -69,7 +88,7 @@ def activity(input_model: type[In]) -> Callable[[Callable[[In], Out]], Callable[
             resource = _resource_of(inp)
             log.info("activity %s on %s", name, resource)
             try:
-                result = fn(inp)
+                result = fn(cast(In, inp))
             except CaptureError as exc:
                 log.info("activity %s on %s failed: %s", name, resource, exc.info.message)
                 raise
@@ -84,6 +103,8 @@ def activity(input_model: type[In]) -> Callable[[Callable[[In], Out]], Callable[
         run.__doc__ = fn.__doc__
         run.__module__ = fn.__module__
         run.impl = fn  # type: ignore[attr-defined]
+        if stub is not None:
+            IMPLEMENTATIONS[name] = run
         return run
 
     return decorate
@@ -145,7 +166,3 @@ def props(resource: dict[str, Any]) -> dict[str, Any]:
 def norm_region(name: str) -> str:
     """``West Europe`` / ``westeurope`` → ``westeurope`` (ARM returns display names in some places)."""
     return name.replace(" ", "").lower()
-
-
-def safe_text(text: str) -> str:
-    return redact(text)

@@ -18,6 +18,7 @@ from azure.storage.blob import BlobClient, BlobProperties
 
 from activities._common import activity, as_dict, azure_call, azure_code, get_or_none, parse_id
 from shared import clients
+from shared.activity_types import ABORT_COPY, GET_COPY_STATUS, START_EXPORT
 from shared.contracts import BlobRef, CopyStatus, ExportStartInput
 from shared.errors import AzureOperationError
 from shared.ids import export_blob_name
@@ -68,7 +69,7 @@ def _status(blob: BlobClient, props: BlobProperties) -> CopyStatus:
     )
 
 
-@activity(ExportStartInput)
+@activity(START_EXPORT)
 def start_export(inp: ExportStartInput) -> CopyStatus:
     """Grant read access on the snapshot and start an async copy of it into the export container.
 
@@ -80,7 +81,7 @@ def start_export(inp: ExportStartInput) -> CopyStatus:
     reuses it.
     """
     snap = parse_id(inp.snapshot_id, field="snapshotId", step="start_export")
-    name = export_blob_name(inp.capture_id, inp.disk_name)
+    name = export_blob_name(inp.run_id, inp.disk_name)
     blob = clients.blob_service(inp.account_url).get_blob_client(inp.container, name)
     where = strip_query(blob.url)
     existing = get_or_none(blob.get_blob_properties, step="read the export blob", resource=where)
@@ -113,7 +114,7 @@ def start_export(inp: ExportStartInput) -> CopyStatus:
             resource=inp.snapshot_id,
             code="NoAccessUrl",
         )
-    metadata = {META_CAPTURE: inp.capture_id, META_SNAPSHOT: inp.snapshot_id}
+    metadata = {META_CAPTURE: inp.run_id, META_SNAPSHOT: inp.snapshot_id}
     with azure_call("start the VHD copy", where):
         blob.start_copy_from_url(sas, metadata=metadata)
     del sas
@@ -126,7 +127,7 @@ def _access_sas(body: dict[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-@activity(BlobRef)
+@activity(GET_COPY_STATUS)
 def get_copy_status(inp: BlobRef) -> CopyStatus:
     """Copy state and bytes copied of an export blob (one HEAD request)."""
     blob = _blob(inp.blob_url)
@@ -134,7 +135,7 @@ def get_copy_status(inp: BlobRef) -> CopyStatus:
         return _status(blob, blob.get_blob_properties())
 
 
-@activity(BlobRef)
+@activity(ABORT_COPY)
 def abort_copy(inp: BlobRef) -> CopyStatus:
     """Abort the copy if it is still pending (fine if it already finished); return the final state."""
     blob = _blob(inp.blob_url)

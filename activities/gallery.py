@@ -24,6 +24,12 @@ from activities._common import (
 )
 from activities.image_versions import next_free, version_body, version_key, version_parts, version_status
 from shared import clients
+from shared.activity_types import (
+    DELETE_IMAGE_VERSION,
+    ENSURE_DEFINITION,
+    GET_VERSION_STATUS,
+    START_IMAGE_VERSION,
+)
 from shared.contracts import (
     DefinitionInput,
     DefinitionResult,
@@ -40,7 +46,7 @@ def _gallery_id(sub: str, rg: str, name: str) -> str:
     return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/galleries/{name}"
 
 
-@activity(DefinitionInput)
+@activity(ENSURE_DEFINITION)
 def ensure_definition(inp: DefinitionInput) -> DefinitionResult:
     """Create the gallery and the image definition when missing (and allowed); never change existing ones."""
     sub = inp.gallery.subscription_id or inp.vm.subscription_id
@@ -106,7 +112,26 @@ _TAKEN_CODES = {"propertychangenotallowed", "conflict", "operationnotallowed", "
 AUTO_ATTEMPTS = 64
 
 
-@activity(VersionInput)
+def _next_free(versions: list[dict[str, Any]], floor: str) -> str:
+    """The next patch after the highest version of the definition, and not below ``floor``."""
+    keys = [k for k in (_version_key(str(v.get("name"))) for v in versions) if k is not None]
+    low = _version_key(floor)
+    if low is not None:
+        keys.append((low[0], low[1], low[2] - 1))
+    if not keys:
+        return "1.0.0"
+    top = max(keys)
+    return f"{top[0]}.{top[1]}.{top[2] + 1}"
+
+
+def _version_key(name: str) -> tuple[int, int, int] | None:
+    parts = name.split(".")
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
+        return None
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+@activity(START_IMAGE_VERSION)
 def start_image_version(inp: VersionInput) -> VersionStatus:
     """PUT the image version from the snapshots and return once Azure accepted it (no waiting).
 
@@ -127,7 +152,7 @@ def start_image_version(inp: VersionInput) -> VersionStatus:
         return _create_version(inp, sub, inp.version, f"{base}/{inp.version}", explicit=True)
     with azure_call("list the image versions", base.rsplit("/", 1)[0]):
         listed = [as_dict(v) for v in versions.list_by_gallery_image(rg, gname, dname)]
-    ours = [v for v in listed if made_by_run(v.get("tags")) == inp.capture_id]
+    ours = [v for v in listed if made_by_run(v.get("tags")) == inp.run_id]
     if ours:
         name = str(ours[0]["name"])
         return _create_version(inp, sub, name, f"{base}/{name}", explicit=True)
@@ -184,7 +209,7 @@ def _create_version(inp: VersionInput, sub: str, name: str, vid: str, *, explici
     )
     if created is None:  # accepted but not visible (yet): get_version_status reads the operation
         return VersionStatus(version_id=vid, exists=False, operation_url=accepted.operation_url)
-    if made_by_run(created.get("tags")) != inp.capture_id:
+    if made_by_run(created.get("tags")) != inp.run_id:
         if not explicit:
             return None
         raise AzureOperationError(
@@ -204,7 +229,7 @@ def _existing_version(
     """A version ``name`` that exists already: this run's (its status, or deleted when its create failed),
     or another capture's (``None`` for auto, refused when the version was asked for)."""
     owner = made_by_run(existing.get("tags"))
-    if owner != inp.capture_id:
+    if owner != inp.run_id:
         if not explicit:
             return None
         raise AzureOperationError(
@@ -238,7 +263,7 @@ def _existing_version(
     )
 
 
-@activity(VersionRef)
+@activity(GET_VERSION_STATUS)
 def get_version_status(inp: VersionRef) -> VersionStatus:
     """Provisioning and per-region replication state ($expand=ReplicationStatus); ``exists=False`` once gone."""
     sub, rg, gname, dname, ver = version_parts(inp.version_id, "get_version_status")
@@ -274,7 +299,7 @@ def _missing_version(sub: str, inp: VersionRef) -> VersionStatus:
     )
 
 
-@activity(VersionRef)
+@activity(DELETE_IMAGE_VERSION)
 def delete_image_version(inp: VersionRef) -> Done:
     """Start deleting the image version (it may take minutes); ``get_version_status`` says when it is gone."""
     sub, rg, gname, dname, ver = version_parts(inp.version_id, "delete_image_version")

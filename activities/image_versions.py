@@ -118,7 +118,7 @@ def version_body(inp: VersionInput) -> dict[str, Any]:
         ]
     return {
         "location": inp.location,
-        "tags": ownership_tags(inp.capture_id, inp.tags),
+        "tags": ownership_tags(inp.run_id, inp.tags),
         "properties": {"publishingProfile": publishing, "storageProfile": storage},
     }
 

@@ -40,6 +40,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from shared.activity_types import PUBLISH_NOTICE
 from shared.endpoints import WebhookTarget, webhook_target
 from shared.hosts import address_problem
 from shared.notices import NoticeInput, NoticeResult, WebhookDelivery
@@ -50,7 +51,6 @@ from shared.settings import app_setting, get_settings
 log = logging.getLogger("activities.notices")
 bp = df.Blueprint()
 
-PUBLISH_NOTICE = "publish_notice"
 WEBHOOK_ATTEMPTS = 4
 WEBHOOK_FIRST_WAIT_SECONDS = 1.0
 WEBHOOK_MAX_WAIT_SECONDS = 10.0
@@ -259,7 +259,7 @@ def publish(
     return result
 
 
-@bp.activity_trigger(input_name="payload", activity=PUBLISH_NOTICE)
+@bp.activity_trigger(input_name="payload", activity=PUBLISH_NOTICE.name)
 def publish_notice(payload: dict[str, Any]) -> dict[str, Any]:
     """Queue the notice and POST it to the webhook; failures are in the result, not raised."""
     try:

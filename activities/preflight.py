@@ -26,6 +26,7 @@ from azure.mgmt.core.exceptions import ARMErrorFormat
 from activities import compat
 from activities._common import activity, as_dict, azure_call, azure_code, get_or_none
 from shared import clients
+from shared.activity_types import CHECK_EXPORT_TARGET, CHECK_GALLERY, LIST_REGIONS
 from shared.contracts import (
     ExportCheckInput,
     ExportCheckResult,
@@ -53,7 +54,7 @@ def _version_key(name: str) -> tuple[int, int, int] | None:
         return None
 
 
-@activity(GalleryCheckInput)
+@activity(CHECK_GALLERY)
 def check_gallery(inp: GalleryCheckInput) -> GalleryCheckResult:
     """Does the gallery exist, is the definition compatible with the VM, is the version free (or ours)?"""
     sub = inp.gallery.subscription_id or inp.vm.subscription_id
@@ -93,7 +94,7 @@ def check_gallery(inp: GalleryCheckInput) -> GalleryCheckResult:
                 as_dict(v) for v in compute.gallery_image_versions.list_by_gallery_image(rg, gname, dname)
             ]
     # Made by this very run (an earlier execution of it), not merely by an earlier capture of the same VM.
-    ours = [v for v in versions if inp.capture_id and made_by_run(v.get("tags")) == inp.capture_id]
+    ours = [v for v in versions if inp.run_id and made_by_run(v.get("tags")) == inp.run_id]
     resolved = _resolved_version(inp.version, versions, ours)
     existing = next((v for v in versions if str(v.get("name")) == resolved), None)
     is_ours = existing is not None and existing in ours
@@ -161,7 +162,7 @@ _EXPORT_ROLE = "Storage Blob Data Contributor"
 PROBE_PREFIX = "imagepipeline-preflight-"
 
 
-@activity(ExportCheckInput)
+@activity(CHECK_EXPORT_TARGET)
 def check_export_target(inp: ExportCheckInput) -> ExportCheckResult:
     """Can the app's identity use the container for the export? Creates the container if missing.
 
@@ -265,7 +266,7 @@ def _denied(url: str, container: str, step: str, permission: str, exc: HttpRespo
 LOCATIONS_API_VERSION = "2022-12-01"
 
 
-@activity(RegionsInput)
+@activity(LIST_REGIONS)
 def list_regions(inp: RegionsInput) -> RegionsResult:
     """The region names of the subscription (``GET /subscriptions/{id}/locations``), normalised and sorted.
 

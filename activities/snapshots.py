@@ -1,6 +1,6 @@
 """Snapshot activities: start a snapshot of a disk, read it, revoke its export access, delete it.
 
-Snapshot names and tags come from the capture run id (``SnapshotInput.capture_id``), so a re-executed
+Snapshot names and tags come from the capture run id (``SnapshotInput.run_id``), so a re-executed
 ``start_snapshot`` finds the snapshot an earlier execution of the same run created instead of making a
 second one, and a later run of the same VM never reuses it.
 """
@@ -15,6 +15,13 @@ from azure.mgmt.compute import models as cm
 from activities import lro
 from activities._common import activity, as_dict, azure_call, get_or_none, parse_id, props
 from shared import clients
+from shared.activity_types import (
+    DELETE_SNAPSHOT,
+    GET_SNAPSHOT,
+    GET_SNAPSHOT_DELETION,
+    REVOKE_SNAPSHOT_ACCESS,
+    START_SNAPSHOT,
+)
 from shared.contracts import Done, OperationOutcome, SnapshotInput, SnapshotRef, SnapshotResult
 from shared.errors import AzureOperationError, TransientAzureError, operation_failure
 from shared.ids import TAG_RUN_ID, made_by_run, ownership_tags, snapshot_id, snapshot_name
@@ -87,16 +94,16 @@ def _read(subscription_id: str, resource_group: str, name: str, sid: str) -> dic
     )
 
 
-@activity(SnapshotInput)
+@activity(START_SNAPSHOT)
 def start_snapshot(inp: SnapshotInput) -> SnapshotResult:
     """Start a full snapshot (createOption Copy) of one disk; return at once. Poll ``get_snapshot``."""
-    name = snapshot_name(inp.capture_id, inp.disk.lun)
+    name = snapshot_name(inp.run_id, inp.disk.lun)
     sid = snapshot_id(inp.subscription_id, inp.resource_group, name)
     snapshots = clients.compute(inp.subscription_id).snapshots
     existing = _read(inp.subscription_id, inp.resource_group, name, sid)
     if existing is not None:
         owner = made_by_run(existing.get("tags"))
-        if owner != inp.capture_id:
+        if owner != inp.run_id:
             raise AzureOperationError(
                 f"the snapshot {name} in resource group {inp.resource_group} already exists and was not made by "
                 f"this capture run (tag {TAG_RUN_ID}={owner!r}): delete it or rename it",
@@ -118,7 +125,7 @@ def start_snapshot(inp: SnapshotInput) -> SnapshotResult:
     body = {
         "location": inp.location,
         "sku": {"name": SNAPSHOT_SKU},
-        "tags": {**ownership_tags(inp.capture_id, inp.tags), TAG_DISK_KEY: inp.disk.key},
+        "tags": {**ownership_tags(inp.run_id, inp.tags), TAG_DISK_KEY: inp.disk.key},
         "properties": properties,
     }
     with azure_call("create the snapshot", sid):
@@ -129,7 +136,7 @@ def start_snapshot(inp: SnapshotInput) -> SnapshotResult:
     return _result(created, accepted.operation_url)
 
 
-@activity(SnapshotRef)
+@activity(GET_SNAPSHOT)
 def get_snapshot(inp: SnapshotRef) -> SnapshotResult:
     """Read a snapshot's provisioning state (and background-copy percentage, when Azure reports one).
 
@@ -148,7 +155,7 @@ def get_snapshot(inp: SnapshotRef) -> SnapshotResult:
     return result
 
 
-@activity(SnapshotRef)
+@activity(REVOKE_SNAPSHOT_ACCESS)
 def revoke_snapshot_access(inp: SnapshotRef) -> Done:
     """End export access to the snapshot (every SAS issued for it stops working). Idempotent.
 
@@ -169,7 +176,7 @@ def revoke_snapshot_access(inp: SnapshotRef) -> Done:
     return Done(resource_id=inp.snapshot_id, changed=active)
 
 
-@activity(SnapshotRef)
+@activity(DELETE_SNAPSHOT)
 def delete_snapshot(inp: SnapshotRef) -> Done:
     """Start deleting the snapshot. Idempotent: a snapshot already gone is ``changed=False``."""
     rid = parse_id(inp.snapshot_id, field="snapshotId", step="delete_snapshot")
@@ -186,7 +193,7 @@ def delete_snapshot(inp: SnapshotRef) -> Done:
     return Done(resource_id=inp.snapshot_id, changed=True, operation_url=accepted.operation_url)
 
 
-@activity(SnapshotRef)
+@activity(GET_SNAPSHOT_DELETION)
 def get_snapshot_deletion(inp: SnapshotRef) -> Done:
     """Is the snapshot gone? ``changed=True`` once it is. A delete whose operation failed raises its error.
 

@@ -11,18 +11,22 @@ from typing import Any, Literal, cast
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.core.pipeline import PipelineResponse
-from azure.core.rest import HttpRequest
 from azure.mgmt.compute import models as cm
 
 from activities import lro
-from activities._common import activity, as_dict, azure_call, azure_code, parse_id, props, safe_text
+from activities._common import activity, as_dict, azure_call, azure_code, parse_id, props
 from shared import clients
+from shared.activity_types import (
+    GENERALIZE_VM,
+    GET_POWER_STATE,
+    GET_VM_FACTS,
+    START_DEALLOCATE,
+    START_GUEST_PREPARE,
+)
 from shared.contracts import (
     DiskFacts,
     GuestPrepareInput,
     GuestPrepareResult,
-    GuestPrepareStatus,
-    GuestPrepareStatusInput,
     PowerState,
     VmFacts,
     VmRef,
@@ -119,7 +123,7 @@ def _disk(entry: dict[str, Any], lun: int | None, vm_name: str) -> DiskFacts:
     )
 
 
-@activity(VmRef)
+@activity(GET_VM_FACTS)
 def get_vm_facts(inp: VmRef) -> VmFacts:
     """Read the VM, its instance view and its OS disk: everything preflight and the later steps need."""
     step = "get_vm_facts"
@@ -171,7 +175,7 @@ def get_vm_facts(inp: VmRef) -> VmFacts:
     )
 
 
-@activity(VmRef)
+@activity(GET_POWER_STATE)
 def get_power_state(inp: VmRef) -> PowerState:
     """The VM's power state, provisioning state and whether it is generalized (one instanceView GET).
 
@@ -188,7 +192,7 @@ def get_power_state(inp: VmRef) -> PowerState:
     return state
 
 
-@activity(VmRef)
+@activity(START_DEALLOCATE)
 def start_deallocate(inp: VmRef) -> PowerState:
     """Start deallocating the VM and return at once; poll ``get_power_state`` until ``deallocated``."""
     current = _read_power(inp.vm_id, "read the VM's power state")
@@ -205,7 +209,7 @@ def start_deallocate(inp: VmRef) -> PowerState:
     return state.model_copy(update={"operation_url": accepted.operation_url})
 
 
-@activity(VmRef)
+@activity(GENERALIZE_VM)
 def generalize_vm(inp: VmRef) -> PowerState:
     """Mark the (stopped or deallocated) VM generalized. Irreversible; a generalized VM is left as it is."""
     current = _read_power(inp.vm_id, "read the VM's power state")
@@ -217,7 +221,7 @@ def generalize_vm(inp: VmRef) -> PowerState:
     return _read_power(inp.vm_id, "read the VM's power state")
 
 
-@activity(GuestPrepareInput)
+@activity(START_GUEST_PREPARE)
 def start_guest_prepare(inp: GuestPrepareInput) -> GuestPrepareResult:
     """Start the in-guest deprovision (Linux) or sysprep (Windows) through Run Command, without waiting.
 
@@ -282,38 +286,3 @@ def _guest_error(exc: HttpResponseError, vm_id: str, step: str) -> CaptureError:
         azure_code=translated.info.azure_code,
         advice=translated.info.advice,
     )
-
-
-# A Linux RunShellScript status code carrying a non-zero exit: "ProvisioningState/failed/<exit code>".
-_FAILED_EXIT = re.compile(r"^ProvisioningState/failed/(?P<code>-?\d+)$", re.IGNORECASE)
-
-
-@activity(GuestPrepareStatusInput)
-def get_guest_prepare_status(inp: GuestPrepareStatusInput) -> GuestPrepareStatus:
-    """Read the guest step's Run Command operation: a real failure exit fails the guest step early.
-
-    Optional for the orchestrator: the completion signal stays the guest stopping itself. The Run
-    Command of a Linux deprovision typically never completes, and a sysprep /shutdown one ends
-    Canceled/Failed without an exit code; neither is reported as ``failed``.
-    """
-    rid = parse_id(inp.vm_id, field="vmId", step="get_guest_prepare_status")
-    with azure_call("read the guest preparation's Run Command", inp.vm_id):
-        response = clients.compute(rid.subscription_id).send_request(HttpRequest("GET", inp.operation_url))
-        response.raise_for_status()
-        body = response.json() if response.content else {}
-    if not isinstance(body, dict):
-        return GuestPrepareStatus(status="Unknown")
-    status = str(body.get("status") or "Unknown")
-    error = body.get("error") if isinstance(body.get("error"), dict) else None
-    message = f"{error.get('code')}: {error.get('message')}" if error else None
-    output = ((body.get("properties") or {}).get("output") or {}).get("value") or []
-    for entry in output:
-        m = _FAILED_EXIT.match(str(entry.get("code") or ""))
-        if m and m.group("code") != "0":
-            text = str(entry.get("message") or "")[-1000:]
-            return GuestPrepareStatus(
-                status=status,
-                failed=True,
-                message=safe_text(f"the script exited with {m.group('code')}: {text}"),
-            )
-    return GuestPrepareStatus(status=status, failed=False, message=safe_text(message) if message else None)

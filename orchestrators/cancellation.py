@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Generator
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import azure.durable_functions as df
 
 CANCEL_EVENT = "cancel"
-Gen = Generator[Any, Any, Any]
+T = TypeVar("T")
+Gen: TypeAlias = Generator[Any, Any, T]  # as orchestrators.retrying.Gen (which imports this module)
 
 
 class Canceled(Exception):
@@ -58,7 +59,7 @@ class CancelWatch:
         at = data.get("requestedAt")
         return Canceled(str(reason) if reason else None, str(at) if at else None)
 
-    def arm(self) -> Gen:
+    def arm(self) -> Gen[None]:
         """Register the event wait with the SDK now (one zero-length timer), so ``check()`` sees a cancel
         that arrives while an activity runs, even before the first polling wait."""
         yield self.context.task_any([self.context.create_timer(self.context.current_utc_datetime), self.task])
@@ -68,7 +69,7 @@ class CancelWatch:
         if self.requested:
             raise self.error()
 
-    def sleep(self, seconds: float) -> Gen:
+    def sleep(self, seconds: float) -> Gen[None]:
         """Wait on a fresh durable timer, or until ``cancel`` arrives (then raise ``Canceled``)."""
         self.check()
         timer = self.context.create_timer(
@@ -80,7 +81,7 @@ class CancelWatch:
                 timer.cancel()
             raise self.error()
 
-    def race(self, task: Any) -> Gen:
+    def race(self, task: Any) -> Gen[bool]:
         """Wait for ``task`` or ``cancel``, whichever comes first; return True if cancel came first."""
         if self.requested:
             return True

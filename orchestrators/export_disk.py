@@ -18,25 +18,29 @@ error, so the parent's ``task_all`` waits for every branch (and every revoke) be
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from typing import Any
 
 import azure.durable_functions as df
 
 from orchestrators import names
 from orchestrators.blueprint import bp
-from orchestrators.cancellation import Canceled, CancelWatch
+from orchestrators.branch import BranchRun
+from orchestrators.calls import Calls
+from orchestrators.cancellation import Canceled
 from orchestrators.models import ExportDiskInput, ExportState
-from orchestrators.retrying import StepFailed, call, failure_info, sleep
+from orchestrators.polling import Done, OutOfPolls
+from orchestrators.retrying import Gen, StepFailed, failure_info
 from orchestrators.timing import (
     MAX_COPY_RESTARTS,
     elapsed_seconds,
     expected_copy_seconds,
     iso,
+    parse_iso,
     poll_delay,
     progress_poll_delay,
     restart_sas_duration_seconds,
 )
+from shared.activity_types import ABORT_COPY, GET_COPY_STATUS, REVOKE_SNAPSHOT_ACCESS, START_EXPORT
 from shared.contracts import BlobRef, CapturePolicy, CopyStatus, ExportStartInput, SnapshotRef
 from shared.errors import ErrorInfo
 from shared.redaction import strip_query
@@ -83,161 +87,168 @@ def _copy_failed(start: ExportStartInput, st: ExportState, status: CopyStatus) -
     )
 
 
-@bp.orchestration_trigger(context_name="context", orchestration=names.EXPORT_DISK)
-def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
-    inp = ExportDiskInput.from_wire(context.get_input())
-    policy = inp.policy
-    start = inp.start
+def _progress(context: df.DurableOrchestrationContext, inp: ExportDiskInput) -> ExportProgress:
+    """The progress to report, restored from the state a previous execution carried over."""
     st = inp.state
-    progress = ExportProgress(disk_key=start.disk_key)
-    if st is not None:
-        progress = ExportProgress(
-            disk_key=start.disk_key,
-            state="copying",
-            blob_url=st.blob_url,
-            bytes_copied=st.bytes_copied,
-            bytes_total=st.bytes_total,
-            started=st.started,
-            polls=st.polls,
-            executions=st.executions,
-            restarts=st.restarts,
-        )
-    else:
-        progress.started = iso(context.current_utc_datetime)
-    context.set_custom_status(progress.to_wire())
+    if st is None:
+        return ExportProgress(disk_key=inp.start.disk_key, started=iso(context.current_utc_datetime))
+    return ExportProgress(
+        disk_key=inp.start.disk_key,
+        state="copying",
+        blob_url=st.blob_url,
+        bytes_copied=st.bytes_copied,
+        bytes_total=st.bytes_total,
+        started=st.started,
+        polls=st.polls,
+        executions=st.executions,
+        restarts=st.restarts,
+    )
 
+
+@bp.orchestration_trigger(context_name="context", orchestration=names.EXPORT_DISK)
+def export_disk(context: df.DurableOrchestrationContext) -> Gen[dict[str, Any] | None]:
+    inp = ExportDiskInput.from_wire(context.get_input())
+    copy = _Copy(context, inp, _progress(context, inp))
+    progress = copy.progress
     error: ErrorInfo | None = None
-    watch = CancelWatch(context)
     try:
-        if st is None:
-            status = CopyStatus.from_wire(
-                (
-                    yield from call(
-                        context, names.START_EXPORT, start.to_wire(), step=STEP, policy=policy, patient=True
-                    )
-                )
-            )
-            now = iso(context.current_utc_datetime)
-            st = ExportState(
-                started=progress.started or now,
-                blob_url=strip_query(status.blob_url),
-                copy_id=status.copy_id,
-                bytes_copied=status.bytes_copied,
-                bytes_total=status.bytes_total or start.size_gb * 1024**3,
-                last_progress_at=now,
-                copy_started=now,
-            )
-        else:
-            status = None
-        polls_here = 0
-        while True:
-            if status is not None:
-                _observe(context, st, status, progress)
-                if status.status == "success":
-                    progress.state = "succeeded"
-                    break
-                if status.status in ("failed", "aborted"):
-                    if not (source_unreadable(status) and st.restarts < MAX_COPY_RESTARTS):
-                        raise StepFailed(_copy_failed(start, st, status))
-                    start, status = yield from _restart(context, start, st, policy)
-                    progress.restarts = st.restarts
-                    continue  # observe the new copy's first status
-            stalled_for = elapsed_seconds(st.last_progress_at, context.current_utc_datetime)
-            if stalled_for >= policy.copy_stall_seconds:
-                yield from call(
-                    context,
-                    names.ABORT_COPY,
-                    BlobRef(blob_url=st.blob_url, copy_id=st.copy_id).to_wire(),
-                    step=STEP,
-                    policy=policy,
-                    patient=True,
-                )
-                progress.copy_state = "stalled"
-                raise StepFailed(
-                    ErrorInfo.timed_out(
-                        STEP,
-                        "VhdExportStalled",
-                        resource=st.blob_url,
-                        message=f"The copy of {start.disk_name} to {st.blob_url} made no progress for "
-                        f"{int(stalled_for)} s (at {st.bytes_copied} of {st.bytes_total} bytes); it was aborted.",
-                        advice="Check the export account's health and network rules, or raise "
-                        "CAPTURE_COPY_STALL_SECONDS if copies there are this slow, then run the capture again.",
-                    )
-                )
-            if polls_here >= policy.max_polls_per_execution:
-                watch.check()  # never carry a received cancel into the next execution
-                st.executions += 1
-                # start carries the SAS lifetime of the latest (re)start into the next execution.
-                context.continue_as_new(inp.model_copy(update={"state": st, "start": start}).to_wire())
-                return None
-            yield from sleep(context, _copy_poll_delay(context, st, policy), watch)
-            status = CopyStatus.from_wire(
-                (
-                    yield from call(
-                        context,
-                        names.GET_COPY_STATUS,
-                        BlobRef(blob_url=st.blob_url, copy_id=st.copy_id).to_wire(),
-                        step=STEP,
-                        policy=policy,
-                        patient=True,
-                    )
-                )
-            )
-            polls_here += 1
-            st.polls += 1
+        if not (yield from copy.run()):
+            return None  # continued as new
+        progress.state = "succeeded"
     except Canceled as c:
-        # Stop the copy (its partial blob is left empty, length 0); the access is revoked below.
+        error = yield from copy.abort_on_cancel(c)
+    except Exception as exc:  # StepFailed, or anything unexpected: either way the access is revoked below
+        error = copy.fail(exc)
+    yield from copy.revoke(error)
+    return copy.end()
+
+
+class _Copy(BranchRun[ExportDiskInput, ExportProgress, ExportState]):
+    """One execution's wait for the copy: what ``poll`` probes, judges and paces, and how it ends."""
+
+    def __init__(
+        self, context: df.DurableOrchestrationContext, inp: ExportDiskInput, progress: ExportProgress
+    ) -> None:
+        super().__init__(context, inp, progress, policy=inp.policy, state=inp.state, step=STEP)
+        self.start = inp.start
+        self.restart = False  # the last status says the source expired: grant again and copy again
+
+    def begin(self) -> Gen[CopyStatus]:
+        """Grant access and start the copy (the first execution only)."""
+        status = yield from self.calls.run(START_EXPORT, self.start)
+        now = iso(self.context.current_utc_datetime)
+        self.state = ExportState(
+            started=self.progress.started or now,
+            blob_url=strip_query(status.blob_url),
+            copy_id=status.copy_id,
+            bytes_copied=status.bytes_copied,
+            bytes_total=status.bytes_total or self.start.size_gb * 1024**3,
+            last_progress_at=now,
+            copy_started=now,
+        )
+        return status
+
+    def done(self, status: CopyStatus) -> bool:
+        """Succeeded, or ended for good; a copy whose source expired is restarted instead."""
+        _observe(self.context, self.st, status, self.progress)
+        ended = status.status in ("failed", "aborted")
+        self.restart = ended and source_unreadable(status) and self.st.restarts < MAX_COPY_RESTARTS
+        return status.status == "success" or (ended and not self.restart)
+
+    def delay(self, polls: int, _: object) -> float | None:
+        return None if self.restart else _copy_poll_delay(self.context, self.st, self.policy)
+
+    def probe(self) -> Gen[CopyStatus]:
+        st = self.st
+        if self.restart:
+            self.start, status = yield from _restart(self.context, self.calls, self.start, st)
+            self.progress.restarts = st.restarts
+            return status
+        status = yield from self.calls.run(GET_COPY_STATUS, BlobRef(blob_url=st.blob_url, copy_id=st.copy_id))
+        st.polls += 1
+        return status
+
+    def run(self) -> Gen[bool]:
+        """Wait until the copy succeeded; False when this execution continued as new. Raises on failure."""
+        first = (yield from self.begin()) if self.state is None else None
+        verdict = yield from self.wait(
+            self.probe,
+            self.done,
+            self.delay,
+            started=lambda: parse_iso(self.st.last_progress_at),
+            timeout=self.policy.copy_stall_seconds,
+            first=first,
+        )
+        if isinstance(verdict, Done):
+            if verdict.value.status != "success":
+                raise StepFailed(_copy_failed(self.start, self.st, verdict.value))
+            return True
+        if isinstance(verdict, OutOfPolls):
+            # start carries the SAS lifetime of the latest (re)start into the next execution.
+            self.carry_on(start=self.start)
+            return False
+        yield from self._stalled(verdict.waited)
+        return False
+
+    def _stalled(self, stalled_for: float) -> Gen[None]:
+        """Abort a copy that made no progress for ``copy_stall_seconds`` and fail the export."""
+        st = self.st
+        yield from self.calls.run(ABORT_COPY, BlobRef(blob_url=st.blob_url, copy_id=st.copy_id))
+        self.progress.copy_state = "stalled"
+        raise StepFailed(
+            ErrorInfo.timed_out(
+                STEP,
+                "VhdExportStalled",
+                resource=st.blob_url,
+                message=f"The copy of {self.start.disk_name} to {st.blob_url} made no progress for "
+                f"{int(stalled_for)} s (at {st.bytes_copied} of {st.bytes_total} bytes); it was aborted.",
+                advice="Check the export account's health and network rules, or raise "
+                "CAPTURE_COPY_STALL_SECONDS if copies there are this slow, then run the capture again.",
+            )
+        )
+
+    def abort_on_cancel(self, c: Canceled) -> Gen[ErrorInfo | None]:
+        """Stop the copy (its partial blob is left empty, length 0); the access is revoked after."""
+        error: ErrorInfo | None = None
+        progress, st = self.progress, self.state
         if st is not None:
             try:
-                yield from call(
-                    context,
-                    names.ABORT_COPY,
-                    BlobRef(blob_url=st.blob_url, copy_id=st.copy_id).to_wire(),
-                    step=STEP,
-                    policy=policy,
-                    patient=True,
-                )
+                yield from self.calls.run(ABORT_COPY, BlobRef(blob_url=st.blob_url, copy_id=st.copy_id))
                 progress.copy_state = "aborted"
             except Exception as exc:
                 error = failure_info(exc, step=STEP)
         progress.state = "canceled"
         progress.error = ErrorInfo.canceled(
             STEP,
-            f"The export of {start.disk_name} was canceled"
+            f"The export of {self.start.disk_name} was canceled"
             + (f" ({c.reason})" if c.reason else "")
             + (": the copy was aborted." if progress.copy_state == "aborted" else "."),
             resource=st.blob_url if st is not None else None,
         )
-    except Exception as exc:  # StepFailed, or anything unexpected: either way the access is revoked below
-        error = failure_info(exc, step=STEP)
-        progress.state = "failed"
-        progress.error = ErrorInfo.from_info(error)
+        return error
 
-    # Always revoke: the snapshot's read access must not outlive the copy, whatever its outcome.
-    try:
-        yield from call(
-            context,
-            names.REVOKE_SNAPSHOT_ACCESS,
-            SnapshotRef(snapshot_id=start.snapshot_id).to_wire(),
-            step="revoke-access",
-            policy=policy,
-            patient=True,
-        )
-        progress.access_revoked = True
-    except StepFailed as exc:
-        progress.access_revoked = False
-        if error is None:
-            error = exc.info
+    def revoke(self, error: ErrorInfo | None) -> Gen[None]:
+        """Always revoke: the snapshot's read access must not outlive the copy, whatever its outcome."""
+        progress = self.progress
+        try:
+            yield from _revoke(self.calls, self.start)
+            progress.access_revoked = True
+        except StepFailed as exc:
+            progress.access_revoked = False
+            if error is None:
+                progress.state = "failed"
+                progress.error = ErrorInfo.from_info(exc.info)
+        except Exception as exc:  # a host failure must not leave the access silently granted
+            info = failure_info(exc, step="revoke-access")
+            progress.access_revoked = False
             progress.state = "failed"
-            progress.error = ErrorInfo.from_info(exc.info)
-    except Exception as exc:  # a host failure must not leave the access silently granted
-        info = failure_info(exc, step="revoke-access")
-        progress.access_revoked = False
-        progress.state = "failed"
-        progress.error = progress.error or ErrorInfo.from_info(info)
-    progress.ended = iso(context.current_utc_datetime)
-    context.set_custom_status(progress.to_wire())
-    return progress.to_wire()
+            progress.error = progress.error or ErrorInfo.from_info(info)
+
+
+def _revoke(calls: Calls, start: ExportStartInput) -> Gen[None]:
+    yield from calls.at("revoke-access").run(
+        REVOKE_SNAPSHOT_ACCESS, SnapshotRef(snapshot_id=start.snapshot_id)
+    )
 
 
 def _copy_poll_delay(
@@ -256,8 +267,8 @@ def _copy_poll_delay(
 
 
 def _restart(
-    context: df.DurableOrchestrationContext, start: ExportStartInput, st: ExportState, policy: CapturePolicy
-) -> Generator[Any, Any, tuple[ExportStartInput, CopyStatus]]:
+    context: df.DurableOrchestrationContext, calls: Calls, start: ExportStartInput, st: ExportState
+) -> Gen[tuple[ExportStartInput, CopyStatus]]:
     """Restart a copy whose source SAS expired: revoke, grant again for longer, start a new copy.
 
     The revoke first ends whatever is left of the old grant, so exactly one access is ever active;
@@ -266,24 +277,11 @@ def _restart(
     now = context.current_utc_datetime
     copy_seconds = elapsed_seconds(st.copy_started or st.started, now)
     longer = restart_sas_duration_seconds(
-        policy, start.sas_duration_seconds, st.bytes_total, st.bytes_copied, copy_seconds
+        calls.policy, start.sas_duration_seconds, st.bytes_total, st.bytes_copied, copy_seconds
     )
-    yield from call(
-        context,
-        names.REVOKE_SNAPSHOT_ACCESS,
-        SnapshotRef(snapshot_id=start.snapshot_id).to_wire(),
-        step="revoke-access",
-        policy=policy,
-        patient=True,
-    )
+    yield from _revoke(calls, start)
     start = start.model_copy(update={"sas_duration_seconds": longer})
-    status = CopyStatus.from_wire(
-        (
-            yield from call(
-                context, names.START_EXPORT, start.to_wire(), step=STEP, policy=policy, patient=True
-            )
-        )
-    )
+    status = yield from calls.run(START_EXPORT, start)
     at = iso(context.current_utc_datetime)
     st.restarts += 1
     st.blob_url = strip_query(status.blob_url)

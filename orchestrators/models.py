@@ -5,7 +5,9 @@ Only the orchestrators use these; activities keep their contracts in ``shared.co
 
 from __future__ import annotations
 
-from shared.contracts import CapturePolicy, DefinitionInput, ExportStartInput, VersionInput
+from pydantic import Field
+
+from shared.contracts import RUN_ID_ALIASES, CapturePolicy, DefinitionInput, ExportStartInput, VersionInput
 from shared.model_base import WireModel
 
 
@@ -24,7 +26,7 @@ class PublishState(WireModel):
 
 
 class PublishVersionInput(WireModel):
-    capture_id: str
+    run_id: str = Field(validation_alias=RUN_ID_ALIASES)
     definition: DefinitionInput
     version: VersionInput
     policy: CapturePolicy
@@ -49,7 +51,7 @@ class ExportState(WireModel):
 
 
 class ExportDiskInput(WireModel):
-    capture_id: str
+    run_id: str = Field(validation_alias=RUN_ID_ALIASES)
     start: ExportStartInput
     policy: CapturePolicy
     state: ExportState | None = None

@@ -21,18 +21,26 @@ instead of raising, so the parent always sees both branches finish.
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from typing import Any
 
 import azure.durable_functions as df
 
 from orchestrators import names
 from orchestrators.blueprint import bp
-from orchestrators.cancellation import Canceled, CancelWatch
+from orchestrators.branch import BranchRun
+from orchestrators.calls import Calls
+from orchestrators.cancellation import Canceled
 from orchestrators.models import PublishState, PublishVersionInput
-from orchestrators.retrying import StepFailed, call, failure_info, sleep
-from orchestrators.timing import elapsed_seconds, iso, poll_delay, progress_poll_delay, retry_delay
-from shared.contracts import CapturePolicy, DefinitionResult, VersionRef, VersionStatus
+from orchestrators.polling import Done, OutOfPolls, poll
+from orchestrators.retrying import Gen, StepFailed, sleep
+from orchestrators.timing import elapsed_seconds, iso, parse_iso, poll_delay, progress_poll_delay, retry_delay
+from shared.activity_types import (
+    DELETE_IMAGE_VERSION,
+    ENSURE_DEFINITION,
+    GET_VERSION_STATUS,
+    START_IMAGE_VERSION,
+)
+from shared.contracts import CapturePolicy, VersionRef, VersionStatus
 from shared.errors import ErrorInfo
 from shared.status import RegionProgress, VersionProgress
 
@@ -94,14 +102,11 @@ def _failure_message(version_id: str, status: VersionStatus, rows: list[RegionPr
     return f"Creating {version_id} failed: {status.error or 'provisioning state ' + str(status.provisioning_state)}."
 
 
-@bp.orchestration_trigger(context_name="context", orchestration=names.PUBLISH_VERSION)
-def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
-    inp = PublishVersionInput.from_wire(context.get_input())
-    policy = inp.policy
-    regions = [r.name for r in inp.version.target_regions]
+def _progress(context: df.DurableOrchestrationContext, inp: PublishVersionInput) -> VersionProgress:
+    """The progress to report, restored from the state a previous execution carried over."""
     st = inp.state
     progress = VersionProgress(
-        regions=[RegionProgress(region=r) for r in regions],
+        regions=[RegionProgress(region=r.name) for r in inp.version.target_regions],
         started=st.started if st else iso(context.current_utc_datetime),
     )
     if st is not None:
@@ -113,116 +118,18 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
         progress.polls = st.polls
         progress.executions = st.executions
         progress.recreated = st.recreated
-    context.set_custom_status(progress.to_wire())
+    return progress
 
-    watch = CancelWatch(context)
+
+@bp.orchestration_trigger(context_name="context", orchestration=names.PUBLISH_VERSION)
+def publish_version(context: df.DurableOrchestrationContext) -> Gen[dict[str, Any] | None]:
+    inp = PublishVersionInput.from_wire(context.get_input())
+    publish = _Replication(context, inp, _progress(context, inp))
+    progress = publish.progress
     try:
-        status: VersionStatus | None = None
-        if st is None:
-            d = DefinitionResult.from_wire(
-                (
-                    yield from call(
-                        context,
-                        names.ENSURE_DEFINITION,
-                        inp.definition.to_wire(),
-                        step=STEP,
-                        policy=policy,
-                        patient=True,
-                    )
-                )
-            )
-            progress.definition_id = d.definition_id
-            progress.definition_created = d.definition_created
-            progress.gallery_created = d.gallery_created
-            status = VersionStatus.from_wire(
-                (
-                    yield from call(
-                        context,
-                        names.START_IMAGE_VERSION,
-                        inp.version.to_wire(),
-                        step=STEP,
-                        policy=policy,
-                        patient=True,
-                    )
-                )
-            )
-            st = PublishState(
-                started=progress.started or iso(context.current_utc_datetime),
-                version_id=status.version_id,
-                operation_url=status.operation_url,
-                definition_id=d.definition_id,
-                definition_created=d.definition_created,
-                gallery_created=d.gallery_created,
-            )
-            progress.version_id = status.version_id
-            progress.state = "replicating"
-        polls_here = 0
-        while True:
-            if status is not None:
-                verdict, rows = replication_verdict(status, regions)
-                progress.regions = rows
-                progress.polls = st.polls
-                context.set_custom_status(progress.to_wire())
-                if verdict == "completed":
-                    progress.state = "completed"
-                    break
-                if verdict == "failed" and _may_recreate(status, st, policy, context):
-                    status = yield from _recreate(context, inp, st, progress, policy)
-                    continue
-                if verdict == "failed":
-                    if status.failure is not None and not status.exists:
-                        progress.version_id = None  # its create failed: Azure made nothing
-                    elif status.failure is not None:
-                        progress.deleted = yield from _delete_failed(context, st.version_id, policy)
-                    raise StepFailed(
-                        ErrorInfo.azure_failed(
-                            STEP,
-                            status.failure.code if status.failure else None,
-                            fallback_code="ReplicationFailed",
-                            resource=st.version_id,
-                            message=_failure_message(st.version_id, status, rows),
-                            advice="Check the image definition and the snapshots for this code, then run the "
-                            "capture again."
-                            if status.failure is not None
-                            else "Check the region's quota and the storage account type, then run the capture "
-                            "again (the failed version can be deleted or its regions updated).",
-                        )
-                    )
-            waited = elapsed_seconds(st.started, context.current_utc_datetime)
-            if waited >= policy.replication_timeout_seconds:
-                pending = [r.region for r in progress.regions if r.state.lower() != "completed"]
-                raise StepFailed(
-                    ErrorInfo.timed_out(
-                        STEP,
-                        "ReplicationTimedOut",
-                        resource=st.version_id,
-                        message=f"{st.version_id} was still replicating to {', '.join(pending)} after "
-                        f"{int(waited)} s.",
-                        advice="Replication continues in Azure; watch the version's replication status, or raise "
-                        "CAPTURE_REPLICATION_TIMEOUT_SECONDS.",
-                    )
-                )
-            if polls_here >= policy.max_polls_per_execution:
-                watch.check()  # never carry a received cancel into the next execution
-                st.executions += 1
-                context.continue_as_new(inp.model_copy(update={"state": st}).to_wire())
-                return None
-            delay = replication_poll_delay(policy, st.polls, progress.regions, waited)
-            yield from sleep(context, delay, watch)
-            status = VersionStatus.from_wire(
-                (
-                    yield from call(
-                        context,
-                        names.GET_VERSION_STATUS,
-                        VersionRef(version_id=st.version_id, operation_url=st.operation_url).to_wire(),
-                        step=STEP,
-                        policy=policy,
-                        patient=True,
-                    )
-                )
-            )
-            polls_here += 1
-            st.polls += 1
+        if (yield from publish.run()) is None:
+            return None  # continued as new
+        progress.state = "completed"
     except Canceled as c:
         # Stop waiting for replication; the parent deletes the version if the request asked to clean up.
         progress.state = "canceled"
@@ -232,79 +139,151 @@ def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, A
             resource=progress.version_id,
         )
     except Exception as exc:  # StepFailed or unexpected: report in the output, never raise (see module doc)
-        info = failure_info(exc, step=STEP)
-        progress.state = "failed"
-        progress.error = ErrorInfo.from_info(info)
-    progress.ended = iso(context.current_utc_datetime)
-    context.set_custom_status(progress.to_wire())
-    return progress.to_wire()
+        publish.fail(exc)
+    return publish.end()
 
 
-def _may_recreate(
-    status: VersionStatus, st: PublishState, policy: CapturePolicy, context: df.DurableOrchestrationContext
-) -> bool:
+class _Replication(BranchRun[PublishVersionInput, VersionProgress, PublishState]):
+    """One execution's wait for the version's replication: what ``poll`` probes, judges and paces."""
+
+    def __init__(
+        self, context: df.DurableOrchestrationContext, inp: PublishVersionInput, progress: VersionProgress
+    ) -> None:
+        super().__init__(context, inp, progress, policy=inp.policy, state=inp.state, step=STEP)
+        self.regions = [r.name for r in inp.version.target_regions]
+        self.recreate = False  # the last status failed transiently: create the version again
+
+    def start(self) -> Gen[VersionStatus]:
+        """Ensure the definition and start the version (the first execution only)."""
+        progress = self.progress
+        d = yield from self.calls.run(ENSURE_DEFINITION, self.inp.definition)
+        progress.definition_id = d.definition_id
+        progress.definition_created = d.definition_created
+        progress.gallery_created = d.gallery_created
+        status = yield from self.calls.run(START_IMAGE_VERSION, self.inp.version)
+        self.state = PublishState(
+            started=progress.started or iso(self.context.current_utc_datetime),
+            version_id=status.version_id,
+            operation_url=status.operation_url,
+            definition_id=d.definition_id,
+            definition_created=d.definition_created,
+            gallery_created=d.gallery_created,
+        )
+        progress.version_id = status.version_id
+        progress.state = "replicating"
+        return status
+
+    def waited(self) -> float:
+        return elapsed_seconds(self.st.started, self.context.current_utc_datetime)
+
+    def done(self, status: VersionStatus) -> bool:
+        """Completed, or failed for good; a transient create failure is created again instead."""
+        verdict, rows = replication_verdict(status, self.regions)
+        self.progress.regions = rows
+        self.progress.polls = self.st.polls
+        self.context.set_custom_status(self.progress.to_wire())
+        self.recreate = verdict == "failed" and _may_recreate(status, self.st, self.policy, self.waited())
+        return verdict == "completed" or (verdict == "failed" and not self.recreate)
+
+    def delay(self, polls: int, _: object) -> float | None:
+        if self.recreate:
+            return None  # probe() creates it again after its own back-off
+        return replication_poll_delay(self.policy, self.st.polls, self.progress.regions, self.waited())
+
+    def probe(self) -> Gen[VersionStatus]:
+        st = self.st
+        if self.recreate:
+            return (yield from self._recreate())
+        ref = VersionRef(version_id=st.version_id, operation_url=st.operation_url)
+        status = yield from self.calls.run(GET_VERSION_STATUS, ref)
+        st.polls += 1
+        return status
+
+    def run(self) -> Gen[VersionStatus | None]:
+        """Wait until replicated; ``None`` when this execution continued as new. Raises on failure."""
+        first = (yield from self.start()) if self.state is None else None
+        verdict = yield from self.wait(
+            self.probe,
+            self.done,
+            self.delay,
+            started=parse_iso(self.st.started),
+            timeout=self.policy.replication_timeout_seconds,
+            first=first,
+        )
+        if isinstance(verdict, Done):
+            if replication_verdict(verdict.value, self.regions)[0] == "failed":
+                raise StepFailed((yield from self._failed(verdict.value)))
+            return verdict.value
+        if isinstance(verdict, OutOfPolls):
+            self.carry_on()
+            return None
+        raise StepFailed(self._timed_out(verdict.waited))
+
+    def _recreate(self) -> Gen[VersionStatus]:
+        """Create the version again after a transient failure of its create (see module doc)."""
+        st = self.st
+        yield from sleep(self.context, retry_delay(self.policy, st.recreated))
+        st.recreated += 1
+        self.progress.recreated = st.recreated
+        status = yield from self.calls.run(START_IMAGE_VERSION, self.inp.version)
+        st.version_id, st.operation_url = status.version_id, status.operation_url
+        self.progress.version_id = status.version_id
+        return status
+
+    def _failed(self, status: VersionStatus) -> Gen[ErrorInfo]:
+        st, rows = self.st, self.progress.regions
+        if status.failure is not None and not status.exists:
+            self.progress.version_id = None  # its create failed: Azure made nothing
+        elif status.failure is not None:
+            try:
+                self.progress.deleted = yield from delete_version(self.calls, st.version_id, DELETE_POLLS)
+            except Exception:  # the failure being reported matters more; the version is named as left behind
+                self.progress.deleted = False
+        return ErrorInfo.azure_failed(
+            STEP,
+            status.failure.code if status.failure else None,
+            fallback_code="ReplicationFailed",
+            resource=st.version_id,
+            message=_failure_message(st.version_id, status, rows),
+            advice="Check the image definition and the snapshots for this code, then run the capture again."
+            if status.failure is not None
+            else "Check the region's quota and the storage account type, then run the capture "
+            "again (the failed version can be deleted or its regions updated).",
+        )
+
+    def _timed_out(self, waited: float) -> ErrorInfo:
+        st = self.st
+        pending = [r.region for r in self.progress.regions if r.state.lower() != "completed"]
+        return ErrorInfo.timed_out(
+            STEP,
+            "ReplicationTimedOut",
+            resource=st.version_id,
+            message=f"{st.version_id} was still replicating to {', '.join(pending)} after {int(waited)} s.",
+            advice="Replication continues in Azure; watch the version's replication status, or raise "
+            "CAPTURE_REPLICATION_TIMEOUT_SECONDS.",
+        )
+
+
+def _may_recreate(status: VersionStatus, st: PublishState, policy: CapturePolicy, waited: float) -> bool:
     f = status.failure
     if f is None or not f.transient or st.recreated >= MAX_RECREATES:
         return False
-    return elapsed_seconds(st.started, context.current_utc_datetime) < policy.replication_timeout_seconds
+    return waited < policy.replication_timeout_seconds
 
 
-def _recreate(
-    context: df.DurableOrchestrationContext,
-    inp: PublishVersionInput,
-    st: PublishState,
-    progress: VersionProgress,
-    policy: CapturePolicy,
-) -> Generator[Any, Any, VersionStatus]:
-    """Create the version again after a transient failure of its create (see module doc)."""
-    yield from sleep(context, retry_delay(policy, st.recreated))
-    st.recreated += 1
-    progress.recreated = st.recreated
-    status = VersionStatus.from_wire(
-        (
-            yield from call(
-                context,
-                names.START_IMAGE_VERSION,
-                inp.version.to_wire(),
-                step=STEP,
-                policy=policy,
-                patient=True,
-            )
-        )
+def delete_version(calls: Calls, version_id: str, max_polls: int) -> Gen[bool]:
+    """Delete an image version and wait until it is gone; True when it is (``max_polls`` status checks).
+
+    Raises only what ``calls`` raises; the status checks are retried by count, never patiently.
+    """
+    ref = VersionRef(version_id=version_id)
+    yield from calls.run(DELETE_IMAGE_VERSION, ref)
+    status_calls = calls.at(calls.step, patient=False)
+    verdict = yield from poll(
+        calls.context,
+        lambda: status_calls.run(GET_VERSION_STATUS, ref),
+        lambda status: not status.exists,
+        lambda polls, _: poll_delay(calls.policy, polls),
+        max_polls=max_polls,
     )
-    st.version_id, st.operation_url = status.version_id, status.operation_url
-    progress.version_id = status.version_id
-    return status
-
-
-def _delete_failed(
-    context: df.DurableOrchestrationContext, version_id: str, policy: CapturePolicy
-) -> Generator[Any, Any, bool]:
-    """Delete this run's failed version and wait until it is gone; True when it is. Never raises."""
-    try:
-        yield from call(
-            context,
-            names.DELETE_IMAGE_VERSION,
-            VersionRef(version_id=version_id).to_wire(),
-            step=STEP,
-            policy=policy,
-            patient=True,
-        )
-        for polls in range(DELETE_POLLS):
-            status = VersionStatus.from_wire(
-                (
-                    yield from call(
-                        context,
-                        names.GET_VERSION_STATUS,
-                        VersionRef(version_id=version_id).to_wire(),
-                        step=STEP,
-                        policy=policy,
-                    )
-                )
-            )
-            if not status.exists:
-                return True
-            yield from sleep(context, poll_delay(policy, polls))
-    except Exception:  # the failure being reported matters more; the version is named as left behind
-        return False
-    return False
+    return isinstance(verdict, Done)

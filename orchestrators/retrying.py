@@ -13,14 +13,15 @@ transient failure until ``patience_seconds(policy)`` (the replication timeout, 7
 has passed since its first failure, with the same capped backoff, instead of
 ``transient_retry_attempts`` times.
 
-The helpers are sub-generators: use them with ``yield from`` inside an orchestrator.
+The helpers are sub-generators: use them with ``yield from`` inside an orchestrator. Orchestrators call
+activities through ``orchestrators.calls``, which runs every call through ``retried``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import azure.durable_functions as df
 
@@ -30,7 +31,9 @@ from shared.contracts import CapturePolicy
 from shared.errors import CaptureError, ErrorInfo, parse_failure
 from shared.redaction import redact
 
-Gen = Generator[Any, Any, Any]
+T = TypeVar("T")
+# An orchestrator sub-generator that ends with a ``T`` (``x = yield from g`` gives the ``T``).
+Gen: TypeAlias = Generator[Any, Any, T]
 
 
 class StepFailed(CaptureError):
@@ -93,20 +96,24 @@ class Budget:
         return self.context.create_timer(self.context.current_utc_datetime + timedelta(seconds=delay))
 
 
-def call(
+def retried(
     context: df.DurableOrchestrationContext,
-    name: str,
-    payload: dict[str, Any],
+    task: Callable[[], Any],
     *,
     step: str,
     policy: CapturePolicy,
     patient: bool = False,
-) -> Gen:
-    """Call one activity; retry transient failures with a durable-timer backoff; return its result."""
+) -> Gen[Any]:
+    """Yield a fresh ``task()`` until it succeeds; retry transient failures after a durable-timer backoff.
+
+    The one retry loop: a single activity and a parallel batch (``task_all`` fails as soon as one child
+    fails, so the batch is the unit of retry; every activity run in a batch is idempotent) both go
+    through it (``orchestrators.calls``).
+    """
     budget = Budget(context, policy, patient)
     while True:
         try:
-            return (yield context.call_activity(name, payload))
+            return (yield task())
         except Exception as exc:  # the SDK raises plain Exception for a failed activity
             info = failure_info(exc, step=step)
             if not budget.allows(info):
@@ -114,33 +121,9 @@ def call(
         yield budget.wait()
 
 
-def call_all(
-    context: df.DurableOrchestrationContext,
-    calls: list[tuple[str, dict[str, Any]]],
-    *,
-    step: str,
-    policy: CapturePolicy,
-    patient: bool = False,
-) -> Gen:
-    """Run idempotent activities in parallel; on a transient failure wait and re-run the whole batch.
-
-    ``task_all`` fails as soon as one child fails, so the batch is the unit of retry; every
-    activity used here is idempotent (reads, or starts that find their own earlier work).
-    """
-    if not calls:
-        return []
-    budget = Budget(context, policy, patient)
-    while True:
-        try:
-            return (yield context.task_all([context.call_activity(n, p) for n, p in calls]))
-        except Exception as exc:
-            info = failure_info(exc, step=step)
-            if not budget.allows(info):
-                raise StepFailed(info) from None
-        yield budget.wait()
-
-
-def sleep(context: df.DurableOrchestrationContext, seconds: float, watch: CancelWatch | None = None) -> Gen:
+def sleep(
+    context: df.DurableOrchestrationContext, seconds: float, watch: CancelWatch | None = None
+) -> Gen[None]:
     """Wait on a durable timer; with ``watch``, a safe point: raises ``Canceled`` when ``cancel`` arrives."""
     if watch is not None:
         yield from watch.sleep(seconds)

@@ -31,11 +31,11 @@ LAG_FRACTION = 0.002
 # state (and a failed region) should not go unseen for hours either.
 LONG_POLL_FACTOR = 6.0
 # The first status poll of a deallocation comes at the operation's usual duration, in units of
-# poll_min_seconds so it scales with the policy: 6 x 15 s = 90 s (no published figure; "few minutes",
-# Azure/azure-rest-api-specs#7023). Polling earlier only spends Compute's per-VM read budget.
+# poll_min_seconds so it scales with the policy: 6 x 15 s = 90 s (no published figure: see docs/pipeline.md,
+# "Pacing"). Polling earlier only spends Compute's per-VM read budget.
 DEALLOCATE_FIRST_POLL_FACTOR = 6.0
-# A snapshot of a deallocated disk is usually ready within seconds to a few tens of seconds (A4
-# "usually available quickly"): first poll at 1.5 x poll_min_seconds (22.5 s).
+# A snapshot of a deallocated disk is usually ready within seconds to a few tens of seconds (docs/pipeline.md,
+# "Pacing"): first poll at 1.5 x poll_min_seconds (22.5 s).
 SNAPSHOT_FIRST_POLL_FACTOR = 1.5
 
 # The snapshot's read access (SAS) is sized for a copy SAS_PESSIMISM times slower than

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 
 from shared.model_base import WireModel
 from shared.requests import CaptureRequest, GalleryRef, ImageDefinitionSpec, TargetRegion
+
+# Fields holding a capture RUN id (CaptureInput.run_id) were once named captureId: inputs stored by
+# that code still parse.
+RUN_ID_ALIASES = AliasChoices("runId", "captureId")
 
 
 class OperationOutcome(WireModel):
@@ -130,21 +134,6 @@ class GuestPrepareResult(WireModel):
     operation_url: str | None = None
 
 
-class GuestPrepareStatusInput(WireModel):
-    vm_id: str
-    operation_url: str  # GuestPrepareResult.operation_url
-
-
-class GuestPrepareStatus(WireModel):
-    """What the guest step's Run Command reported so far (it may never report: wait for the stop)."""
-
-    status: str  # InProgress | Succeeded | Failed | Canceled | Unknown
-    # True only for a real failure exit reported by the script (a non-zero exit code). A Run Command
-    # that ends Failed/Canceled without an exit code is the guest shutting down mid-command (§Q6).
-    failed: bool = False
-    message: str | None = None  # Azure's code + message or the script's failure text, redacted
-
-
 # --- gallery preflight ------------------------------------------------------------------
 
 
@@ -156,7 +145,7 @@ class GalleryCheckInput(WireModel):
     # The capture RUN id (CaptureInput.run_id). When set, a version made by this run (tag
     # image-pipeline:run-id, see shared.ids.made_by_run) is "ours" (an earlier execution of the same run),
     # not a conflict; a version made by an earlier run of the same VM is not.
-    capture_id: str | None = None
+    run_id: str | None = Field(default=None, validation_alias=RUN_ID_ALIASES)
 
 
 class DefinitionFacts(WireModel):
@@ -207,7 +196,9 @@ class RegionsResult(WireModel):
 
 
 class SnapshotInput(WireModel):
-    capture_id: str  # the capture RUN id: names the snapshot (<run-id>-<disk>) and tags it as the run's
+    run_id: str = Field(
+        validation_alias=RUN_ID_ALIASES
+    )  # names the snapshot (<run-id>-<disk>) and tags it as the run's
     disk: DiskFacts
     subscription_id: str
     resource_group: str
@@ -258,7 +249,9 @@ class DataSnapshot(WireModel):
 
 
 class VersionInput(WireModel):
-    capture_id: str  # the capture RUN id: an existing version tagged with it is this run's own work
+    run_id: str = Field(
+        validation_alias=RUN_ID_ALIASES
+    )  # an existing version tagged with it is this run's own work
     gallery: GalleryRef
     definition_name: str
     version: str  # explicit, or (auto) preflight's candidate: the lowest version start_image_version tries
@@ -303,7 +296,7 @@ class VersionStatus(WireModel):
 
 
 class ExportStartInput(WireModel):
-    capture_id: str  # the capture RUN id: the blob is <container>/<run-id>/<disk>.vhd
+    run_id: str = Field(validation_alias=RUN_ID_ALIASES)  # the blob is <container>/<run-id>/<disk>.vhd
     snapshot_id: str
     disk_key: str
     disk_name: str

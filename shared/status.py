@@ -18,6 +18,7 @@ Nothing here may hold a SAS: blob URLs are always stored without their query str
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError
@@ -27,16 +28,29 @@ from shared.instances import InstanceSnapshot, decoded
 from shared.model_base import WireModel
 from shared.redaction import redact, strip_query
 
-STAGES: tuple[str, ...] = (
-    "preflight",
-    "prepare",
-    "deallocate",
-    "generalize",
-    "snapshot",
-    "publish",
-    "export",
-    "cleanup",
-)
+
+class Stage(StrEnum):
+    """Where a capture is: one of its pipeline stages (``STAGES``), or where it ended.
+
+    ``orchestrators.capture`` names its stages with these; ``CaptureProgress.stage`` takes only these.
+    """
+
+    PREFLIGHT = "preflight"
+    PREPARE = "prepare"
+    DEALLOCATE = "deallocate"
+    GENERALIZE = "generalize"
+    SNAPSHOT = "snapshot"
+    PUBLISH = "publish"
+    EXPORT = "export"
+    CLEANUP = "cleanup"
+    # Not stages of the pipeline: the capture's whereabouts once it finished or while it is undone.
+    DONE = "done"
+    CANCELING = "canceling"
+    CANCELED = "canceled"
+
+
+# The stages every capture reports, in order (each has a ``StageTiming`` in ``CaptureProgress.stages``).
+STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s not in (Stage.DONE, Stage.CANCELING, Stage.CANCELED))
 
 M = TypeVar("M", bound=WireModel)
 
@@ -98,7 +112,7 @@ class CaptureProgress(WireModel):
     capture_id: str
     source_vm_id: str
     run_id: str | None = None  # this run's id (None: a capture started before run ids; use capture_id)
-    stage: str = "preflight"
+    stage: Stage = Stage.PREFLIGHT
     state: Literal["running", "succeeded", "failed", "canceled"] = "running"
     stages: list[StageTiming] = Field(default_factory=lambda: [StageTiming(name=s) for s in STAGES])
     generalized: bool = False
@@ -117,7 +131,7 @@ class CaptureProgress(WireModel):
     cancel_reason: str | None = None
     cleaned: list[str] = Field(default_factory=list)
 
-    def stage_of(self, name: str) -> StageTiming:
+    def stage_of(self, name: Stage) -> StageTiming:
         for s in self.stages:
             if s.name == name:
                 return s
@@ -263,40 +277,53 @@ def aggregate_status(
         last_updated_time=main.last_updated_time,
     )
     if progress is not None:
-        view.source_vm_id = progress.source_vm_id
-        view.run_id = progress.run_id or progress.capture_id
-        view.stage = progress.stage
-        view.generalized = progress.generalized
-        view.irreversible_note = progress.irreversible_note
-        view.stages = [s.model_copy() for s in progress.stages]
-        view.disks = [d.model_copy() for d in progress.disks]
-        view.regions = [r.model_copy() for r in progress.regions]
-        view.image_version_id = progress.image_version_id
-        view.image_version_state = progress.image_version_state
-        view.error = progress.error
-        view.cancel_requested = progress.cancel_requested
-        view.cancel_reason = progress.cancel_reason
-        view.cleaned = list(progress.cleaned)
-
+        _copy_progress(view, progress)
     vp = _model(VersionProgress, version.custom_status) if version is not None else None
     if vp is not None:
         if vp.regions:
             view.regions = [r.model_copy() for r in vp.regions]
         view.image_version_id = vp.version_id or view.image_version_id
         _overlay_stage(view, "publish", vp.started, vp.ended, vp.state)
+    _overlay_exports(view, exports or {})
 
+    view.runtime_status = shown_runtime_status(main.runtime_status, progress)
+    if view.runtime_status == "Completed":
+        view.result = _model(CaptureResult, main.output)
+    elif main.runtime_status == "Failed" and view.error is None:
+        view.error = _error_from_output(main.output)
+    return view
+
+
+def _copy_progress(view: CaptureStatusView, progress: CaptureProgress) -> None:
+    """The main instance's own progress: the frame of the view."""
+    view.source_vm_id = progress.source_vm_id
+    view.run_id = progress.run_id or progress.capture_id
+    view.stage = progress.stage
+    view.generalized = progress.generalized
+    view.irreversible_note = progress.irreversible_note
+    view.stages = [s.model_copy() for s in progress.stages]
+    view.disks = [d.model_copy() for d in progress.disks]
+    view.regions = [r.model_copy() for r in progress.regions]
+    view.image_version_id = progress.image_version_id
+    view.image_version_state = progress.image_version_state
+    view.error = progress.error
+    view.cancel_requested = progress.cancel_requested
+    view.cancel_reason = progress.cancel_reason
+    view.cleaned = list(progress.cleaned)
+
+
+def _overlay_exports(view: CaptureStatusView, exports: dict[str, InstanceSnapshot]) -> None:
+    """The export sub-orchestrations' fresher copy figures, per disk, and the ``export`` stage's timing."""
     export_states: list[str] = []
     starts: list[str] = []
     ends: list[str] = []
-    for key, snap in (exports or {}).items():
+    for key, snap in exports.items():
         ep = _model(ExportProgress, snap.custom_status)
         if ep is None:
             continue
         export_states.append(ep.state)
-        if ep.started:
-            starts.append(ep.started)
-        if ep.ended:
-            ends.append(ep.ended)
+        starts += [ep.started] if ep.started else []
+        ends += [ep.ended] if ep.ended else []
         for d in view.disks:
             if d.key == key:
                 d.copy_state = ep.copy_state or d.copy_state
@@ -305,22 +332,16 @@ def aggregate_status(
                 d.copy_percent = ep.percent
                 d.blob_url = strip_query(ep.blob_url) if ep.blob_url else d.blob_url
                 d.access_revoked = ep.access_revoked
-    if export_states:
-        done = all(s in ("succeeded", "failed", "canceled") for s in export_states)
-        state = "succeeded" if done else "copying"
-        for bad in ("canceled", "failed"):
-            if bad in export_states and done:
-                state = bad
-        _overlay_stage(
-            view, "export", min(starts) if starts else None, max(ends) if done and ends else None, state
-        )
-
-    view.runtime_status = shown_runtime_status(main.runtime_status, progress)
-    if view.runtime_status == "Completed":
-        view.result = _model(CaptureResult, main.output)
-    elif main.runtime_status == "Failed" and view.error is None:
-        view.error = _error_from_output(main.output)
-    return view
+    if not export_states:
+        return
+    done = all(s in ("succeeded", "failed", "canceled") for s in export_states)
+    state = "succeeded" if done else "copying"
+    for bad in ("canceled", "failed"):
+        if bad in export_states and done:
+            state = bad
+    _overlay_stage(
+        view, "export", min(starts) if starts else None, max(ends) if done and ends else None, state
+    )
 
 
 _SUB_TO_STAGE: dict[str, StageState] = {

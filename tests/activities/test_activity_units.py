@@ -38,7 +38,6 @@ EXPECTED_ACTIVITIES = {
     "check_export_target",
     "list_regions",
     "start_guest_prepare",
-    "get_guest_prepare_status",
     "get_power_state",
     "start_deallocate",
     "generalize_vm",

@@ -133,16 +133,16 @@ def test_two_captures_of_one_vm_hand_each_run_its_own_names(run_with: Any) -> No
     for status, calls in ((first, run.call_log()[:split]), (second, run.call_log()[split:])):
         rid = status["runId"]
         assert rid.startswith(f"{cid}-") and status["result"]["runId"] == rid
-        assert [p["captureId"] for p in _payloads(calls, "check_gallery")] == [rid]
+        assert [p["runId"] for p in _payloads(calls, "check_gallery")] == [rid]
         snaps = _payloads(calls, "start_snapshot")
         assert sorted(p["disk"]["key"] for p in snaps) == ["lun0", "os"]
         for p in snaps:
-            assert p["captureId"] == rid
+            assert p["runId"] == rid
             assert p["tags"][TAG_RUN_ID] == rid and p["tags"][TAG_CAPTURE_ID] == cid
         (version,) = _payloads(calls, "start_image_version")
-        assert version["captureId"] == rid
+        assert version["runId"] == rid
         assert version["tags"][TAG_RUN_ID] == rid and version["tags"][TAG_CAPTURE_ID] == cid
-        assert {p["captureId"] for p in _payloads(calls, "start_export")} == {rid}
+        assert {p["runId"] for p in _payloads(calls, "start_export")} == {rid}
         (notice,) = _payloads(calls, "publish_notice")
         assert notice["notice"]["captureId"] == cid and notice["notice"]["runId"] == rid
         # The run's own sub-orchestrations, beside (not over) the other run's.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from orchestrators.capture_steps import _mark_deleted, snapshots_left, with_leftovers
+from orchestrators.capture.endings import with_leftovers
+from orchestrators.capture.snapshots import mark_deleted as _mark_deleted
+from orchestrators.capture.snapshots import snapshots_left
 from shared.errors import ErrorInfo
 from shared.status import CaptureProgress, DiskProgress
 

@@ -14,6 +14,7 @@ from shared.status import (
     ExportProgress,
     InstanceSnapshot,
     RegionProgress,
+    Stage,
     VersionProgress,
     aggregate_status,
 )
@@ -23,21 +24,21 @@ VM = "/subscriptions/s/resourceGroups/rg-build/providers/Microsoft.Compute/virtu
 
 
 def _main_progress() -> CaptureProgress:
-    p = CaptureProgress(capture_id=CID, source_vm_id=VM, export=True, stage="publish", generalized=True)
+    p = CaptureProgress(capture_id=CID, source_vm_id=VM, export=True, stage=Stage.PUBLISH, generalized=True)
     p.disks = [
         DiskProgress(key="os", name="osd", size_gb=30),
         DiskProgress(key="lun0", name="d0", lun=0, size_gb=64),
     ]
     p.regions = [RegionProgress(region="westeurope"), RegionProgress(region="eastus2")]
     for name in ("preflight", "prepare", "deallocate", "generalize", "snapshot"):
-        s = p.stage_of(name)
+        s = p.stage_of(Stage(name))
         s.state, s.started, s.ended = (
             "succeeded",
             "2024-01-01T00:00:00.000000Z",
             "2024-01-01T00:01:00.000000Z",
         )
-    p.stage_of("publish").state = "running"
-    p.stage_of("export").state = "running"
+    p.stage_of(Stage.PUBLISH).state = "running"
+    p.stage_of(Stage.EXPORT).state = "running"
     return p
 
 
@@ -102,7 +103,7 @@ def test_running_capture_merges_branch_progress():
 
 def test_completed_capture_shows_the_result():
     p = _main_progress()
-    p.stage, p.state = "done", "succeeded"
+    p.stage, p.state = Stage.DONE, "succeeded"
     result = CaptureResult(
         capture_id=CID,
         source_vm_id=VM,

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from orchestrators.capture_image import preflight_problems, region_problems, target_regions
+from orchestrators.capture.rules import preflight_problems, region_problems, target_regions
 from orchestrators.publish_version import replication_verdict
 from orchestrators.timing import expected_copy_seconds, poll_delay, retry_delay
 from shared.contracts import (
