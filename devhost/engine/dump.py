@@ -25,7 +25,7 @@ def dump_store(db_path: Path) -> dict[str, list[dict[str, Any]]]:
     try:
         out: dict[str, list[dict[str, Any]]] = {}
         for table in TABLES:
-            cursor = db.execute(f"SELECT * FROM {table} ORDER BY rowid")  # noqa: S608 - fixed names
+            cursor = db.execute(f"SELECT * FROM {table} ORDER BY rowid")
             columns = [c[0] for c in cursor.description]
             out[table] = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
         return out
@@ -44,7 +44,7 @@ def load_store(db_path: Path, tables: dict[str, list[dict[str, Any]]]) -> None:
                 for row in tables.get(table, []):
                     names = ", ".join(row)
                     marks = ", ".join("?" * len(row))
-                    db.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(row.values()))  # noqa: S608
+                    db.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(row.values()))
     finally:
         store.close()
 
