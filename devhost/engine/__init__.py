@@ -43,6 +43,7 @@ from devhost.engine.orchestrations import (
     played_text,
 )
 from devhost.engine.store import ACTIVE, ActivityItem, InstanceRow, NewMessage, Store
+from devhost.engine.versioning import Versioning, started_version
 from devhost.engine.vtime import VirtualTime, install_virtual_sleep, sleep_local
 from devhost.functions import AppIndex
 
@@ -64,6 +65,7 @@ class Engine(VirtualTime):
         max_concurrent_activities: int = 10,
         max_concurrent_orchestrations: int = 10,
         log: logging.Logger | None = None,
+        versioning: Versioning | None = None,
     ) -> None:
         if max_concurrent_activities < 1 or max_concurrent_orchestrations < 1:
             raise ValueError(
@@ -84,6 +86,8 @@ class Engine(VirtualTime):
             self.clock = Clock()
         self.max_concurrent_activities = max_concurrent_activities
         self.max_concurrent_orchestrations = max_concurrent_orchestrations
+        self.versioning = versioning or Versioning()
+        self._rejected: set[str] = set()  # instances this worker may not run (versionFailureStrategy Reject)
 
         self._cv = threading.Condition()
         self._ready: deque[str] = deque()
@@ -243,8 +247,10 @@ class Engine(VirtualTime):
         input_json: str | None,
         *,
         replace_active: bool = False,
+        version: str | None = None,
     ) -> str:
-        """Schedule a new instance. ``input_json`` is the input's JSON text (what ``get_input`` decodes).
+        """Schedule a new instance. ``input_json`` is the input's JSON text (what ``get_input`` decodes);
+        its version is ``version``, or host.json's defaultVersion when None.
 
         Raises ``devhost.functions.FunctionNotFound`` for an unknown orchestrator and
         ``InstanceExists`` when the id belongs to an instance that has not finished, unless
@@ -262,7 +268,8 @@ class Engine(VirtualTime):
                 )
             now = self.clock.timestamp()
             row = InstanceRow(iid, orchestrator_name, uuid.uuid4().hex, "Pending", now, now, input_json)
-            start = NewMessage(iid, row.execution_id, now, execution_started(row, now), kind="0")
+            version = self.versioning.new_version if version is None else version
+            start = NewMessage(iid, row.execution_id, now, execution_started(row, now, version), kind="0")
             if active:
                 with self._cv:  # no episode of the old execution may commit over the new one
                     while iid in self._locked:
@@ -273,6 +280,7 @@ class Engine(VirtualTime):
                 self.store.create_instance(row, start)
         self.log.info("orchestrator %s scheduled (instance %s)", orchestrator_name, iid)
         with self._cv:
+            self._rejected.discard(iid)  # a new execution (with its own version)
             self._make_ready(iid)
         return iid
 
@@ -315,6 +323,7 @@ class Engine(VirtualTime):
         )
         self.log.info("termination requested (instance %s, orchestrator %s)", instance_id, row.name)
         with self._cv:
+            self._rejected.discard(instance_id)  # a termination is never rejected
             self._make_ready(instance_id)
 
     def purge(self, instance_id: str) -> int:
@@ -373,6 +382,8 @@ class Engine(VirtualTime):
 
     # --- scheduling (call with self._cv held) ------------------------------------------------------------
     def _make_ready(self, instance_id: str) -> None:
+        if instance_id in self._rejected:
+            return  # left for a compatible worker: running it again here would only be rejected again
         if instance_id not in self._ready_set and instance_id not in self._locked:
             self._ready.append(instance_id)
             self._ready_set.add(instance_id)
@@ -451,9 +462,26 @@ class Engine(VirtualTime):
             # A duplicate start, or an event for an execution that never started: nothing to run.
             self.store.drop_message(msg.id)
             return []
+        version = started_version(cache.played, msg.event)
+        refusal = None if msg.kind == "terminate" else self.versioning.mismatch(iid, version)
+        if refusal is not None and self.versioning.failure_strategy == "Reject":
+            self.log.warning("%s Rejected (versionFailureStrategy Reject): it stays as it is.", refusal)
+            with self._cv:
+                self._rejected.add(iid)
+            return []
         if is_start:
             self.log.info("orchestrator %s started (instance %s)", inst.name, iid)
-        episode = Episode(self.index, inst, msg, cache, self.clock.timestamp(), self.log)
+        episode = Episode(
+            self.index,
+            inst,
+            msg,
+            cache,
+            self.clock.timestamp(),
+            self.log,
+            version=version,
+            default_version=self.versioning.new_version,
+            refusal=refusal,
+        )
         episode.existing_lookup = self.store.get_instance
         result = episode.run()
         created = self.store.commit_episode(result.commit)
