@@ -39,6 +39,7 @@ from orchestrators.timing import (
     poll_delay,
     sas_duration_seconds,
 )
+from orchestrators.versioning import refuse_unreplayable
 from shared.contracts import (
     CaptureInput,
     DataSnapshot,
@@ -234,6 +235,7 @@ def preflight_problems(
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.CAPTURE_IMAGE)
 def capture_image(context: df.DurableOrchestrationContext) -> Gen:
+    refuse_unreplayable(context)  # first: before anything an unreplayable history could misdirect
     inp = CaptureInput.from_wire(context.get_input())
     # cid is this capture RUN's id (shared.ids.new_run_id): every snapshot/blob name, ownership tag and
     # sub-orchestration id derives from it, so a later capture of the same VM (same instance id,

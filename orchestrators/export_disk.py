@@ -37,6 +37,7 @@ from orchestrators.timing import (
     progress_poll_delay,
     restart_sas_duration_seconds,
 )
+from orchestrators.versioning import refuse_unreplayable
 from shared.contracts import BlobRef, CapturePolicy, CopyStatus, ExportStartInput, SnapshotRef
 from shared.errors import ErrorInfo
 from shared.redaction import strip_query
@@ -85,6 +86,7 @@ def _copy_failed(start: ExportStartInput, st: ExportState, status: CopyStatus) -
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.EXPORT_DISK)
 def export_disk(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    refuse_unreplayable(context)  # first: before anything an unreplayable history could misdirect
     inp = ExportDiskInput.from_wire(context.get_input())
     policy = inp.policy
     start = inp.start

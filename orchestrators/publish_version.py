@@ -32,6 +32,7 @@ from orchestrators.cancellation import Canceled, CancelWatch
 from orchestrators.models import PublishState, PublishVersionInput
 from orchestrators.retrying import StepFailed, call, failure_info, sleep
 from orchestrators.timing import elapsed_seconds, iso, poll_delay, progress_poll_delay, retry_delay
+from orchestrators.versioning import refuse_unreplayable
 from shared.contracts import CapturePolicy, DefinitionResult, VersionRef, VersionStatus
 from shared.errors import ErrorInfo
 from shared.status import RegionProgress, VersionProgress
@@ -96,6 +97,7 @@ def _failure_message(version_id: str, status: VersionStatus, rows: list[RegionPr
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.PUBLISH_VERSION)
 def publish_version(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    refuse_unreplayable(context)  # first: before anything an unreplayable history could misdirect
     inp = PublishVersionInput.from_wire(context.get_input())
     policy = inp.policy
     regions = [r.name for r in inp.version.target_regions]
