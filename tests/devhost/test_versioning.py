@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,3 +159,31 @@ def test_a_terminate_is_never_rejected(tmp_path: Path) -> None:
         engine.terminate(iid, "straggler")
         rec = engine.wait_for(iid)
     assert rec.runtime_status == "Terminated"
+
+
+def test_devhost_stamps_host_json_default_and_the_start_urls_version(tmp_path: Path) -> None:
+    import shutil
+
+    from devhost.testing import running_devhost
+    from tests.support.http import http, wait_for
+
+    app = tmp_path / "app"
+    app.mkdir()
+    shutil.copy(Path(__file__).resolve().parent / "apps" / "versioning" / "function_app.py", app)
+    (app / "host.json").write_text(
+        json.dumps({"version": "2.0", "extensions": {"durableTask": {"defaultVersion": "3.0"}}})
+    )
+    with running_devhost(app, tmp_path / "wd") as dh:
+        outputs = {}
+        for iid, query in (("plain", ""), ("named", "?version=0.7")):
+            code, body, _ = http(
+                "POST", dh.url(f"runtime/webhooks/durabletask/orchestrators/child/{iid}{query}")
+            )
+            assert code == 202, body
+
+            def done(iid: str = iid) -> Any:
+                status = http("GET", dh.url(f"runtime/webhooks/durabletask/instances/{iid}"))[1]
+                return status if status.get("runtimeStatus") == "Completed" else None
+
+            outputs[iid] = wait_for(f"{iid} to complete", done, timeout=20)["output"]
+    assert outputs == {"plain": "3.0", "named": "0.7"}
