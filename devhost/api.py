@@ -62,6 +62,7 @@ class EngineAPI(Protocol):
         input_json: str | None,
         *,
         replace_active: bool = False,
+        version: str | None = None,
     ) -> str:
         """Schedule a new instance; return its id. Raises InstanceExists if that id is running/pending,
         unless ``replace_active``: then a new execution replaces the running one."""

@@ -96,6 +96,7 @@ class Host:
             clock_url=o.clock_url,
             max_concurrent_activities=cfg.max_concurrent_activities,
             max_concurrent_orchestrations=cfg.max_concurrent_orchestrations,
+            versioning=cfg.versioning,
         )
         invoker = Invoker(self._client_json, str(self.app_dir))
         self.server = HttpServer(

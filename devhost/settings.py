@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devhost.engine.versioning import Versioning, parse_versioning
+
 
 class SettingsError(Exception):
     """A configuration file is missing, unreadable or has a field of the wrong shape."""
@@ -71,6 +73,8 @@ class HostConfig:
     max_concurrent_orchestrations: int = 10
     # durableTask.overridableExistingInstanceStates: may a start reuse the id of a running instance?
     overridable_existing_instance_states: str = "NonRunningStates"
+    # defaultVersion / versionMatchStrategy / versionFailureStrategy (devhost.engine.versioning)
+    versioning: Versioning = field(default_factory=Versioning)
     queues: QueueOptions = field(default_factory=QueueOptions)
     raw: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
@@ -172,6 +176,10 @@ def load_host_config(app_dir: Path) -> HostConfig:
                 f"{', '.join(OVERRIDABLE_STATES)}, got {ois!r}"
             )
         cfg.overridable_existing_instance_states = match
+    try:
+        cfg.versioning = parse_versioning(dt, f"{where}.durableTask")
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     acts = _expect(dt, "maxConcurrentActivityFunctions", int, f"{where}.durableTask")
     if acts is not None:
         if acts < 1:

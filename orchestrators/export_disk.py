@@ -40,6 +40,7 @@ from orchestrators.timing import (
     progress_poll_delay,
     restart_sas_duration_seconds,
 )
+from orchestrators.versioning import refuse_unreplayable
 from shared.activity_types import ABORT_COPY, GET_COPY_STATUS, REVOKE_SNAPSHOT_ACCESS, START_EXPORT
 from shared.contracts import BlobRef, CapturePolicy, CopyStatus, ExportStartInput, SnapshotRef
 from shared.errors import ErrorInfo
@@ -107,6 +108,7 @@ def _progress(context: df.DurableOrchestrationContext, inp: ExportDiskInput) -> 
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.EXPORT_DISK)
 def export_disk(context: df.DurableOrchestrationContext) -> Gen[dict[str, Any] | None]:
+    refuse_unreplayable(context)  # first: before anything an unreplayable history could misdirect
     inp = ExportDiskInput.from_wire(context.get_input())
     copy = _Copy(context, inp, _progress(context, inp))
     progress = copy.progress

@@ -34,6 +34,7 @@ from orchestrators.models import PublishState, PublishVersionInput
 from orchestrators.polling import Done, OutOfPolls, poll
 from orchestrators.retrying import Gen, StepFailed, sleep
 from orchestrators.timing import elapsed_seconds, iso, parse_iso, poll_delay, progress_poll_delay, retry_delay
+from orchestrators.versioning import refuse_unreplayable
 from shared.activity_types import (
     DELETE_IMAGE_VERSION,
     ENSURE_DEFINITION,
@@ -123,6 +124,7 @@ def _progress(context: df.DurableOrchestrationContext, inp: PublishVersionInput)
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.PUBLISH_VERSION)
 def publish_version(context: df.DurableOrchestrationContext) -> Gen[dict[str, Any] | None]:
+    refuse_unreplayable(context)  # first: before anything an unreplayable history could misdirect
     inp = PublishVersionInput.from_wire(context.get_input())
     publish = _Replication(context, inp, _progress(context, inp))
     progress = publish.progress

@@ -122,6 +122,23 @@ class ErrorInfo(WireModel):
         return info.model_copy(update={"kind": "transient"}) if transient else info
 
     @classmethod
+    def unreplayable(cls, instance_id: str, version: str | None, current: str) -> ErrorInfo:
+        """A deployment replaced the code of a running instance with code that cannot replay its history."""
+        started = (
+            f"pipeline version {version}" if version else "a pipeline from before orchestration versioning"
+        )
+        return cls.terminal(
+            "deploy",
+            "UnreplayableHistory",
+            f"Instance {instance_id} was started by {started}; this code (version {current}) cannot replay its "
+            "history, so it stopped before doing anything more.",
+            resource=instance_id,
+            advice="Drain running captures before deploying an orchestrator change (README: Deploying). Start the "
+            "capture again (a VM it already generalized is captured as it is); what this run left (snapshots, an "
+            "export access, a half-made image version) is removed by the janitor (docs/janitor.md).",
+        )
+
+    @classmethod
     def canceled(cls, step: str, message: str, *, resource: str | None = None) -> ErrorInfo:
         """The capture (or one of its branches) stopped because a cancel was requested."""
         return cls(step=step, code="Canceled", kind="terminal", message=message, resource=resource)

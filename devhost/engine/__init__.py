@@ -25,8 +25,6 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -35,7 +33,7 @@ from typing import Any
 from devhost.api import InstanceExists, InstanceNotFound, InstanceNotRunning, InstanceQuery, InstanceRecord
 from devhost.engine import sdk_speedups
 from devhost.engine.activities import run_activity
-from devhost.engine.clock import Clock, ClockOwnerError, OwnerClock, VirtualClock
+from devhost.engine.clock import Clock, OwnerClock, VirtualClock
 from devhost.engine.history import EventType, event, fmt_status_time, parse_time
 from devhost.engine.orchestrations import (
     TERMINAL_STATUSES,
@@ -45,53 +43,16 @@ from devhost.engine.orchestrations import (
     played_text,
 )
 from devhost.engine.store import ACTIVE, ActivityItem, InstanceRow, NewMessage, Store
+from devhost.engine.versioning import Versioning, started_version
+from devhost.engine.vtime import VirtualTime, install_virtual_sleep, sleep_local
 from devhost.functions import AppIndex
 
 DB_NAME = "durable.sqlite3"
-VIRTUAL_OFFSET_KEY = "virtual_clock_offset"  # written by older devhosts: virtual minus real time
-VIRTUAL_NOW_KEY = "virtual_clock_now"
 # How often (wall seconds) to ask a clock owner again after it refused a skip (busy or held).
 OWNER_RETRY_S = 0.005
 
-_real_sleep = time.sleep
-_sleep_local = threading.local()
 
-
-def _sleep(seconds: float) -> None:
-    """``time.sleep`` in a devhost process: virtual in the activity threads of a virtual-clock engine."""
-    engine: Engine | None = getattr(_sleep_local, "engine", None)
-    if engine is None or seconds <= 0:
-        _real_sleep(seconds)
-    else:
-        engine._virtual_sleep(seconds)
-
-
-_real_thread_start = threading.Thread.start
-
-
-def _thread_start(self: threading.Thread) -> None:
-    # A thread started by an activity sleeps in virtual time too: the SDK's LROPoller.result() polls
-    # in a thread of its own while the activity waits for it.
-    engine = getattr(_sleep_local, "engine", None)
-    if engine is not None:
-        run = self.run
-
-        def run_in_virtual_time() -> None:
-            _sleep_local.engine = engine
-            run()
-
-        self.run = run_in_virtual_time  # type: ignore[method-assign]
-    _real_thread_start(self)
-
-
-def _install_virtual_sleep() -> None:
-    # The Azure SDKs wait between LRO polls and retries with time.sleep (through the transport);
-    # under a virtual clock those waits must pass in virtual time, or the clock could never skip.
-    time.sleep = _sleep  # type: ignore[assignment]
-    threading.Thread.start = _thread_start  # type: ignore[method-assign]
-
-
-class Engine:
+class Engine(VirtualTime):
     """The durable engine. See the module docstring; ``start()`` before use, ``stop()`` when done."""
 
     def __init__(
@@ -104,6 +65,7 @@ class Engine:
         max_concurrent_activities: int = 10,
         max_concurrent_orchestrations: int = 10,
         log: logging.Logger | None = None,
+        versioning: Versioning | None = None,
     ) -> None:
         if max_concurrent_activities < 1 or max_concurrent_orchestrations < 1:
             raise ValueError(
@@ -124,6 +86,8 @@ class Engine:
             self.clock = Clock()
         self.max_concurrent_activities = max_concurrent_activities
         self.max_concurrent_orchestrations = max_concurrent_orchestrations
+        self.versioning = versioning or Versioning()
+        self._rejected: set[str] = set()  # instances this worker may not run (versionFailureStrategy Reject)
 
         self._cv = threading.Condition()
         self._ready: deque[str] = deque()
@@ -145,13 +109,6 @@ class Engine:
         self._start_lock = threading.Lock()
         self._workdir_lock: Any = None
 
-    def _stored_virtual_now(self) -> float | None:
-        stored = self.store.get_meta(VIRTUAL_NOW_KEY)
-        if stored is not None:
-            return float(stored)
-        offset = self.store.get_meta(VIRTUAL_OFFSET_KEY)
-        return time.time() + float(offset) if offset is not None else None
-
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the worker threads and resume every in-flight instance recorded in the work dir."""
@@ -162,7 +119,7 @@ class Engine:
             self._started = True
             self._stopping = False
             if self.clock.virtual:
-                _install_virtual_sleep()
+                install_virtual_sleep()
             for instance_id, due in self.store.all_due():
                 self._schedule_due(instance_id, due)
             pending = self.store.pending_activities()
@@ -235,107 +192,6 @@ class Engine:
         """The engine's current time (UTC, aware); virtual time in virtual-clock mode."""
         return self.clock.now()
 
-    # --- virtual time ------------------------------------------------------------------------------
-    @contextmanager
-    def hold_clock(self) -> Iterator[None]:
-        """Keep virtual time still for the block, e.g. to deliver an event before a racing timer fires."""
-        with self._cv:
-            self._holds += 1
-        try:
-            yield
-        finally:
-            with self._cv:
-                self._holds -= 1
-                self._cv.notify_all()
-
-    def advance_clock(self, seconds: float) -> None:
-        """Move virtual time forward by ``seconds`` now, whatever is runnable (an explicit advance)."""
-        if not self.clock.virtual:
-            raise RuntimeError("the real clock cannot jump; start the engine with virtual_clock=True")
-        with self._cv:
-            self._skip_to(self.clock.timestamp() + seconds)
-            self._cv.notify_all()
-
-    def call_at(self, when: float, fn: Any) -> None:
-        """Run ``fn()`` in a thread of its own once the engine's clock reaches ``when`` (epoch s).
-
-        For host features that fire at a time (timer triggers): ``when`` is an event the virtual
-        clock skips to, and ``fn`` counts as running work until it returns. On the real clock it
-        simply runs at that time.
-        """
-        with self._cv:
-            self._sleep_seq += 1
-            heapq.heappush(self._wakeups, (when, self._sleep_seq, fn))
-            self._cv.notify_all()
-
-    def _fire_wakeups_locked(self, now: float) -> None:
-        while self._wakeups and self._wakeups[0][0] <= now:
-            _due, _seq, fn = heapq.heappop(self._wakeups)
-            self._activities_running += 1  # counted as running until fn returns
-            threading.Thread(target=self._run_wakeup, args=(fn,), name="devhost-call-at", daemon=True).start()
-
-    def _run_wakeup(self, fn: Any) -> None:
-        if self.clock.virtual:
-            _sleep_local.engine = self
-        try:
-            fn()
-        except Exception:
-            self.log.exception("devhost: a scheduled call failed")
-        finally:
-            with self._cv:
-                self._activities_running -= 1
-                self._cv.notify_all()
-
-    def _virtual_sleep(self, seconds: float) -> None:
-        # An activity thread waiting in virtual time: it does not count as running meanwhile.
-        with self._cv:
-            wake = self.clock.timestamp() + seconds
-            self._sleep_seq += 1
-            entry = (wake, self._sleep_seq)
-            heapq.heappush(self._sleepers, entry)
-            self._activities_running -= 1
-            self._cv.notify_all()
-            try:
-                while not self._stopping and self.clock.timestamp() < wake:
-                    self._cv.wait()
-            finally:
-                self._sleepers.remove(entry)
-                heapq.heapify(self._sleepers)
-                self._activities_running += 1
-        if self._stopping:
-            _real_sleep(min(seconds, 0.05))
-
-    def _next_event_locked(self) -> float | None:
-        # Drop timer entries superseded by a later schedule for the same instance.
-        while self._timers and self._next_due.get(self._timers[0][1]) != self._timers[0][0]:
-            heapq.heappop(self._timers)
-        events = [self._timers[0][0]] if self._timers else []
-        if self._sleepers:
-            events.append(self._sleepers[0][0])
-        if self._wakeups:
-            events.append(self._wakeups[0][0])
-        return min(events) if events else None
-
-    def _skip_to(self, target: float) -> bool:
-        """Move virtual time to ``target`` (a clock owner may stop earlier or refuse). Call with _cv held."""
-        if isinstance(self.clock, OwnerClock):
-            self._cv.release()  # never hold the engine while waiting on another process
-            try:
-                moved = self.clock.advance_to(target)
-                self._owner_error = None
-            except ClockOwnerError as exc:
-                if str(exc) != self._owner_error:
-                    self.log.warning("virtual clock: cannot skip time: %s", exc)
-                self._owner_error = str(exc)
-                moved = False
-            finally:
-                self._cv.acquire()
-        else:
-            moved = self.clock.advance_to(target)
-        if moved and self.clock.persist:
-            self.store.set_meta(VIRTUAL_NOW_KEY, repr(self.clock.timestamp()))
-        return moved
-
     # --- waiting (tests, CLI) ---------------------------------------------------------------------
     def _idle_locked(self) -> bool:
         return not self._ready and not self._locked and not self._activities and self._activities_running == 0
@@ -391,8 +247,10 @@ class Engine:
         input_json: str | None,
         *,
         replace_active: bool = False,
+        version: str | None = None,
     ) -> str:
-        """Schedule a new instance. ``input_json`` is the input's JSON text (what ``get_input`` decodes).
+        """Schedule a new instance. ``input_json`` is the input's JSON text (what ``get_input`` decodes);
+        its version is ``version``, or host.json's defaultVersion when None.
 
         Raises ``devhost.functions.FunctionNotFound`` for an unknown orchestrator and
         ``InstanceExists`` when the id belongs to an instance that has not finished, unless
@@ -410,7 +268,8 @@ class Engine:
                 )
             now = self.clock.timestamp()
             row = InstanceRow(iid, orchestrator_name, uuid.uuid4().hex, "Pending", now, now, input_json)
-            start = NewMessage(iid, row.execution_id, now, execution_started(row, now), kind="0")
+            version = self.versioning.new_version if version is None else version
+            start = NewMessage(iid, row.execution_id, now, execution_started(row, now, version), kind="0")
             if active:
                 with self._cv:  # no episode of the old execution may commit over the new one
                     while iid in self._locked:
@@ -421,6 +280,7 @@ class Engine:
                 self.store.create_instance(row, start)
         self.log.info("orchestrator %s scheduled (instance %s)", orchestrator_name, iid)
         with self._cv:
+            self._rejected.discard(iid)  # a new execution (with its own version)
             self._make_ready(iid)
         return iid
 
@@ -463,6 +323,7 @@ class Engine:
         )
         self.log.info("termination requested (instance %s, orchestrator %s)", instance_id, row.name)
         with self._cv:
+            self._rejected.discard(instance_id)  # a termination is never rejected
             self._make_ready(instance_id)
 
     def purge(self, instance_id: str) -> int:
@@ -521,6 +382,8 @@ class Engine:
 
     # --- scheduling (call with self._cv held) ------------------------------------------------------------
     def _make_ready(self, instance_id: str) -> None:
+        if instance_id in self._rejected:
+            return  # left for a compatible worker: running it again here would only be rejected again
         if instance_id not in self._ready_set and instance_id not in self._locked:
             self._ready.append(instance_id)
             self._ready_set.add(instance_id)
@@ -599,9 +462,26 @@ class Engine:
             # A duplicate start, or an event for an execution that never started: nothing to run.
             self.store.drop_message(msg.id)
             return []
+        version = started_version(cache.played, msg.event)
+        refusal = None if msg.kind == "terminate" else self.versioning.mismatch(iid, version)
+        if refusal is not None and self.versioning.failure_strategy == "Reject":
+            self.log.warning("%s Rejected (versionFailureStrategy Reject): it stays as it is.", refusal)
+            with self._cv:
+                self._rejected.add(iid)
+            return []
         if is_start:
             self.log.info("orchestrator %s started (instance %s)", inst.name, iid)
-        episode = Episode(self.index, inst, msg, cache, self.clock.timestamp(), self.log)
+        episode = Episode(
+            self.index,
+            inst,
+            msg,
+            cache,
+            self.clock.timestamp(),
+            self.log,
+            version=version,
+            default_version=self.versioning.new_version,
+            refusal=refusal,
+        )
         episode.existing_lookup = self.store.get_instance
         result = episode.run()
         created = self.store.commit_episode(result.commit)
@@ -617,7 +497,7 @@ class Engine:
 
     def _activity_worker(self) -> None:
         if self.clock.virtual:
-            _sleep_local.engine = self
+            sleep_local.engine = self
         while True:
             with self._cv:
                 while not self._stopping and not self._activities:

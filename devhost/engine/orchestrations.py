@@ -132,6 +132,10 @@ class Episode:
         now: float,
         log: logging.Logger,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        *,
+        version: str | None = None,
+        default_version: str = "",
+        refusal: str | None = None,
     ) -> None:
         self.index = index
         self.inst = inst
@@ -140,6 +144,9 @@ class Episode:
         self.now = now
         self.log = log
         self.new_id = new_id
+        self.version = version  # this execution's ExecutionStarted.Version
+        self.default_version = default_version  # host.json defaultVersion ("" when none)
+        self.refusal = refusal  # why this worker may not run the instance (versionFailureStrategy Fail)
         self.state: dict[str, Any] = dict(inst.state)
         self.state.setdefault("next_seq", 0)
         self.state["retries"] = dict(self.state.get("retries") or {})
@@ -191,6 +198,8 @@ class Episode:
 
         if inst.runtime_status in ("Pending", "ContinuedAsNew"):
             inst.runtime_status = "Running"
+        if self.refusal is not None:
+            return self._fail(self.refusal)
         try:
             info = self.index.orchestrator(inst.name)
         except FunctionNotFound as exc:
@@ -297,7 +306,7 @@ class Episode:
                     if r["kind"] == "activity":
                         self._schedule_activity(nid, r["name"], r["input"])
                     else:
-                        self._schedule_sub(nid, r["name"], r["input"], r.get("instanceId"))
+                        self._schedule_sub(nid, r["name"], r["input"], r.get("instanceId"), r.get("version"))
 
     # --- new actions -----------------------------------------------------------------------------
     def _apply_new_actions(self, new: list[dict[str, Any]]) -> str | None:
@@ -311,7 +320,8 @@ class Episode:
                     self._remember_retry(tid, "activity", a)
             elif t in (ActionType.CallSubOrchestrator, ActionType.CallSubOrchestratorWithRetry):
                 sig[2] = tid = self._seq()
-                self._schedule_sub(tid, str(a.get("functionName")), a.get("input"), a.get("instanceId"))
+                name, child_id = str(a.get("functionName")), a.get("instanceId")
+                self._schedule_sub(tid, name, a.get("input"), child_id, a.get("version"))
                 if t == ActionType.CallSubOrchestratorWithRetry:
                     self._remember_retry(tid, "sub", a)
             elif t == ActionType.CreateTimer:
@@ -354,6 +364,7 @@ class Episode:
             "name": str(a.get("functionName")),
             "input": a.get("input"),
             "instanceId": a.get("instanceId"),
+            "version": a.get("version"),
             "options": dict(a.get("retryOptions") or {}),
             "attempt": 1,
             "state": "task",
@@ -366,17 +377,21 @@ class Episode:
             NewActivity(self.inst.instance_id, self.inst.execution_id, tid, name, input_text)
         )
 
-    def _schedule_sub(self, tid: int, name: str, input_text: str | None, child_id: str | None) -> None:
+    def _schedule_sub(
+        self, tid: int, name: str, input_text: str | None, child_id: str | None, version: str | None = None
+    ) -> None:
         # DTFx (TaskOrchestrationContext) names a child started without an id "<parent execution id>:<task
         # id>"; every retry attempt is a new call with a new task id, hence a new child id.
         child_id = child_id or f"{self.inst.execution_id}:{tid}"
+        # A child started without a version gets the worker's defaultVersion, not the parent's version.
+        child_version = version if version is not None else self.default_version
         self._record(
             event(
                 EventType.SubOrchestrationInstanceCreated,
                 self.now,
                 tid,
                 Name=name,
-                Version="",
+                Version=child_version,
                 InstanceId=child_id,
                 Input=input_text,
             )
@@ -425,7 +440,7 @@ class Episode:
             child_id,
             exec_id,
             self.now,
-            execution_started(child, self.now),
+            execution_started(child, self.now, child_version),
             kind=str(int(EventType.ExecutionStarted)),
         )
 
@@ -528,7 +543,7 @@ class Episode:
                 inst.instance_id,
                 new_exec,
                 self.now,
-                execution_started(inst, self.now),
+                execution_started(inst, self.now, self.version or ""),  # continue-as-new keeps the version
                 kind=str(int(EventType.ExecutionStarted)),
             )
         )
@@ -545,7 +560,7 @@ def disabled_orchestrator_message(name: str, known: list[str]) -> str:
     )
 
 
-def execution_started(inst: InstanceRow, now: float) -> Event:
+def execution_started(inst: InstanceRow, now: float, version: str = "") -> Event:
     parent = None
     if inst.parent_instance_id:
         parent = {
@@ -561,7 +576,7 @@ def execution_started(inst: InstanceRow, now: float) -> Event:
         EventType.ExecutionStarted,
         now,
         Name=inst.name,
-        Version="",
+        Version=version,
         Input=inst.input,
         OrchestrationInstance={"InstanceId": inst.instance_id, "ExecutionId": inst.execution_id},
         ParentInstance=parent,

@@ -404,7 +404,11 @@ class DurableApi:
         try:
             started = await self._run(
                 lambda: self.engine.start_new(
-                    name, new_id, input_json, replace_active=self.any_state_overridable
+                    name,
+                    new_id,
+                    input_json,
+                    replace_active=self.any_state_overridable,
+                    version=request.query.get("version"),  # the client's start_new(version=...)
                 )
             )
         except InstanceExists as exc:

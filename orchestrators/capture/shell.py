@@ -17,10 +17,12 @@ from orchestrators.capture.pipeline import run_plan
 from orchestrators.capture.plan import CAPTURE
 from orchestrators.capture.run import CaptureRun
 from orchestrators.retrying import Gen
+from orchestrators.versioning import refuse_unreplayable
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=names.CAPTURE_IMAGE)
 def capture_image(context: df.DurableOrchestrationContext) -> Gen[dict[str, Any]]:
+    refuse_unreplayable(context)  # first: before anything an unreplayable history could misdirect
     run = CaptureRun.start(context)
     yield from run.watch.arm()
     return (yield from run_plan(run, CAPTURE))
