@@ -112,25 +112,6 @@ _TAKEN_CODES = {"propertychangenotallowed", "conflict", "operationnotallowed", "
 AUTO_ATTEMPTS = 64
 
 
-def _next_free(versions: list[dict[str, Any]], floor: str) -> str:
-    """The next patch after the highest version of the definition, and not below ``floor``."""
-    keys = [k for k in (_version_key(str(v.get("name"))) for v in versions) if k is not None]
-    low = _version_key(floor)
-    if low is not None:
-        keys.append((low[0], low[1], low[2] - 1))
-    if not keys:
-        return "1.0.0"
-    top = max(keys)
-    return f"{top[0]}.{top[1]}.{top[2] + 1}"
-
-
-def _version_key(name: str) -> tuple[int, int, int] | None:
-    parts = name.split(".")
-    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
-        return None
-    return int(parts[0]), int(parts[1]), int(parts[2])
-
-
 @activity(START_IMAGE_VERSION)
 def start_image_version(inp: VersionInput) -> VersionStatus:
     """PUT the image version from the snapshots and return once Azure accepted it (no waiting).
