@@ -13,6 +13,7 @@ from azsim.compute.backend import ComputeBackend
 from azsim.core.context import Reply, RequestContext
 from azsim.core.errors import ArmError
 from azsim.core.lro import OperationStore, retry_headers
+from azsim.arm.permissions import PERMISSIONS_HANDLERS
 from azsim.network.handlers import NETWORK_HANDLERS
 
 
@@ -325,3 +326,4 @@ HANDLERS: dict[str, Handler] = {
     and name[0].islower()
 }
 HANDLERS.update(NETWORK_HANDLERS)
+HANDLERS.update(PERMISSIONS_HANDLERS)
