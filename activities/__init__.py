@@ -7,6 +7,7 @@ orchestrators call them by the names below. Modules by Azure concern:
 - ``virtual_machines``: get_vm_facts, get_power_state, start_deallocate, generalize_vm, start_guest_prepare,
   get_guest_prepare_status
 - ``preflight``: check_gallery, check_export_target, list_regions
+- ``permissions``: check_permissions
 - ``snapshots``: start_snapshot, get_snapshot, revoke_snapshot_access, delete_snapshot,
   get_snapshot_deletion
 - ``gallery``: ensure_definition, start_image_version, get_version_status, delete_image_version
@@ -20,7 +21,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities import exports, gallery, preflight, snapshots, virtual_machines
+from activities import exports, gallery, permissions, preflight, snapshots, virtual_machines
 
 ACTIVITIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     fn.__name__: fn
@@ -34,6 +35,7 @@ ACTIVITIES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         preflight.check_gallery,
         preflight.check_export_target,
         preflight.list_regions,
+        permissions.check_permissions,
         snapshots.start_snapshot,
         snapshots.get_snapshot,
         snapshots.revoke_snapshot_access,
