@@ -17,16 +17,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ConfigDict, ValidationError
 
 from shared.model_base import WireModel
 from shared.redaction import redact
-
-if TYPE_CHECKING:
-    from shared.permissions import MissingAtScope
 
 _ENVELOPE = re.compile(r"CAPTURE-ERROR<<(.*?)>>", re.DOTALL)
 # The envelope's keys, in their order (snake_case: failure texts recorded by earlier code carry them so).
@@ -129,26 +125,6 @@ class ErrorInfo(WireModel):
     def canceled(cls, step: str, message: str, *, resource: str | None = None) -> ErrorInfo:
         """The capture (or one of its branches) stopped because a cancel was requested."""
         return cls(step=step, code="Canceled", kind="terminal", message=message, resource=resource)
-
-    # --- preflight's permission check ---------------------------------------------------------------
-
-    @classmethod
-    def missing_permissions(
-        cls, missing: Sequence[MissingAtScope], *, resource: str | None = None
-    ) -> ErrorInfo:
-        """The identity lacks actions the plan needs: every one, its scope and the role that grants it."""
-        parts = [f"on {at.scope}: " + ", ".join(m.grant_text() for m in at.missing) for at in missing]
-        count = sum(len(at.missing) for at in missing)
-        return cls.terminal(
-            "preflight",
-            "MissingPermissions",
-            f"The Function App's identity lacks {count} permission(s) this run needs: "
-            + "; ".join(parts),
-            resource=resource,
-            advice="Nothing was changed. Assign the named roles to the Function App's identity at those "
-            "scopes (infra/app-actions.json lists every action per feature), allow a few minutes for the "
-            "assignment to take effect, and send the request again.",
-        )
 
 
 class CaptureError(Exception):

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import Field
 
+from shared.errors import ErrorInfo
 from shared.model_base import WireModel
 
 ACTIONS_FILE = Path(__file__).resolve().parents[1] / "infra" / "app-actions.json"
@@ -230,3 +231,25 @@ def missing(requirement: ScopeRequirement, entries: Sequence[Mapping[str, Any]])
     if not lacking:
         return None
     return MissingAtScope(scope=requirement.scope, kind=requirement.kind, missing=lacking)
+
+
+# --- the advice ---------------------------------------------------------------------------------
+
+
+def missing_permissions_error(missing: Sequence[MissingAtScope], *, resource: str | None = None) -> ErrorInfo:
+    """The identity lacks actions the plan needs: one error naming every one, its scope and its role.
+
+    A named constructor of the error catalog (``shared.errors.ErrorInfo``), kept here beside the types
+    it reads.
+    """
+    parts = "; ".join(f"on {m.scope}: " + ", ".join(a.grant_text() for a in m.missing) for m in missing)
+    count = sum(len(m.missing) for m in missing)
+    return ErrorInfo.terminal(
+        "preflight",
+        "MissingPermissions",
+        f"The Function App's identity lacks {count} permission(s) this run needs: {parts}",
+        resource=resource,
+        advice="Nothing was changed. Assign the named roles to the Function App's identity at those scopes "
+        "(infra/app-actions.json lists every action per feature), allow a few minutes for the assignment "
+        "to take effect, and send the request again.",
+    )

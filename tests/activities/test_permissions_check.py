@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from activities import permissions
-from shared.errors import ErrorInfo
 from shared.permissions import (
     PermissionsCheckInput,
     PermissionsCheckResult,
     capture_features,
     capture_scopes,
     load_app_actions,
+    missing_permissions_error,
     requirements,
 )
 from tests.activities.activity_cloud import Calls, reset_caches
@@ -139,7 +139,7 @@ def test_a_role_without_generalize_is_named_with_scope_and_role(cloud: Any, call
         "Image Pipeline Source VMs",
         "Virtual Machine Contributor",
     )
-    info = ErrorInfo.missing_permissions(result.missing, resource=vm)
+    info = missing_permissions_error(result.missing, resource=vm)
     assert (info.step, info.code, info.kind) == ("preflight", "MissingPermissions", "terminal")
     assert f'on {vm}: {GENERALIZE} (role "Image Pipeline Source VMs", or built-in' in info.message
     assert info.advice is not None and info.advice.startswith("Nothing was changed.")
@@ -158,7 +158,7 @@ def test_wildcard_role_with_a_not_action_and_owner_without_data_actions(cloud: A
     assert all(a.data_action for a in export)
     assert sorted(a.action.rsplit("/", 1)[1] for a in export) == ["delete", "read", "write"]
     assert {a.role for a in export} == {"Image Pipeline VHD Export"}
-    message = ErrorInfo.missing_permissions(result.missing).message
+    message = missing_permissions_error(result.missing).message
     assert message.count("data action Microsoft.Storage/storageAccounts/blobServices/containers/blobs/") == 3
     assert "lacks 4 permission(s)" in message
 

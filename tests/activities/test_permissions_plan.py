@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from azsim.roles import BUILTIN_ROLES
-from shared.errors import CaptureError, ErrorInfo, parse_failure
+from shared.errors import CaptureError, parse_failure
 from shared.permissions import (
     JANITOR_FEATURES,
     MissingAtScope,
@@ -18,6 +18,7 @@ from shared.permissions import (
     load_app_actions,
     matches,
     missing,
+    missing_permissions_error,
     requirements,
 )
 
@@ -191,7 +192,7 @@ def test_missing_and_the_advice_error() -> None:
         kind="exportAccounts",
         missing=[RequiredAction(action=f"{BLOBS}/write", data_action=True, role="R2")],
     )
-    info = ErrorInfo.missing_permissions([lacking, data], resource=VM)
+    info = missing_permissions_error([lacking, data], resource=VM)
     assert info.message == (
         "The Function App's identity lacks 2 permission(s) this run needs: "
         f'on {VM}: {MC}/virtualMachines/generalize/action (role "R1", or built-in "B1"); '
