@@ -26,7 +26,7 @@ from shared.permissions import (
 )
 
 # The newest stable api-version of Microsoft.Authorization that has Permissions_ListForResourceGroup /
-# Permissions_ListForResource (and the one azure-mgmt-authorization's default profile sends).
+# Permissions_ListForResource, and the one azure-mgmt-authorization 4.0.0 sends by default.
 PERMISSIONS_API_VERSION = "2022-04-01"
 
 

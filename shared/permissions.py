@@ -20,12 +20,15 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from shared.errors import ErrorInfo
 from shared.model_base import WireModel
+
+if TYPE_CHECKING:
+    from shared.requests import CaptureRequest
 
 ACTIONS_FILE = Path(__file__).resolve().parents[1] / "infra" / "app-actions.json"
 
@@ -139,6 +142,25 @@ def capture_scopes(
     if export_account_id:
         scopes[EXPORT_ACCOUNTS] = export_account_id
     return scopes
+
+
+def capture_requirements(
+    request: CaptureRequest, *, vm_running: bool, creates: bool, export_account_id: str | None = None
+) -> list[ScopeRequirement]:
+    """What a capture request needs where: ``vm_running`` (the guest is prepared and the VM deallocated),
+    ``creates`` (the gallery or the definition does not exist yet and is to be created)."""
+    vm_sub = group_of(request.source_vm_id).split("/")[2]
+    gallery_group = f"/subscriptions/{request.gallery.subscription_id or vm_sub}/resourceGroups/"
+    features = capture_features(
+        request.capture_mode,
+        export=request.vhd_export is not None,
+        prepare_running_vm=vm_running,
+        create_if_missing=creates,
+    )
+    scopes = capture_scopes(
+        request.source_vm_id, gallery_group + request.gallery.resource_group, export_account_id
+    )
+    return requirements(features, scopes)
 
 
 def roles_granting(

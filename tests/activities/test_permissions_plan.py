@@ -13,6 +13,7 @@ from shared.permissions import (
     RequiredAction,
     ScopeRequirement,
     capture_features,
+    capture_requirements,
     capture_scopes,
     granted,
     load_app_actions,
@@ -21,6 +22,7 @@ from shared.permissions import (
     missing_permissions_error,
     requirements,
 )
+from shared.requests import CaptureRequest
 
 SUB = "/subscriptions/00000000-0000-0000-0000-000000000001"
 RG = f"{SUB}/resourceGroups/rg-src"
@@ -204,3 +206,26 @@ def test_missing_and_the_advice_error() -> None:
     )
     parsed = parse_failure(str(err))
     assert parsed is not None and (parsed.code, parsed.step) == ("MissingPermissions", "preflight")
+
+
+def test_a_capture_request_plan() -> None:
+    request = CaptureRequest.from_wire(
+        {
+            "sourceVmId": VM,
+            "gallery": {"resourceGroup": "rg-gal", "name": "gal1"},
+            "imageDefinition": {"name": "def1", "publisher": "p", "offer": "o", "sku": "s"},
+            "prepare": "deprovision",
+            "captureMode": "inPlace",
+            "vhdExport": {"accountUrl": "https://st1.blob.core.windows.net", "container": "vhds"},
+        }
+    )
+    stopped = _by_scope(capture_requirements(request, vm_running=False, creates=False))
+    assert set(stopped) == {VM, RG, GAL_RG}  # no account id: the export probe checks the account
+    assert (f"{MC}/snapshots/beginGetAccess/action", False) in stopped[RG]
+    assert (f"{MC}/virtualMachines/deallocate/action", False) not in stopped[VM]
+    running = _by_scope(
+        capture_requirements(request, vm_running=True, creates=True, export_account_id=ACCOUNT)
+    )
+    assert (f"{MC}/virtualMachines/deallocate/action", False) in running[VM]
+    assert (f"{MC}/galleries/write", False) in running[GAL_RG]
+    assert (f"{BLOBS}/write", True) in running[ACCOUNT]
