@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from azsim.arm.permissions import PERMISSIONS_HANDLERS
 from azsim.compute.backend import ComputeBackend
 from azsim.core.context import Reply, RequestContext
 from azsim.core.errors import ArmError
 from azsim.core.lro import OperationStore, retry_headers
-from azsim.arm.permissions import PERMISSIONS_HANDLERS
 from azsim.network.handlers import NETWORK_HANDLERS
 
 
