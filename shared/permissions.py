@@ -89,7 +89,13 @@ class PermissionsCheckResult(WireModel):
 
 @lru_cache(maxsize=4)
 def _load(path: Path) -> dict[str, Any]:
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        # The deployed package must carry the file (.funcignore decides what is deployed).
+        raise RuntimeError(
+            f"the list of the app's Azure actions is missing: {path} ({exc.strerror})"
+        ) from None
 
 
 def load_app_actions(path: Path | None = None) -> dict[str, Any]:

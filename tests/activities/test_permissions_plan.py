@@ -3,6 +3,8 @@ named for each, and ARM's matching rules (case, ``*``, notActions per role, data
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from azsim.roles import BUILTIN_ROLES
@@ -229,3 +231,8 @@ def test_a_capture_request_plan() -> None:
     assert (f"{MC}/virtualMachines/deallocate/action", False) in running[VM]
     assert (f"{MC}/galleries/write", False) in running[GAL_RG]
     assert (f"{BLOBS}/write", True) in running[ACCOUNT]
+
+
+def test_a_missing_actions_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="list of the app's Azure actions is missing"):
+        load_app_actions(tmp_path / "app-actions.json")
