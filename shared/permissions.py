@@ -193,7 +193,7 @@ def requirements(
 ) -> list[ScopeRequirement]:
     """The actions ``features`` need, per scope (a scope kind without a scope in ``scopes`` is skipped)."""
     doc = load_app_actions() if doc is None else doc
-    catalog = doc["features"]
+    catalog, features = doc["features"], tuple(features)
     unknown = [f for f in features if f not in catalog]
     if unknown:
         raise ValueError(f"features not in app-actions.json: {unknown}")
