@@ -7,6 +7,7 @@ declaration (``activities._common.activity``), takes ``payload`` = ``<Input>.to_
 
 - ``virtual_machines``: get_vm_facts, get_power_state, start_deallocate, generalize_vm, start_guest_prepare
 - ``preflight``: check_gallery, check_export_target, list_regions
+- ``permissions``: check_permissions
 - ``snapshots``: start_snapshot, get_snapshot, revoke_snapshot_access, delete_snapshot,
   get_snapshot_deletion
 - ``gallery``: ensure_definition, start_image_version, get_version_status, delete_image_version
@@ -20,11 +21,18 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities import exports, gallery, preflight, snapshots, virtual_machines
+from activities import exports, gallery, permissions, preflight, snapshots, virtual_machines
 from activities._common import IMPLEMENTATIONS
 from shared.activity_types import AZURE_ACTIVITIES
 
-_MODULES = (virtual_machines, preflight, snapshots, gallery, exports)  # importing them fills IMPLEMENTATIONS
+_MODULES = (
+    virtual_machines,
+    preflight,
+    permissions,
+    snapshots,
+    gallery,
+    exports,
+)  # importing them fills IMPLEMENTATIONS
 
 
 def _implementation(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:

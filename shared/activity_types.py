@@ -37,6 +37,7 @@ from shared.contracts import (
 )
 from shared.model_base import WireModel
 from shared.notices import NoticeInput, NoticeResult
+from shared.permissions import PermissionsCheckInput, PermissionsCheckResult
 
 In = TypeVar("In", bound=WireModel)
 Out = TypeVar("Out", bound=WireModel)
@@ -83,6 +84,7 @@ START_GUEST_PREPARE = Activity("start_guest_prepare", GuestPrepareInput, GuestPr
 CHECK_GALLERY = Activity("check_gallery", GalleryCheckInput, GalleryCheckResult)
 CHECK_EXPORT_TARGET = Activity("check_export_target", ExportCheckInput, ExportCheckResult)
 LIST_REGIONS = Activity("list_regions", RegionsInput, RegionsResult)
+CHECK_PERMISSIONS = Activity("check_permissions", PermissionsCheckInput, PermissionsCheckResult)
 # Snapshots.
 START_SNAPSHOT = Activity("start_snapshot", SnapshotInput, SnapshotResult)
 GET_SNAPSHOT = Activity("get_snapshot", SnapshotRef, SnapshotResult)
@@ -111,6 +113,7 @@ AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     CHECK_GALLERY,
     CHECK_EXPORT_TARGET,
     LIST_REGIONS,
+    CHECK_PERMISSIONS,
     START_SNAPSHOT,
     GET_SNAPSHOT,
     REVOKE_SNAPSHOT_ACCESS,

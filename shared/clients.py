@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from azure.core.credentials import TokenCredential
+from azure.core.rest import HttpRequest, HttpResponse
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.compute import ComputeManagementClient
 from azure.storage.blob import BlobServiceClient, ExponentialRetry
@@ -48,6 +49,15 @@ def compute(subscription_id: str) -> ComputeManagementClient:
         polling_interval=s.lro_polling_interval_seconds,
         **_retry_kwargs(s),
     )
+
+
+def arm_send(subscription_id: str, request: HttpRequest) -> HttpResponse:
+    """Send a plain ARM request (an API no installed SDK wraps, e.g. Microsoft.Authorization permissions).
+
+    It goes through the Compute client's pipeline, which is azure-mgmt-core's ARM pipeline: the app's
+    credential and audience, ARM's auth-challenge handling and the retry policy configured above.
+    """
+    return compute(subscription_id).send_request(request)
 
 
 def blob_service(account_url: str) -> BlobServiceClient:

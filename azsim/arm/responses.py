@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from azsim.arm.permissions import PERMISSIONS_HANDLERS
 from azsim.compute.backend import ComputeBackend
 from azsim.core.context import Reply, RequestContext
 from azsim.core.errors import ArmError
@@ -325,3 +326,4 @@ HANDLERS: dict[str, Handler] = {
     and name[0].islower()
 }
 HANDLERS.update(NETWORK_HANDLERS)
+HANDLERS.update(PERMISSIONS_HANDLERS)

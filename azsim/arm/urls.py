@@ -63,6 +63,7 @@ def _action(path: str, action: str, handler: str, crp: str | None) -> Route:
 
 MC = "Microsoft.Compute"
 RGS = "Microsoft.Resources/subscriptions/resourceGroups"
+PERMISSIONS_READ = "Microsoft.Authorization/permissions/read"
 
 ROUTES: tuple[Route, ...] = (
     # Async operation status / monitor URLs (not RBAC-checked: ARM lets the caller of an operation poll it).
@@ -222,6 +223,19 @@ ROUTES: tuple[Route, ...] = (
     _r("PUT", VER, f"{MC}/galleries/images/versions/write", "put_version"),
     _r("PATCH", VER, f"{MC}/galleries/images/versions/write", "patch_version"),
     _r("DELETE", VER, f"{MC}/galleries/images/versions/delete", "delete_version"),
+    # The caller's own permissions at a subscription, resource group or resource (azsim/arm/permissions.py).
+    # Not RBAC-checked: any caller may read what it holds itself. A resource scope is
+    # {group}/providers/{namespace}/{type}/{name}[/{type}/{name}...].
+    *(
+        _list(
+            parent,
+            r"/providers/Microsoft\.Authorization/permissions",
+            PERMISSIONS_READ,
+            "list_permissions",
+            authorize=False,
+        )
+        for parent in (S, RG, RG + r"/providers/(?P<ns>[^/]+)(?:/[^/]+/[^/]+)+")
+    ),
     # Microsoft.Network (virtual networks, subnets, network interfaces): azsim/network/routes.py
     *(
         _list(path, suffix, action, handler) if kind == "list" else _r(method, path, action, handler)

@@ -7,6 +7,10 @@ segments). A role grants an action when one of its ``actions`` patterns matches 
 One ARM exception: a principal with any role assignment in a subscription may read its locations
 (as it may read the subscription itself, which is how RG-scoped identities see their subscription).
 
+``permissions`` answers ARM's ``{scope}/providers/Microsoft.Authorization/permissions``: the
+caller's own role permissions that apply at a scope, one entry per role assignment at or above it,
+wildcards and ``notActions`` as the role spells them (the caller does the matching).
+
 Every decision goes to an ``AuthorizationLog`` (shared by the ARM pipeline and the blob front), so a
 test can compare what an identity was authorised for with the role it was given. A filtered list
 records only what it let through: leaving out what the caller may not read is not a refusal.
@@ -91,3 +95,17 @@ class Authorizer:
     def roles_of(self, object_id: str) -> list[dict[str, str]]:
         oid = object_id.lower()
         return [{"role": a.role.name, "scope": a.scope} for a in self.assignments if a.object_id == oid]
+
+    def permissions(self, object_id: str, scope: str) -> list[dict[str, list[str]]]:
+        """The role permissions of ``object_id`` that apply at ``scope`` (assignments at or above it)."""
+        oid = object_id.lower()
+        return [
+            {
+                "actions": list(a.role.actions),
+                "notActions": list(a.role.not_actions),
+                "dataActions": list(a.role.data_actions),
+                "notDataActions": list(a.role.not_data_actions),
+            }
+            for a in self.assignments
+            if a.object_id == oid and scope_covers(a.scope, scope)
+        ]

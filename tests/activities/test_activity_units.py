@@ -37,6 +37,7 @@ EXPECTED_ACTIVITIES = {
     "check_gallery",
     "check_export_target",
     "list_regions",
+    "check_permissions",
     "start_guest_prepare",
     "get_power_state",
     "start_deallocate",

@@ -31,8 +31,8 @@ RG = f"/subscriptions/{SUB}/resourceGroups/rg-build"
 VM = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm-web"
 API = "?api-version=2024-07-01"
 
-# Operation names of Microsoft.Compute, Microsoft.Network and Microsoft.Resources as Azure lists them ("Azure resource
-# provider operations" on Microsoft Learn), for every route azsim serves.
+# Operation names of Microsoft.Compute, Microsoft.Network, Microsoft.Resources and Microsoft.Authorization as
+# Azure lists them ("Azure resource provider operations" on Microsoft Learn), for every route azsim serves.
 AZURE_OPERATIONS = {
     "Microsoft.Compute/locations/operations/read",
     "Microsoft.Compute/locations/DiskOperations/read",
@@ -77,6 +77,7 @@ AZURE_OPERATIONS = {
     "Microsoft.Network/networkInterfaces/write",
     "Microsoft.Network/networkInterfaces/delete",
     "Microsoft.Network/networkInterfaces/join/action",
+    "Microsoft.Authorization/permissions/read",
 }
 
 
