@@ -52,7 +52,7 @@ param instanceMemoryMB int = 2048
 @description('Object id of a user who may read the host storage (queues, task hub) for debugging. Empty: nobody.')
 param principalId string = ''
 
-var appActions = loadJsonContent('app-actions.json')
+var appActions = loadJsonContent('../shared/app-actions.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 var appGroupName = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName

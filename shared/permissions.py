@@ -1,6 +1,6 @@
 """Which Azure actions a capture plan needs at which scope, and ARM's rules for matching them.
 
-The list of every action the app performs is ``infra/app-actions.json`` (the Bicep builds the app's
+The list of every action the app performs is ``shared/app-actions.json`` (the Bicep builds the app's
 custom roles from the same file): ``features`` say, per capture mode and per feature, which actions and
 data actions each scope kind needs; ``roles`` are the custom roles, each assigned at one scope kind.
 ``requirements`` turns a plan (its features) and the plan's scopes into the input of the
@@ -30,7 +30,7 @@ from shared.model_base import WireModel
 if TYPE_CHECKING:
     from shared.requests import CaptureRequest
 
-ACTIONS_FILE = Path(__file__).resolve().parents[1] / "infra" / "app-actions.json"
+ACTIONS_FILE = Path(__file__).resolve().parent / "app-actions.json"
 
 # Scope kinds of app-actions.json this module places (the clone's build group comes with clone mode).
 SOURCE_GROUPS, GALLERIES, EXPORT_ACCOUNTS = "sourceGroups", "galleries", "exportAccounts"
@@ -99,7 +99,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def load_app_actions(path: Path | None = None) -> dict[str, Any]:
-    """The parsed ``infra/app-actions.json`` (read once per process)."""
+    """The parsed ``shared/app-actions.json`` (read once per process)."""
     return _load(path or ACTIONS_FILE)
 
 
@@ -278,6 +278,6 @@ def missing_permissions_error(missing: Sequence[MissingAtScope], *, resource: st
         f"The Function App's identity lacks {count} permission(s) this run needs: {parts}",
         resource=resource,
         advice="Nothing was changed. Assign the named roles to the Function App's identity at those scopes "
-        "(infra/app-actions.json lists every action per feature), allow a few minutes for the assignment "
+        "(shared/app-actions.json lists every action per feature), allow a few minutes for the assignment "
         "to take effect, and send the request again.",
     )

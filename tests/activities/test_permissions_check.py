@@ -1,7 +1,7 @@
 """check_permissions against the local cloud: the app's identity reads its own permissions at each scope.
 
 The module's world is the example world plus two principals: "limited" holds the app's custom roles of
-``infra/app-actions.json`` except that its source-VM role lacks generalize; "wildcard" holds
+``shared/app-actions.json`` except that its source-VM role lacks generalize; "wildcard" holds
 ``Microsoft.Compute/*`` with generalize as a notAction on the source group, Contributor on the gallery
 group, and Owner (actions ``*``, no data actions) on the export account.
 """

@@ -1,4 +1,4 @@
-"""shared.permissions without a cloud: a plan's actions per scope from infra/app-actions.json, the role
+"""shared.permissions without a cloud: a plan's actions per scope from shared/app-actions.json, the role
 named for each, and ARM's matching rules (case, ``*``, notActions per role, data actions apart)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The app's least-privilege roles (``infra/app-actions.json``) as a test world, and what azsim saw.
+"""The app's least-privilege roles (``shared/app-actions.json``) as a test world, and what azsim saw.
 
-``infra/app-actions.json`` holds the custom roles (``roles``: name, scope kind, actions, dataActions;
+``shared/app-actions.json`` holds the custom roles (``roles``: name, scope kind, actions, dataActions;
 the Bicep builds its role definitions from them) and the per-feature breakdown they are the union of
 (``features``: per capture mode and per feature, the actions and data actions by scope kind).
 ``least_privilege_world`` writes the tagged test world with the app's identity holding *only* those
@@ -19,7 +19,7 @@ from typing import Any
 
 from tests.support.worlds import REPO_ROOT, write_tagged_world
 
-ACTIONS_FILE = REPO_ROOT / "infra" / "app-actions.json"
+ACTIONS_FILE = REPO_ROOT / "shared" / "app-actions.json"
 APP_PRINCIPAL = "id-image-pipeline"
 OPERATOR = {
     "objectId": str(uuid.uuid5(uuid.NAMESPACE_URL, "azsim:test-operator")),
@@ -176,7 +176,7 @@ def diff(used: set[Grant], listed: set[Grant], *, listed_name: str = "the role")
 
 
 README_BEGIN = (
-    "<!-- app-actions: generated from infra/app-actions.json by `python -m tests.e2e.least_privilege` -->"
+    "<!-- app-actions: generated from shared/app-actions.json by `python -m tests.e2e.least_privilege` -->"
 )
 README_END = "<!-- /app-actions -->"
 

@@ -1,4 +1,4 @@
-"""``infra/app-actions.json`` is well-formed, its roles are the union of its features, every action in it
+"""``shared/app-actions.json`` is well-formed, its roles are the union of its features, every action in it
 is one azsim can authorise (so the least-privilege e2e test can prove it), and the README lists it.
 
 No stack: these run in ``make test-fast``; ``test_least_privilege_e2e.py`` proves the list itself.

@@ -1,4 +1,4 @@
-"""The app's captures with its identity holding only the roles of ``infra/app-actions.json``.
+"""The app's captures with its identity holding only the roles of ``shared/app-actions.json``.
 
 One stack (azsim + Azurite + devhost running the real function_app.py) whose world gives the app's
 identity nothing but those custom roles, at the example world's scopes. The scenarios run one after
@@ -263,7 +263,7 @@ def test_the_roles_are_exactly_what_the_app_uses(lp: Stack, tmp_path: Path) -> N
             f"granted without a role: {sorted(seen.implicit)}, listed in withoutRole: {sorted(without_role)}"
         )
     union = set().union(*used_by.values())
-    whole = diff(union, role_grants(actions["roles"]), listed_name="infra/app-actions.json's roles")
+    whole = diff(union, role_grants(actions["roles"]), listed_name="shared/app-actions.json's roles")
     assert not whole and not problems, (
         "\n".join([whole, *problems]) + f"\n(per scenario: {tmp_path / 'used.json'})"
     )

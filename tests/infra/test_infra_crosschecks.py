@@ -243,7 +243,7 @@ def _world_parameters() -> dict[str, Any]:
 
 
 def test_every_scope_kind_of_the_role_list_is_assigned() -> None:
-    actions = json.loads((INFRA / "app-actions.json").read_text(encoding="utf-8"))
+    actions = json.loads((INFRA.parent / "shared" / "app-actions.json").read_text(encoding="utf-8"))
     kinds = assigned_kinds()
     assert set(kinds) == SCOPE_KINDS
     for role in actions["roles"]:
@@ -254,7 +254,10 @@ def test_every_scope_kind_of_the_role_list_is_assigned() -> None:
         )
     main = tree("main.bicep")
     load = main["variables"]["appActions"]["value"]["function"]
-    assert load["type"] == "load_json_content" and load["parameters"]["file_path"] == "app-actions.json"
+    assert (
+        load["type"] == "load_json_content"
+        and load["parameters"]["file_path"] == "../shared/app-actions.json"
+    )
     app_roles = main["resources"]["appRoles"]
     assert app_roles["config"]["loop_type"]["detail"]["array_name"] == _member("appActions", "roles")
     (permission,) = body(app_roles)["properties"]["permissions"]
@@ -321,3 +324,5 @@ def test_the_postdeploy_hook_turns_on_the_parameter_that_creates_the_event_subsc
     )
     ignored = (ROOT / ".funcignore").read_text(encoding="utf-8").split()
     assert {"infra/", ".venv-infra/", "tests/"} <= set(ignored)  # not in the deployed package
+    # The app reads its action list at run time (preflight's permission check): it must be deployed.
+    assert not any(p.lstrip("/").startswith(("shared", "*.json")) for p in ignored)
