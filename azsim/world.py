@@ -112,7 +112,7 @@ class VhdBlobSpec(_Model):
     ``dynamic`` has a footer of disk type dynamic; ``misaligned`` holds 4 KiB more than whole MiB.
     """
 
-    container: Annotated[str, Field(pattern=r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")]
+    container: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")]
     name: Annotated[str, Field(min_length=1, max_length=1024)]
     content_mi_b: Annotated[int, Field(alias="contentMiB", ge=1, le=1024)] = 2
     format: Literal["fixed", "dynamic", "misaligned"] = "fixed"
