@@ -4,6 +4,7 @@ test_arm_images_azurite.py): Azure's rules, codes and texts."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -30,7 +31,8 @@ from azure.mgmt.compute.models import (
 )
 
 from azsim.storage.vhdblobs import MemoryVhdBlobs, vhd_image
-from tests.azsim.arm_fakes import SUB, SimHandle, disk_id, running_sim, vm_id
+from azsim.world import WorldError, parse_world
+from tests.azsim.arm_fakes import SUB, WORLD_FILE, SimHandle, disk_id, running_sim, vm_id
 
 LEGACY = "rg-legacy-images"
 IMAGES = "rg-images"
@@ -359,3 +361,18 @@ def test_version_from_vhds__dynamic_misaligned_block_and_missing_blobs_refused(a
     assert all(
         v.name != "3.0.0" for v in c.gallery_image_versions.list_by_gallery_image(IMAGES, "gal", "linux-gen2")
     )
+
+
+def test_world_file__managed_images_and_vhd_blobs_are_checked() -> None:
+    data = json.loads(WORLD_FILE.read_text(encoding="utf-8"))
+    data["managedImages"].append({**data["managedImages"][0], "dataDisks": [{"lun": 0}, {"lun": 0}]})
+    data["managedImages"].append({**data["managedImages"][1], "resourceGroup": "rg-nowhere"})
+    blobs = data["storageAccounts"][1]["blobs"]
+    blobs.append(dict(blobs[0]))
+    with pytest.raises(WorldError) as e:
+        parse_world(data, source="w.json")
+    text = str(e.value)
+    assert "w.json: $.managedImages[3].name: duplicate managed image 'img-linux-gen2'" in text
+    assert "$.managedImages[3].dataDisks: duplicate LUN" in text
+    assert "$.managedImages[4].resourceGroup: expected the name of a resource group" in text
+    assert "$.storageAccounts[1].blobs: duplicate container/name pair" in text
