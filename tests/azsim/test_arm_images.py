@@ -241,7 +241,7 @@ def test_version_from_managed_image__replicates_to_three_regions(arm: SimHandle)
 def test_version_from_managed_image__generation_clash_fails_with_azures_conflict(arm: SimHandle) -> None:
     c = arm.compute()
     poller = c.gallery_image_versions.begin_create_or_update(
-        IMAGES, "galContoso", "legacy-web", "1.0.0", from_image(image_id("legacy-web"))
+        IMAGES, "galLegacy", "legacy-web", "1.0.0", from_image(image_id("legacy-web"))
     )
     with pytest.raises(HttpResponseError) as e:
         poller.result()
