@@ -357,7 +357,12 @@ class ManagedImages(ComputeState):
             account = next(
                 (sa for sa in self.world.storage_accounts if _blob_path(str(blob), sa.account_name)), None
             )
-            account_id = self.storage_account_id_of(account.name, account.resource_group) if account else None
+            if account is None:
+                raise invalid_parameter(
+                    f"The blob URI '{blob}' is not in a storage account of this subscription.",
+                    f"{target}.blobUri",
+                )
+            account_id = self.storage_account_id_of(account.name, account.resource_group)
             vhd = self.check_vhd(ctx, str(blob), account_id, f"{target}.blobUri")
             size, source = vhd.size_gib, {"blobUri": str(blob)}
             located = vhd.location

@@ -215,6 +215,20 @@ def test_image_from_snapshot_and_blob__os_type_state_required_generation_deduced
     assert (
         error_of(lambda: c.images.begin_create_or_update(IMAGES, "dyn", dynamic)).error.code == "InvalidVhd"
     )
+    elsewhere = {
+        "location": "westeurope",
+        "properties": {
+            "storageProfile": {
+                "osDisk": {
+                    "osType": "Linux",
+                    "osState": "Generalized",
+                    "blobUri": "https://stnowhere.blob.core.windows.net/vhds/a.vhd",
+                }
+            }
+        },
+    }
+    outside = error_of(lambda: c.images.begin_create_or_update(IMAGES, "out", elsewhere))
+    assert outside.error.code == "InvalidParameter" and "is not in a storage account" in outside.message
 
 
 # --- image versions from a managed image ------------------------------------------------------
