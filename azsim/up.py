@@ -218,6 +218,7 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
     import azsim.arm.server  # noqa: F401
     from azsim.storage.diskstore import AzuriteDiskStore
     from azsim.storage.rbac import BlobDataAuthorizer
+    from azsim.storage.vhdblobs import AzuriteVhdBlobs
 
     azurite.wait_ready()
     log.info("azurite up in %.2f s", time.monotonic() - t0)
@@ -252,6 +253,11 @@ def _start(cloud: LocalCloud, workdir: Path, world: Any, faults: Any, latency: A
         ssl_context=certs.server_context(),
         clock=clock,
         authorizations=authorizations,
+        vhd_blobs=AzuriteVhdBlobs(
+            azurite_blob_endpoint=azurite.blob_endpoint,
+            keys={sa.account_name: accounts[sa.account_name] for sa in world.storage_accounts},
+            ca_bundle=ca,
+        ),
     )
     cloud.stoppers.append(("arm simulator", arm_stop))
     front.copy_behaviour = copy_behaviour
@@ -301,6 +307,7 @@ def _start_arm(
     ssl_context: Any,
     clock: SimClock | None = None,
     authorizations: AuthorizationLog | None = None,
+    vhd_blobs: Any = None,
 ) -> tuple[str, str, CopyBehaviour, Callable[[], None]]:
     """Start the ARM simulator; return its base URL, control URL, copy behaviour and a stop function."""
     from azsim.arm.server import ArmSimulator, serve_arm
@@ -317,6 +324,8 @@ def _start_arm(
         clock=clock,
         authorizations=authorizations,
     )
+    if vhd_blobs is not None:  # the world's VHD blobs, written now, read by image (version) sources
+        sim.backend.attach_vhd_blobs(vhd_blobs)
     server = serve_arm(sim, "127.0.0.1", opts.arm_port, ssl_context)
     port = int(server.server_address[1])
     url = f"https://127.0.0.1:{port}"

@@ -105,10 +105,25 @@ class VirtualNetworkSpec(_Model):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
+class VhdBlobSpec(_Model):
+    """A VHD page blob azsim writes into a world storage account at start (an exported disk, say).
+
+    ``format``: ``fixed`` is what Azure accepts (N MiB of data + a fixed ``conectix`` footer);
+    ``dynamic`` has a footer of disk type dynamic; ``misaligned`` holds 4 KiB more than whole MiB.
+    """
+
+    container: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")]
+    name: Annotated[str, Field(min_length=1, max_length=1024)]
+    content_mi_b: Annotated[int, Field(alias="contentMiB", ge=1, le=1024)] = 2
+    format: Literal["fixed", "dynamic", "misaligned"] = "fixed"
+    blob_type: Literal["PageBlob", "BlockBlob"] = "PageBlob"
+
+
 class StorageAccount(_Model):
     name: Annotated[str, Field(pattern=_STORAGE_NAME)]
     resource_group: str
     location: str
+    blobs: list[VhdBlobSpec] = Field(default_factory=list)
     # The Azurite account that holds this account's blobs, and its shared key (base64).
     azurite_account: Annotated[str, Field(pattern=_STORAGE_NAME)] | None = None
     azurite_key: str | None = None
@@ -117,6 +132,24 @@ class StorageAccount(_Model):
     def account_name(self) -> str:
         """The Azurite account name (defaults to the ARM name)."""
         return self.azurite_account or self.name
+
+
+class ManagedImageDataDiskSpec(_Model):
+    lun: Annotated[int, Field(ge=0, le=63)]
+    size_gi_b: Annotated[int, Field(alias="sizeGiB", ge=1, le=32767)] = 64
+
+
+class ManagedImageSpec(_Model):
+    """A ``Microsoft.Compute/images`` resource (a legacy managed image; always generalized)."""
+
+    name: Annotated[str, Field(pattern=_RESOURCE_NAME)]
+    resource_group: str
+    location: str
+    os_type: Literal["Linux", "Windows"]
+    hyper_v_generation: Literal["V1", "V2"] = "V1"
+    os_disk_size_gi_b: Annotated[int, Field(alias="osDiskSizeGiB", ge=1, le=32767)] = 30
+    data_disks: list[ManagedImageDataDiskSpec] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
 
 
 class GalleryImageVersionSpec(_Model):
@@ -236,6 +269,7 @@ class World(_Model):
     storage_accounts: list[StorageAccount] = Field(default_factory=list)
     virtual_networks: list[VirtualNetworkSpec] = Field(default_factory=list)
     galleries: list[GallerySpec] = Field(default_factory=list)
+    managed_images: list[ManagedImageSpec] = Field(default_factory=list)
     principals: list[PrincipalSpec] = Field(default_factory=list)
     role_assignments: list[RoleAssignmentSpec] = Field(default_factory=list)
     custom_roles: list[CustomRoleSpec] = Field(default_factory=list)
@@ -415,6 +449,19 @@ def _check_consistency(world: World) -> None:
         if sa.name in names:
             bad(f"$.storageAccounts[{i}].name", f"duplicate storage account {sa.name!r} (names are global)")
         names.add(sa.name)
+        blob_names = [(b.container, b.name) for b in sa.blobs]
+        if len(set(blob_names)) != len(blob_names):
+            bad(f"$.storageAccounts[{i}].blobs", "duplicate container/name pair")
+
+    image_names: set[tuple[str, str]] = set()
+    for i, mi in enumerate(world.managed_images):
+        check_rg(f"$.managedImages[{i}].resourceGroup", mi.resource_group)
+        check_region(f"$.managedImages[{i}].location", mi.location)
+        if (mi.resource_group.lower(), mi.name.lower()) in image_names:
+            bad(f"$.managedImages[{i}].name", f"duplicate managed image {mi.name!r} in {mi.resource_group!r}")
+        image_names.add((mi.resource_group.lower(), mi.name.lower()))
+        if len({d.lun for d in mi.data_disks}) != len(mi.data_disks):
+            bad(f"$.managedImages[{i}].dataDisks", "duplicate LUN")
 
     _check_networks(world, bad, check_rg, check_region)
 

@@ -243,10 +243,24 @@ def list_all_galleries(b: ComputeBackend, req: ArmRequest) -> Reply:
 
 
 def list_managed_images(b: ComputeBackend, req: ArmRequest) -> Reply:
-    """Managed images (``Microsoft.Compute/images``) are not modelled: the lists are always empty."""
-    if "rg" in req.params:
-        b.require_rg(req["sub"], req["rg"])
-    return _listing([])
+    return _listing([i.to_arm() for i in b.list_managed_images(req["sub"], req["rg"])])
+
+
+def list_all_managed_images(b: ComputeBackend, req: ArmRequest) -> Reply:
+    images = b.list_managed_images(req["sub"], None)
+    return _listing([i.to_arm() for i in images if req.ctx.allowed(req.ctx_action, i.id)])
+
+
+def get_managed_image(b: ComputeBackend, req: ArmRequest) -> Reply:
+    return Reply(200, b.get_managed_image(req["sub"], req["rg"], req["name"]).to_arm())
+
+
+def put_managed_image(b: ComputeBackend, req: ArmRequest) -> Reply:
+    return b.put_managed_image(req.ctx, req["sub"], req["rg"], req["name"], req.body)
+
+
+def delete_managed_image(b: ComputeBackend, req: ArmRequest) -> Reply:
+    return b.delete_managed_image(req.ctx, req["sub"], req["rg"], req["name"])
 
 
 def get_gallery(b: ComputeBackend, req: ArmRequest) -> Reply:

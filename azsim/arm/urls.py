@@ -191,15 +191,18 @@ ROUTES: tuple[Route, ...] = (
         "snapshot_endGetAccess",
         "CreateUpdateDisks",
     ),
-    # Managed images (not modelled: always empty lists)
+    # Managed images
     _list(
         S,
         r"/providers/Microsoft\.Compute/images",
         f"{MC}/images/read",
-        "list_managed_images",
+        "list_all_managed_images",
         authorize=False,
     ),
     _list(RG, r"/providers/Microsoft\.Compute/images", f"{MC}/images/read", "list_managed_images"),
+    _r("GET", C + r"/images/(?P<name>[^/]+)", f"{MC}/images/read", "get_managed_image"),
+    _r("PUT", C + r"/images/(?P<name>[^/]+)", f"{MC}/images/write", "put_managed_image"),
+    _r("DELETE", C + r"/images/(?P<name>[^/]+)", f"{MC}/images/delete", "delete_managed_image"),
     # Galleries
     _list(
         S,

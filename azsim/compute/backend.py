@@ -7,7 +7,8 @@ Every method runs under the simulator lock with due transitions already applied.
 raised as ``ArmError`` with Azure's codes and texts (docs/azure-facts.md); where Azure's text is not
 known the message is ours and says so in docs/azsim-arm.md.
 Networking (virtual networks, subnets, NICs) is ``azsim.network.interfaces``, a base of ``vms``.
-Not modelled here: extensions other than Run Command, managed images, VM scale sets.
+Managed images and VHD blob sources are ``images`` (a base of ``version_sources``).
+Not modelled here: extensions other than Run Command, VM scale sets.
 """
 
 from __future__ import annotations

@@ -418,8 +418,9 @@ class RegionReplication:
 class DiskImage:
     lun: int | None  # None = OS disk
     size_gib: int
-    source_id: str
+    source_id: str  # a disk, snapshot or managed image id, or a VHD blob's URI
     host_caching: str
+    storage_account_id: str = ""  # set for a VHD blob source
 
 
 @dataclass
@@ -456,7 +457,9 @@ class GalleryImageVersion:
     def to_arm(self, *, replication_fractions: dict[str, float] | None = None) -> dict[str, Any]:
         def disk_image(d: DiskImage) -> dict[str, Any]:
             out: dict[str, Any] = {"sizeInGB": d.size_gib, "hostCaching": d.host_caching}
-            if not self.source:
+            if d.storage_account_id:
+                out["source"] = {"storageAccountId": d.storage_account_id, "uri": d.source_id}
+            elif not self.source:
                 out["source"] = {"id": d.source_id}
             if d.lun is not None:
                 out["lun"] = d.lun

@@ -1,18 +1,37 @@
-"""What a gallery image version is made from: target regions, the source (a VM, or disk/snapshot
-images) and its fit with the image definition."""
+"""What a gallery image version is made from: target regions, the source (a VM, a managed image,
+or per-disk images from disks, snapshots or VHD blobs) and its fit with the image definition."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from azsim.compute.models import DiskImage, GalleryImage, ManagedDisk, RegionReplication
+from azsim.compute.images import ManagedImages
+from azsim.compute.models import GIB, DiskImage, GalleryImage, ManagedDisk, RegionReplication
 from azsim.compute.regions import normalize
-from azsim.compute.state import SECURITY_COMPAT, ComputeState, canonical_id, dig
+from azsim.compute.state import SECURITY_COMPAT, canonical_id, dig
 from azsim.core.context import RequestContext
 from azsim.core.errors import ArmError, bad_request, invalid_parameter
 
+# The data-disk size limit of an image version's source ("the data disk size cannot be more than 1 TB").
+MAX_SOURCE_DISK_GIB = 1024
+_SOURCE_NOT_FOUND = (
+    "Source {0} is not found. Please check source exists, and is in the same region as gallery image version "
+    "being created."
+)
 
-class VersionSources(ComputeState):
+
+def oversize_failure(disks: list[DiskImage]) -> str | None:
+    """The replication failure Azure reports for a source disk over the size limit, if any."""
+    big = max((d.size_gib for d in disks), default=0)
+    if big <= MAX_SOURCE_DISK_GIB:
+        return None
+    return (
+        f"Replication failed in this region due to 'The GalleryImageVersion source resource size {big} exceeds "
+        f"the max size {MAX_SOURCE_DISK_GIB} supported.'"
+    )
+
+
+class VersionSources(ManagedImages):
     """Parsing and checking what a version is built from (used by ``ImageVersions``)."""
 
     def _target_regions(
@@ -72,6 +91,8 @@ class VersionSources(ComputeState):
         """Source -> (source ref, os disk image, data disk images, traits to match against the definition)."""
         storage = props.get("storageProfile") or {}
         src = storage.get("source") or {}
+        if "/providers/microsoft.compute/images/" in str(src.get("id", "")).lower():
+            return self._managed_image_source(ctx, str(src["id"]))
         vm_id = src.get("virtualMachineId") or (
             src.get("id") if "/virtualmachines/" in str(src.get("id", "")).lower() else None
         )
@@ -109,12 +130,9 @@ class VersionSources(ComputeState):
             )
         os_image = storage.get("osDiskImage") or {}
         os_src = dig(os_image, "source", "id")
+        if dig(os_image, "source", "uri"):
+            return self._vhd_source(ctx, storage)
         if not os_src:
-            if dig(os_image, "source", "uri") or dig(os_image, "source", "storageAccountId"):
-                raise invalid_parameter(
-                    "azsim does not model VHD blob sources; use a VM or disk/snapshot source.",
-                    "galleryImageVersion.properties.storageProfile.osDiskImage.source",
-                )
             raise invalid_parameter(
                 "Required parameter 'storageProfile.source' or 'storageProfile.osDiskImage.source.id' is missing (null).",
                 "galleryImageVersion.properties.storageProfile",
@@ -202,7 +220,7 @@ class VersionSources(ComputeState):
                 f"image (SecurityType feature '{image.security_type or 'none'}') does not support.",
                 "galleryImageVersion.properties.storageProfile",
             )
-        if traits["architecture"] != image.architecture:
+        if traits["architecture"] and traits["architecture"] != image.architecture:
             raise invalid_parameter(
                 f"The resource with id '{sid}' has CPU architecture '{traits['architecture']}' but the parent gallery "
                 f"image architecture is '{image.architecture}'.",
@@ -220,3 +238,90 @@ class VersionSources(ComputeState):
                 f"than the parent gallery image Hypervisor generation ['{image.hyper_v_generation}']."
             )
         return None
+
+    def _managed_image_source(
+        self, ctx: RequestContext, ref: str
+    ) -> tuple[dict[str, str], DiskImage, list[DiskImage], dict[str, Any]]:
+        """``storageProfile.source.id`` = a managed image: always generalized, x64, its own generation."""
+        image = self.managed_images.get(canonical_id(ref).lower())
+        if image is None:
+            raise invalid_parameter(
+                _SOURCE_NOT_FOUND.format(ref), "galleryImageVersion.properties.storageProfile.source.id"
+            )
+        ctx.authorize_linked("Microsoft.Compute/images/read", image.id)
+        if image.provisioning_state != "Succeeded":
+            raise ArmError(
+                409,
+                "OperationNotAllowed",
+                f"The resource {ref} cannot be created from Image {image.id} until Image has been successfully "
+                "created.",
+            )
+        os_disk = DiskImage(None, image.os_disk.size_gib, image.id, image.os_disk.caching)
+        data = [DiskImage(d.lun, d.size_gib, image.id, d.caching) for d in image.data_disks]
+        traits: dict[str, Any] = {
+            "id": image.id,
+            "osType": image.os_type,
+            "osState": image.os_state,
+            "hyperVGeneration": image.hyper_v_generation,
+            "securityType": "Standard",
+            "architecture": "x64",
+            "location": image.location,
+            "is_vm": False,
+            "total_gib": image.total_gib,
+            "replication_failure": oversize_failure(data),
+        }
+        return {"id": image.id}, os_disk, data, traits
+
+    def _vhd_source(
+        self, ctx: RequestContext, storage: dict[str, Any]
+    ) -> tuple[dict[str, str], DiskImage, list[DiskImage], dict[str, Any]]:
+        """``osDiskImage.source`` = {storageAccountId, uri} (+ data disks the same way): VHD page blobs.
+        A VHD carries no OS type, state or generation: the definition's hold."""
+        prefix = "galleryImageVersion.properties.storageProfile"
+        os_src = dig(storage, "osDiskImage", "source") or {}
+        if os_src.get("id"):
+            raise invalid_parameter(
+                "The property 'source.id' must not be set for a VHD blob source; use 'source.storageAccountId' "
+                "and 'source.uri'.",
+                f"{prefix}.osDiskImage.source.id",
+            )
+        os_vhd = self.check_vhd(
+            ctx, str(os_src["uri"]), os_src.get("storageAccountId"), f"{prefix}.osDiskImage.source"
+        )
+        caching = dig(storage, "osDiskImage", "hostCaching") or "ReadWrite"
+        os_disk = DiskImage(None, os_vhd.size_gib, os_vhd.uri, caching, os_vhd.storage_account_id)
+        data: list[DiskImage] = []
+        total_bytes = os_vhd.data_bytes
+        for i, ddi in enumerate(storage.get("dataDiskImages") or []):
+            target = f"{prefix}.dataDiskImages[{i}]"
+            lun = ddi.get("lun") if isinstance(ddi, dict) else None
+            if not isinstance(lun, int) or any(d.lun == lun for d in data):
+                raise invalid_parameter(
+                    f"Data disk image LUN '{lun}' is missing or used twice.", f"{target}.lun"
+                )
+            src = dig(ddi, "source") or {}
+            if not src.get("uri"):
+                raise invalid_parameter(
+                    "Required parameter 'source.uri' is missing (null).", f"{target}.source.uri"
+                )
+            vhd = self.check_vhd(ctx, str(src["uri"]), src.get("storageAccountId"), f"{target}.source")
+            data.append(
+                DiskImage(
+                    lun, vhd.size_gib, vhd.uri, ddi.get("hostCaching") or "None", vhd.storage_account_id
+                )
+            )
+            total_bytes += vhd.data_bytes
+        traits: dict[str, Any] = {
+            "id": os_vhd.uri,
+            "osType": None,
+            "osState": None,
+            "hyperVGeneration": None,
+            "securityType": "Standard",
+            "architecture": None,
+            "location": os_vhd.location,
+            "is_vm": False,
+            "total_gib": max(1, -(-total_bytes // GIB)),
+            "total_bytes": total_bytes,
+            "replication_failure": oversize_failure(data),
+        }
+        return {}, os_disk, data, traits

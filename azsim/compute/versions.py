@@ -88,7 +88,7 @@ class ImageVersions(VersionSources):
                 dig(props, "safetyProfile", "allowDeletionOfReplicatedLocations") is not False
             ),
             tags=dict(body.get("tags") or {}),
-            total_bytes=int(traits["total_gib"]) * GIB,
+            total_bytes=int(traits.get("total_bytes") or int(traits["total_gib"]) * GIB),
         )
         self.versions[my_id.lower()] = version
         op = self.start_op(
@@ -104,7 +104,9 @@ class ImageVersions(VersionSources):
 
             self.lifecycle.schedule(0, mismatch)
             return self.accepted(ctx, op, status=201, body=version.to_arm(), final=version.to_arm)
-        self._start_replication(ctx, version, version.regions, op)
+        too_big = traits.get("replication_failure")
+        extra = {r.region: too_big for r in version.regions} if too_big else {}
+        self._start_replication(ctx, version, version.regions, op, extra)
         return self.accepted(ctx, op, status=201, body=version.to_arm(), final=version.to_arm)
 
     def _failing_regions(self, ctx: RequestContext) -> dict[str, str]:
@@ -120,8 +122,9 @@ class ImageVersions(VersionSources):
         version: GalleryImageVersion,
         regions: list[RegionReplication],
         op: Operation,
+        extra_failures: dict[str, str] | None = None,
     ) -> None:
-        failing = self._failing_regions(ctx)
+        failing = {**self._failing_regions(ctx), **(extra_failures or {})}
         full = self.latency.replication_s(version.total_bytes)
         source_region = next((r for r in regions if r.region == version.location), None)
         others = [r for r in regions if r is not source_region]

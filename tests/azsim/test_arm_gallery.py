@@ -96,7 +96,8 @@ def test_gallery_and_definition_crud(arm: SimHandle) -> None:
     )
     c = arm.compute()
     assert c.galleries.get(RG, "gal").identifier.unique_name
-    assert [g.name for g in c.galleries.list_by_resource_group(RG)] == ["gal"]
+    # The example world's galLegacy shares the group.
+    assert [g.name for g in c.galleries.list_by_resource_group(RG)] == ["galLegacy", "gal"]
     image = c.gallery_images.get(RG, "gal", "web")
     assert (image.os_state, image.hyper_v_generation, image.architecture) == ("Generalized", "V2", "x64")
     assert [i.name for i in c.gallery_images.list_by_gallery(RG, "gal")] == ["web"]

@@ -200,6 +200,7 @@ def test_rbac__pipeline_identity_scoped_to_its_groups(arm: SimHandle) -> None:
         "rg-build",
         "rg-images",
         "rg-image-build",
+        "rg-legacy-images",  # Reader there (its managed images)
         "rg-storage",
     } - {"rg-storage"}
     with pytest.raises(HttpResponseError) as e:

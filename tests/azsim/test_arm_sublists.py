@@ -61,9 +61,11 @@ def test_galleries_list__world_gallery_and_a_new_one(arm: SimHandle) -> None:
     assert list(arm.compute(str(uuid.uuid4())).galleries.list()) == []
 
 
-def test_managed_images_list__empty_as_none_are_modelled(arm: SimHandle) -> None:
+def test_managed_images_list__the_world_images_by_group(arm: SimHandle) -> None:
     c = arm.compute()
-    assert list(c.images.list()) == []
+    legacy = {"img-linux-gen2", "img-windows-gen1", "legacy-web"}
+    assert {i.name for i in c.images.list()} == legacy
+    assert {i.name for i in c.images.list_by_resource_group("rg-legacy-images")} == legacy
     assert list(c.images.list_by_resource_group("rg-images")) == []
     raw = [r for r in arm.sim.requests.records() if r["path"].endswith("/Microsoft.Compute/images")]
     assert raw and all(r["status"] == 200 for r in raw)

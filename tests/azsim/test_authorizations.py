@@ -61,6 +61,8 @@ AZURE_OPERATIONS = {
     "Microsoft.Compute/snapshots/beginGetAccess/action",
     "Microsoft.Compute/snapshots/endGetAccess/action",
     "Microsoft.Compute/images/read",
+    "Microsoft.Compute/images/write",
+    "Microsoft.Compute/images/delete",
     "Microsoft.Compute/galleries/read",
     "Microsoft.Compute/galleries/write",
     "Microsoft.Compute/galleries/delete",
