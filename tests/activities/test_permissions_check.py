@@ -64,7 +64,7 @@ def _world(path: Path) -> Path:
     ]
     wild = {"name": WILD_ROLE, "actions": ["Microsoft.Compute/*"], "notActions": [GENERALIZE]}
     world["principals"] += [LIMITED, WILDCARD]
-    world["customRoles"] = [*roles, wild]
+    world["customRoles"] = [*world.get("customRoles", []), *roles, wild]
     app_roles = {r["name"]: r["scope"] for r in load_app_actions()["roles"]}
     world["roleAssignments"] += [
         {"principal": "limited", "roleDefinitionName": name, "scope": groups[kind]}
