@@ -11,6 +11,7 @@ declaration (``activities._common.activity``), takes ``payload`` = ``<Input>.to_
   get_snapshot_deletion
 - ``gallery``: ensure_definition, start_image_version, get_version_status, delete_image_version
 - ``exports``: start_export, get_copy_status, abort_copy
+- ``traces``: record_trace (the run's root and stage spans, ``shared.telemetry``)
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities import exports, gallery, preflight, snapshots, virtual_machines
+from activities import exports, gallery, preflight, snapshots, traces, virtual_machines
 from activities._common import IMPLEMENTATIONS
 from shared.activity_types import AZURE_ACTIVITIES
 
-_MODULES = (virtual_machines, preflight, snapshots, gallery, exports)  # importing them fills IMPLEMENTATIONS
+_MODULES = (virtual_machines, preflight, snapshots, gallery, exports, traces)  # importing them fills IMPLEMENTATIONS
 
 
 def _implementation(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
