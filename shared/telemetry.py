@@ -32,6 +32,7 @@ from functools import lru_cache
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -343,10 +344,10 @@ def _status(state: str, note: str | None = None) -> Status:
     return Status(StatusCode.OK)
 
 
-def emit_run(run: RunTrace) -> int:
+def emit_run(run: RunTrace, provider: TracerProvider | None = None) -> int:
     """Write the run's root span and one span per stage it started, with their derived ids and the
     progress's times; return how many spans were written (0 with tracing off)."""
-    provider = configure()
+    provider = provider or configure()
     if provider is None:
         return 0
     t, tid = provider.get_tracer(SCOPE), trace_id(run.run_id)
@@ -360,7 +361,11 @@ def emit_run(run: RunTrace) -> int:
         attributes["capture.error.code"] = run.error_code
     with _derived(tid, span_id(run.run_id)):
         root = t.start_span(
-            f"capture {run.plan}", kind=SpanKind.INTERNAL, attributes=attributes, start_time=_ns(run.started)
+            f"capture {run.plan}",
+            context=Context(),  # a root: not under the record_trace activity that writes it
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            start_time=_ns(run.started),
         )
     in_root = trace.set_span_in_context(root)
     for stage in run.stages:
