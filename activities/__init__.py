@@ -25,7 +25,14 @@ from activities import exports, gallery, preflight, snapshots, traces, virtual_m
 from activities._common import IMPLEMENTATIONS
 from shared.activity_types import AZURE_ACTIVITIES
 
-_MODULES = (virtual_machines, preflight, snapshots, gallery, exports, traces)  # importing them fills IMPLEMENTATIONS
+_MODULES = (
+    virtual_machines,
+    preflight,
+    snapshots,
+    gallery,
+    exports,
+    traces,
+)  # importing them fills IMPLEMENTATIONS
 
 
 def _implementation(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:

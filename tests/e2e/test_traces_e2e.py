@@ -7,6 +7,7 @@ and is retried by the orchestrator: its span must carry Azure's error code.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -105,7 +106,7 @@ def test_one_capture_is_one_trace_of_stages_activities_and_azure_calls(
         ["publish", "export"],
         ["cleanup"],
     ]
-    for before, after in zip(steps, steps[1:], strict=False):
+    for before, after in itertools.pairwise(steps):
         assert max(by_stage[b]["end"] for b in before) <= min(by_stage[a]["start"] for a in after), (
             before,
             after,
