@@ -22,7 +22,6 @@ import contextvars
 import json
 import logging
 import os
-import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,7 +33,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -46,19 +45,13 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from shared.errors import ErrorInfo
-from shared.redaction import redact, strip_query
+from shared.span_redaction import RedactingLogFilter, RedactingProcessor
 from shared.trace_ids import ROOT, RunTrace, TraceRef, span_id, trace_id
 
 log = logging.getLogger("telemetry")
 
 EXPORTERS = ("none", "console", "otlp", "jsonfile")
 SCOPE = "imagepipeline"
-REDACTED = "<redacted>"
-# Attribute names that carry a credential whatever their value looks like.
-_SECRET_NAME = re.compile(
-    r"(?i)(^|[._-])(authorization|sas|token|access[._-]?token|key|account[._-]?key|signature|sig|"
-    r"password|secret|connection[._-]?string|cookie)($|[._-])"
-)
 
 
 @dataclass(frozen=True)
@@ -89,78 +82,6 @@ class TelemetrySettings:
             jsonfile_path=path,
             service_name=env.get("OTEL_SERVICE_NAME") or cls.service_name,
         )
-
-
-# -- redaction ---------------------------------------------------------------------------------------
-
-
-def _clean_text(key: str, value: str) -> str:
-    if _SECRET_NAME.search(key):
-        return REDACTED
-    if value.lower().startswith(("http://", "https://")) and " " not in value:
-        return strip_query(value)
-    return redact(value)
-
-
-def _clean_value(key: str, value: Any) -> Any:
-    if isinstance(value, str):
-        return _clean_text(key, value)
-    if isinstance(value, bytes):
-        return REDACTED if _SECRET_NAME.search(key) else value
-    if isinstance(value, Sequence):
-        return tuple(_clean_value(key, v) for v in value)
-    return value
-
-
-def clean_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The attributes with URL query strings dropped and SAS/token/key-shaped values redacted."""
-    return {k: _clean_value(k, v) for k, v in (attributes or {}).items()}
-
-
-def redacted_span(span: ReadableSpan) -> ReadableSpan:
-    """A copy of ``span`` whose name, status, attributes and events hold no secret."""
-    status = span.status
-    if status.description:
-        status = Status(status.status_code, redact(status.description))
-    events = [Event(redact(e.name), clean_attributes(e.attributes), e.timestamp) for e in span.events]
-    return ReadableSpan(
-        name=redact(span.name),
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=clean_attributes(span.attributes),
-        events=events,
-        links=span.links,
-        kind=span.kind,
-        status=status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
-
-
-class RedactingProcessor(SpanProcessor):
-    """Hands the wrapped processor (and so its exporter) a redacted copy of every ended span."""
-
-    def __init__(self, inner: SpanProcessor) -> None:
-        self.inner = inner
-
-    def on_end(self, span: ReadableSpan) -> None:
-        self.inner.on_end(redacted_span(span))
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)
-
-
-class _RedactingLogFilter(logging.Filter):
-    """Log records leave for Application Insights redacted, like the app's own log lines."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = redact(record.getMessage()), None
-        return True
 
 
 # -- exporters ---------------------------------------------------------------------------------------
@@ -229,7 +150,7 @@ def _send_logs(s: TelemetrySettings, resource: Resource) -> None:
     exporter = AzureMonitorLogExporter(connection_string=s.connection_string, credential=credential())
     provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
     handler = LoggingHandler(level=logging.INFO, logger_provider=provider)
-    handler.addFilter(_RedactingLogFilter())
+    handler.addFilter(RedactingLogFilter())
     logging.getLogger().addHandler(handler)
 
 
@@ -332,6 +253,34 @@ def activity_span(name: str, ref: TraceRef | None) -> Iterator[trace.Span]:
         set_status_on_exception=False,
     ) as span:
         yield span
+
+
+def _error_code(response: Any) -> str | None:
+    """Azure's error code of a failed response: storage's header, else ARM's ``error.code`` in the body."""
+    header = response.headers.get("x-ms-error-code")
+    if header:
+        return str(header)
+    try:
+        body = json.loads(response.text() or "{}")
+    except Exception:  # a body that is not JSON (or was streamed) names no code
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return str(code) if code else None
+
+
+def record_azure_error(pipeline_response: Any) -> None:
+    """``raw_response_hook`` of the app's SDK clients: a failed response becomes an ``azure.error`` event
+    (Azure's code and the status) on the SDK operation's span, the span current while its requests run."""
+    response = pipeline_response.http_response
+    span = trace.get_current_span()
+    if response.status_code < 400 or not span.is_recording():
+        return
+    attributes: dict[str, Any] = {"http.response.status_code": response.status_code}
+    code = _error_code(response)
+    if code:
+        attributes["azure.error.code"] = code
+    span.add_event("azure.error", attributes)
 
 
 def _ns(iso: str) -> int:

@@ -10,7 +10,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from shared.redaction import contains_secret
-from shared.telemetry import DerivedIds, RedactingProcessor, TelemetrySettings, emit_run, span_json
+from shared.span_redaction import RedactingProcessor
+from shared.telemetry import DerivedIds, TelemetrySettings, emit_run, span_json
 from shared.trace_ids import (
     TRACE_KEY,
     RunTrace,

@@ -133,6 +133,10 @@ def test_one_capture_is_one_trace_of_stages_activities_and_azure_calls(
     assert failed[0]["attributes"]["azure.resource_id"].endswith("/virtualMachines/vm-web")
     under = [h for h in http if _activity_of(h, by_id) == failed[0]["spanId"] and h["name"] == "POST"]
     assert len(under) == 4 and all(h["attributes"]["http.response.status_code"] == 500 for h in under)
+    # ... and the SDK operation those requests belong to has Azure's code on each failed response.
+    (operation,) = {h["parentSpanId"] for h in under}
+    errors = [e["attributes"] for e in by_id[operation]["events"] if e["name"] == "azure.error"]
+    assert errors == [{"http.response.status_code": 500, "azure.error.code": "InternalExecutionError"}] * 4
 
     # No secret anywhere in any span, and no URL with a query string.
     texts = [t for s in spans for t in _strings(s)]
