@@ -45,6 +45,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from shared.errors import ErrorInfo
+from shared.redaction import redact
 from shared.span_redaction import RedactingLogFilter, RedactingProcessor
 from shared.trace_ids import ROOT, RunTrace, TraceRef, span_id, trace_id
 
@@ -189,23 +190,32 @@ def get_telemetry_settings() -> TelemetrySettings:
     return TelemetrySettings.from_env()
 
 
-@lru_cache(maxsize=1)
-def configure() -> TracerProvider | None:
-    """Set the process's tracer provider from the settings, once; ``None`` when tracing is off."""
-    try:
-        s = get_telemetry_settings()
-    except ValueError as exc:  # a wrong telemetry setting must not fail captures: say so, trace nothing
-        log.error("tracing is off: %s", exc)
-        return None
-    if not s.enabled:
-        return None
+def _provider(s: TelemetrySettings) -> TracerProvider:
     resource = Resource.create({"service.name": s.service_name})
     provider = TracerProvider(resource=resource, id_generator=DerivedIds())
     provider.add_span_processor(RedactingProcessor(_processor(s)))
-    trace.set_tracer_provider(provider)
     if s.connection_string is not None:
         _send_logs(s, resource)
-    # azure-core's own OpenTelemetry support: a CLIENT span per HTTP request, under the current span.
+    return provider
+
+
+@lru_cache(maxsize=1)
+def configure() -> TracerProvider | None:
+    """Set the process's tracer provider from the settings, once; ``None`` when tracing is off.
+
+    A wrong setting or an exporter that cannot be built turns tracing off with an error log line: an
+    observer must never fail the captures it observes.
+    """
+    try:
+        s = get_telemetry_settings()
+        if not s.enabled:
+            return None
+        provider = _provider(s)
+    except Exception as exc:
+        log.error("tracing is off: %s", redact(str(exc))[:500])
+        return None
+    trace.set_tracer_provider(provider)
+    # azure-core's own OpenTelemetry support: a span per SDK operation and per HTTP request under it.
     from azure.core.settings import settings as azure_settings
 
     azure_settings.tracing_enabled = True

@@ -131,3 +131,20 @@ def test_settings_choose_the_exporter_and_refuse_a_wrong_one() -> None:
         TelemetrySettings.from_env({"OTEL_EXPORTER": "jsonfile"})
     with pytest.raises(ValueError, match="must be one of none, console, otlp, jsonfile"):
         TelemetrySettings.from_env({"OTEL_EXPORTER": "zipkin"})
+
+
+def test_a_wrong_setting_turns_tracing_off_instead_of_failing_activities(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared import telemetry
+
+    monkeypatch.setenv("OTEL_EXPORTER", "zipkin")
+    telemetry.get_telemetry_settings.cache_clear()
+    telemetry.configure.cache_clear()
+    try:
+        assert telemetry.configure() is None
+        with telemetry.activity_span("get_vm_facts", TraceRef(run_id="run-a")) as span:
+            assert not span.is_recording()  # the no-op tracer
+    finally:
+        telemetry.get_telemetry_settings.cache_clear()
+        telemetry.configure.cache_clear()
