@@ -16,11 +16,13 @@ from typing import Any, TypeVar, cast, overload
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from pydantic import ValidationError
 
+from shared import telemetry
 from shared.activity_types import Activity
 from shared.errors import CaptureError, code_text, translate_azure_error
 from shared.ids import ResourceId
 from shared.model_base import WireModel
 from shared.redaction import strip_query
+from shared.trace_ids import pop_trace
 
 log = logging.getLogger("activities")
 
@@ -75,7 +77,7 @@ def activity(
     def decorate(fn: Callable[[In], Out]) -> Callable[[Payload], Payload]:
         name = stub.name if stub is not None else fn.__name__
 
-        def run(payload: Payload) -> Payload:
+        def call(payload: Payload, span: Any) -> Payload:
             try:
                 inp = input_model.from_wire(payload)
             except ValidationError as exc:
@@ -86,6 +88,8 @@ def activity(
                     code="InvalidActivityInput",
                 ) from None
             resource = _resource_of(inp)
+            if resource is not None:
+                span.set_attribute("azure.resource_id", resource)
             log.info("activity %s on %s", name, resource)
             try:
                 result = fn(cast(In, inp))
@@ -96,6 +100,15 @@ def activity(
                 # Anything not yet translated (a transport error, a bug) still leaves redacted.
                 raise translate_azure_error(exc, step=name, resource=resource) from None
             return result.to_wire()
+
+        def run(payload: Payload) -> Payload:
+            ref = pop_trace(payload)  # the span this call's span is under (shared.trace_ids)
+            with telemetry.activity_span(name, ref) as span:
+                try:
+                    return call(payload, span)
+                except CaptureError as exc:
+                    telemetry.mark_failed(span, exc.info)
+                    raise
 
         # Not functools.wraps: the worker inspects the signature and must see ``payload``.
         run.__name__ = name

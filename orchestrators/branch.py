@@ -23,6 +23,7 @@ from orchestrators.timing import iso
 from shared.contracts import CapturePolicy
 from shared.errors import ErrorInfo
 from shared.model_base import WireModel
+from shared.trace_ids import TraceRef
 
 I = TypeVar("I", bound=WireModel)  # noqa: E741 - the input, as in the activity declarations
 P = TypeVar("P", bound=WireModel)
@@ -47,7 +48,9 @@ class BranchRun(Generic[I, P, S]):
         self.state = state  # None until the first execution started the operation
         self.watch = CancelWatch(context)
         self.step = step
-        self.calls = Calls(context, self.policy, step, patient=True)
+        run_id = getattr(inp, "run_id", None)  # the capture run's: its activities trace under its stage span
+        trace = TraceRef(run_id=run_id, stage=step) if isinstance(run_id, str) else None
+        self.calls = Calls(context, self.policy, step, patient=True, trace=trace)
         context.set_custom_status(progress.to_wire())
 
     @property

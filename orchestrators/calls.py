@@ -23,6 +23,7 @@ from orchestrators.retrying import Gen, retried
 from shared.activity_types import Activity, Call
 from shared.contracts import CapturePolicy
 from shared.model_base import WireModel
+from shared.trace_ids import TraceRef
 
 In = TypeVar("In", bound=WireModel)
 Out = TypeVar("Out", bound=WireModel)
@@ -52,12 +53,15 @@ class Calls:
         step: str,
         *,
         patient: bool = False,
+        trace: TraceRef | None = None,
     ) -> None:
         self.context, self.policy, self.step, self.is_patient = context, policy, step, patient
+        self.trace = trace  # handed to each activity (shared.trace_ids): the span its own span is under
 
     def at(self, step: str, *, patient: bool | None = None) -> Calls:
         """The same calls, reported under another step."""
-        return Calls(self.context, self.policy, step, patient=self.is_patient if patient is None else patient)
+        patient = self.is_patient if patient is None else patient
+        return Calls(self.context, self.policy, step, patient=patient, trace=self.trace)
 
     @property
     def patient(self) -> Calls:
@@ -66,7 +70,7 @@ class Calls:
 
     def run(self, activity: Activity[In, Out], inp: In) -> Gen[Out]:
         """Call one activity and return its result."""
-        raw = yield from self._retried(lambda: self.context.call_activity(activity.name, inp.to_wire()))
+        raw = yield from self._retried(lambda: self.context.call_activity(activity.name, self._payload(inp)))
         return activity.decode(raw)
 
     def run_all(self, activity: Activity[In, Out], inputs: Sequence[In]) -> Gen[list[Out]]:
@@ -81,14 +85,18 @@ class Calls:
 
     def once(self, activity: Activity[In, Out], inp: In) -> Gen[Out]:
         """Call one activity once, without retry: its failure is the caller's to judge."""
-        return activity.decode((yield self.context.call_activity(activity.name, inp.to_wire())))
+        return activity.decode((yield self.context.call_activity(activity.name, self._payload(inp))))
+
+    def _payload(self, inp: WireModel) -> dict[str, Any]:
+        wire = inp.to_wire()
+        return wire if self.trace is None else self.trace.with_payload(wire)
 
     def _batch(self, calls: Sequence[Call[Any, Any]]) -> Gen[list[Any]]:
         if not calls:
             return []
         ctx = self.context
         answers = yield from self._retried(
-            lambda: ctx.task_all([ctx.call_activity(c.name, c.payload()) for c in calls])
+            lambda: ctx.task_all([ctx.call_activity(c.name, self._payload(c.inp)) for c in calls])
         )
         return list(answers)
 

@@ -38,6 +38,7 @@ from shared.contracts import (
 from shared.model_base import WireModel
 from shared.notices import NoticeInput, NoticeResult
 from shared.permissions import PermissionsCheckInput, PermissionsCheckResult
+from shared.trace_ids import RunTrace, TraceWritten
 
 In = TypeVar("In", bound=WireModel)
 Out = TypeVar("Out", bound=WireModel)
@@ -100,6 +101,8 @@ DELETE_IMAGE_VERSION = Activity("delete_image_version", VersionRef, Done)
 START_EXPORT = Activity("start_export", ExportStartInput, CopyStatus)
 GET_COPY_STATUS = Activity("get_copy_status", BlobRef, CopyStatus)
 ABORT_COPY = Activity("abort_copy", BlobRef, CopyStatus)
+# The run's root and stage spans, written once it ended (shared.telemetry; not an Azure call).
+RECORD_TRACE = Activity("record_trace", RunTrace, TraceWritten)
 # The completion notice (activities.notices, its own blueprint).
 PUBLISH_NOTICE = Activity("publish_notice", NoticeInput, NoticeResult)
 
@@ -126,4 +129,5 @@ AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     START_EXPORT,
     GET_COPY_STATUS,
     ABORT_COPY,
+    RECORD_TRACE,
 )

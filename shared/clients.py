@@ -15,6 +15,7 @@ from azure.identity import DefaultAzureCredential
 from azure.mgmt.compute import ComputeManagementClient
 from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
+from shared import telemetry
 from shared.endpoints import verified_export_url
 from shared.settings import Settings, get_settings
 
@@ -47,6 +48,7 @@ def compute(subscription_id: str) -> ComputeManagementClient:
         base_url=s.arm_endpoint,
         credential_scopes=[s.arm_scope],
         polling_interval=s.lro_polling_interval_seconds,
+        raw_response_hook=telemetry.record_azure_error,  # Azure's error codes on the trace
         **_retry_kwargs(s),
     )
 
@@ -84,5 +86,9 @@ def verified_blob_service(account_url: str) -> BlobServiceClient:
         random_jitter_range=1,
     )
     return BlobServiceClient(
-        account_url, credential=credential(), audience=s.storage_audience, retry_policy=retry
+        account_url,
+        credential=credential(),
+        audience=s.storage_audience,
+        retry_policy=retry,
+        raw_response_hook=telemetry.record_azure_error,  # Azure's error codes on the trace
     )

@@ -21,6 +21,7 @@ from typing import Any
 
 from orchestrators.calls import Calls
 from orchestrators.cancellation import Canceled
+from orchestrators.capture import traces
 from orchestrators.capture.run import CaptureRun
 from orchestrators.retrying import Gen, StepFailed, failure_info
 from shared.errors import ErrorInfo
@@ -114,9 +115,14 @@ def run_plan(run: CaptureRun, plan: Plan) -> Gen[dict[str, Any]]:
             yield from run_stage(run, spec)
         if run.deferred is not None:
             raise StepFailed(run.deferred)
-        return (yield from plan.finish(run))
+        output = yield from plan.finish(run)
+        yield from traces.record(run, plan.name, "succeeded")
+        return output
     except Canceled as c:
-        return (yield from plan.canceled(run, plan, c))
+        output = yield from plan.canceled(run, plan, c)
+        yield from traces.record(run, plan.name, "canceled")
+        return output
     except Exception as exc:
         info = yield from plan.failed(run, plan, failure_info(exc, step=run.progress.stage))
+        yield from traces.record(run, plan.name, "failed", info.azure_code or info.code)
         raise StepFailed(info) from None

@@ -24,6 +24,7 @@ from shared.contracts import (
 from shared.errors import ErrorInfo
 from shared.requests import CaptureRequest, GalleryRef
 from shared.status import CaptureProgress, Stage, StageTiming
+from shared.trace_ids import TraceRef
 
 
 def _close(s: StageTiming, state: str, ended: str) -> None:
@@ -153,4 +154,6 @@ class CaptureRun:
         return self.req.gallery.model_copy(update={"subscription_id": self.req.gallery_subscription_id})
 
     def calls(self, step: str, *, patient: bool = False) -> Calls:
-        return Calls(self.context, self.inp.policy, step, patient=patient)
+        # Activities of a stage trace under its span; the others (cancel, notify) under the run's root.
+        trace = TraceRef(run_id=self.run_id, stage=step if step in Stage.__members__.values() else None)
+        return Calls(self.context, self.inp.policy, step, patient=patient, trace=trace)

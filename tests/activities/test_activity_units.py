@@ -33,6 +33,7 @@ SAS = (
 )
 
 EXPECTED_ACTIVITIES = {
+    "record_trace",
     "get_vm_facts",
     "check_gallery",
     "check_export_target",
