@@ -49,7 +49,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
     world["principals"].append(
         {"objectId": WILD_OID, "displayName": "wildcard", "clientId": "6b0b8f0e-3f5c-4a57-9a47-3d1f0f1b2c02"}
     )
-    world["customRoles"] = [WILD_ROLE]
+    world["customRoles"] = [*world.get("customRoles", []), WILD_ROLE]
     world["roleAssignments"].append(
         {"principal": "wildcard", "roleDefinitionName": WILD_ROLE["name"], "scope": RG_BUILD}
     )
