@@ -72,6 +72,7 @@ def image_world() -> Any:
                     "securityType": "TrustedLaunchSupported",
                     "versions": [_version("1.0.0")],
                 },
+                {"name": "lnx-v1", "osType": "Linux", "hyperVGeneration": "V1"},
                 {
                     "name": "lnx-none",
                     "osType": "Linux",
@@ -320,3 +321,43 @@ def test_version_safety__end_of_life_blocks_delete_and_region_removal(arm: SimHa
     poller = versions.begin_delete("rg-images", "galtest", "lnx", "1.0.0")
     advance(arm, 10)
     poller.result(timeout=10)
+
+
+def _capture(arm: SimHandle, source: str, image: str, version: str) -> None:
+    """Deallocate + generalize a world VM, then a version of it in ``image``, replicated."""
+    c = arm.compute(polling_interval=0)
+    deallocated = c.virtual_machines.begin_deallocate("rg-build", source)
+    advance(arm, 90)
+    deallocated.result(timeout=10)
+    c.virtual_machines.generalize("rg-build", source)
+    vm = c.virtual_machines.get("rg-build", source)
+    body = {
+        "location": "westeurope",
+        "properties": {
+            "storageProfile": {"source": {"virtualMachineId": vm.id}},
+            "publishingProfile": {"targetRegions": [{"name": "westeurope"}], "excludeFromLatest": True},
+        },
+    }
+    poller = c.gallery_image_versions.begin_create_or_update("rg-images", "galtest", image, version, body)
+    advance(arm, 3600)
+    assert poller.result(timeout=10).provisioning_state == "Succeeded"
+
+
+@pytest.mark.parametrize(
+    ("source", "image", "code"),
+    [("vm-legacy", "lnx-v1", None), ("vm-web", "lnx", "OSProvisioningTimedOut")],
+)
+def test_the_captured_guest_decides__deprovisioned_boots_never_deprovisioned_times_out(
+    arm: SimHandle, source: str, image: str, code: str | None
+) -> None:
+    _capture(arm, source, image, "3.0.0")
+    c = arm.compute(polling_interval=0)
+    body = image_vm(f"{GALLERY}/images/{image}/versions/3.0.0", make_nic(arm, "cap-nic"))
+    poller = c.virtual_machines.begin_create_or_update(BUILD, "vm-cap", body)
+    advance(arm, 60 + 2400)
+    if code is None:
+        assert poller.result(timeout=10).provisioning_state == "Succeeded"
+    else:
+        with pytest.raises(HttpResponseError) as e:
+            poller.result(timeout=10)
+        assert e.value.error.code == code
