@@ -31,7 +31,7 @@ class LatencyProfile:
     # figure (the OS boots from a specialized disk, no OS provisioning step): assumption.
     vm_agent_ready_s: float = 45.0
     # A VM from a generalized image whose OS provisioning never completes fails OSProvisioningTimedOut after
-    # this long: Linux "40 minutes" (Learn, cloud-init troubleshooting); the Windows figure is unpublished
+    # this long: Linux "40 minutes" (docs/azsim-arm.md#latency-profile); the Windows figure is unpublished
     # (assumption). A good image's provisioning ends when the agent reports (vm_agent_ready_s).
     os_provisioning_timeout_linux_s: float = 2400.0
     os_provisioning_timeout_windows_s: float = 1200.0

@@ -18,6 +18,7 @@ from azsim.core.clock import SimClock
 from azsim.core.latency import LatencyProfile
 from azsim.world import parse_world
 from tests.azsim.arm_fakes import SUB, WORLD_FILE, SimHandle, running_sim
+from tests.azsim.arm_spec import load_spec
 from tests.azsim.test_arm_clone import BUILD, make_nic
 
 LATENCY = LatencyProfile(vm_create_s=60.0, vm_agent_ready_s=45.0, run_command_s=20.0, poll_interval_s=0.01)
@@ -361,3 +362,20 @@ def test_the_captured_guest_decides__deprovisioned_boots_never_deprovisioned_tim
         with pytest.raises(HttpResponseError) as e:
             poller.result(timeout=10)
         assert e.value.error.code == code
+
+
+def test_bodies_match_the_specs(arm: SimHandle) -> None:
+    spec = load_spec()
+    if spec is None:
+        pytest.skip("the ARM spec extracts are not available")
+    c = arm.compute(polling_interval=0)
+    c.virtual_machines.begin_create_or_update(
+        BUILD,
+        "vm-spec",
+        image_vm(f"{GALLERY}/images/lnx/versions/1.0.0", make_nic(arm, "spec-nic")),
+        polling=False,
+    )
+    vm = arm.sim.backend.get_vm(SUB, BUILD, "vm-spec").to_arm(arm.sim.backend.disks)
+    assert spec.validate("compute-2026-04-01.json", "VirtualMachine", vm) == []
+    version = arm.sim.backend.get_version(SUB, "rg-images", "galtest", "lnx", "1.0.0").to_arm()
+    assert spec.validate("gallery-2026-03-03.json", "GalleryImageVersion", version) == []

@@ -83,7 +83,8 @@ def arm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHandle]:
 
 def call(arm: SimHandle, method: str, path: str, body: Any = None, *, oid: str = OWNER_OID) -> HttpResponse:
     policy = ARMChallengeAuthenticationPolicy(StaticCredential(oid), "https://management.azure.com/.default")
-    with ARMPipelineClient(base_url=arm.url, policies=[policy]) as client:
+    client: Any = ARMPipelineClient(base_url=arm.url, policies=[policy])
+    with client:
         request = HttpRequest(method, f"{arm.url}{path}?{API}", json=body)
         response = client.send_request(request, connection_verify=str(arm.certs.ca_cert))
         response.read()
