@@ -17,9 +17,9 @@ from azure.mgmt.compute.models import RunCommandInput
 from azsim.core.clock import SimClock
 from azsim.core.latency import LatencyProfile
 from azsim.world import parse_world
-from tests.azsim.arm_fakes import SUB, WORLD_FILE, SimHandle, running_sim
+from tests.azsim.arm_fakes import SUB, WORLD_FILE, SimHandle, disk_id, running_sim, vm_id
 from tests.azsim.arm_spec import load_spec
-from tests.azsim.test_arm_clone import BUILD, make_nic
+from tests.azsim.test_arm_clone import BUILD, STANDARD, make_nic, vm_body
 
 LATENCY = LatencyProfile(vm_create_s=60.0, vm_agent_ready_s=45.0, run_command_s=20.0, poll_interval_s=0.01)
 GALLERY = f"/subscriptions/{SUB}/resourceGroups/rg-images/providers/Microsoft.Compute/galleries/galtest"
@@ -379,3 +379,57 @@ def test_bodies_match_the_specs(arm: SimHandle) -> None:
     assert spec.validate("compute-2026-04-01.json", "VirtualMachine", vm) == []
     version = arm.sim.backend.get_version(SUB, "rg-images", "galtest", "lnx", "1.0.0").to_arm()
     assert spec.validate("gallery-2026-03-03.json", "GalleryImageVersion", version) == []
+
+
+def test_clone_deprovisioned_through_run_command__its_version_boots(arm: SimHandle) -> None:
+    """The non-destructive path: snapshot the never-deprovisioned vm-web, clone it, deprovision the clone
+    through Run Command, generalize it and capture it: the guest record follows, so the version boots."""
+    c = arm.compute(polling_interval=0)
+    snap_body = {
+        "location": "westeurope",
+        "properties": {
+            "creationData": {"createOption": "Copy", "sourceResourceId": disk_id("vm-web_OsDisk")}
+        },
+    }
+    c.snapshots.begin_create_or_update("rg-build", "web-snap", snap_body, polling=False)
+    advance(arm, 60)
+    disk_body = {
+        "location": "westeurope",
+        "properties": {
+            "creationData": {
+                "createOption": "Copy",
+                "sourceResourceId": disk_id("web-snap", kind="snapshots"),
+            }
+        },
+    }
+    c.disks.begin_create_or_update(BUILD, "clone-os", disk_body, polling=False)
+    advance(arm, 60)
+    clone = vm_body(disk_id("clone-os", BUILD), make_nic(arm, "clone-nic"), **STANDARD)
+    c.virtual_machines.begin_create_or_update(BUILD, "vm-clone", clone, polling=False)
+    advance(arm, 60 + 45)
+    c.virtual_machines.begin_run_command(
+        BUILD,
+        "vm-clone",
+        RunCommandInput(command_id="RunShellScript", script=["waagent -deprovision+user -force"]),
+        polling=False,
+    )
+    advance(arm, 20)
+    deallocated = c.virtual_machines.begin_deallocate(BUILD, "vm-clone")
+    advance(arm, 90)
+    deallocated.result(timeout=10)
+    c.virtual_machines.generalize(BUILD, "vm-clone")
+    body = {
+        "location": "westeurope",
+        "properties": {
+            "storageProfile": {"source": {"virtualMachineId": vm_id("vm-clone", BUILD)}},
+            "publishingProfile": {"targetRegions": [{"name": "westeurope"}]},
+        },
+    }
+    version = c.gallery_image_versions.begin_create_or_update("rg-images", "galtest", "lnx", "4.0.0", body)
+    advance(arm, 3600)
+    version.result(timeout=10)
+    poller = c.virtual_machines.begin_create_or_update(
+        BUILD, "vm-boot", image_vm(f"{GALLERY}/images/lnx/versions/4.0.0", make_nic(arm, "boot-nic"))
+    )
+    advance(arm, 60 + 45)
+    assert poller.result(timeout=10).provisioning_state == "Succeeded"
