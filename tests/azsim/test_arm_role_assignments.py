@@ -185,3 +185,14 @@ def test_who_may_assign_and_what_is_refused(arm: SimHandle) -> None:
     assert error(nobody)[:2] == (400, "PrincipalNotFound")
     changed = call(arm, "PUT", ra_path(), assignment(principal=OWNER_OID))
     assert error(changed)[:2] == (409, "RoleAssignmentUpdateNotPermitted")
+
+
+def test_reset_forgets_arm_made_assignments_and_restarts_the_directory_delay(arm: SimHandle) -> None:
+    clock = arm.sim.clock
+    assert isinstance(clock, SimClock)
+    clock.advance(by=60)
+    assert call(arm, "PUT", ra_path(), assignment()).status_code == 201
+    arm.sim.reset()
+    assert not can_read_version(arm)
+    assert error(call(arm, "GET", ra_path()))[:2] == (404, "RoleAssignmentNotFound")
+    assert error(call(arm, "PUT", ra_path(), assignment()))[:2] == (400, "PrincipalNotFound")
