@@ -59,6 +59,12 @@ def image_world() -> Any:
                     "name": "lnx-spec",
                     "osType": "Linux",
                     "osState": "Specialized",
+                    "versions": [_version("1.0.0"), _version("2.0.0", guestState="deprovisioned")],
+                },
+                {
+                    "name": "win",
+                    "osType": "Windows",
+                    "securityType": "TrustedLaunch",
                     "versions": [_version("1.0.0")],
                 },
                 {
@@ -433,3 +439,47 @@ def test_clone_deprovisioned_through_run_command__its_version_boots(arm: SimHand
     )
     advance(arm, 60 + 45)
     assert poller.result(timeout=10).provisioning_state == "Succeeded"
+    # A re-PUT (the same source) takes it out of latest again.
+    body["properties"]["publishingProfile"]["excludeFromLatest"] = True
+    c.gallery_image_versions.begin_create_or_update("rg-images", "galtest", "lnx", "4.0.0", body).result(
+        timeout=10
+    )
+    c.virtual_machines.begin_create_or_update(
+        BUILD, "vm-latest", image_vm(f"{GALLERY}/images/lnx", make_nic(arm, "latest-nic")), polling=False
+    )
+    assert c.virtual_machines.get(BUILD, "vm-latest").storage_profile.image_reference.exact_version == "1.2.0"
+
+
+def test_windows_needs_a_password_never_echoed__generalized_os_as_specialized_times_out(
+    arm: SimHandle,
+) -> None:
+    c = arm.compute(polling_interval=0)
+    nic = make_nic(arm, "win-nic")
+    image = f"{GALLERY}/images/win/versions/1.0.0"
+    err = refused(arm, "vm-win1", image_vm(image, nic, os_profile={"adminUsername": "azureadmin"}))
+    assert err.error.message == "Required parameter 'adminPassword' is missing (null)."
+    secret = "Pa55-never-echoed!"
+    profile = {"computerName": "win1", "adminUsername": "azureadmin", "adminPassword": secret}
+    poller = c.virtual_machines.begin_create_or_update(
+        BUILD, "vm-win1", image_vm(image, nic, os_profile=profile)
+    )
+    advance(arm, 105)
+    vm = poller.result(timeout=10)
+    assert vm.provisioning_state == "Succeeded" and vm.os_profile.admin_password is None
+    assert vm.security_profile.security_type == "TrustedLaunch"
+    assert secret not in json.dumps(
+        arm.sim.backend.get_vm(SUB, BUILD, "vm-win1").to_arm(arm.sim.backend.disks)
+    )
+    # A deprovisioned guest published as Specialized: the provisioning it waits for never comes.
+    spec = c.virtual_machines.begin_create_or_update(
+        BUILD,
+        "vm-sp2",
+        image_vm(f"{GALLERY}/images/lnx-spec/versions/2.0.0", make_nic(arm, "sp2-nic"), os_profile=None),
+    )
+    advance(arm, 60 + 2400)
+    with pytest.raises(HttpResponseError) as e:
+        spec.result(timeout=10)
+    assert e.value.error.code == "OSProvisioningTimedOut"
+    assert e.value.error.message.endswith(
+        "Also, make sure the image has been properly prepared (generalized)."
+    )
