@@ -483,3 +483,41 @@ def test_windows_needs_a_password_never_echoed__generalized_os_as_specialized_ti
     assert e.value.error.message.endswith(
         "Also, make sure the image has been properly prepared (generalized)."
     )
+
+
+@pytest.mark.parametrize(
+    ("source", "image", "code"),
+    [("vm-legacy", "lnx-v1", None), ("vm-web-2", "lnx", "OSProvisioningTimedOut")],
+)
+def test_a_snapshot_carries_the_guest_into_the_version(
+    arm: SimHandle, source: str, image: str, code: str | None
+) -> None:
+    c = arm.compute(polling_interval=0)
+    snap_body = {
+        "location": "westeurope",
+        "properties": {
+            "creationData": {"createOption": "Copy", "sourceResourceId": disk_id(f"{source}_OsDisk")}
+        },
+    }
+    c.snapshots.begin_create_or_update("rg-build", "guest-snap", snap_body, polling=False)
+    advance(arm, 60)
+    body = {
+        "location": "westeurope",
+        "properties": {
+            "storageProfile": {"osDiskImage": {"source": {"id": disk_id("guest-snap", kind="snapshots")}}},
+            "publishingProfile": {"targetRegions": [{"name": "westeurope"}]},
+        },
+    }
+    version = c.gallery_image_versions.begin_create_or_update("rg-images", "galtest", image, "5.0.0", body)
+    advance(arm, 3600)
+    version.result(timeout=10)
+    poller = c.virtual_machines.begin_create_or_update(
+        BUILD, "vm-snapboot", image_vm(f"{GALLERY}/images/{image}/versions/5.0.0", make_nic(arm, "snap-nic"))
+    )
+    advance(arm, 60 + 2400)
+    if code is None:
+        assert poller.result(timeout=10).provisioning_state == "Succeeded"
+    else:
+        with pytest.raises(HttpResponseError) as e:
+            poller.result(timeout=10)
+        assert e.value.error.code == code
