@@ -56,8 +56,8 @@ class VersionRules(ComputeState):
 
     def _apply_safety(self, version: GalleryImageVersion, props: dict[str, Any]) -> None:
         safety = props.get("safetyProfile")
-        if not isinstance(safety, dict):
-            return
+        if not isinstance(safety, dict) or version.provisioning_state in ("Creating", "Updating"):
+            return  # an update while one runs is refused by the publishing update that follows
         if "allowDeletionOfReplicatedLocations" in safety:
             version.allow_deletion_of_replicated_locations = bool(
                 safety["allowDeletionOfReplicatedLocations"]
