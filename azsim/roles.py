@@ -49,6 +49,25 @@ BUILTIN_ROLES: tuple[RoleDefinition, ...] = (
         description="Grants full access to manage all resources, including the ability to assign roles in Azure RBAC.",
     ),
     RoleDefinition(
+        name="User Access Administrator",
+        id="18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
+        actions=("*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"),
+        description="Lets you manage user access to Azure resources.",
+    ),
+    RoleDefinition(
+        # Its action list is not in the repository's verified sources (docs/azsim-arm.md#role-assignments).
+        name="Role Based Access Control Administrator",
+        id="f58310d9-a9f6-439a-9e8d-f62e7b41a168",
+        actions=(
+            "Microsoft.Authorization/roleAssignments/write",
+            "Microsoft.Authorization/roleAssignments/delete",
+            "*/read",
+            "Microsoft.Support/*",
+        ),
+        description="Manage access to Azure resources by assigning roles using Azure RBAC. This role does not allow "
+        "you to manage access using other ways, such as Azure Policy.",
+    ),
+    RoleDefinition(
         name="Contributor",
         id="b24988ac-6180-42a0-ab88-20f7382dd24c",
         actions=("*",),

@@ -84,6 +84,9 @@ class VirtualMachine(_Model):
     guest_deprovisioned: bool = False
     # The platform marked the VM generalized (POST generalize was called); it can no longer start.
     generalized: bool = False
+    # The guest's own preparation is broken: sysprep/deprovision completes, but a VM created from an image
+    # of it fails OS provisioning (OSProvisioningClientError).
+    guest_prepare_fails: bool = False
     os_disk: OsDisk
     data_disks: list[DataDisk] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
@@ -158,6 +161,10 @@ class GalleryImageVersionSpec(_Model):
     os_disk_size_gi_b: Annotated[int, Field(alias="osDiskSizeGiB", ge=1)] = 30
     data_disk_luns: list[int] = Field(default_factory=list)
     exclude_from_latest: bool = False
+    # How the source guest was left: "" (never prepared), "deprovisioned" or "sysprepped"; by default a
+    # prepared guest for a Generalized definition and an unprepared one for a Specialized definition.
+    guest_state: Literal["", "deprovisioned", "sysprepped"] | None = None
+    guest_prepare_fails: bool = False
 
 
 class GalleryImageSpec(_Model):
@@ -185,9 +192,12 @@ class PrincipalSpec(_Model):
     object_id: Annotated[str, Field(pattern=_GUID)]
     display_name: str
     client_id: Annotated[str, Field(pattern=_GUID)]
-    kind: Literal["managedIdentity", "servicePrincipal"] = "managedIdentity"
+    kind: Literal["managedIdentity", "servicePrincipal", "user", "group"] = "managedIdentity"
     # The identity the managed-identity endpoint serves when no client_id is asked for.
     default: bool = False
+    # Directory replication delay: a role assignment PUT for this principal gets PrincipalNotFound until this
+    # many (simulated) seconds after azsim started or was reset.
+    visible_after_seconds: Annotated[float, Field(ge=0)] = 0.0
 
 
 class RoleAssignmentSpec(_Model):

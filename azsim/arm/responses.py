@@ -331,6 +331,26 @@ def delete_version(b: ComputeBackend, req: ArmRequest) -> Reply:
     return b.delete_version(req.ctx, req["sub"], req["rg"], req["gallery"], req["image"], req["version"])
 
 
+# --- role assignments (Microsoft.Authorization) ---------------------------------------------
+
+
+def list_role_assignments(b: ComputeBackend, req: ArmRequest) -> Reply:
+    found = b.list_role_assignments(req["sub"], req["ascope"], req.ctx.query.get("$filter", ""))
+    return _listing([ra.to_arm() for ra in found])
+
+
+def get_role_assignment(b: ComputeBackend, req: ArmRequest) -> Reply:
+    return b.get_role_assignment(req["sub"], req["ascope"], req["name"])
+
+
+def put_role_assignment(b: ComputeBackend, req: ArmRequest) -> Reply:
+    return b.put_role_assignment(req.ctx, req["sub"], req["ascope"], req["name"], req.body)
+
+
+def delete_role_assignment(b: ComputeBackend, req: ArmRequest) -> Reply:
+    return b.delete_role_assignment(req["sub"], req["ascope"], req["name"])
+
+
 HANDLERS: dict[str, Handler] = {
     name: fn
     for name, fn in globals().items()

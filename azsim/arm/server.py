@@ -104,6 +104,7 @@ class ArmSimulator:
         self.authorizer = Authorizer(world, authorizations)  # the blob front may share its log
         self.requests = RequestLog()
         self.backend = ComputeBackend(world, disk_store, self.lifecycle, self.ops, self.latency, seed=seed)
+        self.backend.bind_authorizer(self.authorizer)  # role assignments made through ARM apply at once
         self._subscriptions = {s.id.lower() for s in world.subscriptions}
 
     def _next_due(self) -> float | None:

@@ -19,6 +19,9 @@ VM = C + r"/virtualMachines/(?P<vm>[^/]+)"
 GAL = C + r"/galleries/(?P<gallery>[^/]+)"
 IMG = GAL + r"/images/(?P<image>[^/]+)"
 VER = IMG + r"/versions/(?P<version>[^/]+)"
+# A role assignment's scope: the subscription, a resource group or a resource in it.
+RA_SCOPE = S + r"(?:/resourceGroups/[^/]+(?:/providers/.+?)?)?"
+RA = r"/providers/Microsoft\.Authorization/roleAssignments"
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,26 @@ ROUTES: tuple[Route, ...] = (
             authorize=False,
         )
         for parent in (S, RG, RG + r"/providers/(?P<ns>[^/]+)(?:/[^/]+/[^/]+)+")
+    ),
+    # Role assignments (Microsoft.Authorization) at any scope in a subscription
+    _r(
+        "GET",
+        f"(?P<ascope>{RA_SCOPE}){RA}",
+        "Microsoft.Authorization/roleAssignments/read",
+        "list_role_assignments",
+    ),
+    *(
+        _r(
+            method,
+            f"(?P<ascope>{RA_SCOPE}){RA}/(?P<name>[^/]+)",
+            f"Microsoft.Authorization/roleAssignments/{verb}",
+            handler,
+        )
+        for method, verb, handler in (
+            ("GET", "read", "get_role_assignment"),
+            ("PUT", "write", "put_role_assignment"),
+            ("DELETE", "delete", "delete_role_assignment"),
+        )
     ),
     # Microsoft.Network (virtual networks, subnets, network interfaces): azsim/network/routes.py
     *(

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from azsim.authz.role_assignments import RoleAssignments
 from azsim.compute.disks import DisksAndSnapshots
 from azsim.compute.galleries import Galleries
 from azsim.compute.versions import ImageVersions
 from azsim.compute.vms import VirtualMachines
 
 
-class ComputeBackend(VirtualMachines, DisksAndSnapshots, Galleries, ImageVersions):
+class ComputeBackend(RoleAssignments, VirtualMachines, DisksAndSnapshots, Galleries, ImageVersions):
     # ------------------------------------------------------------------ inspection
 
     def state(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from azsim.compute.guest import guest_of_disk
 from azsim.compute.models import DiskAccess, ManagedDisk, new_guid, rid
 from azsim.compute.regions import normalize
 from azsim.compute.state import ComputeState, canonical_id, dig
@@ -131,6 +132,7 @@ class DisksAndSnapshots(ComputeState):
             provisioning_state="Creating" if kind == "disks" else "Updating",
             time_created=utc_iso(),
             tags=dict(body.get("tags") or {}),
+            guest=guest_of_disk(source, self.vms),
         )
         self.disks[created.id.lower()] = created
         op = self.start_op(

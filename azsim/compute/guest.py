@@ -19,7 +19,12 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from azsim.compute.models import ManagedDisk, VirtualMachine
 
 
 @dataclass
@@ -156,3 +161,62 @@ def windows_result(outcome: ScriptOutcome) -> dict[str, object]:
             },
         ]
     }
+
+
+# --- bootability: what a VM created from an image of this guest does --------------------------
+#
+# A guest carries its preparation state from VM to disk to snapshot to image version (hidden model
+# fields, never in an ARM body): "" (never prepared), "deprovisioned" (waagent -deprovision) or
+# "sysprepped" (sysprep /generalize), plus whether the guest's own preparation is broken. A VM
+# created from an image then provisions (or not) as docs/azsim-arm.md#vms-from-gallery-images says.
+
+PREPARED = ("deprovisioned", "sysprepped")
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    state: str = ""  # "" | "deprovisioned" | "sysprepped"
+    prepare_fails: bool = False
+
+
+def boot_outcome(os_state: str, guest: GuestImage) -> str:
+    """``none`` (no OS provisioning), ``ok``, ``timeout`` (OSProvisioningTimedOut) or ``clientError``."""
+    prepared = guest.state in PREPARED
+    if os_state.lower() == "specialized":
+        # A generalized OS published as specialized waits for a provisioning that never comes.
+        return "timeout" if prepared else "none"
+    if not prepared:
+        return "timeout"
+    return "clientError" if guest.prepare_fails else "ok"
+
+
+def provisioning_timed_out(vm_name: str) -> str:
+    return (
+        f"OS Provisioning for VM '{vm_name}' did not finish in the allotted time. However, the VM guest agent was "
+        "detected running. This suggests the guest OS has not been properly prepared to be used as a VM image "
+        "(with CreateOption=FromImage). To resolve this issue, either use the VHD as is with CreateOption=Attach "
+        "or prepare it properly for use as an image:"
+    )
+
+
+def provisioning_timed_out_prepared(vm_name: str) -> str:
+    return (
+        f"OS Provisioning for VM '{vm_name}' did not finish in the allotted time. The VM may still finish "
+        "provisioning successfully. Please check provisioning state later. Also, make sure the image has been "
+        "properly prepared (generalized)."
+    )
+
+
+def provisioning_client_error(vm_name: str, details: str) -> str:
+    return (
+        f"OS provisioning for VM '{vm_name}' failed. Error details: {details} Make sure the image has been "
+        "properly prepared (generalized)."
+    )
+
+
+def guest_of_disk(disk: ManagedDisk, vms: Mapping[str, VirtualMachine]) -> GuestImage:
+    """The guest on a disk: the running VM's while it is that VM's OS disk, else what the disk carries."""
+    vm = vms.get((disk.managed_by or "").lower())
+    if vm is not None and vm.os_disk_id.lower() == disk.id.lower():
+        return vm.guest
+    return disk.guest

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from azsim.compute.guest import GuestImage
 from azsim.compute.regions import display
 
 GIB = 1024**3
@@ -82,6 +83,8 @@ class ManagedDisk:
     delete_pending: bool = False
     # DELETE operations waiting for the disk to go (blocked while an export SAS is active).
     delete_ops: list[Any] = field(default_factory=list)
+    # The guest's preparation the disk carries (hidden: decides how a VM from its image provisions).
+    guest: GuestImage = field(default_factory=GuestImage)
 
     @property
     def id(self) -> str:
@@ -146,6 +149,7 @@ class DataDiskRef:
     lun: int
     disk_id: str
     delete_option: str = "Detach"  # what a VM DELETE does to the disk: Delete | Detach
+    create_option: str = "Attach"  # FromImage for a data disk made from an image's data disk image
 
 
 @dataclass
@@ -189,6 +193,16 @@ class VirtualMachine:
     # Pending power transition handle and its operation (so a newer action can supersede it).
     transition: Any = None
     transition_op: Any = None
+    # The preparation the guest came with (from its disk or image); Run Command changes guest_state.
+    image_guest: GuestImage = field(default_factory=GuestImage)
+    # storageProfile.imageReference of a VM created from an image.
+    image_reference: dict[str, Any] | None = None
+    # osProfile.adminUsername (None: the VM has no osProfile, as one from a specialized image or a disk).
+    admin_username: str | None = "azureuser"
+
+    @property
+    def guest(self) -> GuestImage:
+        return GuestImage(self.guest_state or self.image_guest.state, self.image_guest.prepare_fails)
 
     @property
     def id(self) -> str:
@@ -211,13 +225,15 @@ class VirtualMachine:
             },
             "dataDisks": [],
         }
+        if self.image_reference:
+            storage["imageReference"] = dict(self.image_reference)
         for ref in sorted(self.data_disks, key=lambda r: r.lun):
             d = disks.get(ref.disk_id.lower())
             storage["dataDisks"].append(
                 {
                     "lun": ref.lun,
                     "name": d.name if d else ref.disk_id.rsplit("/", 1)[-1],
-                    "createOption": "Attach",
+                    "createOption": ref.create_option,
                     "caching": "None",
                     "diskSizeGB": d.size_gib if d else None,
                     "managedDisk": {"id": ref.disk_id, "storageAccountType": d.sku if d else None},
@@ -238,9 +254,9 @@ class VirtualMachine:
             },
             "timeCreated": self.time_created,
         }
-        if self.create_option == "FromImage":
+        if self.create_option == "FromImage" and self.admin_username:
             conf = "linuxConfiguration" if self.os_type == "Linux" else "windowsConfiguration"
-            props["osProfile"] = {"computerName": self.name, "adminUsername": "azureuser", conf: {}}
+            props["osProfile"] = {"computerName": self.name, "adminUsername": self.admin_username, conf: {}}
         if self.security_type != "Standard":
             props["securityProfile"] = {
                 "securityType": self.security_type,
@@ -442,6 +458,9 @@ class GalleryImageVersion:
     allow_deletion_of_replicated_locations: bool = True
     tags: dict[str, str] = field(default_factory=dict)
     total_bytes: int = 0
+    block_deletion_before_end_of_life: bool = False
+    # The source guest's preparation (hidden: decides how VMs created from this version provision).
+    guest: GuestImage = field(default_factory=GuestImage)
 
     @property
     def id(self) -> str:
@@ -495,6 +514,7 @@ class GalleryImageVersion:
             "storageProfile": storage,
             "safetyProfile": {
                 "allowDeletionOfReplicatedLocations": self.allow_deletion_of_replicated_locations,
+                "blockDeletionBeforeEndOfLife": self.block_deletion_before_end_of_life,
                 "reportedForPolicyViolation": False,
             },
             "provisioningState": self.provisioning_state,

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from azsim.compute.guest import GuestImage
 from azsim.compute.models import (
     DataDiskRef,
     DiskImage,
@@ -152,6 +153,7 @@ class ComputeState:
                 data_disks=[DataDiskRef(lun, did) for lun, did in disk_ids[1:] if lun is not None],
                 generalized=spec.generalized,
                 guest_state="deprovisioned" if spec.guest_deprovisioned else "",
+                image_guest=GuestImage("", spec.guest_prepare_fails),
                 tags=dict(spec.tags),
                 os_name=spec.os_name,
                 os_version=spec.os_version,
@@ -193,6 +195,13 @@ class ComputeState:
                         exclude_from_latest=ver.exclude_from_latest,
                         published_date=now,
                         provisioning_state="Succeeded",
+                        # A world version is a well-made image unless the file says how its guest was left.
+                        guest=GuestImage(
+                            ver.guest_state
+                            if ver.guest_state is not None
+                            else ("sysprepped" if img.os_state == "Generalized" else ""),
+                            ver.guest_prepare_fails,
+                        ),
                     )
                     self.versions[version.id.lower()] = version
 

@@ -9,6 +9,7 @@ from typing import Any
 from azsim.compute.models import GIB, DiskImage, GalleryImageVersion, RegionReplication
 from azsim.compute.regions import normalize
 from azsim.compute.state import canonical_id, dig
+from azsim.compute.version_rules import VersionRules
 from azsim.compute.version_sources import VersionSources
 from azsim.core.clock import utc_iso
 from azsim.core.context import Reply, RequestContext
@@ -19,7 +20,7 @@ _VERSION_NAME = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 _INT32_MAX = 2**31 - 1
 
 
-class ImageVersions(VersionSources):
+class ImageVersions(VersionSources, VersionRules):
     """Image version operations."""
 
     def list_versions(self, sub: str, rg: str, gallery: str, image: str) -> list[GalleryImageVersion]:
@@ -89,6 +90,10 @@ class ImageVersions(VersionSources):
             ),
             tags=dict(body.get("tags") or {}),
             total_bytes=int(traits.get("total_bytes") or int(traits["total_gib"]) * GIB),
+            guest=self._source_guest(os_disk.source_id),
+            block_deletion_before_end_of_life=bool(
+                dig(props, "safetyProfile", "blockDeletionBeforeEndOfLife") is True
+            ),
         )
         self.versions[my_id.lower()] = version
         op = self.start_op(
@@ -231,6 +236,7 @@ class ImageVersions(VersionSources):
                     )
         if "tags" in body:
             existing.tags = dict(body.get("tags") or {})
+        self._apply_safety(existing, props)
         return self._update_publishing(ctx, existing, publishing, regions, status=200)
 
     def _update_publishing(
@@ -334,6 +340,7 @@ class ImageVersions(VersionSources):
             )
         if "tags" in body:
             version.tags = dict(body.get("tags") or {})
+        self._apply_safety(version, props)
         return self._update_publishing(ctx, version, publishing, regions, status=200)
 
     def _check_patched_sources(self, version: GalleryImageVersion, storage: dict[str, Any]) -> None:
@@ -379,6 +386,7 @@ class ImageVersions(VersionSources):
         version = self.versions.get(f"{parent.id}/versions/{name}".lower())
         if version is None:
             return Reply(204, None)  # DELETE of a missing resource: the spec's 204
+        self._check_delete_allowed(version)
         self.versions.pop(version.id.lower())
         version.regions = []
         op = self.start_op(

@@ -12,6 +12,7 @@ from typing import Any
 from azsim.compute.models import DataDiskRef, ManagedDisk, NicRef, VirtualMachine, rid
 from azsim.compute.regions import normalize
 from azsim.compute.state import canonical_id, dig
+from azsim.compute.vm_from_image import ImageCreates, check_os_profile, default_security
 from azsim.core.clock import utc_iso
 from azsim.core.context import Reply, RequestContext
 from azsim.core.errors import ArmError, bad_request, invalid_parameter, resource_not_found
@@ -20,8 +21,7 @@ from azsim.network.interfaces import NetworkResources, nic_in_use
 from azsim.network.models import NetworkInterface
 
 NIC_JOIN = "Microsoft.Network/networkInterfaces/join/action"
-# From this VM api-version on, a VM PUT without securityProfile gets Trusted Launch when the disk allows.
-TRUSTED_LAUNCH_DEFAULT_FROM = "2025-11-01"
+VERSION_READ = "Microsoft.Compute/galleries/images/versions/read"
 DELETE_OPTIONS = ("Delete", "Detach")
 
 ALLOCATION_FAILED = (
@@ -52,8 +52,14 @@ def vm_cores(size: str) -> int:
     return int(m.group(1)) if m else 2
 
 
-class VmCreation(NetworkResources):
-    """VM PUT (create from attached disks, or update of tags and size)."""
+def _from_image(props: dict[str, Any]) -> bool:
+    option = str(dig(props, "storageProfile", "osDisk", "createOption") or "")
+    ref = dig(props, "storageProfile", "imageReference")
+    return option.lower() == "fromimage" or (bool(ref) and option.lower() != "attach")
+
+
+class VmCreation(NetworkResources, ImageCreates):
+    """VM PUT (create from attached disks or a gallery image version, or update of tags and size)."""
 
     def put_vm(self, ctx: RequestContext, sub: str, rg: str, name: str, body: dict[str, Any]) -> Reply:
         group = self.require_rg(sub, rg)
@@ -67,6 +73,9 @@ class VmCreation(NetworkResources):
                     failure, vm_id, existing.vm_size, existing.location, group.subscription
                 )
             existing.power, existing.provisioning_state = "starting", "Creating"
+            if existing.image_reference and failure is None:
+                _, version = self.image_source(existing.image_reference, existing.location)
+                return self.provision_from_image(ctx, existing, version, status=200)
             return self._provision(ctx, existing, failure, status=200)
         if existing is not None:
             return self._update_vm(ctx, existing, body)
@@ -75,6 +84,8 @@ class VmCreation(NetworkResources):
         vm_size = dig(props, "hardwareProfile", "vmSize")
         if not vm_size:
             raise _missing("hardwareProfile.vmSize")
+        if _from_image(props):
+            return self._create_from_image(ctx, vm_id, name, body, str(vm_size), failure)
         disk, os_type, os_delete = self._os_disk(props, location, vm_id)
         data_refs = self._data_disks(props, location, vm_id)
         nics = self._nics(ctx, props, location, vm_id)
@@ -102,6 +113,7 @@ class VmCreation(NetworkResources):
             os_disk_delete_option=os_delete,
             agent_ready=False,
             uefi_settings=dig(props, "securityProfile", "uefiSettings"),
+            image_guest=disk.guest,  # the guest boots as it was left on the disk
         )
         disk.managed_by = vm_id
         for _, d, _ in data_refs:
@@ -111,6 +123,58 @@ class VmCreation(NetworkResources):
         self.vms[vm_id.lower()] = vm
         return self._provision(ctx, vm, failure, status=201)
 
+    def _create_from_image(
+        self,
+        ctx: RequestContext,
+        vm_id: str,
+        name: str,
+        body: dict[str, Any],
+        size: str,
+        failure: VmCreateFailureEffect | None,
+    ) -> Reply:
+        props = body.get("properties") or {}
+        location = self._check_region(body.get("location"))
+        ref = dig(props, "storageProfile", "imageReference") or {}
+        image, version = self.image_source(ref, location)
+        ctx.authorize_linked(VERSION_READ, version.id)
+        admin = check_os_profile(image, props)
+        nics = self._nics(ctx, props, location, vm_id)
+        security = self.image_security(ctx, props, image)
+        sub, rg = vm_id.split("/")[2], vm_id.split("/")[4]
+        if failure is not None and failure.reason != "allocationFailed":
+            raise self._create_refused(failure, vm_id, size, location, sub)
+        vm = VirtualMachine(
+            subscription=sub,
+            resource_group=rg,
+            name=name,
+            location=location,
+            os_type=image.os_type,
+            hyper_v_generation=image.hyper_v_generation,
+            security_type=security,
+            architecture=image.architecture,
+            vm_size=size,
+            power="starting",
+            os_disk_id="",
+            data_disks=[],
+            provisioning_state="Creating",
+            create_option="FromImage",
+            tags=dict(body.get("tags") or {}),
+            time_created=utc_iso(),
+            nics=[NicRef(n.id, primary, opt) for n, primary, opt in nics],
+            agent_ready=False,
+            uefi_settings=dig(props, "securityProfile", "uefiSettings"),
+            image_guest=self.new_image_guest(version),
+            image_reference={"id": str(ref.get("id")), "exactVersion": version.name},
+            admin_username=admin,
+        )
+        self.image_disks(vm, version, props, _delete_option)
+        for nic, primary, _ in nics:
+            self.attach_nic(nic, vm_id, primary=primary)
+        self.vms[vm_id.lower()] = vm
+        if failure is not None:
+            return self._provision(ctx, vm, failure, status=201)
+        return self.provision_from_image(ctx, vm, version, status=201)
+
     def _provision(
         self, ctx: RequestContext, vm: VirtualMachine, failure: VmCreateFailureEffect | None, *, status: int
     ) -> Reply:
@@ -119,7 +183,7 @@ class VmCreation(NetworkResources):
             ctx, family="operations", location=vm.location, resource_id=vm.id, sub=vm.subscription
         )
 
-        def created(_at: float) -> None:
+        def created(at: float) -> None:
             if failure is not None:
                 # The VM resource stays, Failed and holding its disks and NICs, until it is deleted.
                 vm.power = "deallocated"
@@ -129,7 +193,8 @@ class VmCreation(NetworkResources):
             vm.power = "running"
             vm.provisioning_state = "Succeeded"
             op.succeed()
-            self.lifecycle.schedule(self.latency.vm_agent_ready_s, agent_ready)
+            # From the boot's due time, so a clock that jumps past both keeps their spacing.
+            self.lifecycle.schedule(self.latency.vm_agent_ready_s, agent_ready, base=at)
 
         def agent_ready(_at: float) -> None:
             vm.agent_ready = True
@@ -257,14 +322,9 @@ class VmCreation(NetworkResources):
         given = dig(props, "securityProfile", "securityType")
         if given:
             security = str(given)
-        elif (
-            ctx.api_version >= TRUSTED_LAUNCH_DEFAULT_FROM
-            and disk.hyper_v_generation == "V2"
-            and disk.architecture == "x64"
-        ):
-            security = "TrustedLaunch"  # the 2025-11-01 default (docs/azsim-arm.md: unverified for Attach)
         else:
-            security = "Standard"
+            # The 2025-11-01 default, shared with image creates (docs/azsim-arm.md: unverified for Attach).
+            security = default_security(ctx.api_version, disk.hyper_v_generation, disk.architecture, True)
         disk_security = disk.security_type or "Standard"
         if security.lower() != disk_security.lower():
             raise bad_request(

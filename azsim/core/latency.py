@@ -30,6 +30,11 @@ class LatencyProfile:
     # A VM created from attached disks: from running until its guest agent reports Ready. No published
     # figure (the OS boots from a specialized disk, no OS provisioning step): assumption.
     vm_agent_ready_s: float = 45.0
+    # A VM from a generalized image whose OS provisioning never completes fails OSProvisioningTimedOut after
+    # this long: Linux "40 minutes" (docs/azsim-arm.md#latency-profile); the Windows figure is unpublished
+    # (assumption). A good image's provisioning ends when the agent reports (vm_agent_ready_s).
+    os_provisioning_timeout_linux_s: float = 2400.0
+    os_provisioning_timeout_windows_s: float = 1200.0
     # Ordinary Run Command round trip: assumption (agent pick-up + script).
     run_command_s: float = 20.0
     # Windows sysprep /generalize /oobe /shutdown until the VM reports PowerState/stopped.

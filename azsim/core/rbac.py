@@ -57,6 +57,7 @@ class Authorizer:
         self.log = log if log is not None else AuthorizationLog()
         roles = world.role_definitions()
         self.assignments: list[Assignment] = []
+        self._granted: dict[str, Assignment] = {}  # by the resource id of an ARM-made assignment
         for ra in world.role_assignments:
             principal = world.principal(ra.principal)
             ref = (ra.role_definition_id or ra.role_definition_name or "").rsplit("/", 1)[-1].lower()
@@ -109,3 +110,17 @@ class Authorizer:
             for a in self.assignments
             if a.object_id == oid and scope_covers(a.scope, scope)
         ]
+
+    # --- role assignments made through ARM (Microsoft.Authorization/roleAssignments) ------------
+
+    def grant(self, key: str, object_id: str, role: RoleDefinition, scope: str) -> None:
+        """Add an assignment made at run time (``key``: its resource id); effective at once."""
+        self.revoke(key)
+        assignment = Assignment(object_id.lower(), role, scope)
+        self._granted[key.lower()] = assignment
+        self.assignments.append(assignment)
+
+    def revoke(self, key: str) -> None:
+        assignment = self._granted.pop(key.lower(), None)
+        if assignment is not None:
+            self.assignments = [a for a in self.assignments if a is not assignment]

@@ -34,6 +34,9 @@ API = "?api-version=2024-07-01"
 # Operation names of Microsoft.Compute, Microsoft.Network, Microsoft.Resources and Microsoft.Authorization as
 # Azure lists them ("Azure resource provider operations" on Microsoft Learn), for every route azsim serves.
 AZURE_OPERATIONS = {
+    "Microsoft.Authorization/roleAssignments/read",
+    "Microsoft.Authorization/roleAssignments/write",
+    "Microsoft.Authorization/roleAssignments/delete",
     "Microsoft.Compute/locations/operations/read",
     "Microsoft.Compute/locations/DiskOperations/read",
     "Microsoft.Compute/locations/capsOperations/read",
