@@ -24,6 +24,7 @@ from shared.permissions import (
     PermissionsCheckResult,
     ScopeRequirement,
     missing,
+    plan_requirements,
 )
 
 # The newest stable api-version of Microsoft.Authorization that has Permissions_ListForResourceGroup /
@@ -64,5 +65,6 @@ def _check(requirement: ScopeRequirement) -> MissingAtScope | None:
 @activity(CHECK_PERMISSIONS)
 def check_permissions(inp: PermissionsCheckInput) -> PermissionsCheckResult:
     """The actions and data actions of each scope the identity does not hold there."""
-    found = [m for m in (_check(r) for r in inp.scopes) if m is not None]
+    wanted = [*inp.scopes, *(plan_requirements(inp.plan) if inp.plan is not None else [])]
+    found = [m for m in (_check(r) for r in wanted) if m is not None]
     return PermissionsCheckResult(missing=found)

@@ -69,8 +69,23 @@ class ScopeRequirement(WireModel):
     required: list[RequiredAction]
 
 
+class CapturePlanNeeds(WireModel):
+    """What decides a capture's permissions, as the orchestrator knows it after reading the VM and gallery.
+
+    The activity turns it into scope requirements (it reads app-actions.json; an orchestrator may not)."""
+
+    source_vm_id: str
+    gallery_group_id: str  # /subscriptions/{s}/resourceGroups/{g} of the gallery
+    capture_mode: str = "inPlace"
+    export: bool = False
+    prepare_running_vm: bool = False
+    create_if_missing: bool = False
+    export_account_id: str | None = None
+
+
 class PermissionsCheckInput(WireModel):
-    scopes: list[ScopeRequirement]
+    scopes: list[ScopeRequirement] = Field(default_factory=list)
+    plan: CapturePlanNeeds | None = None  # its requirements are added to ``scopes``
 
 
 class MissingAtScope(WireModel):
@@ -156,17 +171,31 @@ def capture_requirements(
     """What a capture request needs where: ``vm_running`` (the guest is prepared and the VM deallocated),
     ``creates`` (the gallery or the definition does not exist yet and is to be created)."""
     vm_sub = group_of(request.source_vm_id).split("/")[2]
-    gallery_group = f"/subscriptions/{request.gallery.subscription_id or vm_sub}/resourceGroups/"
+    gallery_sub = request.gallery.subscription_id or vm_sub
+    return plan_requirements(
+        CapturePlanNeeds(
+            source_vm_id=request.source_vm_id,
+            gallery_group_id=f"/subscriptions/{gallery_sub}/resourceGroups/{request.gallery.resource_group}",
+            capture_mode=request.capture_mode,
+            export=request.vhd_export is not None,
+            prepare_running_vm=vm_running,
+            create_if_missing=creates,
+            export_account_id=export_account_id,
+        )
+    )
+
+
+def plan_requirements(plan: CapturePlanNeeds) -> list[ScopeRequirement]:
+    """The scope requirements of a capture plan (what ``capture_requirements`` says for a request)."""
     features = capture_features(
-        request.capture_mode,
-        export=request.vhd_export is not None,
-        prepare_running_vm=vm_running,
-        create_if_missing=creates,
+        plan.capture_mode,
+        export=plan.export,
+        prepare_running_vm=plan.prepare_running_vm,
+        create_if_missing=plan.create_if_missing,
     )
-    scopes = capture_scopes(
-        request.source_vm_id, gallery_group + request.gallery.resource_group, export_account_id
+    return requirements(
+        features, capture_scopes(plan.source_vm_id, plan.gallery_group_id, plan.export_account_id)
     )
-    return requirements(features, scopes)
 
 
 def roles_granting(

@@ -16,6 +16,7 @@ from orchestrators.timing import DEALLOCATE_FIRST_POLL_FACTOR, first_poll_delay,
 from shared.activity_types import (
     CHECK_EXPORT_TARGET,
     CHECK_GALLERY,
+    CHECK_PERMISSIONS,
     GENERALIZE_VM,
     GET_POWER_STATE,
     GET_VM_FACTS,
@@ -26,13 +27,16 @@ from shared.activity_types import (
 from shared.contracts import (
     ExportCheckInput,
     GalleryCheckInput,
+    GalleryCheckResult,
     GuestPrepareInput,
     OperationOutcome,
     PowerState,
     RegionsInput,
+    VmFacts,
     VmRef,
 )
 from shared.errors import ErrorInfo
+from shared.permissions import CapturePlanNeeds, PermissionsCheckInput, missing_permissions_error
 from shared.status import DiskProgress, RegionProgress, Stage
 
 IRREVERSIBLE = (
@@ -83,9 +87,26 @@ def preflight(run: CaptureRun) -> Gen[None]:
     )
     if problems:
         raise StepFailed(ErrorInfo.preflight_failed(req.source_vm_id, problems, facts.name))
+    yield from _check_permissions(run, facts, gcheck)
     run.regions = target_regions(req.target_regions, facts.location, gcheck.gallery_location)
     run.progress.regions = [RegionProgress(region=r.name) for r in run.regions]
     run.progress.image_version = gcheck.resolved_version
+
+
+def _check_permissions(run: CaptureRun, facts: VmFacts, gcheck: GalleryCheckResult) -> Gen[None]:
+    """Every action this run will need, held by the identity at its scope: else one error naming them all."""
+    req = run.req
+    needs = CapturePlanNeeds(
+        source_vm_id=req.source_vm_id,
+        gallery_group_id=f"/subscriptions/{req.gallery_subscription_id}/resourceGroups/{req.gallery.resource_group}",
+        capture_mode=req.capture_mode,
+        export=req.vhd_export is not None,
+        prepare_running_vm=not facts.generalized and facts.power_state != "deallocated",
+        create_if_missing=not gcheck.gallery_exists or gcheck.definition is None,
+    )
+    found = yield from run.calls(Stage.PREFLIGHT).run(CHECK_PERMISSIONS, PermissionsCheckInput(plan=needs))
+    if found.missing:
+        raise StepFailed(missing_permissions_error(found.missing, resource=req.source_vm_id))
 
 
 def skip_prepare(run: CaptureRun) -> str | None:

@@ -31,10 +31,13 @@ ARM_ACTIVITIES = {
     "get_vm_facts", "check_gallery", "start_guest_prepare", "get_power_state", "start_deallocate",
     "generalize_vm", "start_snapshot", "get_snapshot", "ensure_definition", "start_image_version",
     "get_version_status", "revoke_snapshot_access", "delete_snapshot", "start_export", "list_regions",
+    "check_permissions",
 }  # fmt: skip
 # What a capture failing in preflight may call: reads only (check_export_target's probe blob is the export
 # account's own check), then the completion notice.
-READ_ONLY = {"get_vm_facts", "check_gallery", "list_regions", "check_export_target", "publish_notice"}
+READ_ONLY = {
+    "get_vm_facts", "check_gallery", "list_regions", "check_export_target", "check_permissions", "publish_notice",
+}  # fmt: skip
 
 
 def _http(method: str, url: str, body: Any = None) -> tuple[int, Any]:

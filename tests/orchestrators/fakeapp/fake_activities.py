@@ -46,6 +46,7 @@ from shared.contracts import (
 )
 from shared.errors import AzureOperationError, TransientAzureError
 from shared.notices import NoticeInput, NoticeResult
+from shared.permissions import PermissionsCheckInput, PermissionsCheckResult
 from shared.trace_ids import RunTrace, TraceWritten, pop_trace
 
 bp = df.Blueprint()
@@ -156,6 +157,14 @@ def list_regions(payload: dict[str, Any]) -> dict[str, Any]:
     _record("list_regions", payload)
     RegionsInput.from_wire(payload)
     return RegionsResult(regions=sorted(_scenario().get("regions", REGIONS))).to_wire()
+
+
+@bp.activity_trigger(input_name="payload")
+def check_permissions(payload: dict[str, Any]) -> dict[str, Any]:
+    """The scenario's ``missingPermissions`` (a list of MissingAtScope wire dicts), else nothing missing."""
+    _record("check_permissions", payload)
+    PermissionsCheckInput.from_wire(payload)
+    return PermissionsCheckResult.from_wire({"missing": _scenario().get("missingPermissions", [])}).to_wire()
 
 
 @bp.activity_trigger(input_name="payload")
