@@ -70,6 +70,9 @@ def succeeded(run: CaptureRun) -> Gen[dict[str, Any]]:
         snapshots_kept=[s.snapshot_id for s in run.snapshots if s.snapshot_id not in deleted],
         snapshots_deleted=deleted,
         timings=run.t.timings(),
+        capture_mode=progress.capture_mode,
+        consistency=progress.consistency,
+        source_state=progress.source_state,
     )
     notice = notice_from_result(
         result,
@@ -129,6 +132,7 @@ def canceled(run: CaptureRun, plan: Plan, c: Canceled) -> Gen[dict[str, Any]]:
         "runId": run.run_id,
         "sourceVmId": req.source_vm_id,
         "outcome": "canceled",
+        "captureMode": progress.capture_mode,
         "reason": c.reason,
         "cleaned": progress.cleaned,
         "generalized": progress.generalized,

@@ -8,7 +8,14 @@ orchestrator module.
 
 from __future__ import annotations
 
-from orchestrators.capture.rules import preflight_problems, region_problems, target_regions
+from orchestrators.capture.rules import (
+    STOPPED,
+    mode_problems,
+    preflight_problems,
+    region_problems,
+    shown_consistency,
+    target_regions,
+)
 from orchestrators.capture.run import CaptureRun
 from orchestrators.polling import Done, poll
 from orchestrators.retrying import Gen, StepFailed, sleep
@@ -43,7 +50,6 @@ DEALLOCATE_RESTARTS = 3
 # How often the guest step is started again after Azure ended its Run Command Failed with a transient
 # code while the VM kept running (the script never ran: nothing in the guest changed).
 GUEST_RESTARTS = 2
-STOPPED = frozenset({"stopped", "deallocated"})
 
 
 def preflight(run: CaptureRun) -> Gen[None]:
@@ -60,6 +66,7 @@ def preflight(run: CaptureRun) -> Gen[None]:
             definition=req.image_definition,
             version=req.version,
             vm=facts,
+            os_state=run.os_state,
             run_id=run.run_id,
         )
     )
@@ -73,7 +80,8 @@ def preflight(run: CaptureRun) -> Gen[None]:
     )
     answers = yield from calls.gather(gallery, regions, export)
     gcheck = run.gallery_check = answers[gallery]
-    problems = preflight_problems(req.prepare, facts, gcheck, answers.get(export)) + region_problems(
+    problems = preflight_problems(req.prepare or "none", facts, gcheck, answers.get(export))
+    problems += mode_problems(req, facts) + region_problems(
         req.target_regions,
         facts,
         req.gallery.name,
@@ -86,6 +94,7 @@ def preflight(run: CaptureRun) -> Gen[None]:
     run.regions = target_regions(req.target_regions, facts.location, gcheck.gallery_location)
     run.progress.regions = [RegionProgress(region=r.name) for r in run.regions]
     run.progress.image_version = gcheck.resolved_version
+    run.progress.consistency = shown_consistency(req, facts)
 
 
 def skip_prepare(run: CaptureRun) -> str | None:
