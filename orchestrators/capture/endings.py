@@ -91,7 +91,7 @@ def _irreversible_note(progress: CaptureProgress) -> str | None:
             "The VM was generalized before the cancel and stays generalized (irreversible): "
             "recreate a VM from an image if needed."
         )
-    if progress.stage_of(Stage.PREPARE).state in ("succeeded", "canceled"):
+    if any(s.name == Stage.PREPARE and s.state in ("succeeded", "canceled") for s in progress.stages):
         return "The guest was already deprovisioned/sysprepped before the cancel; that cannot be undone."
     return progress.irreversible_note
 
