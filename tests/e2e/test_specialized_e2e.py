@@ -205,6 +205,26 @@ def test_cancel_after_the_deallocate_starts_the_vm_again(make_stack: Any) -> Non
     assert _vm_actions(stack, "vm-web")[-1] == "start"
 
 
+def test_a_failure_after_the_deallocate_starts_the_vm_again(make_stack: Any) -> None:
+    rule = {
+        "name": "snapshot-fails",
+        "match": {"action": "Microsoft.Compute/snapshots/write", "path": "-lun0$"},
+        "effect": {"type": "lroFailure", "code": "BadRequest", "message": "Cannot snapshot (azsim fault)."},
+        "count": 1,
+    }
+    stack = make_stack(faults={"rules": [rule]})
+    status = stack.run(_specialized(stack, "vm-web-2", consistency="stopped"))
+    assert status["runtimeStatus"] == "Failed"
+    assert (status["error"]["step"], status["error"]["code"]) == ("snapshot", "BadRequest"), status["error"]
+    assert any("vm-web-2 started again" in c for c in status["cleaned"]), status["cleaned"]
+    vm = stack.vm_state("vm-web-2")
+    assert (vm["powerState"], vm["generalized"]) == ("running", False)
+    assert [a for a in _vm_actions(stack, "vm-web-2") if a in ("deallocate", "start")] == [
+        "deallocate",
+        "start",
+    ]
+
+
 def test_event_grid_specialized_tag_captures_the_deallocated_vm_and_leaves_it_so(tmp_path: Path) -> None:
     world = json.loads(WORLD.read_text())
     vm = next(v for v in world["virtualMachines"] if v["name"] == "vm-web-4")
