@@ -111,7 +111,7 @@ class CaptureKind(WireModel):
     capture_mode: str = "inPlace"
     # "crash-consistent" (a running VM's disks) or "stopped"; known once preflight read the power state.
     consistency: str | None = None
-    # What the mode does to the source VM: "untouched" (specialized) or "generalized" (inPlace).
+    # The source VM: "untouched" (specialized, always), "deprovisioned" or "generalized" (inPlace, as it happens).
     source_state: str | None = None
 
 

@@ -29,7 +29,14 @@ def _cleanup_on_failure(run: CaptureRun) -> Gen[None]:
 
 
 PREFLIGHT = StageSpec(Stage.PREFLIGHT, vm.preflight, safe_point=False)  # read-only: nothing to undo
-PREPARE = StageSpec(Stage.PREPARE, vm.prepare, skip=vm.skip_prepare)
+
+
+def _prepare(run: CaptureRun) -> Gen[None]:
+    yield from vm.prepare(run)
+    run.progress.source_state = "deprovisioned"  # the guest step cannot be undone
+
+
+PREPARE = StageSpec(Stage.PREPARE, _prepare, skip=vm.skip_prepare)
 DEALLOCATE = StageSpec(Stage.DEALLOCATE, vm.deallocate, skip=vm.skip_generalized)
 # Its safe point is the last one before the irreversible step.
 GENERALIZE = StageSpec(Stage.GENERALIZE, vm.generalize, skip=vm.skip_generalized)

@@ -112,7 +112,7 @@ class CaptureRun:
     def start(cls, context: df.DurableOrchestrationContext, stages: Sequence[Stage] = STAGES) -> CaptureRun:
         """The run of the orchestration's input; its status lists ``stages`` (its plan's)."""
         inp = CaptureInput.from_wire(context.get_input())
-        specialized = inp.request.capture_mode == "specialized"
+        specialized = inp.request.capture_mode == "specialized"  # (its source stays untouched)
         # run_id is this capture RUN's id (shared.ids.new_run_id): every snapshot/blob name, ownership tag
         # and sub-orchestration id derives from it, so a later capture of the same VM (same instance id,
         # inp.capture_id) never takes an earlier run's version, snapshots or exports for its own.
@@ -123,7 +123,7 @@ class CaptureRun:
             export=inp.request.vhd_export is not None,
             stages=[StageTiming(name=s) for s in stages],
             capture_mode=inp.request.capture_mode,
-            source_state="untouched" if specialized else "generalized",
+            source_state="untouched",  # inPlace: "deprovisioned", then "generalized", as it happens
             # inPlace: the guest shut down; specialized: known once preflight read the power state.
             consistency=None if specialized else "stopped",
         )

@@ -60,6 +60,8 @@ def preflight(run: CaptureRun) -> Gen[None]:
         DiskProgress(key=d.key, name=d.name, lun=d.lun, size_gb=d.size_gb) for d in facts.disks
     ]
     run.progress.generalized = facts.generalized
+    if facts.generalized:
+        run.progress.source_state = "generalized"
     gallery = CHECK_GALLERY.bind(
         GalleryCheckInput(
             gallery=run.gallery,
@@ -207,7 +209,7 @@ def deallocate(run: CaptureRun) -> Gen[None]:
 def generalize(run: CaptureRun) -> Gen[str | None]:
     """Generalize the VM: irreversible (the shell's cancel check before it is the last safe point)."""
     yield from run.calls(Stage.GENERALIZE).run(GENERALIZE_VM, VmRef(vm_id=run.vm.id))
-    run.progress.generalized = True
+    run.progress.generalized, run.progress.source_state = True, "generalized"
     run.progress.irreversible_note = IRREVERSIBLE
     return IRREVERSIBLE
 

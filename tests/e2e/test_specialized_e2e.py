@@ -156,6 +156,11 @@ def test_a_specialized_existing_definition_is_refused_for_in_place(stack: Stack)
     assert status["runtimeStatus"] == "Failed"
     assert "holds Specialized images but the capture makes a generalized image" in status["error"]["message"]
     assert '"specialized"' in status["error"]["message"]
+    assert (status["captureMode"], status["sourceState"], status["generalized"]) == (
+        "inPlace",
+        "untouched",
+        False,
+    )
     assert stack.vm_state("vm-web")["powerState"] == "running" and _vm_actions(stack, "vm-web") == []
 
 
