@@ -5,9 +5,10 @@ A VM opts in by carrying any ``image-pipeline:*`` tag below. The tags are turned
 guest before deallocating) and checked by the same ``validate_request``, so the rules are the same
 on every path; only the error field names differ: each error names the tag to fix.
 
-A capture on this path generalizes the VM, which can never start again, so it also needs the explicit
-``image-pipeline:mode=inPlace``: a VM deallocated by someone who only tagged its gallery (or by a
-nightly cost-saving job) is not captured, and the error names the missing tag and what it means.
+A capture on this path may generalize the VM, which can never start again, so it also needs an explicit
+``image-pipeline:mode`` (``inPlace`` or ``specialized``): a VM deallocated by someone who only tagged its
+gallery (or by a nightly cost-saving job) is not captured, and the error names the missing tag and what
+it means.
 
 | tag | value | request field |
 |---|---|---|
