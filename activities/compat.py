@@ -1,4 +1,4 @@
-"""Pure rules: is an image definition fit to hold a generalized image of this VM, and what to create.
+"""Pure rules: is an image definition fit to hold this VM's image (generalized or specialized), what to create.
 
 No I/O here, so preflight's judgement and the properties of a definition the capture creates come
 from one place and are unit-tested without a cloud.
@@ -53,8 +53,15 @@ def definition_facts(definition: dict[str, Any]) -> DefinitionFacts:
     )
 
 
-def problems(name: str, d: DefinitionFacts, vm: VmFacts) -> list[str]:
-    """Every way the definition ``name`` cannot hold a generalized image of ``vm``, each as advice."""
+# What to do about a definition of the other OS state, for each state the capture makes.
+_OTHER_MODE = {
+    "Generalized": 'or send captureMode "specialized" to capture the VM as it is (not generalized)',
+    "Specialized": 'or send captureMode "inPlace" to generalize the VM (it can never start again)',
+}
+
+
+def problems(name: str, d: DefinitionFacts, vm: VmFacts, os_state: str = "Generalized") -> list[str]:
+    """Every way the definition ``name`` cannot hold an ``os_state`` image of ``vm``, each as advice."""
     fix = "or let the capture create one"
     out: list[str] = []
     if d.os_type.lower() != vm.os_type.lower():
@@ -62,10 +69,11 @@ def problems(name: str, d: DefinitionFacts, vm: VmFacts) -> list[str]:
             f"the image definition {name} is for {d.os_type} but {vm.name} runs {vm.os_type}: "
             f"use a {vm.os_type} definition {fix}"
         )
-    if d.os_state.lower() != "generalized":
+    if d.os_state.lower() != os_state.lower():
         out.append(
             f"the image definition {name} holds {d.os_state or 'unknown-state'} images but the capture makes a "
-            f"generalized image of {vm.name}: use a definition with osState Generalized {fix}"
+            f"{os_state.lower()} image of {vm.name}: use a definition with osState {os_state} (a new "
+            f"definition name lets the capture create one), {_OTHER_MODE.get(os_state, fix)}"
         )
     if d.hyper_v_generation.upper() != vm.hyper_v_generation:
         out.append(
@@ -90,12 +98,12 @@ def problems(name: str, d: DefinitionFacts, vm: VmFacts) -> list[str]:
 
 
 def definition_body(
-    spec: ImageDefinitionSpec, vm: VmFacts, location: str, tags: dict[str, str]
+    spec: ImageDefinitionSpec, vm: VmFacts, location: str, tags: dict[str, str], os_state: str = "Generalized"
 ) -> dict[str, Any]:
-    """The REST body of a new image definition derived from the VM."""
+    """The REST body of a new image definition derived from the VM (``os_state``: the capture mode's)."""
     properties: dict[str, Any] = {
         "osType": vm.os_type,
-        "osState": "Generalized",
+        "osState": os_state,
         "hyperVGeneration": vm.hyper_v_generation,
         "architecture": vm.architecture,
         "identifier": {"publisher": spec.publisher, "offer": spec.offer, "sku": spec.sku},

@@ -90,7 +90,7 @@ def ensure_definition(inp: DefinitionInput) -> DefinitionResult:
             )
         # A definition lives where its gallery lives.
         location = str(gallery.get("location") or inp.location)
-        body = compat.definition_body(inp.definition, inp.vm, location, inp.tags)
+        body = compat.definition_body(inp.definition, inp.vm, location, inp.tags, inp.os_state)
         with azure_call("create the image definition", did):
             definition = as_dict(
                 compute.gallery_images.begin_create_or_update(

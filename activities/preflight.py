@@ -85,7 +85,7 @@ def check_gallery(inp: GalleryCheckInput) -> GalleryCheckResult:
             "imageDefinition.createIfMissing to true"
         )
     if facts is not None:
-        problems.extend(compat.problems(dname, facts, inp.vm))
+        problems.extend(compat.problems(dname, facts, inp.vm, inp.os_state))
 
     versions: list[dict[str, Any]] = []
     if definition is not None:

@@ -1,4 +1,4 @@
-"""Activities on the source VM: read its facts and power state, prepare the guest, deallocate, generalize.
+"""Activities on the source VM: read its facts and power state, prepare the guest, deallocate, start, generalize.
 
 Nothing here waits on a long operation: deallocate and the guest step are started and the
 orchestrator polls ``get_power_state``.
@@ -22,6 +22,7 @@ from shared.activity_types import (
     GET_VM_FACTS,
     START_DEALLOCATE,
     START_GUEST_PREPARE,
+    START_VM,
 )
 from shared.contracts import (
     DiskFacts,
@@ -204,6 +205,25 @@ def start_deallocate(inp: VmRef) -> PowerState:
             clients.compute(rid.subscription_id).virtual_machines.begin_deallocate,
             rid.resource_group,
             rid.name,
+        )
+    state = _read_power(inp.vm_id, "read the VM's power state")
+    return state.model_copy(update={"operation_url": accepted.operation_url})
+
+
+@activity(START_VM)
+def start_vm(inp: VmRef) -> PowerState:
+    """Start the stopped or deallocated VM and return at once; poll until ``running``.
+
+    Idempotent: a VM running or starting is left as it is, and a VM still stopping or deallocating is
+    only read (Azure would refuse or queue a start then); the caller calls again after a wait.
+    """
+    current = _read_power(inp.vm_id, "read the VM's power state")
+    if current.power_state not in ("stopped", "deallocated"):
+        return current
+    rid = parse_id(inp.vm_id, field="vmId", step="start_vm")
+    with azure_call("start the VM", inp.vm_id):
+        accepted = lro.start(
+            clients.compute(rid.subscription_id).virtual_machines.begin_start, rid.resource_group, rid.name
         )
     state = _read_power(inp.vm_id, "read the VM's power state")
     return state.model_copy(update={"operation_url": accepted.operation_url})

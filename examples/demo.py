@@ -1,5 +1,8 @@
 """``make demo``: capture the example Linux VM into a gallery image version in 3 regions, over HTTP.
 
+The capture is ``captureMode: "specialized"``: the VM keeps running (no guest step, no generalize),
+so the demo destroys nothing and can be run against the same world again and again.
+
 Starts the local cloud (azsim + Azurite, from ``examples/world.json``, Azure durations scaled down so
 the whole capture takes well under a minute) and devhost running ``function_app.py``; submits a capture
 of ``rg-build/vm-web`` to westeurope, eastus2 and northeurope with VHD export; prints live progress
@@ -113,10 +116,10 @@ def run(time_scale: float, timeout: float) -> int:
                 "sourceVmId": vm_id,
                 "gallery": {"resourceGroup": "rg-images", "name": "galContoso", "createIfMissing": True},
                 "imageDefinition": {
-                    "name": "web-ubuntu",
+                    "name": "web-ubuntu-specialized",
                     "publisher": "contoso",
                     "offer": "web",
-                    "sku": "ubuntu-22",
+                    "sku": "ubuntu-22-specialized",
                     "createIfMissing": True,
                 },
                 "version": "auto",
@@ -125,7 +128,8 @@ def run(time_scale: float, timeout: float) -> int:
                     {"name": "eastus2"},
                     {"name": "northeurope"},
                 ],
-                "prepare": "deprovision",
+                # The VM is left as it is (crash-consistent snapshots of the running VM).
+                "captureMode": "specialized",
                 "vhdExport": {"accountUrl": cloud.storage_account_url("stexports"), "container": "vhds"},
                 "deleteSnapshots": True,
                 "tags": {"ci-run": "demo"},
@@ -156,10 +160,20 @@ def run(time_scale: float, timeout: float) -> int:
             else:
                 print(f"\nThe capture did not finish within {timeout:.0f} s.")
                 return 1
-            return _report(status)
+            return _report(status, _power_state(cloud))
 
 
-def _report(status: dict[str, Any]) -> int:
+def _power_state(cloud: Any) -> str:
+    """vm-web's power state, read through the real SDK as a user would (``az vm get-instance-view``)."""
+    from azure.mgmt.compute import ComputeManagementClient
+
+    with cloud.apply():
+        view = cloud.arm_client(ComputeManagementClient).virtual_machines.instance_view("rg-build", "vm-web")
+    codes = [s.code or "" for s in view.statuses or [] if (s.code or "").startswith("PowerState/")]
+    return codes[0].split("/", 1)[1] if codes else "unknown"
+
+
+def _report(status: dict[str, Any], power: str) -> int:
     if status.get("runtimeStatus") != "Completed":
         err = status.get("error") or {}
         print(
@@ -170,6 +184,10 @@ def _report(status: dict[str, Any]) -> int:
         return 1
     result = status["result"]
     print(f"\nImage version: {result['imageVersionId']}")
+    print(
+        f"  {result.get('captureMode')} image, {result.get('consistency')} snapshots; "
+        f"source VM {result.get('sourceState')}, now {power}"
+    )
     for r in result["regions"]:
         print(f"  {r['region']:14} {r['state']:10} {r.get('progress', 0)}%")
     for url in result.get("exportedBlobs", []):

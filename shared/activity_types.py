@@ -79,6 +79,7 @@ class Call(Generic[In, Out]):
 GET_VM_FACTS = Activity("get_vm_facts", VmRef, VmFacts)
 GET_POWER_STATE = Activity("get_power_state", VmRef, PowerState)
 START_DEALLOCATE = Activity("start_deallocate", VmRef, PowerState)
+START_VM = Activity("start_vm", VmRef, PowerState)
 GENERALIZE_VM = Activity("generalize_vm", VmRef, PowerState)
 START_GUEST_PREPARE = Activity("start_guest_prepare", GuestPrepareInput, GuestPrepareResult)
 # Preflight (read-only).
@@ -111,6 +112,7 @@ AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     GET_VM_FACTS,
     GET_POWER_STATE,
     START_DEALLOCATE,
+    START_VM,
     GENERALIZE_VM,
     START_GUEST_PREPARE,
     CHECK_GALLERY,

@@ -62,3 +62,14 @@ CAPTURE_EXAMPLE: dict[str, Any] = {
         "captureMode": "inPlace",
     },
 }
+
+SPECIALIZED_EXAMPLE: dict[str, Any] = {
+    "summary": "Capture vm-web as it is (it keeps running; not generalized) into a specialized definition",
+    "value": {
+        "sourceVmId": _EXAMPLE_VM,
+        "gallery": {"resourceGroup": "rg-images", "name": "galContoso"},
+        "imageDefinition": {"name": "web-specialized", "publisher": "contoso", "offer": "web", "sku": "spec"},
+        "captureMode": "specialized",
+        "consistency": "crash",
+    },
+}

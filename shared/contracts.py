@@ -68,6 +68,9 @@ class CaptureInput(WireModel):
 # --- VM -------------------------------------------------------------------------------
 
 
+OsState = Literal["Generalized", "Specialized"]
+
+
 class VmRef(WireModel):
     vm_id: str
     # The status URL of an operation started on the VM (deallocate): get_power_state reads its outcome.
@@ -142,6 +145,8 @@ class GalleryCheckInput(WireModel):
     definition: ImageDefinitionSpec
     version: str  # "auto" or Major.Minor.Patch
     vm: VmFacts
+    # The image's OS state: Generalized (captureMode inPlace) or Specialized; the definition's must match.
+    os_state: OsState = "Generalized"
     # The capture RUN id (CaptureInput.run_id). When set, a version made by this run (tag
     # image-pipeline:run-id, see shared.ids.made_by_run) is "ours" (an earlier execution of the same run),
     # not a conflict; a version made by an earlier run of the same VM is not.
@@ -234,6 +239,7 @@ class DefinitionInput(WireModel):
     vm: VmFacts
     location: str  # where to create gallery/definition if missing (the VM's region)
     tags: dict[str, str] = Field(default_factory=dict)
+    os_state: OsState = "Generalized"  # of a definition created here
 
 
 class DefinitionResult(WireModel):

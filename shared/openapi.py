@@ -22,7 +22,7 @@ from typing import Any
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from shared import api_bodies as bodies
-from shared.api_examples import CAPTURE_EXAMPLE, DELIVERY_EXAMPLES
+from shared.api_examples import CAPTURE_EXAMPLE, DELIVERY_EXAMPLES, SPECIALIZED_EXAMPLE
 from shared.bounded_json import MAX_BODY_BYTES
 from shared.model_base import WireModel
 from shared.requests import CaptureRequest
@@ -106,10 +106,16 @@ def _post_captures() -> Schema:
     return {
         "operationId": "startCapture",
         "summary": "Start a capture of a VM into a Compute Gallery image version",
-        "description": 'With captureMode "inPlace" the VM itself is generalized: it can never start again.',
+        "description": 'With captureMode "inPlace" the VM itself is generalized: it can never start again. '
+        'With "specialized" it is left as it is.',
         "requestBody": {
             "required": True,
-            "content": {JSON: {"schema": ref("CaptureRequest"), "examples": {"inPlace": CAPTURE_EXAMPLE}}},
+            "content": {
+                JSON: {
+                    "schema": ref("CaptureRequest"),
+                    "examples": {"inPlace": CAPTURE_EXAMPLE, "specialized": SPECIALIZED_EXAMPLE},
+                }
+            },
         },
         "responses": {
             "202": json_answer(

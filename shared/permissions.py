@@ -79,6 +79,7 @@ class CapturePlanNeeds(WireModel):
     capture_mode: str = "inPlace"
     export: bool = False
     prepare_running_vm: bool = False
+    stopped_consistency: bool = False  # a specialized capture of a running VM, deallocated and started again
     create_if_missing: bool = False
     export_account_id: str | None = None
 
@@ -123,6 +124,7 @@ def capture_features(
     *,
     export: bool = False,
     prepare_running_vm: bool = False,
+    stopped_consistency: bool = False,
     create_if_missing: bool = False,
 ) -> tuple[str, ...]:
     """The features of app-actions.json a capture request uses.
@@ -132,6 +134,8 @@ def capture_features(
     features = [f"capture.{mode}"]
     if prepare_running_vm:
         features.append("prepareRunningVm")
+    if stopped_consistency:
+        features.append("stoppedConsistency")
     if create_if_missing:
         features.append("createIfMissing")
     if export:
@@ -191,6 +195,7 @@ def plan_requirements(plan: CapturePlanNeeds) -> list[ScopeRequirement]:
         plan.capture_mode,
         export=plan.export,
         prepare_running_vm=plan.prepare_running_vm,
+        stopped_consistency=plan.stopped_consistency,
         create_if_missing=plan.create_if_missing,
     )
     return requirements(

@@ -9,11 +9,13 @@ started before a check existed must still replay. The validators here are theref
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ValidationInfo
 
 from shared import endpoints
+from shared.field_errors import FieldError
+from shared.model_base import WireModel
 
 INTAKE = {"intake": True}
 
@@ -83,3 +85,65 @@ def webhook_url_problem(url: str, *, allow_loopback: bool | None = None) -> str 
 
         allow_loopback = get_settings().webhook_allow_loopback
     return endpoints.webhook_url_problem(url, allow_loopback=allow_loopback)
+
+
+# How the VM becomes an image. "inPlace": the VM itself is generalized (it can never start again) and its
+# disks are snapshotted. "specialized": the VM's disks are snapshotted as they are, into an osState
+# Specialized definition; the VM is not generalized (with consistency "stopped" it is deallocated for
+# the snapshots and started again). "clone" (a copy generalized instead of the VM) is not built yet.
+CaptureMode = Literal["inPlace", "specialized"]
+CAPTURE_MODES: dict[str, str] = {
+    "inPlace": "generalizes the VM itself: it can never be started again. The guest must already be "
+    'deprovisioned, or send prepare: "deprovision" to let the pipeline do it',
+    "specialized": "leaves the VM as it is (no guest step, no generalize) and makes a specialized image "
+    '(osState Specialized) of its disks; with consistency "stopped" the VM is deallocated for the '
+    "snapshots and started again if it was running",
+}
+CAPTURE_MODE_EFFECT = "; ".join(f'"{m}" {what}' for m, what in CAPTURE_MODES.items())
+NOT_YET_MODES = {"clone": "a generalized image of a copy of the VM"}
+# "crash": the running VM's disks as they are at that instant; "stopped": the VM deallocated first.
+Consistency = Literal["crash", "stopped"]
+
+
+class CaptureKind(WireModel):
+    """How a capture makes its image (status and result): its mode, the snapshots' consistency, the source."""
+
+    capture_mode: str = "inPlace"
+    # "crash-consistent" (a running VM's disks) or "stopped"; known once preflight read the power state.
+    consistency: str | None = None
+    # The source VM: "untouched" (specialized, always), "deprovisioned" or "generalized" (inPlace, as it happens).
+    source_state: str | None = None
+
+
+def mode_option_errors(data: dict[str, Any]) -> list[FieldError]:
+    """The fields that depend on the capture mode: ``prepare`` and ``consistency``."""
+    # A null field is an absent one (the model reads it as None); pydantic takes snake_case names too.
+    mode = data.get("captureMode", data.get("capture_mode", "inPlace"))
+    if mode == "inPlace":
+        errors = []
+        if data.get("prepare") is None:
+            errors.append(
+                FieldError(
+                    field="prepare",
+                    message='required with captureMode "inPlace": "deprovision" (the pipeline deprovisions '
+                    'the guest) or "none" (the guest was deprovisioned already)',
+                )
+            )
+        if data.get("consistency") is not None:
+            errors.append(
+                FieldError(
+                    field="consistency",
+                    message='only with captureMode "specialized": "inPlace" always stops the VM (its guest '
+                    "shuts down) before the snapshots",
+                )
+            )
+        return errors
+    if mode == "specialized" and data.get("prepare") == "deprovision":
+        return [
+            FieldError(
+                field="prepare",
+                message='"deprovision" cannot go with captureMode "specialized", which leaves the guest as it '
+                'is: leave prepare out (or send "none"), or use captureMode "inPlace"',
+            )
+        ]
+    return []

@@ -20,6 +20,8 @@ from shared.field_errors import FieldError, bounded_errors, pydantic_errors
 from shared.ids import ResourceId, resource_group_problem, subscription_id_problem, vm_name_problem
 from shared.model_base import WireModel
 from shared.request_rules import (
+    CAPTURE_MODE_EFFECT,
+    CAPTURE_MODES,
     CONTAINER,
     DEFINITION_NAME,
     DESCRIPTION_MAX,
@@ -29,25 +31,22 @@ from shared.request_rules import (
     INTAKE,
     MAX_TAGS,
     MAX_TARGET_REGIONS,
+    NOT_YET_MODES,
     REGION,
     WEBHOOK_SETTING,
     WEBHOOK_SETTING_PREFIX,
+    CaptureMode,
+    Consistency,
     IntakeBool,
     IntakeInt,
     is_intake,
+    mode_option_errors,
     parse_version,
     webhook_url_problem,
 )
 
 VERSION_AUTO = "auto"
 StorageAccountType = Literal["Standard_LRS", "Standard_ZRS", "Premium_LRS", "PremiumV2_LRS"]
-# How the VM becomes an image. "inPlace": the VM itself is generalized (it can never start again) and its
-# disks are snapshotted.
-CaptureMode = Literal["inPlace"]
-CAPTURE_MODE_EFFECT = (
-    '"inPlace" generalizes the VM itself: it can never be started again. The guest must already be '
-    'deprovisioned, or send prepare: "deprovision" to let the pipeline do it'
-)
 
 
 class GalleryRef(WireModel):
@@ -215,9 +214,23 @@ class CaptureRequest(WireModel):
     target_regions: list[TargetRegion] = Field(default_factory=list)
     end_of_life_date: date | None = None
     exclude_from_latest: IntakeBool = False
-    prepare: Literal["deprovision", "none"]
+    # Required for inPlace (validate_request); a specialized capture has no guest step.
+    prepare: Literal["deprovision", "none"] | None = Field(
+        default=None,
+        description='Required with captureMode "inPlace": "deprovision" (the pipeline deprovisions the guest '
+        'through Run Command) or "none" (done already). Not with "specialized".',
+    )
     # Requests stored before capture modes existed were all in place: that is the default on replay.
-    capture_mode: CaptureMode = "inPlace"
+    capture_mode: CaptureMode = Field(
+        default="inPlace",
+        description=f"How the VM becomes an image: {CAPTURE_MODE_EFFECT}. Required on queue messages. "
+        '"clone" is not available in this version.',
+    )
+    consistency: Consistency | None = Field(
+        default=None,
+        description='captureMode "specialized" only: "crash" (default; the running VM\'s disks as they are) '
+        'or "stopped" (the VM is deallocated for the snapshots, then started again if it was running).',
+    )
     vhd_export: VhdExport | None = None
     delete_snapshots: IntakeBool = True
     tags: dict[str, str] = Field(default_factory=dict)
@@ -248,9 +261,21 @@ class CaptureRequest(WireModel):
     @field_validator("capture_mode", mode="before")
     @classmethod
     def _mode(cls, v: Any, info: ValidationInfo) -> Any:
-        if is_intake(info) and v != "inPlace":
-            raise ValueError(f'must be "inPlace", the only capture mode so far: {CAPTURE_MODE_EFFECT}')
-        return v
+        if not is_intake(info) or (isinstance(v, str) and v in CAPTURE_MODES):
+            return v
+        if isinstance(v, str) and v in NOT_YET_MODES:
+            raise ValueError(
+                f'"{v}" ({NOT_YET_MODES[v]}) is not available in this version; the available modes: '
+                f"{CAPTURE_MODE_EFFECT}"
+            )
+        raise ValueError(f"must be one of the capture modes: {CAPTURE_MODE_EFFECT}")
+
+    @property
+    def effective_consistency(self) -> Consistency:
+        """The consistency asked for: "crash" unless "stopped" was asked (inPlace: always stopped)."""
+        if self.capture_mode == "inPlace":
+            return "stopped"
+        return self.consistency or "crash"
 
     @field_validator("target_regions", mode="before")
     @classmethod
@@ -337,9 +362,10 @@ def validate_request(
         errors.append(
             FieldError(
                 field="captureMode",
-                message=f'required on queue messages: send "captureMode": "inPlace". {CAPTURE_MODE_EFFECT}',
+                message=f"required on queue messages: send one of the capture modes: {CAPTURE_MODE_EFFECT}",
             )
         )
+    errors += mode_option_errors(data)
     request: CaptureRequest | None = None
     try:
         request = CaptureRequest.model_validate(data, context=INTAKE)

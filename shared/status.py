@@ -2,14 +2,11 @@
 
 Three orchestrations report progress, each through its own Durable custom status:
 
-- the main ``capture_image`` instance: ``CaptureProgress`` (stage, stage timings, per-disk
-  snapshot state, ``generalized``, error);
+- the main ``capture_image`` instance: ``CaptureProgress`` (mode, stage timings, disks, error);
 - ``<run-id>:version`` (``publish_version``): ``VersionProgress`` (per-region replication);
 - ``<run-id>:export:<disk>`` (``export_disk``): ``ExportProgress`` (copy bytes, SAS revoked).
 
-``<run-id>`` is ``CaptureProgress.run_id`` (``shared.ids.new_run_id``); for captures started before run
-ids existed it is the capture id.
-
+``<run-id>`` is ``CaptureProgress.run_id`` (``shared.ids.new_run_id``; older captures: the capture id).
 ``aggregate_status`` folds the three into the one readable ``CaptureStatusView`` that
 ``GET /api/captures/{id}`` answers. It is a pure function so it can be unit-tested without a host.
 Nothing here may hold a SAS: blob URLs are always stored without their query string.
@@ -18,6 +15,7 @@ Nothing here may hold a SAS: blob URLs are always stored without their query str
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
@@ -27,6 +25,7 @@ from shared.errors import ErrorInfo, parse_failure
 from shared.instances import InstanceSnapshot, decoded
 from shared.model_base import WireModel
 from shared.redaction import redact, strip_query
+from shared.request_rules import CaptureKind
 
 
 class Stage(StrEnum):
@@ -42,6 +41,7 @@ class Stage(StrEnum):
     SNAPSHOT = "snapshot"
     PUBLISH = "publish"
     EXPORT = "export"
+    RESTART = "restart"  # specialized, consistency "stopped": the VM started again after the snapshots
     CLEANUP = "cleanup"
     # Not stages of the pipeline: the capture's whereabouts once it finished or while it is undone.
     DONE = "done"
@@ -49,8 +49,10 @@ class Stage(StrEnum):
     CANCELED = "canceled"
 
 
-# The stages every capture reports, in order (each has a ``StageTiming`` in ``CaptureProgress.stages``).
-STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s not in (Stage.DONE, Stage.CANCELING, Stage.CANCELED))
+# The stages an inPlace capture reports, in order (each a ``StageTiming`` in ``CaptureProgress.stages``);
+# a run of another plan lists its plan's stages instead (``orchestrators.capture.plan``).
+_NOT_IN_PLACE = (Stage.RESTART, Stage.DONE, Stage.CANCELING, Stage.CANCELED)
+STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s not in _NOT_IN_PLACE)
 
 M = TypeVar("M", bound=WireModel)
 
@@ -106,7 +108,7 @@ class RegionProgress(WireModel):
     details: str | None = None
 
 
-class CaptureProgress(WireModel):
+class CaptureProgress(CaptureKind):
     """Custom status of the main ``capture_image`` orchestration."""
 
     capture_id: str
@@ -185,7 +187,7 @@ class ExportProgress(WireModel):
         return round(100.0 * self.bytes_copied / self.bytes_total, 1) if self.bytes_total else 0.0
 
 
-class CaptureResult(WireModel):
+class CaptureResult(CaptureKind):
     """Output of a completed ``capture_image``."""
 
     capture_id: str
@@ -200,7 +202,7 @@ class CaptureResult(WireModel):
     timings: dict[str, float] = Field(default_factory=dict)
 
 
-class CaptureStatusView(WireModel):
+class CaptureStatusView(CaptureKind):
     """The body of ``GET /api/captures/{id}``."""
 
     id: str
@@ -245,8 +247,6 @@ def _error_from_output(output: Any) -> ErrorView | None:
 
 
 def _seconds(started: str | None, ended: str | None) -> float | None:
-    from datetime import datetime
-
     if not started or not ended:
         return None
     try:
@@ -300,6 +300,8 @@ def _copy_progress(view: CaptureStatusView, progress: CaptureProgress) -> None:
     view.run_id = progress.run_id or progress.capture_id
     view.stage = progress.stage
     view.generalized = progress.generalized
+    view.capture_mode, view.consistency = progress.capture_mode, progress.consistency
+    view.source_state = progress.source_state
     view.irreversible_note = progress.irreversible_note
     view.stages = [s.model_copy() for s in progress.stages]
     view.disks = [d.model_copy() for d in progress.disks]

@@ -5,13 +5,14 @@ A VM opts in by carrying any ``image-pipeline:*`` tag below. The tags are turned
 guest before deallocating) and checked by the same ``validate_request``, so the rules are the same
 on every path; only the error field names differ: each error names the tag to fix.
 
-A capture on this path generalizes the VM, which can never start again, so it also needs the explicit
-``image-pipeline:mode=inPlace``: a VM deallocated by someone who only tagged its gallery (or by a
-nightly cost-saving job) is not captured, and the error names the missing tag and what it means.
+A capture on this path may generalize the VM, which can never start again, so it also needs an explicit
+``image-pipeline:mode`` (``inPlace`` or ``specialized``): a VM deallocated by someone who only tagged its
+gallery (or by a nightly cost-saving job) is not captured, and the error names the missing tag and what
+it means.
 
 | tag | value | request field |
 |---|---|---|
-| ``image-pipeline:mode`` (required) | ``inPlace``: generalize the VM itself (it can never start again; deprovision the guest before deallocating it) | ``captureMode`` |
+| ``image-pipeline:mode`` (required) | ``inPlace``: generalize the VM itself (it can never start again; deprovision the guest before deallocating it); ``specialized``: capture the disks as they are (osState Specialized), the VM is not generalized and stays deallocated | ``captureMode`` |
 | ``image-pipeline:gallery`` (required) | ``<rg>/<gallery>``, ``<subscription>/<rg>/<gallery>`` or the gallery's ARM id | ``gallery`` (created if missing) |
 | ``image-pipeline:definition`` (required) | image definition name | ``imageDefinition.name`` |
 | ``image-pipeline:identifier`` | ``<publisher>/<offer>/<sku>``: the definition is created if missing; without it, it must exist | ``imageDefinition.publisher/offer/sku`` + ``createIfMissing`` |
@@ -80,10 +81,16 @@ _PIPELINE_WRITTEN = {
     t.lower() for t in (TAG_CAPTURE_ID, TAG_RUN_ID, TAG_SOURCE_VM, TAG_EVENT_ID, TAG_DEALLOCATED_AT)
 }
 MODE_IN_PLACE = "inPlace"
-MODES: dict[str, str] = {MODE_IN_PLACE.lower(): MODE_IN_PLACE}  # accepted values, matched case-insensitively
+MODE_SPECIALIZED = "specialized"
+# Accepted values, matched case-insensitively.
+MODES: dict[str, str] = {m.lower(): m for m in (MODE_IN_PLACE, MODE_SPECIALIZED)}
 IN_PLACE_MEANS = (
     "inPlace generalizes this VM in place: it can never start again, and its guest must have been "
     "deprovisioned (waagent -deprovision+user or sysprep) before the deallocation"
+)
+SPECIALIZED_MEANS = (
+    "specialized captures the deallocated VM's disks as they are into an osState Specialized definition; "
+    "the VM is not generalized and stays deallocated"
 )
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -214,8 +221,8 @@ def _mode(lowered: dict[str, str], errors: list[FieldError]) -> str | None:
         errors.append(
             FieldError(
                 field=TAG_MODE,
-                message=f"{value[:64]!r} is not a capture mode; the accepted value is {MODE_IN_PLACE} "
-                f"({IN_PLACE_MEANS})",
+                message=f"{value[:64]!r} is not a capture mode; the accepted values are {MODE_IN_PLACE} "
+                f"({IN_PLACE_MEANS}) and {MODE_SPECIALIZED} ({SPECIALIZED_MEANS})",
             )
         )
     return mode
@@ -344,6 +351,8 @@ def request_from_tags(
     mode = _mode(lowered, b.errors)
     if mode is not None:
         b.body["captureMode"] = mode
+    if mode == MODE_SPECIALIZED:  # the VM was deallocated: its snapshots are of a stopped VM
+        b.body["consistency"] = "stopped"
     b.target()
     b.options()
     b.notify()

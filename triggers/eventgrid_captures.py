@@ -21,7 +21,9 @@ For each event:
    than Event Grid's time-to-live → one warning; nothing starts;
 2. one ARM read of the VM (tags + instance view); a VM that is gone → warning;
 3. no ``image-pipeline:*`` tag → debug log; ``image-pipeline:enabled=false`` → info; invalid tags, or no
-   ``image-pipeline:mode=inPlace`` → one ERROR naming every bad tag and why; nothing starts;
+   ``image-pipeline:mode`` (``inPlace`` or ``specialized``) → one ERROR naming every bad tag and why;
+   nothing starts. A ``specialized`` VM is captured as it is (its snapshots are stopped-consistent:
+   it is deallocated) and stays deallocated;
 4. the VM is not deallocated now (started again since: the event is stale) → warning, nothing —
    capturing a running VM with ``prepare: none`` would capture a guest that was not deprovisioned;
 5. duplicate, out-of-order or replayed delivery (``guards.event_skip_reason``: judged against the VM's

@@ -43,7 +43,12 @@ def publish_input(run: CaptureRun) -> PublishVersionInput:
     }
     location = region_name(gcheck.gallery_location or facts.location)
     definition = DefinitionInput(
-        gallery=run.gallery, definition=req.image_definition, vm=facts, location=location, tags=tags
+        gallery=run.gallery,
+        definition=req.image_definition,
+        vm=facts,
+        location=location,
+        tags=tags,
+        os_state=run.os_state,
     )
     version = VersionInput(
         run_id=cid,

@@ -70,6 +70,9 @@ def succeeded(run: CaptureRun) -> Gen[dict[str, Any]]:
         snapshots_kept=[s.snapshot_id for s in run.snapshots if s.snapshot_id not in deleted],
         snapshots_deleted=deleted,
         timings=run.t.timings(),
+        capture_mode=progress.capture_mode,
+        consistency=progress.consistency,
+        source_state=progress.source_state,
     )
     notice = notice_from_result(
         result,
@@ -88,7 +91,7 @@ def _irreversible_note(progress: CaptureProgress) -> str | None:
             "The VM was generalized before the cancel and stays generalized (irreversible): "
             "recreate a VM from an image if needed."
         )
-    if progress.stage_of(Stage.PREPARE).state in ("succeeded", "canceled"):
+    if any(s.name == Stage.PREPARE and s.state in ("succeeded", "canceled") for s in progress.stages):
         return "The guest was already deprovisioned/sysprepped before the cancel; that cannot be undone."
     return progress.irreversible_note
 
@@ -129,6 +132,7 @@ def canceled(run: CaptureRun, plan: Plan, c: Canceled) -> Gen[dict[str, Any]]:
         "runId": run.run_id,
         "sourceVmId": req.source_vm_id,
         "outcome": "canceled",
+        "captureMode": progress.capture_mode,
         "reason": c.reason,
         "cleaned": progress.cleaned,
         "generalized": progress.generalized,

@@ -1,17 +1,24 @@
 """The stage table and the plans made of it: a new way of making an image is a new ``Plan``.
 
 Each ``StageSpec`` says which generator runs the stage, when it is skipped and how it is undone
-(``orchestrators.capture.pipeline`` runs them). ``CAPTURE`` is today's capture:
+(``orchestrators.capture.pipeline`` runs them). ``CAPTURE`` is the inPlace capture:
 
 preflight → prepare → deallocate → generalize → snapshot → publish ∥ export → cleanup
+
+``SPECIALIZED`` leaves the VM as it is (no guest step, no generalize); with consistency "stopped" a
+running VM is deallocated for the snapshots and started again right after them (not after the
+replication, which can take hours), and by the compensation on a failure or cancel:
+
+preflight → [deallocate] → snapshot → [restart] → publish ∥ export → cleanup
 """
 
 from __future__ import annotations
 
-from orchestrators.capture import branches, endings, snapshots, vm
+from orchestrators.capture import branches, endings, snapshots, specialized, vm
 from orchestrators.capture.pipeline import Plan, StageSpec, run_stage
 from orchestrators.capture.run import CaptureRun
 from orchestrators.retrying import Gen
+from shared.requests import CaptureRequest
 from shared.status import Stage
 
 
@@ -22,7 +29,14 @@ def _cleanup_on_failure(run: CaptureRun) -> Gen[None]:
 
 
 PREFLIGHT = StageSpec(Stage.PREFLIGHT, vm.preflight, safe_point=False)  # read-only: nothing to undo
-PREPARE = StageSpec(Stage.PREPARE, vm.prepare, skip=vm.skip_prepare)
+
+
+def _prepare(run: CaptureRun) -> Gen[None]:
+    yield from vm.prepare(run)
+    run.progress.source_state = "deprovisioned"  # the guest step cannot be undone
+
+
+PREPARE = StageSpec(Stage.PREPARE, _prepare, skip=vm.skip_prepare)
 DEALLOCATE = StageSpec(Stage.DEALLOCATE, vm.deallocate, skip=vm.skip_generalized)
 # Its safe point is the last one before the irreversible step.
 GENERALIZE = StageSpec(Stage.GENERALIZE, vm.generalize, skip=vm.skip_generalized)
@@ -43,3 +57,37 @@ CAPTURE = Plan(
     canceled=endings.canceled,
     failed=endings.failed,
 )
+
+# Deallocated only for consistency "stopped", and started again on every ending.
+DEALLOCATE_FOR_SNAPSHOTS = StageSpec(
+    Stage.DEALLOCATE,
+    vm.deallocate,
+    skip=specialized.skip_deallocate,
+    on_cancel=specialized.restart_on_cancel,
+    on_failure=specialized.restart_on_failure,
+)
+# No safe point: a cancel after the snapshots still gets the VM running (the compensation would too).
+RESTART = StageSpec(Stage.RESTART, specialized.restart, skip=specialized.skip_restart, safe_point=False)
+
+SPECIALIZED = Plan(
+    name="specialized",
+    stages=(PREFLIGHT, DEALLOCATE_FOR_SNAPSHOTS, SNAPSHOT, RESTART, PUBLISH_AND_EXPORT, CLEANUP),
+    finish=endings.succeeded,
+    canceled=specialized.canceled,
+    failed=endings.failed,
+)
+
+
+def plan_for(req: CaptureRequest) -> Plan:
+    """The plan of the request's capture mode."""
+    return SPECIALIZED if req.capture_mode == "specialized" else CAPTURE
+
+
+def reported_stages(plan: Plan) -> tuple[Stage, ...]:
+    """The stages a run of ``plan`` lists in its status, in order (export runs beside publish)."""
+    out: list[Stage] = []
+    for spec in plan.stages:
+        out.append(spec.name)
+        if spec.name == Stage.PUBLISH:
+            out.append(Stage.EXPORT)
+    return tuple(out)

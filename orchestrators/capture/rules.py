@@ -9,6 +9,9 @@ from __future__ import annotations
 import difflib
 
 from shared.contracts import ExportCheckResult, GalleryCheckResult, TargetRegion, VmFacts
+from shared.requests import CaptureRequest
+
+STOPPED = frozenset({"stopped", "deallocated"})
 
 
 def region_name(location: str) -> str:
@@ -101,3 +104,20 @@ def preflight_problems(
     if export is not None and (not export.reachable or export.problem):
         problems.append(export.problem or "The VHD export account is not reachable.")
     return problems
+
+
+def mode_problems(req: CaptureRequest, facts: VmFacts) -> list[str]:
+    """What the capture mode cannot do with this VM (empty when fine)."""
+    if req.capture_mode == "specialized" and facts.generalized:
+        return [
+            f'{facts.name} is generalized, so its image cannot be specialized: use captureMode "inPlace" '
+            'with prepare "none" (the VM is generalized already) and a Generalized definition'
+        ]
+    return []
+
+
+def shown_consistency(req: CaptureRequest, facts: VmFacts) -> str:
+    """The consistency the snapshots will have: "stopped" when the VM is (or will be) stopped for them."""
+    if req.effective_consistency == "stopped" or facts.power_state in STOPPED:
+        return "stopped"
+    return "crash-consistent"

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import azure.durable_functions as df
@@ -17,13 +18,14 @@ from orchestrators.timing import elapsed_seconds, iso, parse_iso
 from shared.contracts import (
     CaptureInput,
     GalleryCheckResult,
+    OsState,
     SnapshotResult,
     TargetRegion,
     VmFacts,
 )
 from shared.errors import ErrorInfo
 from shared.requests import CaptureRequest, GalleryRef
-from shared.status import CaptureProgress, Stage, StageTiming
+from shared.status import STAGES, CaptureProgress, Stage, StageTiming
 from shared.trace_ids import TraceRef
 
 
@@ -105,10 +107,13 @@ class CaptureRun:
     branches_settled: bool = True  # False while a sub-orchestration might still hold snapshot access
     deleted: list[str] = field(default_factory=list)  # snapshots the cleanup saw gone
     deferred: ErrorInfo | None = None  # a branch's failure, raised once the cleanup ran
+    restarted: bool = False  # the VM this run deallocated runs again (specialized, consistency stopped)
 
     @classmethod
-    def start(cls, context: df.DurableOrchestrationContext) -> CaptureRun:
+    def start(cls, context: df.DurableOrchestrationContext, stages: Sequence[Stage] = STAGES) -> CaptureRun:
+        """The run of the orchestration's input; its status lists ``stages`` (its plan's)."""
         inp = CaptureInput.from_wire(context.get_input())
+        specialized = inp.request.capture_mode == "specialized"  # (its source stays untouched)
         # run_id is this capture RUN's id (shared.ids.new_run_id): every snapshot/blob name, ownership tag
         # and sub-orchestration id derives from it, so a later capture of the same VM (same instance id,
         # inp.capture_id) never takes an earlier run's version, snapshots or exports for its own.
@@ -117,6 +122,11 @@ class CaptureRun:
             run_id=inp.run_id,
             source_vm_id=inp.request.source_vm_id,
             export=inp.request.vhd_export is not None,
+            stages=[StageTiming(name=s) for s in stages],
+            capture_mode=inp.request.capture_mode,
+            source_state="untouched",  # inPlace: "deprovisioned", then "generalized", as it happens
+            # inPlace: the guest shut down; specialized: known once preflight read the power state.
+            consistency=None if specialized else "stopped",
         )
         t = Tracker(context, progress)
         t.publish()
@@ -133,6 +143,11 @@ class CaptureRun:
     @property
     def progress(self) -> CaptureProgress:
         return self.t.progress
+
+    @property
+    def os_state(self) -> OsState:
+        """The image's OS state: the capture mode's."""
+        return "Specialized" if self.req.capture_mode == "specialized" else "Generalized"
 
     @property
     def vm(self) -> VmFacts:

@@ -8,7 +8,14 @@ orchestrator module.
 
 from __future__ import annotations
 
-from orchestrators.capture.rules import preflight_problems, region_problems, target_regions
+from orchestrators.capture.rules import (
+    STOPPED,
+    mode_problems,
+    preflight_problems,
+    region_problems,
+    shown_consistency,
+    target_regions,
+)
 from orchestrators.capture.run import CaptureRun
 from orchestrators.polling import Done, poll
 from orchestrators.retrying import Gen, StepFailed, sleep
@@ -47,7 +54,6 @@ DEALLOCATE_RESTARTS = 3
 # How often the guest step is started again after Azure ended its Run Command Failed with a transient
 # code while the VM kept running (the script never ran: nothing in the guest changed).
 GUEST_RESTARTS = 2
-STOPPED = frozenset({"stopped", "deallocated"})
 
 
 def preflight(run: CaptureRun) -> Gen[None]:
@@ -58,12 +64,15 @@ def preflight(run: CaptureRun) -> Gen[None]:
         DiskProgress(key=d.key, name=d.name, lun=d.lun, size_gb=d.size_gb) for d in facts.disks
     ]
     run.progress.generalized = facts.generalized
+    if facts.generalized:
+        run.progress.source_state = "generalized"
     gallery = CHECK_GALLERY.bind(
         GalleryCheckInput(
             gallery=run.gallery,
             definition=req.image_definition,
             version=req.version,
             vm=facts,
+            os_state=run.os_state,
             run_id=run.run_id,
         )
     )
@@ -77,7 +86,8 @@ def preflight(run: CaptureRun) -> Gen[None]:
     )
     answers = yield from calls.gather(gallery, regions, export)
     gcheck = run.gallery_check = answers[gallery]
-    problems = preflight_problems(req.prepare, facts, gcheck, answers.get(export)) + region_problems(
+    problems = preflight_problems(req.prepare or "none", facts, gcheck, answers.get(export))
+    problems += mode_problems(req, facts) + region_problems(
         req.target_regions,
         facts,
         req.gallery.name,
@@ -91,17 +101,21 @@ def preflight(run: CaptureRun) -> Gen[None]:
     run.regions = target_regions(req.target_regions, facts.location, gcheck.gallery_location)
     run.progress.regions = [RegionProgress(region=r.name) for r in run.regions]
     run.progress.image_version = gcheck.resolved_version
+    run.progress.consistency = shown_consistency(req, facts)
 
 
 def _check_permissions(run: CaptureRun, facts: VmFacts, gcheck: GalleryCheckResult) -> Gen[None]:
     """Every action this run will need, held by the identity at its scope: else one error naming them all."""
     req = run.req
+    in_place = req.capture_mode == "inPlace"
+    running = not facts.generalized and facts.power_state != "deallocated"
     needs = CapturePlanNeeds(
         source_vm_id=req.source_vm_id,
         gallery_group_id=f"/subscriptions/{req.gallery_subscription_id}/resourceGroups/{req.gallery.resource_group}",
         capture_mode=req.capture_mode,
         export=req.vhd_export is not None,
-        prepare_running_vm=not facts.generalized and facts.power_state != "deallocated",
+        prepare_running_vm=in_place and running,
+        stopped_consistency=not in_place and running and req.effective_consistency == "stopped",
         create_if_missing=not gcheck.gallery_exists or gcheck.definition is None,
     )
     found = yield from run.calls(Stage.PREFLIGHT).run(CHECK_PERMISSIONS, PermissionsCheckInput(plan=needs))
@@ -219,7 +233,7 @@ def deallocate(run: CaptureRun) -> Gen[None]:
 def generalize(run: CaptureRun) -> Gen[str | None]:
     """Generalize the VM: irreversible (the shell's cancel check before it is the last safe point)."""
     yield from run.calls(Stage.GENERALIZE).run(GENERALIZE_VM, VmRef(vm_id=run.vm.id))
-    run.progress.generalized = True
+    run.progress.generalized, run.progress.source_state = True, "generalized"
     run.progress.irreversible_note = IRREVERSIBLE
     return IRREVERSIBLE
 

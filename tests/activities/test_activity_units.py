@@ -42,6 +42,7 @@ EXPECTED_ACTIVITIES = {
     "start_guest_prepare",
     "get_power_state",
     "start_deallocate",
+    "start_vm",
     "generalize_vm",
     "start_snapshot",
     "get_snapshot",

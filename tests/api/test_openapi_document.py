@@ -76,7 +76,9 @@ def test_every_reference_resolves_and_the_400_shape_lists_fields() -> None:
     field_error = doc["components"]["schemas"]["FieldError"]
     assert field_error["required"] == ["field", "message"]
     request = doc["components"]["schemas"]["CaptureRequest"]
-    assert request["additionalProperties"] is False and "prepare" in request["required"]
+    assert request["additionalProperties"] is False and "prepare" not in request["required"]
+    # prepare is required with captureMode "inPlace" only: its description says so.
+    assert "inPlace" in request["properties"]["prepare"]["description"]
 
 
 def operations(schema: Any) -> list[Any]:

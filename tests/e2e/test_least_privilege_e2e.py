@@ -3,7 +3,7 @@
 One stack (azsim + Azurite + devhost running the real function_app.py) whose world gives the app's
 identity nothing but those custom roles, at the example world's scopes. The scenarios run one after
 another: a plain capture to three regions, a capture with export, an Event Grid triggered capture, a
-cancel during the copy, a capture that fails terminally, and a janitor sweep that cleans up an
+cancel during the copy, a capture that fails terminally, a specialized capture with consistency stopped, and a janitor sweep that cleans up an
 orphaned run. Each must end as in the normal suite (an action missing from a role is a 403 there, so a
 failed capture or a refusal in azsim's log). Then what azsim authorised for the identity, read from
 ``/_sim/authorizations``, must equal the roles exactly (per scope), and each feature's share of it
@@ -132,6 +132,15 @@ def plain_capture(s: Stack) -> None:
     }
 
 
+def specialized_stopped_capture(s: Stack) -> None:
+    body = s.request("vm-web-3", export=False, captureMode="specialized", consistency="stopped")
+    del body["prepare"]
+    status = s.run(body)
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    vm = s.vm_state("vm-web-3")
+    assert (vm["powerState"], vm["generalized"]) == ("running", False), vm
+
+
 def capture_with_export(s: Stack) -> None:
     status = s.run(s.request("vm-web-2"))
     assert status["runtimeStatus"] == "Completed", status.get("error")
@@ -215,6 +224,7 @@ def janitor_sweep(s: Stack) -> None:
 CAPTURE = ("capture.inPlace", "prepareRunningVm", "createIfMissing")
 SCENARIOS: list[tuple[Callable[[Stack], None], tuple[str, ...], tuple[str, ...]]] = [
     (plain_capture, CAPTURE, ()),
+    (specialized_stopped_capture, ("capture.specialized", "stoppedConsistency"), ("createIfMissing",)),
     (capture_with_export, ("capture.inPlace", "prepareRunningVm", "export"), CAPTURE),
     (eventgrid_capture, ("capture.inPlace", "eventGrid"), CAPTURE),
     (cancel_during_copy, ("cancel",), (*CAPTURE, "export")),
