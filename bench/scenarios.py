@@ -141,6 +141,7 @@ class Stack:
     def capture_request(self, vm: str) -> dict[str, Any]:
         return {
             "sourceVmId": self.vm_id(vm),
+            "captureMode": "inPlace",
             "gallery": {"resourceGroup": "rg-images", "name": "galBench", "createIfMissing": True},
             "imageDefinition": {
                 "name": f"{vm}-def",

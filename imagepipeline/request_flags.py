@@ -40,7 +40,7 @@ def add_request_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end-of-life", help="endOfLifeDate YYYY-MM-DD")
     p.add_argument("--exclude-from-latest", action="store_true", default=None)
     p.add_argument("--prepare", choices=["deprovision", "none"])
-    p.add_argument("--capture-mode", choices=["inPlace"])
+    p.add_argument("--capture-mode", choices=["inPlace", "specialized"])
     p.add_argument("--export-account", help="vhdExport.accountUrl (https://<account>.blob.core.windows.net)")
     p.add_argument("--export-container", help="vhdExport.container")
     p.add_argument("--keep-snapshots", action="store_true", help="deleteSnapshots: false")

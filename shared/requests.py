@@ -223,7 +223,7 @@ class CaptureRequest(WireModel):
     # Requests stored before capture modes existed were all in place: that is the default on replay.
     capture_mode: CaptureMode = Field(
         default="inPlace",
-        description=f"How the VM becomes an image: {CAPTURE_MODE_EFFECT}. Required on queue messages. "
+        description=f"How the VM becomes an image: {CAPTURE_MODE_EFFECT}. Required in every request (a 400 without it: it is never assumed). "
         '"clone" is not available in this version.',
     )
     consistency: Consistency | None = Field(
@@ -348,12 +348,12 @@ class CaptureRequest(WireModel):
 
 
 def validate_request(
-    data: Any, *, require_capture_mode: bool = False
+    data: Any, *, require_capture_mode: bool = True
 ) -> tuple[CaptureRequest | None, list[FieldError]]:
     """Validate a decoded JSON body; return the request, or every field error with its path and reason.
 
-    ``require_capture_mode``: the request must name ``captureMode`` (queue messages: whoever may write to
-    the queue is not necessarily someone who may destroy a VM by accident).
+    ``require_capture_mode``: the request must name ``captureMode`` (HTTP and queue alike: "inPlace" destroys
+    the VM as a VM, so it is never a default; the Event Grid path names it in the VM's mode tag).
     """
     if not isinstance(data, dict):
         return None, [FieldError(field="(body)", message="must be a JSON object")]
@@ -362,7 +362,7 @@ def validate_request(
         errors.append(
             FieldError(
                 field="captureMode",
-                message=f"required on queue messages: send one of the capture modes: {CAPTURE_MODE_EFFECT}",
+                message=f"required (never assumed): send one of the capture modes: {CAPTURE_MODE_EFFECT}",
             )
         )
     errors += mode_option_errors(data)

@@ -105,6 +105,7 @@ def test_a_vm_preflight_refuses_exits_1_with_the_error(stack: Stack) -> None:
         stack,
         *("capture", "--vm", stack.vm_id("vm-does-not-exist"), "--gallery", "rg-images/galContoso"),
         *("--definition", "nope-def", "--publisher", "p", "--offer", "o", "--sku", "s", "--prepare", "none"),
+        *("--capture-mode", "inPlace"),
         *("--region", "westeurope", "--watch", "--json", *FAST),
     )
     assert proc.returncode == EXIT_FAILED, proc
@@ -119,7 +120,7 @@ def test_cancel_during_the_copy_exits_2(stack: Stack) -> None:
         stack,
         *("capture", "--vm", stack.vm_id("vm-cancel"), "--gallery", "rg-images/galContoso"),
         *("--definition", "vm-cancel-def", "--publisher", "contoso", "--offer", "t", "--sku", "vm-cancel"),
-        *("--prepare", "deprovision", "--region", "westeurope", "--json"),
+        *("--prepare", "deprovision", "--capture-mode", "inPlace", "--region", "westeurope", "--json"),
         *("--export-account", stack.cloud.storage_account_url("stexports"), "--export-container", "vhds"),
     )
     assert proc.returncode == EXIT_COMPLETED, proc  # started, not waited for

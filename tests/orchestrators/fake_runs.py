@@ -19,6 +19,7 @@ APP = Path(__file__).resolve().parent / "fakeapp"
 VM = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-build/providers/Microsoft.Compute/virtualMachines/vm-fake"
 REQUEST: dict[str, Any] = {
     "sourceVmId": VM,
+    "captureMode": "inPlace",
     "gallery": {"resourceGroup": "rg-images", "name": "galContoso"},
     "imageDefinition": {"name": "fake", "publisher": "contoso", "offer": "fake", "sku": "s"},
     "version": "1.0.0",

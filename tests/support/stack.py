@@ -50,6 +50,7 @@ class Stack:
         """A full capture request: a gallery and definition created if missing, three regions, an export."""
         body: dict[str, Any] = {
             "sourceVmId": self.vm_id(vm),
+            "captureMode": "inPlace",
             "gallery": {"resourceGroup": "rg-images", "name": "galContoso", "createIfMissing": True},
             "imageDefinition": {
                 "name": f"{vm}-def",

@@ -28,6 +28,7 @@ from tests.support.tripwire import Listener
 VM_ID = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-build/providers/Microsoft.Compute/virtualMachines/vm-x"
 BASE = {
     "sourceVmId": VM_ID,
+    "captureMode": "inPlace",
     "gallery": {"resourceGroup": "rg-images", "name": "galContoso"},
     "imageDefinition": {"name": "d", "createIfMissing": False},
     "prepare": "none",

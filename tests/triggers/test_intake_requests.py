@@ -31,13 +31,12 @@ def test_the_valid_request_is_accepted_and_records_its_capture_mode() -> None:
     request, errors = validate_request(valid_request())
     assert errors == [] and request is not None
     assert request.to_wire()["captureMode"] == "inPlace"
-    # Optional on HTTP (the default until capture modes exist), required on queue messages.
+    # Required on HTTP and queue alike: "inPlace" destroys the VM as a VM, so it is never assumed.
     no_mode = valid_request()
     del no_mode["captureMode"]
-    request, errors = validate_request(no_mode)
-    assert request is not None and request.capture_mode == "inPlace"
-    found = errors_of(no_mode, require_capture_mode=True)
+    found = errors_of(no_mode)
     assert set(found) == {"captureMode"}
+    assert "never assumed" in found["captureMode"]
     assert "never be started again" in found["captureMode"] and "deprovision" in found["captureMode"]
     assert "captureMode" in errors_of(valid_request(captureMode="clone"))
 
