@@ -2,7 +2,7 @@
 
 PascalCase keys, integer ``EventType``, the four mandatory keys on every event, ISO-8601 UTC
 timestamps with a ``Z``. Payloads (``Input``, ``Result``) are JSON text held in strings.
-See reference §2 (durable-functions-protocol.md).
+The event shapes and their protocol are described in docs/devhost-engine.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One orchestrator episode: deliver one new event, run the SDK's handle, apply the returned actions.
 
 This is what the extension's out-of-proc shim and DTFx do between two invocations of the
-Python orchestrator (reference §4.10): build the context JSON from the recorded history plus
+Python orchestrator: build the context JSON from the recorded history plus
 ``OrchestratorStarted`` and the one new event, invoke the orchestrator, parse its
 OrchestratorState (or the ``$OutOfProcData$`` failure), check the replayed actions against the
 recorded ones (non-determinism), perform host-side retry bookkeeping, turn new actions into
@@ -24,7 +24,7 @@ from devhost.functions import AppIndex, FunctionNotFound, call_orchestrator
 
 OOP_MARKER = "\n\n$OutOfProcData$:"
 
-# Azure Storage's limits (reference §1.2): the SDK splits timers longer than 6 days into 3-day pieces.
+# Azure Storage's limits: the SDK splits timers longer than 6 days into 3-day pieces.
 MAX_SHORT_TIMER = "6.00:00:00"
 LONG_TIMER_INTERVAL = "3.00:00:00"
 
@@ -210,7 +210,7 @@ class Episode:
         try:
             out = call_orchestrator(info, ctx)
             state = json.loads(out)
-        except Exception as exc:  # the SDK's failure path (reference §3.2)
+        except Exception as exc:  # the SDK's failure path
             text = str(exc)
             if OOP_MARKER in text:
                 try:
@@ -225,7 +225,7 @@ class Episode:
                 f"the orchestrator returned {type(state).__name__}, not an OrchestratorState object"
             )
 
-        if "customStatus" in state:  # only sent when truthy; absence never clears (reference §3.1)
+        if "customStatus" in state:  # only sent when truthy; absence never clears
             inst.custom_status = json.dumps(state["customStatus"])
 
         actions = state.get("actions") or []
@@ -270,7 +270,7 @@ class Episode:
                 self.changed_sigs.append(i)
         return None
 
-    # --- retries (reference §4.3) ---------------------------------------------------------------
+    # --- retries -----------------------------------------------------------------------------------
     def _retry_bookkeeping(self, ev: Event) -> None:
         retries: dict[str, dict[str, Any]] = self.state["retries"]
         et = ev.get("EventType")
