@@ -36,26 +36,10 @@ from tests.e2e.least_privilege import (
 from tests.support.http import http, wait_for
 from tests.support.policy import PATIENT_COPIES
 from tests.support.stack import Stack, running_stack
+from tests.support.worlds import JANITOR_FAULTS
 
 pytestmark = pytest.mark.e2e
 
-FAULTS = {
-    "rules": [
-        {
-            "name": "copies-stall",
-            "match": {"copy": {"account": "^stexports$", "blob": "capture-vm-(cancel|notice)-"}},
-            "effect": {"type": "copy", "outcome": "stall"},
-        },
-        {
-            "name": "half-made-version-fails",
-            "match": {
-                "action": "Microsoft.Compute/galleries/images/versions/write",
-                "path": "/versions/9\\.9\\.9$",
-            },
-            "effect": {"type": "replicationFailure", "region": "westeurope"},
-        },
-    ]
-}
 ENV = {**PATIENT_COPIES, "JANITOR_GRACE_SECONDS": "0"}  # JANITOR_SCOPES unset: the recent subscriptions
 
 
@@ -63,7 +47,7 @@ ENV = {**PATIENT_COPIES, "JANITOR_GRACE_SECONDS": "0"}  # JANITOR_SCOPES unset: 
 def lp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("least-privilege")
     world = least_privilege_world(workdir / "world.json")
-    with running_stack(workdir, world=world, fast_queues=True, faults=FAULTS, env=ENV) as s:
+    with running_stack(workdir, world=world, fast_queues=True, faults=JANITOR_FAULTS, env=ENV) as s:
         yield s
         s.assert_no_secrets()
 

@@ -94,3 +94,25 @@ def write_fast_queue_app(app_dir: Path) -> Path:
     queues["maxPollingInterval"] = "00:00:00.500"
     (app_dir / "host.json").write_text(json.dumps(host, indent=1))
     return app_dir
+
+
+# Faults of the tagged world's cancel/notice/janitor scenarios: copies of vm-cancel and vm-notice stall
+# (so a cancel or a termination finds them mid-copy), and version 9.9.9 fails replication in westeurope
+# (a half-made version for the janitor to find).
+JANITOR_FAULTS: dict[str, Any] = {
+    "rules": [
+        {
+            "name": "copies-stall",
+            "match": {"copy": {"account": "^stexports$", "blob": "capture-vm-(cancel|notice)-"}},
+            "effect": {"type": "copy", "outcome": "stall"},
+        },
+        {
+            "name": "half-made-version-fails",
+            "match": {
+                "action": "Microsoft.Compute/galleries/images/versions/write",
+                "path": "/versions/9\\.9\\.9$",
+            },
+            "effect": {"type": "replicationFailure", "region": "westeurope"},
+        },
+    ]
+}

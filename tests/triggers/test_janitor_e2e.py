@@ -16,32 +16,16 @@ import pytest
 from tests.support.http import http, wait_for
 from tests.support.leaks import secrets_in
 from tests.support.stack import Stack, running_trigger_stack
+from tests.support.worlds import JANITOR_FAULTS
 
 pytestmark = pytest.mark.e2e
 
-FAULTS = {
-    "rules": [
-        {
-            "name": "copies-stall",
-            "match": {"copy": {"account": "^stexports$", "blob": "capture-vm-(cancel|notice)-"}},
-            "effect": {"type": "copy", "outcome": "stall"},
-        },
-        {
-            "name": "half-made-version-fails",
-            "match": {
-                "action": "Microsoft.Compute/galleries/images/versions/write",
-                "path": "/versions/9\\.9\\.9$",
-            },
-            "effect": {"type": "replicationFailure", "region": "westeurope"},
-        },
-    ]
-}
 ENV = {"JANITOR_GRACE_SECONDS": "0"}  # JANITOR_SCOPES unset: the subscriptions of recent captures
 
 
 @pytest.fixture(scope="module")
 def jstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_trigger_stack(tmp_path_factory.mktemp("janitor"), faults=FAULTS, env=ENV) as s:
+    with running_trigger_stack(tmp_path_factory.mktemp("janitor"), faults=JANITOR_FAULTS, env=ENV) as s:
         yield s
 
 
