@@ -18,7 +18,8 @@ from pydantic import ValidationError
 
 from shared import telemetry
 from shared.activity_types import Activity
-from shared.errors import CaptureError, code_text, translate_azure_error
+from shared.azure_errors import code_text, translate_azure_error
+from shared.errors import CaptureError
 from shared.ids import ResourceId
 from shared.model_base import WireModel
 from shared.redaction import strip_query

@@ -30,6 +30,7 @@ from shared.activity_types import (
     GET_VERSION_STATUS,
     START_IMAGE_VERSION,
 )
+from shared.azure_errors import translate_azure_error
 from shared.contracts import (
     DefinitionInput,
     DefinitionResult,
@@ -38,7 +39,7 @@ from shared.contracts import (
     VersionRef,
     VersionStatus,
 )
-from shared.errors import AzureOperationError, PreflightError, TransientAzureError, translate_azure_error
+from shared.errors import AzureOperationError, PreflightError, TransientAzureError
 from shared.ids import TAG_RUN_ID, made_by_run
 
 

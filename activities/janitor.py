@@ -26,8 +26,9 @@ from azure.core.exceptions import HttpResponseError
 from activities import gallery, snapshots
 from activities._common import activity, as_dict, get_or_none, parse_id, props
 from shared import clients
+from shared.azure_errors import translate_azure_error
 from shared.contracts import Done, SnapshotRef, VersionRef
-from shared.errors import CaptureError, translate_azure_error
+from shared.errors import CaptureError
 from shared.ids import TAG_CAPTURE_ID, ResourceId
 from shared.janitor import (
     ActionResult,

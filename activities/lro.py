@@ -5,7 +5,7 @@ on the operation-status URL (``Azure-AsyncOperation``, else ``Location``): ``InP
 ``Succeeded``, ``Failed`` or ``Canceled`` with Azure's ``error``. The activities here never
 deserialize the accepted answer (an empty 202 body is normal, not an error): they keep the status
 URL, read the resource back with a GET, and, when it is missing or ``Failed``, ask the operation
-why (``read_operation``), classified by ``shared.errors.is_transient``.
+why (``read_operation``), classified by ``shared.azure_errors.is_transient``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from azure.core.rest import HttpRequest
 from azure.mgmt.core.exceptions import ARMErrorFormat
 
 from shared import clients
+from shared.azure_errors import code_text, is_transient
 from shared.contracts import OperationOutcome
-from shared.errors import code_text, is_transient
 from shared.redaction import redact
 
 

@@ -22,8 +22,9 @@ from shared.activity_types import (
     REVOKE_SNAPSHOT_ACCESS,
     START_SNAPSHOT,
 )
+from shared.azure_errors import operation_failure
 from shared.contracts import Done, OperationOutcome, SnapshotInput, SnapshotRef, SnapshotResult
-from shared.errors import AzureOperationError, TransientAzureError, operation_failure
+from shared.errors import AzureOperationError, TransientAzureError
 from shared.ids import TAG_RUN_ID, made_by_run, ownership_tags, snapshot_id, snapshot_name
 
 # Which disk of the capture a snapshot holds ("os" / "lun<N>"), so get_snapshot can say it without state.

@@ -24,6 +24,7 @@ from shared.activity_types import (
     START_GUEST_PREPARE,
     START_VM,
 )
+from shared.azure_errors import translate_azure_error
 from shared.contracts import (
     DiskFacts,
     GuestPrepareInput,
@@ -32,7 +33,7 @@ from shared.contracts import (
     VmFacts,
     VmRef,
 )
-from shared.errors import CaptureError, GuestPreparationError, PreflightError, translate_azure_error
+from shared.errors import CaptureError, GuestPreparationError, PreflightError
 from shared.ids import disk_key
 from shared.redaction import redact
 

@@ -25,7 +25,7 @@ class OperationOutcome(WireModel):
     status: str  # InProgress | Succeeded | Failed | Canceled | Unknown
     code: str | None = None  # Azure's error code when Failed/Canceled, as Azure spells it
     message: str | None = None  # Azure's message, redacted
-    transient: bool = False  # shared.errors.is_transient(code, message): worth retrying
+    transient: bool = False  # shared.azure_errors.is_transient(code, message): worth retrying
 
 
 # --- the orchestration's own input ------------------------------------------------------

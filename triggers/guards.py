@@ -29,7 +29,7 @@ import azure.durable_functions as df
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared import clients
-from shared.errors import translate_azure_error
+from shared.azure_errors import translate_azure_error
 from shared.events import DeallocationEvent, parse_time
 from shared.ids import ResourceId
 from shared.instances import ACTIVE_STATES, aware

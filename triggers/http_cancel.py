@@ -28,7 +28,7 @@ import azure.functions as func
 
 from shared.bounded_json import BodyProblem, decode_json
 from shared.ids import is_capture_id
-from shared.status import capture_progress, shown_runtime_status, sub_instance_ids
+from shared.status_view import capture_progress, shown_runtime_status, sub_instance_ids
 from triggers.http_helpers import body_refused, capture_url, error_body, json_response, not_found
 from triggers.status_reader import is_active, read_instance
 

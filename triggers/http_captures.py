@@ -21,13 +21,8 @@ from shared.bounded_json import decode_json
 from shared.ids import is_capture_id
 from shared.instances import InstanceSnapshot
 from shared.requests import validate_request
-from shared.status import (
-    aggregate_status,
-    capture_progress,
-    export_instance_id,
-    run_id_of,
-    version_instance_id,
-)
+from shared.status import export_instance_id, version_instance_id
+from shared.status_view import aggregate_status, capture_progress, run_id_of
 from triggers.http_helpers import (
     body_refused,
     capture_links,

@@ -17,7 +17,7 @@ import azure.functions as func
 from shared.api_bodies import CaptureList, CaptureListEntry
 from shared.ids import is_capture_id
 from shared.instances import InstanceSnapshot, snapshot_of
-from shared.status import capture_progress, shown_runtime_status
+from shared.status_view import capture_progress, shown_runtime_status
 from triggers.http_helpers import capture_url, json_response
 
 list_bp = df.Blueprint()

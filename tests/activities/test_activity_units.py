@@ -13,14 +13,9 @@ import activities
 from activities import compat, image_versions, virtual_machines
 from activities._common import activity
 from activities.exports import _progress
+from shared.azure_errors import translate_azure_error
 from shared.contracts import DefinitionFacts, DiskFacts, VmFacts, VmRef
-from shared.errors import (
-    AzureOperationError,
-    CaptureError,
-    TransientAzureError,
-    parse_failure,
-    translate_azure_error,
-)
+from shared.errors import AzureOperationError, CaptureError, TransientAzureError, parse_failure
 from shared.redaction import contains_secret
 from shared.requests import ImageDefinitionSpec
 from tests.activities.arm_responses import ArmResponse

@@ -7,7 +7,8 @@ import json
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import StorageErrorCode
 
-from shared.errors import AzureOperationError, ErrorInfo, code_text, parse_failure, translate_azure_error
+from shared.azure_errors import code_text, translate_azure_error
+from shared.errors import AzureOperationError, ErrorInfo, parse_failure
 from shared.status import CaptureProgress, ErrorView
 
 VM = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"

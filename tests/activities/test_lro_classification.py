@@ -10,15 +10,8 @@ from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.storage.blob import StorageErrorCode
 
 from activities.image_versions import next_free
-from shared.errors import (
-    AzureOperationError,
-    TransientAzureError,
-    code_text,
-    is_transient,
-    operation_failure,
-    parse_failure,
-    translate_azure_error,
-)
+from shared.azure_errors import code_text, is_transient, operation_failure, translate_azure_error
+from shared.errors import AzureOperationError, TransientAzureError, parse_failure
 from tests.activities.arm_responses import ArmResponse
 
 

@@ -24,7 +24,8 @@ from shared.ids import (
     ownership_tags,
     snapshot_name,
 )
-from shared.status import CaptureProgress, run_id_of
+from shared.status import CaptureProgress
+from shared.status_view import run_id_of
 from tests.orchestrators.fake_runs import REQUEST
 from triggers.http_cancel import sub_instances
 from triggers.starting import previous_run_id

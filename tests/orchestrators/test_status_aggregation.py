@@ -6,18 +6,18 @@ import json
 
 from orchestrators.retrying import StepFailed
 from shared.errors import ErrorInfo
+from shared.instances import InstanceSnapshot
 from shared.redaction import contains_secret
 from shared.status import (
     CaptureProgress,
     CaptureResult,
     DiskProgress,
     ExportProgress,
-    InstanceSnapshot,
     RegionProgress,
     Stage,
     VersionProgress,
-    aggregate_status,
 )
+from shared.status_view import aggregate_status
 
 CID = "capture-vm-web-0123456789"
 VM = "/subscriptions/s/resourceGroups/rg-build/providers/Microsoft.Compute/virtualMachines/vm-web"

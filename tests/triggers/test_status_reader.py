@@ -12,14 +12,8 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from shared.instances import InstanceSnapshot, decoded, input_request, input_run_id, snapshot_of, status_name
-from shared.status import (
-    CaptureProgress,
-    DiskProgress,
-    aggregate_status,
-    capture_progress,
-    shown_runtime_status,
-    sub_instance_ids,
-)
+from shared.status import CaptureProgress, DiskProgress
+from shared.status_view import aggregate_status, capture_progress, shown_runtime_status, sub_instance_ids
 from triggers.http_helpers import body_refused, capture_links, capture_url, json_response, not_found
 from triggers.status_reader import is_active, read_instance
 

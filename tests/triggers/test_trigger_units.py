@@ -405,7 +405,8 @@ def test_cancel_reaches_sub_orchestrations() -> None:
 
 
 def test_a_canceled_capture_reads_canceled() -> None:
-    from shared.status import InstanceSnapshot, aggregate_status
+    from shared.instances import InstanceSnapshot
+    from shared.status_view import aggregate_status
 
     progress = CaptureProgress(
         capture_id="capture-x",
