@@ -47,12 +47,15 @@ SNAPSHOT = StageSpec(
 PUBLISH_AND_EXPORT = StageSpec(
     Stage.PUBLISH, branches.publish_and_export, tracked=False, on_cancel=branches.delete_version_on_cancel
 )
+# The release stages every plan runs after publish (boot test, promotion, retention, sharing, hand-off),
+# in this order; each is skipped when its request part is absent.
+RELEASE: tuple[StageSpec, ...] = ()
 # No safe point: once the branches ended, a late cancel must not undo a finished image.
 CLEANUP = StageSpec(Stage.CLEANUP, snapshots.cleanup, skip=snapshots.skip_cleanup, safe_point=False)
 
 CAPTURE = Plan(
     name="capture",
-    stages=(PREFLIGHT, PREPARE, DEALLOCATE, GENERALIZE, SNAPSHOT, PUBLISH_AND_EXPORT, CLEANUP),
+    stages=(PREFLIGHT, PREPARE, DEALLOCATE, GENERALIZE, SNAPSHOT, PUBLISH_AND_EXPORT, *RELEASE, CLEANUP),
     finish=endings.succeeded,
     canceled=endings.canceled,
     failed=endings.failed,
@@ -71,7 +74,7 @@ RESTART = StageSpec(Stage.RESTART, specialized.restart, skip=specialized.skip_re
 
 SPECIALIZED = Plan(
     name="specialized",
-    stages=(PREFLIGHT, DEALLOCATE_FOR_SNAPSHOTS, SNAPSHOT, RESTART, PUBLISH_AND_EXPORT, CLEANUP),
+    stages=(PREFLIGHT, DEALLOCATE_FOR_SNAPSHOTS, SNAPSHOT, RESTART, PUBLISH_AND_EXPORT, *RELEASE, CLEANUP),
     finish=endings.succeeded,
     canceled=specialized.canceled,
     failed=endings.failed,
