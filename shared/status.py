@@ -21,6 +21,7 @@ from pydantic import Field
 
 from shared.errors import ErrorInfo
 from shared.model_base import WireModel
+from shared.release_spec import RetentionReport, ShareReport
 from shared.request_rules import CaptureKind
 
 
@@ -37,6 +38,8 @@ class Stage(StrEnum):
     SNAPSHOT = "snapshot"
     PUBLISH = "publish"
     EXPORT = "export"
+    RETAIN = "retain"  # retention: the oldest versions of the definition beyond retention.keepLatest deleted
+    SHARE = "share"  # share.principals: role assignments on the gallery
     RESTART = "restart"  # specialized, consistency "stopped": the VM started again after the snapshots
     CLEANUP = "cleanup"
     # Not stages of the pipeline: the capture's whereabouts once it finished or while it is undone.
@@ -126,6 +129,8 @@ class CaptureProgress(CaptureKind):
     cancel_requested: bool = False
     cancel_reason: str | None = None
     cleaned: list[str] = Field(default_factory=list)
+    retention: RetentionReport | None = None  # what the retain stage deleted and kept, and why
+    shared: list[ShareReport] = Field(default_factory=list)  # the share stage's role assignments
 
     def stage_of(self, name: Stage) -> StageTiming:
         for s in self.stages:
@@ -194,6 +199,8 @@ class CaptureResult(CaptureKind):
     snapshots_kept: list[str] = Field(default_factory=list)
     snapshots_deleted: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
+    retention: RetentionReport | None = None
+    shared: list[ShareReport] = Field(default_factory=list)
 
 
 class CaptureStatusView(CaptureKind):
@@ -218,3 +225,5 @@ class CaptureStatusView(CaptureKind):
     cancel_requested: bool = False
     cancel_reason: str | None = None
     cleaned: list[str] = Field(default_factory=list)
+    retention: RetentionReport | None = None
+    shared: list[ShareReport] = Field(default_factory=list)
