@@ -74,7 +74,8 @@ def protection(v: VersionFacts, now: datetime) -> str | None:
 def retention_plan(
     versions: list[VersionFacts], keep_latest: int, current_id: str, now: datetime
 ) -> tuple[list[str], list[KeptVersion]]:
-    """(ids to delete, kept versions with why) for ``keep_latest``; the version ``current_id`` is never deleted."""
+    """(ids to delete, oldest first; kept versions, newest first, with why) for ``keep_latest``; the version
+    ``current_id`` is never deleted."""
     current = current_id.lower()
     delete: list[str] = []
     kept: list[KeptVersion] = []
@@ -99,4 +100,4 @@ def retention_plan(
             kept.append(KeptVersion(version_id=v.version_id, reason=why))
         else:
             delete.append(v.version_id)
-    return delete, kept
+    return delete[::-1], kept
