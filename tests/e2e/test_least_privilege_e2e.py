@@ -3,7 +3,8 @@
 One stack (azsim + Azurite + devhost running the real function_app.py) whose world gives the app's
 identity nothing but those custom roles, at the example world's scopes. The scenarios run one after
 another: a plain capture to three regions, a capture with export, an Event Grid triggered capture, a
-cancel during the copy, a capture that fails terminally, a specialized capture with consistency stopped, and a janitor sweep that cleans up an
+cancel during the copy, a capture that fails terminally, a specialized capture with consistency stopped, one with retention
+and sharing, and a janitor sweep that cleans up an
 orphaned run. Each must end as in the normal suite (an action missing from a role is a 403 there, so a
 failed capture or a refusal in azsim's log). Then what azsim authorised for the identity, read from
 ``/_sim/authorizations``, must equal the roles exactly (per scope), and each feature's share of it
@@ -125,6 +126,18 @@ def specialized_stopped_capture(s: Stack) -> None:
     assert (vm["powerState"], vm["generalized"]) == ("running", False), vm
 
 
+def retention_and_share(s: Stack) -> None:
+    """A second specialized version of vm-web-3 keeps only itself and grants the world's group the reader role."""
+    group = "4e9bc235-54f2-58f2-a18c-f29263f4fb63"  # gallery-consumers (examples/world.json)
+    share = {"principals": [{"principalId": group, "principalType": "Group"}]}
+    body = s.request("vm-web-3", export=False, captureMode="specialized", version="auto", share=share)
+    del body["prepare"]
+    status = s.run({**body, "retention": {"keepLatest": 1}})
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    assert len(status["result"]["retention"]["deleted"]) == 1, status["result"]
+    assert [x["state"] for x in status["result"]["shared"]] == ["created"], status["result"]
+
+
 def capture_with_export(s: Stack) -> None:
     status = s.run(s.request("vm-web-2"))
     assert status["runtimeStatus"] == "Completed", status.get("error")
@@ -209,6 +222,7 @@ CAPTURE = ("capture.inPlace", "prepareRunningVm", "createIfMissing")
 SCENARIOS: list[tuple[Callable[[Stack], None], tuple[str, ...], tuple[str, ...]]] = [
     (plain_capture, CAPTURE, ()),
     (specialized_stopped_capture, ("capture.specialized", "stoppedConsistency"), ("createIfMissing",)),
+    (retention_and_share, ("retention", "share"), ("capture.specialized",)),
     (capture_with_export, ("capture.inPlace", "prepareRunningVm", "export"), CAPTURE),
     (eventgrid_capture, ("capture.inPlace", "eventGrid"), CAPTURE),
     (cancel_during_copy, ("cancel",), (*CAPTURE, "export")),
