@@ -138,17 +138,21 @@ class ReleaseDefaults:
     share: ShareSpec | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> ReleaseDefaults:
-        def number(name: str, low: int, high: int) -> int | None:
-            raw = (env.get(name) or "").strip()
+    def parse(
+        cls, keep_latest: str | None, end_of_life_days: str | None, share_principals: str | None
+    ) -> ReleaseDefaults:
+        """From the settings' text (``shared.settings`` reads them); a bad value names its setting."""
+
+        def number(raw: str | None, name: str, high: int) -> int | None:
+            raw = (raw or "").strip()
             if not raw:
                 return None
-            if not raw.isdigit() or not low <= int(raw) <= high:
-                raise ValueError(f"setting {name}={raw!r} must be a whole number from {low} to {high}")
+            if not raw.isdigit() or not 1 <= int(raw) <= high:
+                raise ValueError(f"setting {name}={raw!r} must be a whole number from 1 to {high}")
             return int(raw)
 
         share = None
-        raw = (env.get("SHARE_PRINCIPALS") or "").strip()
+        raw = (share_principals or "").strip()
         if raw:
             try:
                 share = ShareSpec.model_validate({"principals": json.loads(raw)}, context={"intake": True})
@@ -158,8 +162,8 @@ class ReleaseDefaults:
                     '{"principalId": GUID, "principalType": ..., "role": ...}: ' + str(exc).splitlines()[0]
                 ) from None
         return cls(
-            keep_latest=number("RETENTION_KEEP_LATEST", 1, MAX_KEEP_LATEST),
-            end_of_life_days=number("RETENTION_END_OF_LIFE_DAYS", 1, MAX_END_OF_LIFE_DAYS),
+            keep_latest=number(keep_latest, "RETENTION_KEEP_LATEST", MAX_KEEP_LATEST),
+            end_of_life_days=number(end_of_life_days, "RETENTION_END_OF_LIFE_DAYS", MAX_END_OF_LIFE_DAYS),
             share=share,
         )
 

@@ -126,7 +126,11 @@ class Settings:
                 env.get(SETTING_SUFFIX), env.get(SETTING_TEMPLATE), env.get(SETTING_ACCOUNTS)
             ),
             webhook_allow_loopback=_bool(env, SETTING_ALLOW_LOOPBACK, False),
-            release=ReleaseDefaults.from_env(env),
+            release=ReleaseDefaults.parse(
+                env.get("RETENTION_KEEP_LATEST"),
+                env.get("RETENTION_END_OF_LIFE_DAYS"),
+                env.get("SHARE_PRINCIPALS"),
+            ),
         )
 
 

@@ -51,6 +51,8 @@ EXPECTED_ACTIVITIES = {
     "revoke_snapshot_access",
     "delete_snapshot",
     "get_snapshot_deletion",
+    "list_definition_versions",
+    "assign_role",
 }
 
 

@@ -18,6 +18,7 @@ from shared.release_spec import (
 )
 from shared.requests import validate_request
 from shared.retention_rules import newest_first, retention_plan
+from shared.settings import Settings
 from tests.triggers.intake_support import valid_request
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -192,24 +193,24 @@ def test_the_assignment_name_is_deterministic_and_tells_triples_apart() -> None:
 
 
 def test_settings_fill_what_the_request_leaves_out() -> None:
-    defaults = ReleaseDefaults.from_env(
+    defaults = Settings.from_env(
         {
             "RETENTION_KEEP_LATEST": "5",
             "RETENTION_END_OF_LIFE_DAYS": "180",
             "SHARE_PRINCIPALS": '[{"principalId": "4e9bc235-54f2-58f2-a18c-f29263f4fb63", "principalType": "Group"}]',
         }
-    )
+    ).release
     filled = defaults.fill({"retention": {"keepLatest": 2}})
     assert filled["retention"] == {"keepLatest": 2, "endOfLifeDays": 180}
     assert filled["share"]["principals"][0]["principalType"] == "Group"
     # An explicit date keeps the days out; an explicit share wins.
     own = defaults.fill({"endOfLifeDate": "2999-01-01", "share": {"principals": []}})
     assert own["retention"] == {"keepLatest": 5} and own["share"] == {"principals": []}
-    assert ReleaseDefaults.from_env({}).fill({"a": 1}) == {"a": 1}
+    assert ReleaseDefaults().fill({"a": 1}) == {"a": 1}
     for bad in (
         {"RETENTION_KEEP_LATEST": "0"},
         {"RETENTION_END_OF_LIFE_DAYS": "x"},
         {"SHARE_PRINCIPALS": "[{}]"},
     ):
         with pytest.raises(ValueError, match="setting"):
-            ReleaseDefaults.from_env(bad)
+            Settings.from_env(bad)
