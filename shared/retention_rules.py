@@ -5,11 +5,12 @@ Completed in every region), the version this capture just made always among them
 usable ones, except a version that
 
 - is still being created, updated or replicated (or ended Failed: the janitor's business, not ours);
-- has ``safetyProfile.blockDeletionBeforeEndOfLife`` true and an end of life that has not passed (Azure
-  refuses the delete);
-- has ``safetyProfile.allowDeletionOfReplicatedLocations`` false: its owner protected its replicas. Azure
-  documents the flag for removing regions, and whether it also blocks deleting the version is not known,
-  so retention leaves such a version alone (our rule: docs/azure-facts.md, "Retention and sharing").
+- has ``safetyProfile.blockDeletionBeforeEndOfLife`` true and an end of life that has not passed or is not
+  set (Azure refuses the delete).
+
+``safetyProfile.allowDeletionOfReplicatedLocations`` is not a guard: Azure documents it for removing
+regions from a version, and Microsoft's own examples show it ``false`` on ordinary versions, so honouring
+it would keep nearly every version (docs/azure-facts.md, "Retention and sharing").
 
 Newest means the latest ``publishedDate``, ties broken by the higher version number. A version already
 ``Deleting`` counts as deleted (a retry finds the deletion it started).
@@ -66,8 +67,6 @@ def protection(v: VersionFacts, now: datetime) -> str | None:
         v.end_of_life_date is None or _when(v.end_of_life_date) > now
     ):
         return "safetyProfile.blockDeletionBeforeEndOfLife is true and its end of life has not passed"
-    if v.allow_deletion_of_replicated_locations is False:
-        return "safetyProfile.allowDeletionOfReplicatedLocations is false (its replicas are protected)"
     return None
 
 

@@ -43,6 +43,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ValueError(f"setting {name}={raw!r} must be true or false")
 
 
+def _release_defaults(env: Mapping[str, str]) -> ReleaseDefaults:
+    """Retention and sharing for requests without them (shared.release_spec)."""
+    return ReleaseDefaults.parse(
+        env.get("RETENTION_KEEP_LATEST"), env.get("RETENTION_END_OF_LIFE_DAYS"), env.get("SHARE_PRINCIPALS")
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     arm_endpoint: str = "https://management.azure.com"
@@ -126,11 +133,7 @@ class Settings:
                 env.get(SETTING_SUFFIX), env.get(SETTING_TEMPLATE), env.get(SETTING_ACCOUNTS)
             ),
             webhook_allow_loopback=_bool(env, SETTING_ALLOW_LOOPBACK, False),
-            release=ReleaseDefaults.parse(
-                env.get("RETENTION_KEEP_LATEST"),
-                env.get("RETENTION_END_OF_LIFE_DAYS"),
-                env.get("SHARE_PRINCIPALS"),
-            ),
+            release=_release_defaults(env),
         )
 
 

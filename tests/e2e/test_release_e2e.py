@@ -105,22 +105,21 @@ def test_retention_deletes_the_oldest_beyond_keep_latest_and_keeps_a_protected_o
     eol = version.publishing_profile.end_of_life_date
     assert eol == (started + timedelta(days=30)).replace(microsecond=0), (eol, started)
 
-    # The owner protects the third version's replicas: retention leaves it although it is beyond the count.
+    # The owner blocks the third version's deletion before its end of life (it has none: blocked for good):
+    # retention leaves it although it is beyond the count (azsim, as Azure, would refuse the delete).
     protected = first[2].rsplit("/", 1)[1]
     stack.compute().gallery_image_versions.begin_update(
         RG,
         GALLERY,
         definition,
         protected,
-        GalleryImageVersionUpdate(
-            {"properties": {"safetyProfile": {"allowDeletionOfReplicatedLocations": False}}}
-        ),
+        GalleryImageVersionUpdate({"properties": {"safetyProfile": {"blockDeletionBeforeEndOfLife": True}}}),
     ).result()
     fifth = _capture(stack, definition, retention={"keepLatest": 1})
     report = fifth["result"]["retention"]
     assert report["deleted"] == [new], report
     reasons = {k["versionId"]: k["reason"] for k in report["kept"]}
-    assert "allowDeletionOfReplicatedLocations is false" in reasons[first[2]], reasons
+    assert "blockDeletionBeforeEndOfLife is true" in reasons[first[2]], reasons
     assert _names(stack, definition) == {protected, fifth["result"]["imageVersion"]}
 
 

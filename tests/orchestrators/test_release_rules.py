@@ -71,7 +71,6 @@ def test_the_new_version_is_never_deleted_even_when_its_date_is_oldest() -> None
         ),
         ({"provisioning_state": "Updating"}, "still being created or updated"),
         ({"provisioning_state": "Failed"}, "provisioning state Failed"),
-        ({"allow_deletion_of_replicated_locations": False}, "allowDeletionOfReplicatedLocations is false"),
         (
             {"block_deletion_before_end_of_life": True, "end_of_life_date": "2027-01-01T00:00:00Z"},
             "blockDeletionBeforeEndOfLife is true",
@@ -102,6 +101,14 @@ def test_an_unusable_version_does_not_count_and_an_expired_block_does_not_protec
     doomed, kept = _plan(versions, 2, "1.0.3")
     # 1.0.2 is not usable: it neither counts nor goes; 1.0.1 is the second usable; 1.0.0's block expired.
     assert doomed == ["1.0.0"] and set(kept) == {"1.0.3", "1.0.2", "1.0.1"}
+
+
+def test_allow_deletion_of_replicated_locations_false_does_not_protect_a_whole_version() -> None:
+    versions = [
+        _v("1.0.0", allow_deletion_of_replicated_locations=False),
+        _v("1.0.1", "2026-11-09T00:00:00Z"),
+    ]
+    assert _plan(versions, 1, "1.0.1")[0] == ["1.0.0"]
 
 
 def test_a_version_already_deleting_counts_as_deleted_on_a_retry() -> None:
