@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from shared.permissions import CapturePlanNeeds, capture_features, plan_requirements
 from shared.release_spec import (
     KNOWN_ROLES,
     READER_ROLE,
@@ -221,3 +222,29 @@ def test_settings_fill_what_the_request_leaves_out() -> None:
     ):
         with pytest.raises(ValueError, match="setting"):
             Settings.from_env(bad)
+
+
+def test_preflight_asks_for_the_release_actions_only_when_the_request_has_them() -> None:
+    vm = "/subscriptions/s/resourceGroups/rg-build/providers/Microsoft.Compute/virtualMachines/vm-web"
+
+    def actions(**flags: bool) -> dict[str, str | None]:
+        return {
+            a.action: a.builtin_role
+            for r in plan_requirements(
+                CapturePlanNeeds(
+                    source_vm_id=vm, gallery_group_id="/subscriptions/s/resourceGroups/rg-images", **flags
+                )
+            )
+            for a in r.required
+            if r.scope.endswith("rg-images")
+        }
+
+    plain = actions()
+    assert not any(a.startswith("Microsoft.Authorization/") for a in plain)
+    shared = actions(share=True)
+    assert (
+        shared["Microsoft.Authorization/roleAssignments/write"] == "Role Based Access Control Administrator"
+    )
+    assert "Microsoft.Authorization/roleAssignments/read" in shared
+    assert "Microsoft.Compute/galleries/images/versions/delete" in actions(retention=True)
+    assert capture_features(retention=True, share=True)[-3:] == ("retention", "share", "cancel")
