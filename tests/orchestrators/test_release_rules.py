@@ -227,12 +227,15 @@ def test_settings_fill_what_the_request_leaves_out() -> None:
 def test_preflight_asks_for_the_release_actions_only_when_the_request_has_them() -> None:
     vm = "/subscriptions/s/resourceGroups/rg-build/providers/Microsoft.Compute/virtualMachines/vm-web"
 
-    def actions(**flags: bool) -> dict[str, str | None]:
+    def actions(*, retention: bool = False, share: bool = False) -> dict[str, str | None]:
         return {
             a.action: a.builtin_role
             for r in plan_requirements(
                 CapturePlanNeeds(
-                    source_vm_id=vm, gallery_group_id="/subscriptions/s/resourceGroups/rg-images", **flags
+                    source_vm_id=vm,
+                    gallery_group_id="/subscriptions/s/resourceGroups/rg-images",
+                    retention=retention,
+                    share=share,
                 )
             )
             for a in r.required
