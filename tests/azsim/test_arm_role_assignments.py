@@ -61,6 +61,13 @@ def _world() -> Any:
             "visibleAfterSeconds": 30,
         },
     ]
+    # The example world lets the pipeline share its galleries; here it is only a Contributor there.
+    data["roleAssignments"] = [
+        ra
+        for ra in data["roleAssignments"]
+        if (ra["principal"], ra["roleDefinitionName"])
+        != ("id-image-pipeline", "Role Based Access Control Administrator")
+    ]
     data["roleAssignments"] += [
         {"principal": "gallery-owner", "roleDefinitionName": "User Access Administrator", "scope": GALLERY},
         {
