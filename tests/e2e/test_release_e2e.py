@@ -6,8 +6,10 @@ Each test ends with the secret scan of the ``make_stack`` fixture (tests/e2e/con
 
 from __future__ import annotations
 
+import copy
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from azure.mgmt.compute.models import GalleryImageVersionUpdate
 
 from azsim.authz.role_assignments import principal_not_found
 from shared.release_spec import KNOWN_ROLES, READER_ROLE, assignment_name
+from tests.e2e.least_privilege import least_privilege_world, load_actions
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -193,3 +196,26 @@ def test_share_waits_out_principal_not_found_reruns_find_the_assignment_and_an_u
     assert f"Principal {stranger} does not exist in the directory" in error["message"], error
     assert "object id" in error["advice"] and "SHARE_PRINCIPAL_WAIT_SECONDS" in error["advice"], error
     assert failed["imageVersionState"] == "completed" and _stage(failed, "share")["state"] == "failed"
+
+
+def test_preflight_asks_for_role_assignment_rights_only_when_the_request_shares(
+    make_stack: Any, tmp_path: Path
+) -> None:
+    # The app holds the roles of app-actions.json, but its gallery role cannot touch role assignments.
+    roles = copy.deepcopy(load_actions()["roles"])
+    gallery_role = next(r for r in roles if r["scope"] == "galleries")
+    gallery_role["actions"] = [a for a in gallery_role["actions"] if "roleAssignments" not in a]
+    stack = make_stack(
+        latency=FAST_REPLICATION, world=least_privilege_world(tmp_path / "world.json", roles=roles)
+    )
+    share = {"principals": [{"principalId": CONSUMERS, "principalType": "Group"}]}
+    refused = stack.run(_body(stack, "web-lp", share=share), timeout=240)
+    assert refused["runtimeStatus"] == "Failed", refused
+    error = refused["error"]
+    assert (error["step"], error["code"]) == ("preflight", "MissingPermissions"), error
+    assert "Microsoft.Authorization/roleAssignments/write" in error["message"]
+    assert "Role Based Access Control Administrator" in error["message"], error
+    writes = [r for r in stack.sim("requests")["value"] if r["method"] not in ("GET", "HEAD")]
+    assert writes == [], writes  # nothing was made, not even a snapshot
+    # The same identity captures without share: the check asks only for what the request uses.
+    assert _capture(stack, "web-lp")["result"]["shared"] == []
