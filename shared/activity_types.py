@@ -35,6 +35,12 @@ from shared.contracts import (
     VmFacts,
     VmRef,
 )
+from shared.marketplace_spec import (
+    MarketplaceCheckInput,
+    MarketplaceCheckResult,
+    VhdRulesInput,
+    VhdRulesResult,
+)
 from shared.model_base import WireModel
 from shared.notices import NoticeInput, NoticeResult
 from shared.permissions import PermissionsCheckInput, PermissionsCheckResult
@@ -102,6 +108,9 @@ DELETE_IMAGE_VERSION = Activity("delete_image_version", VersionRef, Done)
 START_EXPORT = Activity("start_export", ExportStartInput, CopyStatus)
 GET_COPY_STATUS = Activity("get_copy_status", BlobRef, CopyStatus)
 ABORT_COPY = Activity("abort_copy", BlobRef, CopyStatus)
+# The Marketplace hand-off (activities.marketplace): the gallery subscription's tenant, the VHD rules.
+CHECK_MARKETPLACE = Activity("check_marketplace", MarketplaceCheckInput, MarketplaceCheckResult)
+CHECK_MARKETPLACE_VHDS = Activity("check_marketplace_vhds", VhdRulesInput, VhdRulesResult)
 # The run's root and stage spans, written once it ended (shared.telemetry; not an Azure call).
 RECORD_TRACE = Activity("record_trace", RunTrace, TraceWritten)
 # The completion notice (activities.notices, its own blueprint).
@@ -132,4 +141,6 @@ AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     GET_COPY_STATUS,
     ABORT_COPY,
     RECORD_TRACE,
+    CHECK_MARKETPLACE,
+    CHECK_MARKETPLACE_VHDS,
 )

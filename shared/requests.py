@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from shared import endpoints
 from shared.field_errors import FieldError, bounded_errors, pydantic_errors
 from shared.ids import ResourceId, resource_group_problem, subscription_id_problem, vm_name_problem
+from shared.marketplace_spec import MarketplaceSpec, marketplace_errors
 from shared.model_base import WireModel
 from shared.request_rules import (
     CAPTURE_MODE_EFFECT,
@@ -235,6 +236,7 @@ class CaptureRequest(WireModel):
     delete_snapshots: IntakeBool = True
     tags: dict[str, str] = Field(default_factory=dict)
     notify: Notify | None = None
+    marketplace: MarketplaceSpec | None = None  # shared.marketplace_spec
 
     @field_validator("source_vm_id")
     @classmethod
@@ -366,6 +368,7 @@ def validate_request(
             )
         )
     errors += mode_option_errors(data)
+    errors += marketplace_errors(data)
     request: CaptureRequest | None = None
     try:
         request = CaptureRequest.model_validate(data, context=INTAKE)

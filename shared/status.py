@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared.errors import ErrorInfo
+from shared.marketplace_spec import MarketplaceHandoff
 from shared.model_base import WireModel
 from shared.request_rules import CaptureKind
 
@@ -38,6 +39,7 @@ class Stage(StrEnum):
     PUBLISH = "publish"
     EXPORT = "export"
     RESTART = "restart"  # specialized, consistency "stopped": the VM started again after the snapshots
+    HANDOFF = "handoff"  # the Marketplace hand-off (shared.marketplace_spec), the last release stage
     CLEANUP = "cleanup"
     # Not stages of the pipeline: the capture's whereabouts once it finished or while it is undone.
     DONE = "done"
@@ -126,6 +128,10 @@ class CaptureProgress(CaptureKind):
     cancel_requested: bool = False
     cancel_reason: str | None = None
     cleaned: list[str] = Field(default_factory=list)
+    marketplace: MarketplaceHandoff | None = None
+    marketplace: MarketplaceHandoff | None = (
+        None  # what Partner Center needs (no SAS: the endpoint issues it)
+    )
 
     def stage_of(self, name: Stage) -> StageTiming:
         for s in self.stages:
@@ -194,6 +200,7 @@ class CaptureResult(CaptureKind):
     snapshots_kept: list[str] = Field(default_factory=list)
     snapshots_deleted: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
+    marketplace: MarketplaceHandoff | None = None
 
 
 class CaptureStatusView(CaptureKind):
@@ -218,3 +225,4 @@ class CaptureStatusView(CaptureKind):
     cancel_requested: bool = False
     cancel_reason: str | None = None
     cleaned: list[str] = Field(default_factory=list)
+    marketplace: MarketplaceHandoff | None = None

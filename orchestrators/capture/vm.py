@@ -8,6 +8,7 @@ orchestrator module.
 
 from __future__ import annotations
 
+from orchestrators.capture import marketplace
 from orchestrators.capture.rules import (
     STOPPED,
     mode_problems,
@@ -97,6 +98,9 @@ def preflight(run: CaptureRun) -> Gen[None]:
     )
     if problems:
         raise StepFailed(ErrorInfo.preflight_failed(req.source_vm_id, problems, facts.name))
+    yield from marketplace.preflight(
+        run
+    )  # gallery route: the publisher's tenant (orchestrators.capture.marketplace)
     yield from _check_permissions(run, facts, gcheck)
     run.regions = target_regions(req.target_regions, facts.location, gcheck.gallery_location)
     run.progress.regions = [RegionProgress(region=r.name) for r in run.regions]
