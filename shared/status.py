@@ -128,10 +128,8 @@ class CaptureProgress(CaptureKind):
     cancel_requested: bool = False
     cancel_reason: str | None = None
     cleaned: list[str] = Field(default_factory=list)
+    # What Partner Center needs (no SAS: POST /api/captures/{id}/marketplace-sas issues it).
     marketplace: MarketplaceHandoff | None = None
-    marketplace: MarketplaceHandoff | None = (
-        None  # what Partner Center needs (no SAS: the endpoint issues it)
-    )
 
     def stage_of(self, name: Stage) -> StageTiming:
         for s in self.stages:
