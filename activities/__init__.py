@@ -12,6 +12,8 @@ declaration (``activities._common.activity``), takes ``payload`` = ``<Input>.to_
   get_snapshot_deletion
 - ``gallery``: ensure_definition, start_image_version, get_version_status, delete_image_version
 - ``exports``: start_export, get_copy_status, abort_copy
+- ``retention``: list_definition_versions
+- ``sharing``: assign_role (role assignments; reusable by any stage that grants access)
 - ``marketplace``: check_marketplace, check_marketplace_vhds
 - ``traces``: record_trace (the run's root and stage spans, ``shared.telemetry``)
 """
@@ -29,6 +31,8 @@ from activities import (
     marketplace,
     permissions,
     preflight,
+    retention,
+    sharing,
     snapshots,
     traces,
     virtual_machines,
@@ -44,6 +48,8 @@ _MODULES = (
     gallery,
     exports,
     traces,
+    retention,
+    sharing,
     marketplace,
 )  # importing them fills IMPLEMENTATIONS
 

@@ -44,6 +44,12 @@ from shared.marketplace_spec import (
 from shared.model_base import WireModel
 from shared.notices import NoticeInput, NoticeResult
 from shared.permissions import PermissionsCheckInput, PermissionsCheckResult
+from shared.release_spec import (
+    DefinitionVersions,
+    DefinitionVersionsInput,
+    RoleAssignmentInput,
+    RoleAssignmentResult,
+)
 from shared.trace_ids import RunTrace, TraceWritten
 
 In = TypeVar("In", bound=WireModel)
@@ -108,6 +114,9 @@ DELETE_IMAGE_VERSION = Activity("delete_image_version", VersionRef, Done)
 START_EXPORT = Activity("start_export", ExportStartInput, CopyStatus)
 GET_COPY_STATUS = Activity("get_copy_status", BlobRef, CopyStatus)
 ABORT_COPY = Activity("abort_copy", BlobRef, CopyStatus)
+# Release: retention (activities.retention) and role assignments (activities.sharing).
+LIST_DEFINITION_VERSIONS = Activity("list_definition_versions", DefinitionVersionsInput, DefinitionVersions)
+ASSIGN_ROLE = Activity("assign_role", RoleAssignmentInput, RoleAssignmentResult)
 # The Marketplace hand-off (activities.marketplace): the gallery subscription's tenant, the VHD rules.
 CHECK_MARKETPLACE = Activity("check_marketplace", MarketplaceCheckInput, MarketplaceCheckResult)
 CHECK_MARKETPLACE_VHDS = Activity("check_marketplace_vhds", VhdRulesInput, VhdRulesResult)
@@ -141,6 +150,8 @@ AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     GET_COPY_STATUS,
     ABORT_COPY,
     RECORD_TRACE,
+    LIST_DEFINITION_VERSIONS,
+    ASSIGN_ROLE,
     CHECK_MARKETPLACE,
     CHECK_MARKETPLACE_VHDS,
 )

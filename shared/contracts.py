@@ -46,6 +46,8 @@ class CapturePolicy(WireModel):
     transient_retry_first_seconds: float = 30.0
     max_polls_per_execution: int = 40
     sas_margin_seconds: int = 3600
+    # How long SHARE waits out PrincipalNotFound for a principal the directory has not replicated yet.
+    principal_wait_seconds: float = 900.0
 
 
 class CaptureInput(WireModel):

@@ -44,6 +44,7 @@ _BUILTIN_SUGGESTIONS = (
     ("Microsoft.Compute/snapshots/", "Disk Snapshot Contributor"),
     ("Microsoft.Compute/galleries/", "Compute Gallery Artifacts Publisher"),
     ("Microsoft.Storage/storageAccounts/blobServices/", "Storage Blob Data Contributor"),
+    ("Microsoft.Authorization/roleAssignments/", "Role Based Access Control Administrator"),
 )
 # VM actions are authorised on the VM itself: checking them there also sees a role assigned on the VM.
 _ON_THE_VM = "microsoft.compute/virtualmachines/"
@@ -82,6 +83,8 @@ class CapturePlanNeeds(WireModel):
     stopped_consistency: bool = False  # a specialized capture of a running VM, deallocated and started again
     create_if_missing: bool = False
     export_account_id: str | None = None
+    retention: bool = False  # retention.keepLatest: list and delete old versions
+    share: bool = False  # share.principals: role assignments on the gallery
 
 
 class PermissionsCheckInput(WireModel):
@@ -126,6 +129,8 @@ def capture_features(
     prepare_running_vm: bool = False,
     stopped_consistency: bool = False,
     create_if_missing: bool = False,
+    retention: bool = False,
+    share: bool = False,
 ) -> tuple[str, ...]:
     """The features of app-actions.json a capture request uses.
 
@@ -140,6 +145,8 @@ def capture_features(
         features.append("createIfMissing")
     if export:
         features.append("export")
+    features += ["retention"] if retention else []
+    features += ["share"] if share else []
     features.append("cancel")
     return tuple(features)
 
@@ -185,6 +192,8 @@ def capture_requirements(
             prepare_running_vm=vm_running,
             create_if_missing=creates,
             export_account_id=export_account_id,
+            retention=request.retention is not None and request.retention.keep_latest is not None,
+            share=request.share is not None,
         )
     )
 
@@ -197,6 +206,8 @@ def plan_requirements(plan: CapturePlanNeeds) -> list[ScopeRequirement]:
         prepare_running_vm=plan.prepare_running_vm,
         stopped_consistency=plan.stopped_consistency,
         create_if_missing=plan.create_if_missing,
+        retention=plan.retention,
+        share=plan.share,
     )
     return requirements(
         features, capture_scopes(plan.source_vm_id, plan.gallery_group_id, plan.export_account_id)

@@ -20,6 +20,7 @@ from shared.field_errors import FieldError, bounded_errors, pydantic_errors
 from shared.ids import ResourceId, resource_group_problem, subscription_id_problem, vm_name_problem
 from shared.marketplace_spec import MarketplaceSpec, marketplace_errors
 from shared.model_base import WireModel
+from shared.release_spec import RetentionSpec, ShareSpec, release_errors
 from shared.request_rules import (
     CAPTURE_MODE_EFFECT,
     CAPTURE_MODES,
@@ -236,6 +237,9 @@ class CaptureRequest(WireModel):
     delete_snapshots: IntakeBool = True
     tags: dict[str, str] = Field(default_factory=dict)
     notify: Notify | None = None
+    # Release stages after publish (shared.release_spec): keep the newest versions; grant roles on the gallery.
+    retention: RetentionSpec | None = None
+    share: ShareSpec | None = None
     marketplace: MarketplaceSpec | None = None  # shared.marketplace_spec
 
     @field_validator("source_vm_id")
@@ -367,7 +371,10 @@ def validate_request(
                 message=f"required (never assumed): send one of the capture modes: {CAPTURE_MODE_EFFECT}",
             )
         )
-    errors += mode_option_errors(data)
+    from shared.settings import get_settings  # here: settings imports this module's dependants
+
+    data = get_settings().release.fill(data)  # the settings' retention/share where the request has none
+    errors += mode_option_errors(data) + release_errors(data)
     errors += marketplace_errors(data)
     request: CaptureRequest | None = None
     try:

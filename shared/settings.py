@@ -19,6 +19,7 @@ from shared.endpoints import (
     SETTING_TEMPLATE,
     StorageEndpoints,
 )
+from shared.release_spec import ReleaseDefaults
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -60,6 +61,8 @@ class Settings:
     storage_endpoints: StorageEndpoints = field(default_factory=StorageEndpoints)
     # Development only: webhooks on loopback (127.0.0.0/8, ::1, localhost), also over http.
     webhook_allow_loopback: bool = False
+    # Retention and sharing for requests that leave them out (shared.release_spec.ReleaseDefaults).
+    release: ReleaseDefaults = field(default_factory=ReleaseDefaults)
 
     @property
     def arm_scope(self) -> str:
@@ -96,6 +99,9 @@ class Settings:
                 _float(env, "CAPTURE_MAX_POLLS_PER_EXECUTION", defaults.max_polls_per_execution)
             ),
             sas_margin_seconds=int(_float(env, "CAPTURE_SAS_MARGIN_SECONDS", defaults.sas_margin_seconds)),
+            principal_wait_seconds=_float(
+                env, "SHARE_PRINCIPAL_WAIT_SECONDS", defaults.principal_wait_seconds
+            ),
         )
         return cls(
             arm_endpoint=env.get("AZURE_ARM_ENDPOINT", cls.arm_endpoint).rstrip("/"),
@@ -120,6 +126,7 @@ class Settings:
                 env.get(SETTING_SUFFIX), env.get(SETTING_TEMPLATE), env.get(SETTING_ACCOUNTS)
             ),
             webhook_allow_loopback=_bool(env, SETTING_ALLOW_LOOPBACK, False),
+            release=ReleaseDefaults.from_env(env),
         )
 
 

@@ -22,6 +22,7 @@ from pydantic import Field
 from shared.errors import ErrorInfo
 from shared.marketplace_spec import MarketplaceHandoff
 from shared.model_base import WireModel
+from shared.release_spec import RetentionReport, ShareReport
 from shared.request_rules import CaptureKind
 
 
@@ -38,6 +39,8 @@ class Stage(StrEnum):
     SNAPSHOT = "snapshot"
     PUBLISH = "publish"
     EXPORT = "export"
+    RETAIN = "retain"  # retention: the oldest versions of the definition beyond retention.keepLatest deleted
+    SHARE = "share"  # share.principals: role assignments on the gallery
     RESTART = "restart"  # specialized, consistency "stopped": the VM started again after the snapshots
     HANDOFF = "handoff"  # the Marketplace hand-off (shared.marketplace_spec), the last release stage
     CLEANUP = "cleanup"
@@ -128,6 +131,8 @@ class CaptureProgress(CaptureKind):
     cancel_requested: bool = False
     cancel_reason: str | None = None
     cleaned: list[str] = Field(default_factory=list)
+    retention: RetentionReport | None = None  # what the retain stage deleted and kept, and why
+    shared: list[ShareReport] = Field(default_factory=list)  # the share stage's role assignments
     # What Partner Center needs (no SAS: POST /api/captures/{id}/marketplace-sas issues it).
     marketplace: MarketplaceHandoff | None = None
 
@@ -198,6 +203,8 @@ class CaptureResult(CaptureKind):
     snapshots_kept: list[str] = Field(default_factory=list)
     snapshots_deleted: list[str] = Field(default_factory=list)
     timings: dict[str, float] = Field(default_factory=dict)
+    retention: RetentionReport | None = None
+    shared: list[ShareReport] = Field(default_factory=list)
     marketplace: MarketplaceHandoff | None = None
 
 
@@ -223,4 +230,6 @@ class CaptureStatusView(CaptureKind):
     cancel_requested: bool = False
     cancel_reason: str | None = None
     cleaned: list[str] = Field(default_factory=list)
+    retention: RetentionReport | None = None
+    shared: list[ShareReport] = Field(default_factory=list)
     marketplace: MarketplaceHandoff | None = None

@@ -119,6 +119,7 @@ def _copy_progress(view: CaptureStatusView, progress: CaptureProgress) -> None:
     view.cancel_requested = progress.cancel_requested
     view.cancel_reason = progress.cancel_reason
     view.cleaned = list(progress.cleaned)
+    view.retention, view.shared = progress.retention, list(progress.shared)
     view.marketplace = progress.marketplace
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from orchestrators import names
 from orchestrators.calls import Calls
 from orchestrators.cancellation import Canceled
+from orchestrators.capture import release
 from orchestrators.capture.rules import region_name
 from orchestrators.capture.run import CaptureRun, Tracker
 from orchestrators.models import ExportDiskInput, PublishVersionInput
@@ -64,7 +65,7 @@ def publish_input(run: CaptureRun) -> PublishVersionInput:
             if d.lun is not None
         ],
         target_regions=run.regions,
-        end_of_life_date=req.end_of_life_date.isoformat() if req.end_of_life_date else None,
+        end_of_life_date=release.end_of_life_date(run),
         exclude_from_latest=req.exclude_from_latest,
         tags=tags,
     )

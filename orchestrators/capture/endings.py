@@ -74,6 +74,8 @@ def succeeded(run: CaptureRun) -> Gen[dict[str, Any]]:
         capture_mode=progress.capture_mode,
         consistency=progress.consistency,
         source_state=progress.source_state,
+        retention=progress.retention,
+        shared=progress.shared,
     )
     notice = notice_from_result(
         result,

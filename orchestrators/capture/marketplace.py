@@ -16,6 +16,7 @@ Deterministic: every fact comes from activities.
 
 from __future__ import annotations
 
+from orchestrators.capture.release import assign_waiting, gallery_id
 from orchestrators.capture.run import CaptureRun
 from orchestrators.retrying import Gen, StepFailed
 from shared.activity_types import CHECK_MARKETPLACE, CHECK_MARKETPLACE_VHDS
@@ -29,17 +30,10 @@ from shared.marketplace_spec import (
     VhdRulesInput,
     VhdToCheck,
 )
+from shared.release_spec import RoleAssignmentInput
 from shared.status import Stage
 
 SAS_ROUTE = "/api/captures/{id}/marketplace-sas"
-
-
-def _gallery_id(run: CaptureRun) -> str:
-    g = run.gallery
-    return (
-        f"/subscriptions/{g.subscription_id}/resourceGroups/{g.resource_group}"
-        f"/providers/Microsoft.Compute/galleries/{g.name}"
-    )
 
 
 def preflight(run: CaptureRun) -> Gen[None]:
@@ -81,13 +75,13 @@ def handoff(run: CaptureRun) -> Gen[str]:
     spec = run.req.marketplace
     assert spec is not None  # skip_handoff
     shown = run.progress.marketplace or MarketplaceHandoff(route=spec.route)
-    gallery_id = _gallery_id(run)
-    shown.gallery_id = gallery_id
-    shown.image_definition_id = f"{gallery_id}/images/{run.req.image_definition.name}"
+    scope = gallery_id(run)
+    shown.gallery_id = scope
+    shown.image_definition_id = f"{scope}/images/{run.req.image_definition.name}"
     shown.image_version_id = run.progress.image_version_id
     run.progress.marketplace = shown
     if spec.route == "gallery":
-        yield from _grant(run, shown, gallery_id)
+        yield from _grant(run, shown, scope)
         run.t.publish()
         return f"Compute Gallery Image Reader granted on the gallery to {len(shown.grants)} Partner Center principal(s)"
     yield from _check_vhds(run, shown)
@@ -96,24 +90,18 @@ def handoff(run: CaptureRun) -> Gen[str]:
 
 
 def _grant(run: CaptureRun, shown: MarketplaceHandoff, gallery_id: str) -> Gen[None]:
-    # assign_role is helper "release"'s activity (shared.release_spec), reused here.
-    from shared.release_spec import RoleAssignmentInput
-
-    from orchestrators.capture.release import assign_waiting
-
-    calls = run.calls(Stage.HANDOFF)
+    """Compute Gallery Image Reader for each principal (``assign_role``, waiting out PrincipalNotFound)."""
+    calls = run.calls(Stage.HANDOFF, patient=True)
     for grant in shown.grants:
-        result = yield from assign_waiting(
-            run,
-            calls,
-            RoleAssignmentInput(
-                scope=gallery_id,
-                principal_id=grant.principal_id,
-                principal_type="ServicePrincipal",
-                role_definition_id=grant.role_definition_id,
-            ),
+        inp = RoleAssignmentInput(
+            scope=gallery_id,
+            principal_id=grant.principal_id,
+            principal_type="ServicePrincipal",
+            role_definition_id=grant.role_definition_id,
         )
+        result, _ = yield from assign_waiting(calls, run.watch, inp)
         grant.assignment_id = result.assignment_id
+        run.t.publish()
 
 
 def _vhd_inputs(run: CaptureRun) -> list[VhdToCheck]:

@@ -121,6 +121,8 @@ def _check_permissions(run: CaptureRun, facts: VmFacts, gcheck: GalleryCheckResu
         prepare_running_vm=in_place and running,
         stopped_consistency=not in_place and running and req.effective_consistency == "stopped",
         create_if_missing=not gcheck.gallery_exists or gcheck.definition is None,
+        retention=req.retention is not None and req.retention.keep_latest is not None,
+        share=req.share is not None,
     )
     found = yield from run.calls(Stage.PREFLIGHT).run(CHECK_PERMISSIONS, PermissionsCheckInput(plan=needs))
     if found.missing:

@@ -65,14 +65,6 @@ def _world(path: Path) -> Path:
         }
         for name, oid in PARTNER_CENTER.items()
     ]
-    # Contributor may not write role assignments; the hand-off needs that on the gallery's group.
-    world["roleAssignments"].append(
-        {
-            "principal": "id-image-pipeline",
-            "roleDefinitionName": "Role Based Access Control Administrator",
-            "scope": f"/subscriptions/{world['subscriptions'][0]['id']}/resourceGroups/rg-images",
-        }
-    )
     path.write_text(json.dumps(world, indent=1))
     return path
 

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 import activities
-from orchestrators.capture.plan import CAPTURE
+from orchestrators.capture.plan import CAPTURE, RELEASE
 from orchestrators.models import ExportDiskInput, PublishVersionInput
 from orchestrators.polling import Done, OutOfPolls, TimedOut, poll
 from shared.activity_types import AZURE_ACTIVITIES, Activity
@@ -130,8 +130,10 @@ def test_the_capture_plan_runs_the_stages_in_the_reported_order() -> None:
         Stage.GENERALIZE,
         Stage.SNAPSHOT,
         Stage.PUBLISH,
+        *(r.name for r in RELEASE),
         Stage.CLEANUP,
     ]
+    assert [s.name for s in RELEASE][-2:] == [Stage.RETAIN, Stage.SHARE]
     assert [s for s in STAGES if s not in names] == [Stage.EXPORT]  # runs beside publish
     assert not CAPTURE.stage(Stage.PREFLIGHT).safe_point and not CAPTURE.stage(Stage.CLEANUP).safe_point
 

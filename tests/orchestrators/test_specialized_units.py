@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from activities import compat
-from orchestrators.capture.plan import CAPTURE, SPECIALIZED, plan_for, reported_stages
+from orchestrators.capture.plan import CAPTURE, RELEASE, SPECIALIZED, plan_for, reported_stages
 from orchestrators.capture.rules import mode_problems, shown_consistency
 from shared.contracts import DefinitionFacts, DiskFacts, VmFacts
 from shared.requests import CaptureRequest, ImageDefinitionSpec, validate_request
@@ -99,6 +99,7 @@ def test_the_specialized_plan_never_generalizes_and_reports_its_own_stages() -> 
         Stage.RESTART,
         Stage.PUBLISH,
         Stage.EXPORT,
+        *(r.name for r in RELEASE),
         Stage.CLEANUP,
     )
     assert reported_stages(CAPTURE) == STAGES
