@@ -28,6 +28,8 @@ from tests.support.policy import TERMINAL
 from tests.support.stack import Stack
 from tests.support.worlds import WORLD
 
+pytestmark = pytest.mark.e2e
+
 PARTNER_CENTER = {
     "Microsoft Partner Center Resource Provider": "0b3ab7a8-7a3c-4f62-9c3e-5d1a6e0f5c11",
     "Compute Image Registry": "5e2c1d07-4b8f-4a0e-8f57-2b6a7b1c9d22",
@@ -219,3 +221,43 @@ def test_vhd_route_refuses_a_misaligned_vhd_and_the_endpoint_alone_issues_a_work
     # The status still names only URLs without a query.
     _, status = _seen(stack, "GET", f"/api/captures/{good['id']}")
     assert "sig=" not in json.dumps(status)
+
+
+def test_marketplace_fields_are_checked_at_intake_and_missing_principals_in_preflight(
+    make_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    stack = make_stack(world=_world(tmp_path / "world.json"), require_keys=True)  # no principals set
+    tenant = stack.cloud.tenant_id
+    refused = [
+        ({"route": "vhd"}, False, "marketplace.route", "add vhdExport"),
+        ({"route": "gallery", "sasValidDays": 7}, False, "marketplace.sasValidDays", 'only with route "vhd"'),
+        ({"route": "vhd", "sasValidDays": 21}, True, "marketplace.sasValidDays", "less than or equal to 7"),
+        (
+            {"route": "gallery", "partnerCenterPrincipals": ["pc"]},
+            False,
+            "marketplace.partnerCenterPrincipals",
+            "GUIDs",
+        ),
+        (
+            {"route": "gallery", "publisherTenantId": "contoso"},
+            False,
+            "marketplace.publisherTenantId",
+            "GUID",
+        ),
+        ({"route": "store"}, False, "marketplace.route", "'gallery' or 'vhd'"),
+    ]
+    for marketplace, export, field, said in refused:
+        code, answer = _seen(
+            stack, "POST", "/api/captures", _request(stack, "vm-mp", marketplace, export=export)
+        )
+        assert code == 400, (marketplace, answer)
+        messages = {e["field"]: e["message"] for e in answer["errors"]}
+        assert said in messages.get(field, ""), (marketplace, messages)
+
+    status = _run(
+        stack, _request(stack, "vm-mp", {"route": "gallery", "publisherTenantId": tenant}, export=False)
+    )
+    assert status["runtimeStatus"] == "Failed" and status["error"]["code"] == "PreflightFailed", status
+    assert "MARKETPLACE_PARTNER_CENTER_PRINCIPALS" in status["error"]["message"]
+    assert "Nothing was changed" in status["error"]["advice"]
+    assert stack.vm_state("vm-mp")["generalized"] is False
