@@ -228,7 +228,7 @@ def test_marketplace_fields_are_checked_at_intake_and_missing_principals_in_pref
 ) -> None:
     stack = make_stack(world=_world(tmp_path / "world.json"), require_keys=True)  # no principals set
     tenant = stack.cloud.tenant_id
-    refused = [
+    refused: list[tuple[dict[str, Any], bool, str, str]] = [
         ({"route": "vhd"}, False, "marketplace.route", "add vhdExport"),
         ({"route": "gallery", "sasValidDays": 7}, False, "marketplace.sasValidDays", 'only with route "vhd"'),
         ({"route": "vhd", "sasValidDays": 21}, True, "marketplace.sasValidDays", "less than or equal to 7"),
