@@ -19,6 +19,7 @@ from shared.endpoints import (
     SETTING_TEMPLATE,
     StorageEndpoints,
 )
+from shared.marketplace_spec import SETTING_PRINCIPALS, SETTING_TENANT, guid_problem
 from shared.release_spec import ReleaseDefaults
 
 
@@ -240,8 +241,6 @@ class MarketplaceSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MarketplaceSettings:
-        from shared.marketplace_spec import SETTING_PRINCIPALS, SETTING_TENANT, guid_problem
-
         env = os.environ if env is None else env
         tenant = (env.get(SETTING_TENANT) or "").strip().lower() or None
         if tenant and guid_problem(tenant):
