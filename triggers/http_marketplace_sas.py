@@ -34,16 +34,21 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+from pydantic import ValidationError
 
 from shared import clients
+from shared.api_bodies import ErrorDetail
 from shared.bounded_json import decode_json
 from shared.errors import CaptureError
+from shared.field_errors import pydantic_errors
 from shared.ids import is_capture_id
+from shared.marketplace_api import MarketplaceSas, MarketplaceSasConflict, MarketplaceSasRequest, SasVhd
 from shared.marketplace_spec import SAS_MAX_DAYS, MarketplaceHandoff
 from shared.redaction import strip_query
+from shared.request_rules import INTAKE
 from shared.requests import CaptureRequest
 from shared.status_view import capture_progress
-from triggers.http_helpers import body_refused, error_body, json_response, not_found
+from triggers.http_helpers import body_refused, error_body, field_errors, json_response, not_found
 from triggers.status_reader import read_instance
 
 log = logging.getLogger(__name__)
@@ -64,24 +69,23 @@ class _Target:
 
 
 def _days(req: func.HttpRequest, default: int) -> tuple[int | None, func.HttpResponse | None]:
+    """The days asked for (``default`` when the body or its ``days`` is absent), or the 400/413 answer."""
     raw = req.get_body() or b""
     if not raw.strip():
         return default, None
     body, problem = decode_json(raw)
     if problem is not None:
         return None, body_refused(problem.message, problem.status)
-    days = body.get("days", default) if isinstance(body, dict) else None
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= SAS_MAX_DAYS:
-        return None, body_refused(
-            f'"days" must be a whole number 1-{SAS_MAX_DAYS}: Azure ends a user-delegation SAS at most '
-            f"{SAS_MAX_DAYS} days after it is issued (call again for a fresh one)",
-            400,
-        )
-    return days, None
+    try:
+        asked = MarketplaceSasRequest.model_validate(body, context=INTAKE)
+    except ValidationError as exc:
+        return None, field_errors(pydantic_errors(exc))
+    return (asked.days if "days" in body else default), None
 
 
 def _conflict(code: str, message: str, instance_id: str) -> func.HttpResponse:
-    return json_response({**error_body(code, message), "id": instance_id}, 409)
+    body = MarketplaceSasConflict(error=ErrorDetail(code=code, message=message), id=instance_id)
+    return json_response(body.to_wire(), 409)
 
 
 def _target(instance_id: str, raw_input: Any, custom: Any, runtime: str) -> _Target | func.HttpResponse:
@@ -128,21 +132,21 @@ def _sign(target: _Target, days: int) -> dict[str, Any]:
         protocol="https",
     )
     container_url = f"{strip_query(target.account_url).rstrip('/')}/{target.container}"
-    return {
-        "containerSasUri": f"{container_url}?{sas}",
-        "vhds": [
-            {"disk": disk, "sasUri": f"{url}?{sas}"}
+    return MarketplaceSas(
+        container_sas_uri=f"{container_url}?{sas}",
+        vhds=[
+            SasVhd(disk=disk, sas_uri=f"{url}?{sas}")
             for disk, url in target.blobs
             if url.startswith(container_url + "/")
         ],
-        "kind": "userDelegation",
-        "permissions": "rl",
-        "startsOn": start.isoformat().replace("+00:00", "Z"),
-        "expiresOn": expiry.isoformat().replace("+00:00", "Z"),
-        "note": "Read + List on the export container, for Partner Center's VHD (SAS URI) route. Azure ends a "
+        kind="userDelegation",
+        permissions="rl",
+        starts_on=start.isoformat().replace("+00:00", "Z"),
+        expires_on=expiry.isoformat().replace("+00:00", "Z"),
+        note="Read + List on the export container, for Partner Center's VHD (SAS URI) route. Azure ends a "
         f"user-delegation SAS at most {SAS_MAX_DAYS} days after issue; ask this endpoint again for a fresh "
         "one. Revoke every SAS of the account early with Revoke User Delegation Keys.",
-    }
+    ).to_wire()
 
 
 @marketplace_sas_bp.route(route="captures/{id}/marketplace-sas", methods=["POST"])
