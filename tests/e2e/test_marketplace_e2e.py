@@ -183,6 +183,8 @@ def test_vhd_route_refuses_a_misaligned_vhd_and_the_endpoint_alone_issues_a_work
     assert "disk vm-mp-bad_OsDisk (os): 1 MiB alignment" in error["message"]
     assert "resize the image to 2 MiB" in error["message"]  # the fix
     assert "vm-mp-bad_data0" not in error["message"]  # the data disk is fine
+    assert bad["imageVersionState"] == "completed"  # kept, as the advice says
+    assert [v["problems"] != [] for v in bad["marketplace"]["vhds"]] == [True, False]
     code, answer = _seen(stack, "POST", f"/api/captures/{bad['id']}/marketplace-sas")
     assert code == 409 and answer["error"]["code"] == "CaptureNotHandedOff", answer
 
