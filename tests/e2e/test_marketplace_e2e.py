@@ -91,9 +91,14 @@ def _seen(stack: Stack, method: str, path: str, body: Any = None, *, key: bool =
     return code, answer
 
 
-def _run(stack: Stack, body: dict[str, Any], timeout: float = SAS_TIMEOUT) -> dict[str, Any]:
+def _run(
+    stack: Stack, body: dict[str, Any], timeout: float = SAS_TIMEOUT, *, sas_while_running: bool = False
+) -> dict[str, Any]:
     code, answer = _seen(stack, "POST", "/api/captures", body)
     assert code == 202, f"POST answered {code}: {answer}"
+    if sas_while_running:  # the export is minutes of (simulated) copying: the capture cannot have finished
+        code, refused = _seen(stack, "POST", f"/api/captures/{answer['id']}/marketplace-sas")
+        assert code == 409 and refused["error"]["code"] == "CaptureNotHandedOff", refused
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         code, status = _seen(stack, "GET", f"/api/captures/{answer['id']}")
@@ -188,7 +193,11 @@ def test_vhd_route_refuses_a_misaligned_vhd_and_the_endpoint_alone_issues_a_work
     code, answer = _seen(stack, "POST", f"/api/captures/{bad['id']}/marketplace-sas")
     assert code == 409 and answer["error"]["code"] == "CaptureNotHandedOff", answer
 
-    good = _run(stack, _request(stack, "vm-mp", {"route": "vhd", "sasValidDays": 5}, export=True))
+    good = _run(
+        stack,
+        _request(stack, "vm-mp", {"route": "vhd", "sasValidDays": 5}, export=True),
+        sas_while_running=True,
+    )
     assert good["runtimeStatus"] == "Completed", json.dumps(good, indent=1)[:3000]
     handed = good["result"]["marketplace"]
     assert [v["problems"] for v in handed["vhds"]] == [[], []]

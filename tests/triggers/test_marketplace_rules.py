@@ -12,7 +12,7 @@ from shared.marketplace_spec import SAS_DEFAULT_DAYS, MarketplaceSpec, marketpla
 from shared.request_rules import INTAKE
 from shared.settings import MarketplaceSettings
 from shared.vhd_rules import footer_problems, size_problems
-from tests.support.leaks import sas_values
+from tests.support.leaks import known_secrets_in, sas_values, secrets_in
 
 
 def _rules(image: bytes, blob_type: str = "PageBlob") -> tuple[int | None, list[str]]:
@@ -105,3 +105,14 @@ def test_sas_values_finds_the_signature_raw_and_encoded() -> None:
     signature = "ab" * 10 + "+/="
     values = sas_values(f"https://a/c?sv=1&sr=c&sig={signature.replace('+', '%2B').replace('/', '%2F')}")
     assert signature in values and "%2B" in values[1]
+
+
+def test_the_secret_scan_finds_an_issued_signature_verbatim(tmp_path: Any) -> None:
+    signature = "Zm9vYmFyYmF6cXV4" + "%2B" + "c2Fz"
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "history.json").write_text(f'{{"note": "{signature}"}}')
+    (tmp_path / "clean.log").write_text("nothing here")
+    assert secrets_in(tmp_path, [], [signature]) == [str(tmp_path / "store" / "history.json")]
+    assert secrets_in(tmp_path, [f"status {signature}"], []) == []  # not SAS-shaped without ?sig=
+    assert secrets_in(tmp_path, [f"status {signature}"], [signature])[-1].startswith("status")
+    assert known_secrets_in(tmp_path, [signature]) == [str(tmp_path / "store" / "history.json")]
