@@ -10,6 +10,7 @@ from triggers import http_bp
 from triggers.eventgrid_captures import eventgrid_bp
 from triggers.http_cancel import cancel_bp
 from triggers.http_list import list_bp
+from triggers.http_marketplace_sas import marketplace_sas_bp
 from triggers.http_openapi import openapi_bp
 from triggers.janitor import janitor_bp
 from triggers.queue_captures import queue_bp
@@ -25,3 +26,4 @@ app.register_functions(openapi_bp)
 app.register_functions(queue_bp)
 app.register_functions(eventgrid_bp)
 app.register_functions(janitor_bp)
+app.register_functions(marketplace_sas_bp)

@@ -14,6 +14,7 @@ declaration (``activities._common.activity``), takes ``payload`` = ``<Input>.to_
 - ``exports``: start_export, get_copy_status, abort_copy
 - ``retention``: list_definition_versions
 - ``sharing``: assign_role (role assignments; reusable by any stage that grants access)
+- ``marketplace``: check_marketplace, check_marketplace_vhds
 - ``traces``: record_trace (the run's root and stage spans, ``shared.telemetry``)
 """
 
@@ -27,6 +28,7 @@ import azure.durable_functions as df
 from activities import (
     exports,
     gallery,
+    marketplace,
     permissions,
     preflight,
     retention,
@@ -48,6 +50,7 @@ _MODULES = (
     traces,
     retention,
     sharing,
+    marketplace,
 )  # importing them fills IMPLEMENTATIONS
 
 

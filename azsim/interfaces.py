@@ -15,8 +15,12 @@ from typing import Literal, Protocol
 class DiskStore(Protocol):
     """Bytes behind managed disks and snapshots (page blobs in an Azurite account)."""
 
-    def create_disk_blob(self, blob_name: str, *, content_mib: int, seed: int) -> int:
-        """Write a deterministic fixed VHD (data + 512-byte ``conectix`` footer); return its length."""
+    def create_disk_blob(
+        self, blob_name: str, *, content_mib: int, seed: int, vhd_format: str = "fixed"
+    ) -> int:
+        """Write a deterministic fixed VHD (data + 512-byte ``conectix`` footer); return its length.
+
+        ``vhd_format`` other than "fixed" (test worlds only): ``azsim.storage.vhdblobs.vhd_image``'s formats."""
         ...
 
     def copy_blob(self, src_blob_name: str, dst_blob_name: str) -> None:

@@ -47,6 +47,8 @@ class _Model(BaseModel):
 class Subscription(_Model):
     id: Annotated[str, Field(pattern=_GUID)]
     name: str = "azsim"
+    # The subscription's directory (GET /subscriptions/{id} answers it); default: the world's tenantId.
+    tenant_id: Annotated[str, Field(pattern=_GUID)] | None = None
 
 
 class ResourceGroup(_Model):
@@ -63,6 +65,9 @@ class OsDisk(_Model):
     sku: DiskSku = "Premium_LRS"
     # Real bytes behind the disk (a fixed VHD of this many MiB + footer); kept small on purpose.
     content_mi_b: Annotated[int, Field(alias="contentMiB", ge=1, le=1024)] = 2
+    # Test worlds only: the disk's bytes as Azure never exports a managed disk ("misaligned": not a whole
+    # MiB of data; "dynamic": a dynamic-VHD footer), for the Marketplace VHD rule checks.
+    vhd_format: Literal["fixed", "misaligned", "dynamic"] = Field(default="fixed", alias="vhdFormat")
 
 
 class DataDisk(OsDisk):

@@ -35,6 +35,12 @@ from shared.contracts import (
     VmFacts,
     VmRef,
 )
+from shared.marketplace_spec import (
+    MarketplaceCheckInput,
+    MarketplaceCheckResult,
+    VhdRulesInput,
+    VhdRulesResult,
+)
 from shared.model_base import WireModel
 from shared.notices import NoticeInput, NoticeResult
 from shared.permissions import PermissionsCheckInput, PermissionsCheckResult
@@ -111,6 +117,9 @@ ABORT_COPY = Activity("abort_copy", BlobRef, CopyStatus)
 # Release: retention (activities.retention) and role assignments (activities.sharing).
 LIST_DEFINITION_VERSIONS = Activity("list_definition_versions", DefinitionVersionsInput, DefinitionVersions)
 ASSIGN_ROLE = Activity("assign_role", RoleAssignmentInput, RoleAssignmentResult)
+# The Marketplace hand-off (activities.marketplace): the gallery subscription's tenant, the VHD rules.
+CHECK_MARKETPLACE = Activity("check_marketplace", MarketplaceCheckInput, MarketplaceCheckResult)
+CHECK_MARKETPLACE_VHDS = Activity("check_marketplace_vhds", VhdRulesInput, VhdRulesResult)
 # The run's root and stage spans, written once it ended (shared.telemetry; not an Azure call).
 RECORD_TRACE = Activity("record_trace", RunTrace, TraceWritten)
 # The completion notice (activities.notices, its own blueprint).
@@ -143,4 +152,6 @@ AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     RECORD_TRACE,
     LIST_DEFINITION_VERSIONS,
     ASSIGN_ROLE,
+    CHECK_MARKETPLACE,
+    CHECK_MARKETPLACE_VHDS,
 )

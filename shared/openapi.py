@@ -24,6 +24,8 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from shared import api_bodies as bodies
 from shared.api_examples import CAPTURE_EXAMPLE, DELIVERY_EXAMPLES, SPECIALIZED_EXAMPLE
 from shared.bounded_json import MAX_BODY_BYTES
+from shared.marketplace_api import MODELS as MARKETPLACE_MODELS
+from shared.marketplace_api import marketplace_sas_operation
 from shared.model_base import WireModel
 from shared.requests import CaptureRequest
 from shared.status import CaptureStatusView
@@ -51,6 +53,7 @@ _MODELS: tuple[tuple[type[WireModel], JsonSchemaMode], ...] = (
     (bodies.DeliverySummary, "serialization"),
     (bodies.ValidationResponse, "serialization"),
     (bodies.CaptureList, "serialization"),
+    *((m, "validation" if m.__name__.endswith("Request") else "serialization") for m in MARKETPLACE_MODELS),
 )
 
 
@@ -318,6 +321,9 @@ def build_document() -> dict[str, Any]:
             "/api/captures": {"post": _post_captures(), "get": _list_captures()},
             "/api/captures/{id}": {"get": _get_capture()},
             "/api/captures/{id}/cancel": {"post": _cancel_capture()},
+            "/api/captures/{id}/marketplace-sas": {
+                "post": marketplace_sas_operation(CAPTURE_ID, UNAUTHORIZED, NOT_FOUND, TOO_LARGE)
+            },
             "/api/eventgrid/deallocations": {"post": _eventgrid_post(), "options": _eventgrid_options()},
             "/api/openapi.json": {"get": _get_openapi()},
         },

@@ -85,6 +85,7 @@ class CapturePlanNeeds(WireModel):
     export_account_id: str | None = None
     retention: bool = False  # retention.keepLatest: list and delete old versions
     share: bool = False  # share.principals: role assignments on the gallery
+    marketplace: str | None = None  # marketplace.route ("gallery" | "vhd"): feature marketplace.<route>
 
 
 class PermissionsCheckInput(WireModel):
@@ -131,6 +132,7 @@ def capture_features(
     create_if_missing: bool = False,
     retention: bool = False,
     share: bool = False,
+    marketplace: str | None = None,
 ) -> tuple[str, ...]:
     """The features of app-actions.json a capture request uses.
 
@@ -147,6 +149,7 @@ def capture_features(
         features.append("export")
     features += ["retention"] if retention else []
     features += ["share"] if share else []
+    features += [f"marketplace.{marketplace}"] if marketplace else []
     features.append("cancel")
     return tuple(features)
 
@@ -194,6 +197,7 @@ def capture_requirements(
             export_account_id=export_account_id,
             retention=request.retention is not None and request.retention.keep_latest is not None,
             share=request.share is not None,
+            marketplace=request.marketplace.route if request.marketplace else None,
         )
     )
 
@@ -208,6 +212,7 @@ def plan_requirements(plan: CapturePlanNeeds) -> list[ScopeRequirement]:
         create_if_missing=plan.create_if_missing,
         retention=plan.retention,
         share=plan.share,
+        marketplace=plan.marketplace,
     )
     return requirements(
         features, capture_scopes(plan.source_vm_id, plan.gallery_group_id, plan.export_account_id)

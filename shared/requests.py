@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 from shared import endpoints
 from shared.field_errors import FieldError, bounded_errors, pydantic_errors
 from shared.ids import ResourceId, resource_group_problem, subscription_id_problem, vm_name_problem
+from shared.marketplace_spec import MarketplaceSpec, marketplace_errors
 from shared.model_base import WireModel
 from shared.release_spec import RetentionSpec, ShareSpec, release_errors
 from shared.request_rules import (
@@ -239,6 +240,7 @@ class CaptureRequest(WireModel):
     # Release stages after publish (shared.release_spec): keep the newest versions; grant roles on the gallery.
     retention: RetentionSpec | None = None
     share: ShareSpec | None = None
+    marketplace: MarketplaceSpec | None = None  # shared.marketplace_spec
 
     @field_validator("source_vm_id")
     @classmethod
@@ -373,6 +375,7 @@ def validate_request(
 
     data = get_settings().release.fill(data)  # the settings' retention/share where the request has none
     errors += mode_option_errors(data) + release_errors(data)
+    errors += marketplace_errors(data)
     request: CaptureRequest | None = None
     try:
         request = CaptureRequest.model_validate(data, context=INTAKE)

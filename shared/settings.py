@@ -19,6 +19,7 @@ from shared.endpoints import (
     SETTING_TEMPLATE,
     StorageEndpoints,
 )
+from shared.marketplace_spec import SETTING_PRINCIPALS, SETTING_TENANT, guid_problem
 from shared.release_spec import ReleaseDefaults
 
 
@@ -225,3 +226,46 @@ def janitor_schedule(env: Mapping[str, str] | None = None) -> str:
     of another janitor setting fails the janitor's run (with its message), not the app's import."""
     env = os.environ if env is None else env
     return (env.get("JANITOR_SCHEDULE") or "").strip() or JANITOR_DEFAULT_SCHEDULE
+
+
+# --- The Marketplace hand-off (shared.marketplace_spec, docs/azure-facts.md): its own block, read once. ---
+
+
+@dataclass(frozen=True)
+class MarketplaceSettings:
+    """Defaults of ``marketplace`` for the gallery route.
+
+    ``MARKETPLACE_PUBLISHER_TENANT_ID``: the tenant of the publisher's Partner Center account (the gallery's
+    subscription must be in it: "The Azure subscription containing the SIG must be under the same tenant as
+    the publisher account"). ``MARKETPLACE_PARTNER_CENTER_PRINCIPALS``: comma list of the object ids, in that
+    tenant, of the service principals "Microsoft Partner Center Resource Provider" and "Compute Image
+    Registry" (created when Microsoft.PartnerCenterIngestion is registered on the subscription; their ids
+    are tenant-specific, so there is no default: look them up in Entra ID, Enterprise applications).
+    """
+
+    publisher_tenant_id: str | None = None
+    partner_center_principals: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MarketplaceSettings:
+        env = os.environ if env is None else env
+        tenant = (env.get(SETTING_TENANT) or "").strip().lower() or None
+        if tenant and guid_problem(tenant):
+            raise ValueError(f"setting {SETTING_TENANT}={tenant!r} must be a tenant id (a GUID)")
+        ids = tuple(
+            p.strip().lower()
+            for p in (env.get(SETTING_PRINCIPALS) or "").replace(" ", ",").split(",")
+            if p.strip()
+        )
+        bad = [p for p in ids if guid_problem(p)]
+        if bad:
+            raise ValueError(
+                f"setting {SETTING_PRINCIPALS} has {bad[0]!r}: expected object ids (GUIDs), comma-separated"
+            )
+        return cls(publisher_tenant_id=tenant, partner_center_principals=tuple(dict.fromkeys(ids)))
+
+
+@lru_cache(maxsize=1)
+def get_marketplace_settings() -> MarketplaceSettings:
+    """The hand-off's settings, read once per process."""
+    return MarketplaceSettings.from_env()

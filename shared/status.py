@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared.errors import ErrorInfo
+from shared.marketplace_spec import MarketplaceHandoff
 from shared.model_base import WireModel
 from shared.release_spec import RetentionReport, ShareReport
 from shared.request_rules import CaptureKind
@@ -41,6 +42,7 @@ class Stage(StrEnum):
     RETAIN = "retain"  # retention: the oldest versions of the definition beyond retention.keepLatest deleted
     SHARE = "share"  # share.principals: role assignments on the gallery
     RESTART = "restart"  # specialized, consistency "stopped": the VM started again after the snapshots
+    HANDOFF = "handoff"  # the Marketplace hand-off (shared.marketplace_spec), the last release stage
     CLEANUP = "cleanup"
     # Not stages of the pipeline: the capture's whereabouts once it finished or while it is undone.
     DONE = "done"
@@ -131,6 +133,8 @@ class CaptureProgress(CaptureKind):
     cleaned: list[str] = Field(default_factory=list)
     retention: RetentionReport | None = None  # what the retain stage deleted and kept, and why
     shared: list[ShareReport] = Field(default_factory=list)  # the share stage's role assignments
+    # What Partner Center needs (no SAS: POST /api/captures/{id}/marketplace-sas issues it).
+    marketplace: MarketplaceHandoff | None = None
 
     def stage_of(self, name: Stage) -> StageTiming:
         for s in self.stages:
@@ -201,6 +205,7 @@ class CaptureResult(CaptureKind):
     timings: dict[str, float] = Field(default_factory=dict)
     retention: RetentionReport | None = None
     shared: list[ShareReport] = Field(default_factory=list)
+    marketplace: MarketplaceHandoff | None = None
 
 
 class CaptureStatusView(CaptureKind):
@@ -227,3 +232,4 @@ class CaptureStatusView(CaptureKind):
     cleaned: list[str] = Field(default_factory=list)
     retention: RetentionReport | None = None
     shared: list[ShareReport] = Field(default_factory=list)
+    marketplace: MarketplaceHandoff | None = None

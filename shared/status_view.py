@@ -120,6 +120,7 @@ def _copy_progress(view: CaptureStatusView, progress: CaptureProgress) -> None:
     view.cancel_reason = progress.cancel_reason
     view.cleaned = list(progress.cleaned)
     view.retention, view.shared = progress.retention, list(progress.shared)
+    view.marketplace = progress.marketplace
 
 
 def _overlay_exports(view: CaptureStatusView, exports: dict[str, InstanceSnapshot]) -> None:

@@ -21,11 +21,13 @@ os.environ.setdefault("NOTICE_ALLOW_LOOPBACK_WEBHOOKS", "true")
 def _fresh_settings() -> Iterator[None]:
     """Settings are cached per process; a test (or a stack applying a local cloud's env) may change the
     environment, so every test reads them afresh."""
-    from shared.settings import get_settings
+    from shared.settings import get_marketplace_settings, get_settings
 
     get_settings.cache_clear()
+    get_marketplace_settings.cache_clear()
     yield
     get_settings.cache_clear()
+    get_marketplace_settings.cache_clear()
 
 
 # Folders whose every test starts a local cloud or a devhost process (the simulator's and the host's own

@@ -73,6 +73,30 @@ def list_locations(b: ComputeBackend, req: ArmRequest) -> Reply:
     return _listing([location(req["sub"], r) for r in b.world.regions])
 
 
+def get_subscription(b: ComputeBackend, req: ArmRequest) -> Reply:
+    """Subscriptions - Get (Microsoft.Resources 2022-12-01; the shape of SubscriptionClient's ``Subscription``
+    model, which the transcribed subscriptions spec beside the reference files does not include)."""
+    spec = next(s for s in b.world.subscriptions if s.id.lower() == req["sub"].lower())
+    return Reply(
+        200,
+        {
+            "id": f"/subscriptions/{spec.id}",
+            "subscriptionId": spec.id,
+            "tenantId": spec.tenant_id or b.world.tenant_id,
+            "displayName": spec.name,
+            "state": "Enabled",
+            "subscriptionPolicies": {
+                "locationPlacementId": "Public_2014-09-01",
+                "quotaId": "PayAsYouGo_2014-09-01",
+                "spendingLimit": "Off",
+            },
+            "authorizationSource": "RoleBased",
+            "managedByTenants": [],
+            "tags": {},
+        },
+    )
+
+
 # --- resource groups ----------------------------------------------------------------------
 
 

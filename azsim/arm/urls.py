@@ -89,6 +89,8 @@ ROUTES: tuple[Route, ...] = (
     # Subscription locations: the world's regions. Any principal with a role in the subscription may list
     # them (see Authorizer.is_allowed), as ARM lets it read the subscription itself.
     _list(S, r"/locations", "Microsoft.Resources/subscriptions/locations/read", "list_locations"),
+    # The subscription itself (its tenantId): readable by any principal with a role in it, like its locations.
+    _r("GET", S, "Microsoft.Resources/subscriptions/read", "get_subscription"),
     _r("GET", RG, f"{RGS}/read", "get_resource_group"),
     _r("HEAD", RG, f"{RGS}/read", "head_resource_group"),
     _r("PUT", RG, f"{RGS}/write", "put_resource_group"),

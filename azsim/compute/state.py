@@ -116,7 +116,10 @@ class ComputeState:
             for lun, dspec in [(None, spec.os_disk), *[(d.lun, d) for d in spec.data_disks]]:
                 blob = self._new_blob_name("disk", rg.name, dspec.name)
                 size = self.disk_store.create_disk_blob(
-                    blob, content_mib=dspec.content_mi_b, seed=self.seed * 7919 + index
+                    blob,
+                    content_mib=dspec.content_mi_b,
+                    seed=self.seed * 7919 + index,
+                    vhd_format=dspec.vhd_format,
                 )
                 disk = ManagedDisk(
                     kind="disks",

@@ -39,7 +39,9 @@ def scope_covers(assignment_scope: str, scope: str) -> bool:
 
 
 # Reads ARM grants to anyone with a role somewhere in the subscription.
-_SUBSCRIPTION_MEMBER_READS = frozenset({"microsoft.resources/subscriptions/locations/read"})
+_SUBSCRIPTION_MEMBER_READS = frozenset(
+    {"microsoft.resources/subscriptions/locations/read", "microsoft.resources/subscriptions/read"}
+)
 
 
 def _is_subscription(scope: str) -> bool:

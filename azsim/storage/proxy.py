@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from azsim.core.clock import Clock, SimClock, wall_time
 from azsim.interfaces import CopyBehaviour
+from azsim.storage import delegation
 from azsim.storage.copies import SimulatedCopy
 
 if TYPE_CHECKING:
@@ -185,6 +186,13 @@ class _FrontHandler(BaseHTTPRequestHandler):
         method = self.command
         if front.data_auth is not None and parts[0] and self._refused(parts, query):
             return
+        if delegation.is_key_request(method, parts[1] if len(parts) > 1 else None, query):
+            refusal = delegation.key_expiry_refusal(
+                body, front.wall_now(), {k.lower(): v for k, v in self.headers.items()}
+            )
+            if refusal is not None:  # Azure's seven-day limit (azsim.storage.delegation)
+                self._send(*refusal)
+                return
         headers = self._forward_headers()
         try:
             resp, data = self.upstream.request(method, self.path, headers, body)
@@ -213,6 +221,8 @@ class _FrontHandler(BaseHTTPRequestHandler):
         container = parts[1] if len(parts) > 1 and parts[1] else None
         blob = parts[2] if len(parts) > 2 and parts[2] else None
         denial = auth.check(self.command, parts[0], container, blob, query, self.headers.get("Authorization"))
+        if denial is None:  # a user-delegation SAS: its delegator's roles (azsim.storage.delegation)
+            denial = delegation.delegated_denial(auth, self.command, parts[0], container, blob, query)
         if denial is None:
             return False
         log.info(
@@ -303,6 +313,10 @@ class BlobFront(ThreadingHTTPServer):
         if isinstance(clock, SimClock):
             self.sim_clock = clock
             clock.add_due_source(self.next_due)
+
+    def wall_now(self) -> float:
+        """Wall-clock epoch seconds on the front's clock (simulated under a virtual clock)."""
+        return float(self._wall())
 
     def next_due(self) -> float | None:
         """The earliest time a simulated copy changes state by itself."""

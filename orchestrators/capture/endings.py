@@ -70,6 +70,7 @@ def succeeded(run: CaptureRun) -> Gen[dict[str, Any]]:
         snapshots_kept=[s.snapshot_id for s in run.snapshots if s.snapshot_id not in deleted],
         snapshots_deleted=deleted,
         timings=run.t.timings(),
+        marketplace=progress.marketplace,
         capture_mode=progress.capture_mode,
         consistency=progress.consistency,
         source_state=progress.source_state,

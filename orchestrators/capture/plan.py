@@ -14,7 +14,7 @@ preflight → [deallocate] → snapshot → [restart] → publish ∥ export →
 
 from __future__ import annotations
 
-from orchestrators.capture import branches, endings, release, snapshots, specialized, vm
+from orchestrators.capture import branches, endings, marketplace, release, snapshots, specialized, vm
 from orchestrators.capture.pipeline import Plan, StageSpec, run_stage
 from orchestrators.capture.run import CaptureRun
 from orchestrators.retrying import Gen
@@ -53,7 +53,9 @@ PUBLISH_AND_EXPORT = StageSpec(
 # is the request's), so they have no compensation.
 RETAIN = StageSpec(Stage.RETAIN, release.retain, skip=release.skip_retain)
 SHARE = StageSpec(Stage.SHARE, release.share, skip=release.skip_share)
-RELEASE: tuple[StageSpec, ...] = (RETAIN, SHARE)
+# The Marketplace hand-off, last: it grants Partner Center read access (gallery) or checks the VHDs (vhd).
+HANDOFF = StageSpec(Stage.HANDOFF, marketplace.handoff, skip=marketplace.skip_handoff, safe_point=False)
+RELEASE: tuple[StageSpec, ...] = (RETAIN, SHARE, HANDOFF)
 # No safe point: once the branches ended, a late cancel must not undo a finished image.
 CLEANUP = StageSpec(Stage.CLEANUP, snapshots.cleanup, skip=snapshots.skip_cleanup, safe_point=False)
 

@@ -8,6 +8,7 @@ orchestrator module.
 
 from __future__ import annotations
 
+from orchestrators.capture import marketplace
 from orchestrators.capture.rules import (
     STOPPED,
     mode_problems,
@@ -97,6 +98,8 @@ def preflight(run: CaptureRun) -> Gen[None]:
     )
     if problems:
         raise StepFailed(ErrorInfo.preflight_failed(req.source_vm_id, problems, facts.name))
+    # Gallery route: the publisher's tenant and the Partner Center principals (orchestrators.capture.marketplace).
+    yield from marketplace.preflight(run)
     yield from _check_permissions(run, facts, gcheck)
     run.regions = target_regions(req.target_regions, facts.location, gcheck.gallery_location)
     run.progress.regions = [RegionProgress(region=r.name) for r in run.regions]
@@ -119,6 +122,7 @@ def _check_permissions(run: CaptureRun, facts: VmFacts, gcheck: GalleryCheckResu
         create_if_missing=not gcheck.gallery_exists or gcheck.definition is None,
         retention=req.retention is not None and req.retention.keep_latest is not None,
         share=req.share is not None,
+        marketplace=req.marketplace.route if req.marketplace else None,
     )
     found = yield from run.calls(Stage.PREFLIGHT).run(CHECK_PERMISSIONS, PermissionsCheckInput(plan=needs))
     if found.missing:

@@ -51,8 +51,11 @@ EXPECTED_ACTIVITIES = {
     "revoke_snapshot_access",
     "delete_snapshot",
     "get_snapshot_deletion",
+    # release (retention, sharing) and the Marketplace hand-off
     "list_definition_versions",
     "assign_role",
+    "check_marketplace",
+    "check_marketplace_vhds",
 }
 
 

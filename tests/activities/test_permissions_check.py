@@ -116,7 +116,7 @@ def _scopes(cloud: Any) -> dict[str, str]:
     )
 
 
-def _check(call: Calls, cloud: Any, **features: bool) -> PermissionsCheckResult:
+def _check(call: Calls, cloud: Any, **features: Any) -> PermissionsCheckResult:
     reqs = requirements(capture_features("inPlace", **features), _scopes(cloud))
     payload = PermissionsCheckInput(scopes=reqs).to_wire()
     return PermissionsCheckResult.from_wire(call(permissions.check_permissions, payload))

@@ -104,6 +104,7 @@ def test_document_is_valid_openapi_for_schemathesis() -> None:
         "OPTIONS /api/eventgrid/deallocations",
         "POST /api/captures",
         "POST /api/captures/{id}/cancel",
+        "POST /api/captures/{id}/marketplace-sas",
         "POST /api/eventgrid/deallocations",
     ]
 

@@ -40,7 +40,9 @@ class MemoryDiskStore:
         self.grants: dict[str, str] = {}  # access_id -> blob
         self.lock = threading.Lock()
 
-    def create_disk_blob(self, blob_name: str, *, content_mib: int, seed: int) -> int:
+    def create_disk_blob(
+        self, blob_name: str, *, content_mib: int, seed: int, vhd_format: str = "fixed"
+    ) -> int:
         with self.lock:
             self.blobs[blob_name] = content_mib * 1024 * 1024 + 512
             return self.blobs[blob_name]

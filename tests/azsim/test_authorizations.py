@@ -43,6 +43,7 @@ AZURE_OPERATIONS = {
     "Microsoft.Resources/subscriptions/resourceGroups/read",
     "Microsoft.Resources/subscriptions/resourceGroups/write",
     "Microsoft.Resources/subscriptions/locations/read",
+    "Microsoft.Resources/subscriptions/read",
     "Microsoft.Compute/virtualMachines/read",
     "Microsoft.Compute/virtualMachines/write",
     "Microsoft.Compute/virtualMachines/delete",
@@ -146,6 +147,35 @@ def test_locations_read_without_a_role_is_implicit_not_a_grant_of_the_role() -> 
     report = _report(sim, PIPELINE_OID)
     assert report["actions"] == []
     assert report["implicitActions"] == ["Microsoft.Resources/subscriptions/locations/read"]
+
+
+def test_the_subscription_and_its_tenant_are_readable_by_any_member() -> None:
+    world = json.loads(WORLD_FILE.read_text())
+    other = "11111111-2222-3333-4444-555555555555"
+    world["subscriptions"][0]["tenantId"] = other
+    sim = ArmSimulator(parse_world(world), MemoryDiskStore(), FakeVerifier(), time_scale=0, throttle=False)
+    result = sim.handle(
+        "GET", f"/subscriptions/{SUB}{API}", {"Authorization": f"Bearer {make_token(PIPELINE_OID)}"}, b""
+    )
+    assert result.status == 200
+    body = json.loads(result.body)
+    assert (body["subscriptionId"], body["tenantId"], body["state"]) == (SUB, other, "Enabled")
+    assert _report(sim, PIPELINE_OID)["implicitActions"] == ["Microsoft.Resources/subscriptions/read"]
+    assert (
+        json.loads(
+            _sim()
+            .handle(
+                "GET",
+                f"/subscriptions/{SUB}{API}",
+                {"Authorization": f"Bearer {make_token(PIPELINE_OID)}"},
+                b"",
+            )
+            .body
+        )["tenantId"]
+        == world["tenantId"]
+    )
+    stranger = "99999999-8888-4777-8666-555555555555"
+    assert _call(sim, "GET", f"/subscriptions/{SUB}", oid=stranger) == 403
 
 
 def test_a_filtered_list_records_what_it_let_through_not_what_it_left_out() -> None:

@@ -217,6 +217,43 @@ def janitor_sweep(s: Stack) -> None:
     wait_for("the orphaned snapshots to go", gone, timeout=30)
 
 
+# The example world's "reader-only" service principal plays a Partner Center principal.
+PARTNER_CENTER_STANDIN = "b238e621-424b-5f06-bd00-d0f513770f55"
+
+
+def _marketplace_request(s: Stack, vm: str, marketplace: dict[str, Any], *, export: bool) -> dict[str, Any]:
+    body = s.request(vm, export=export, prepare="none", marketplace=marketplace)
+    body["targetRegions"] = [{"name": "westeurope"}]
+    return body
+
+
+def marketplace_gallery_capture(s: Stack) -> None:
+    """Gallery route: the subscription's tenant read, Compute Gallery Image Reader granted on the gallery."""
+    mp = {
+        "route": "gallery",
+        "publisherTenantId": s.cloud.tenant_id,
+        "partnerCenterPrincipals": [PARTNER_CENTER_STANDIN],
+    }
+    status = s.run(_marketplace_request(s, "vm-plain", mp, export=False))
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    assert status["result"]["marketplace"]["grants"][0]["assignmentId"], status["result"]["marketplace"]
+
+
+def marketplace_vhd_capture(s: Stack) -> None:
+    """VHD route: the VHDs checked, then a SAS from the endpoint (a user delegation key) reads one."""
+    from azure.storage.blob import BlobClient
+
+    from tests.support.leaks import sas_values
+
+    status = s.run(_marketplace_request(s, "vm-web-4", {"route": "vhd"}, export=True))
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    code, issued, _ = http("POST", s.devhost.url(f"/api/captures/{status['id']}/marketplace-sas"))
+    assert code == 200, issued
+    s.known_secrets += sas_values(issued["containerSasUri"])
+    data = BlobClient.from_blob_url(issued["vhds"][0]["sasUri"]).download_blob(offset=0, length=512).readall()
+    assert len(data) == 512
+
+
 # (scenario, the features whose actions it must use exactly, the features it may use some of)
 CAPTURE = ("capture.inPlace", "prepareRunningVm", "createIfMissing")
 SCENARIOS: list[tuple[Callable[[Stack], None], tuple[str, ...], tuple[str, ...]]] = [
@@ -229,6 +266,8 @@ SCENARIOS: list[tuple[Callable[[Stack], None], tuple[str, ...], tuple[str, ...]]
     (failing_capture, (), CAPTURE),
     (orphaned_run, (), (*CAPTURE, "export")),
     (janitor_sweep, ("janitor",), ()),
+    (marketplace_gallery_capture, ("marketplace.gallery",), CAPTURE),
+    (marketplace_vhd_capture, ("marketplace.vhd",), (*CAPTURE, "export")),
 ]
 
 

@@ -133,7 +133,7 @@ def test_the_capture_plan_runs_the_stages_in_the_reported_order() -> None:
         *(r.name for r in RELEASE),
         Stage.CLEANUP,
     ]
-    assert [s.name for s in RELEASE][-2:] == [Stage.RETAIN, Stage.SHARE]
+    assert [s.name for s in RELEASE][-3:] == [Stage.RETAIN, Stage.SHARE, Stage.HANDOFF]
     assert [s for s in STAGES if s not in names] == [Stage.EXPORT]  # runs beside publish
     assert not CAPTURE.stage(Stage.PREFLIGHT).safe_point and not CAPTURE.stage(Stage.CLEANUP).safe_point
 
