@@ -12,6 +12,8 @@ declaration (``activities._common.activity``), takes ``payload`` = ``<Input>.to_
   get_snapshot_deletion
 - ``gallery``: ensure_definition, start_image_version, get_version_status, delete_image_version
 - ``exports``: start_export, get_copy_status, abort_copy
+- ``clones``: check_clone_target, ensure_clone_disk, ensure_clone_nic, create_clone_vm, get_clone_vm,
+  delete_clone (captureMode "clone")
 - ``traces``: record_trace (the run's root and stage spans, ``shared.telemetry``)
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities import exports, gallery, permissions, preflight, snapshots, traces, virtual_machines
+from activities import clones, exports, gallery, permissions, preflight, snapshots, traces, virtual_machines
 from activities._common import IMPLEMENTATIONS
 from shared.activity_types import AZURE_ACTIVITIES
 
@@ -34,6 +36,7 @@ _MODULES = (
     gallery,
     exports,
     traces,
+    clones,
 )  # importing them fills IMPLEMENTATIONS
 
 

@@ -10,6 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from shared.clones import (
+    CloneDiskInput,
+    CloneDiskResult,
+    CloneLeft,
+    CloneNicInput,
+    CloneNicResult,
+    CloneRef,
+    CloneTarget,
+    CloneTargetInput,
+    CloneVmInput,
+    CloneVmState,
+)
 from shared.contracts import (
     BlobRef,
     CopyStatus,
@@ -102,6 +114,13 @@ DELETE_IMAGE_VERSION = Activity("delete_image_version", VersionRef, Done)
 START_EXPORT = Activity("start_export", ExportStartInput, CopyStatus)
 GET_COPY_STATUS = Activity("get_copy_status", BlobRef, CopyStatus)
 ABORT_COPY = Activity("abort_copy", BlobRef, CopyStatus)
+# The clone of captureMode "clone" (activities.clones).
+CHECK_CLONE_TARGET = Activity("check_clone_target", CloneTargetInput, CloneTarget)
+ENSURE_CLONE_DISK = Activity("ensure_clone_disk", CloneDiskInput, CloneDiskResult)
+ENSURE_CLONE_NIC = Activity("ensure_clone_nic", CloneNicInput, CloneNicResult)
+CREATE_CLONE_VM = Activity("create_clone_vm", CloneVmInput, CloneVmState)
+GET_CLONE_VM = Activity("get_clone_vm", VmRef, CloneVmState)
+DELETE_CLONE = Activity("delete_clone", CloneRef, CloneLeft)
 # The run's root and stage spans, written once it ended (shared.telemetry; not an Azure call).
 RECORD_TRACE = Activity("record_trace", RunTrace, TraceWritten)
 # The completion notice (activities.notices, its own blueprint).
@@ -132,4 +151,10 @@ AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     GET_COPY_STATUS,
     ABORT_COPY,
     RECORD_TRACE,
+    CHECK_CLONE_TARGET,
+    ENSURE_CLONE_DISK,
+    ENSURE_CLONE_NIC,
+    CREATE_CLONE_VM,
+    GET_CLONE_VM,
+    DELETE_CLONE,
 )

@@ -34,6 +34,7 @@ ACTIONS_FILE = Path(__file__).resolve().parent / "app-actions.json"
 
 # Scope kinds of app-actions.json this module places (the clone's build group comes with clone mode).
 SOURCE_GROUPS, GALLERIES, EXPORT_ACCOUNTS = "sourceGroups", "galleries", "exportAccounts"
+BUILD_GROUP = "buildGroup"  # captureMode "clone": where the copy of the VM is built
 
 # A built-in role that grants the action too, for operators who prefer built-in roles (first prefix that
 # matches). Each suggestion grants every action of the app under its prefix (a test checks the built-in
@@ -82,6 +83,7 @@ class CapturePlanNeeds(WireModel):
     stopped_consistency: bool = False  # a specialized capture of a running VM, deallocated and started again
     create_if_missing: bool = False
     export_account_id: str | None = None
+    build_group_id: str | None = None  # captureMode "clone": /subscriptions/{s}/resourceGroups/{g}
 
 
 class PermissionsCheckInput(WireModel):
@@ -140,6 +142,8 @@ def capture_features(
         features.append("createIfMissing")
     if export:
         features.append("export")
+        if mode == "clone":  # the exported snapshots are the clone's, in the build group
+            features.append("cloneExport")
     features.append("cancel")
     return tuple(features)
 
@@ -198,9 +202,10 @@ def plan_requirements(plan: CapturePlanNeeds) -> list[ScopeRequirement]:
         stopped_consistency=plan.stopped_consistency,
         create_if_missing=plan.create_if_missing,
     )
-    return requirements(
-        features, capture_scopes(plan.source_vm_id, plan.gallery_group_id, plan.export_account_id)
-    )
+    scopes = capture_scopes(plan.source_vm_id, plan.gallery_group_id, plan.export_account_id)
+    if plan.build_group_id:
+        scopes[BUILD_GROUP] = plan.build_group_id
+    return requirements(features, scopes)
 
 
 def roles_granting(

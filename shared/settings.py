@@ -42,6 +42,11 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ValueError(f"setting {name}={raw!r} must be true or false")
 
 
+SETTING_BUILD_GROUP = "CAPTURE_BUILD_RESOURCE_GROUP"
+SETTING_BUILD_SUBNET = "CAPTURE_BUILD_SUBNET_ID"
+SETTING_CLONE_VM_SIZE = "CAPTURE_CLONE_VM_SIZE"
+
+
 @dataclass(frozen=True)
 class Settings:
     arm_endpoint: str = "https://management.azure.com"
@@ -60,6 +65,11 @@ class Settings:
     storage_endpoints: StorageEndpoints = field(default_factory=StorageEndpoints)
     # Development only: webhooks on loopback (127.0.0.0/8, ::1, localhost), also over http.
     webhook_allow_loopback: bool = False
+    # captureMode "clone" (orchestrators/capture/clone.py): where the copy of the VM is built, its subnet,
+    # its size (None: the source VM's).
+    build_resource_group: str | None = None
+    build_subnet_id: str | None = None
+    clone_vm_size: str | None = None
 
     @property
     def arm_scope(self) -> str:
@@ -120,6 +130,9 @@ class Settings:
                 env.get(SETTING_SUFFIX), env.get(SETTING_TEMPLATE), env.get(SETTING_ACCOUNTS)
             ),
             webhook_allow_loopback=_bool(env, SETTING_ALLOW_LOOPBACK, False),
+            build_resource_group=(env.get(SETTING_BUILD_GROUP) or "").strip() or None,
+            build_subnet_id=(env.get(SETTING_BUILD_SUBNET) or "").strip() or None,
+            clone_vm_size=(env.get(SETTING_CLONE_VM_SIZE) or "").strip() or None,
         )
 
 

@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from shared.clones import CloneProgress
 from shared.errors import ErrorInfo
 from shared.model_base import WireModel
 from shared.request_rules import CaptureKind
@@ -39,6 +40,12 @@ class Stage(StrEnum):
     EXPORT = "export"
     RESTART = "restart"  # specialized, consistency "stopped": the VM started again after the snapshots
     CLEANUP = "cleanup"
+    # captureMode "clone" (orchestrators.capture.clone): the copy of the VM is built, prepared, captured, deleted.
+    CLONE_DISKS = "cloneDisks"
+    CLONE_VM = "cloneVm"
+    CLONE_DEALLOCATE = "cloneDeallocate"
+    CLONE_SNAPSHOT = "cloneSnapshot"
+    DELETE_CLONE = "deleteClone"
     # Not stages of the pipeline: the capture's whereabouts once it finished or while it is undone.
     DONE = "done"
     CANCELING = "canceling"
@@ -48,6 +55,7 @@ class Stage(StrEnum):
 # The stages an inPlace capture reports, in order (each a ``StageTiming`` in ``CaptureProgress.stages``);
 # a run of another plan lists its plan's stages instead (``orchestrators.capture.plan``).
 _NOT_IN_PLACE = (Stage.RESTART, Stage.DONE, Stage.CANCELING, Stage.CANCELED)
+_NOT_IN_PLACE += (Stage.CLONE_DISKS, Stage.CLONE_VM, Stage.CLONE_DEALLOCATE, Stage.CLONE_SNAPSHOT, Stage.DELETE_CLONE)
 STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s not in _NOT_IN_PLACE)
 
 StageState = Literal["pending", "running", "succeeded", "failed", "skipped", "canceled"]
@@ -126,6 +134,7 @@ class CaptureProgress(CaptureKind):
     cancel_requested: bool = False
     cancel_reason: str | None = None
     cleaned: list[str] = Field(default_factory=list)
+    clone: CloneProgress | None = None  # captureMode "clone": the copy's resources while they exist
 
     def stage_of(self, name: Stage) -> StageTiming:
         for s in self.stages:
@@ -218,3 +227,4 @@ class CaptureStatusView(CaptureKind):
     cancel_requested: bool = False
     cancel_reason: str | None = None
     cleaned: list[str] = Field(default_factory=list)
+    clone: CloneProgress | None = None  # captureMode "clone": the copy's resources while they exist

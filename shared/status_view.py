@@ -119,6 +119,7 @@ def _copy_progress(view: CaptureStatusView, progress: CaptureProgress) -> None:
     view.cancel_requested = progress.cancel_requested
     view.cancel_reason = progress.cancel_reason
     view.cleaned = list(progress.cleaned)
+    view.clone = progress.clone.model_copy() if progress.clone is not None else None
 
 
 def _overlay_exports(view: CaptureStatusView, exports: dict[str, InstanceSnapshot]) -> None:

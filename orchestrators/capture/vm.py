@@ -21,6 +21,7 @@ from orchestrators.polling import Done, poll
 from orchestrators.retrying import Gen, StepFailed, sleep
 from orchestrators.timing import DEALLOCATE_FIRST_POLL_FACTOR, first_poll_delay, poll_delay, retry_delay
 from shared.activity_types import (
+    CHECK_CLONE_TARGET,
     CHECK_EXPORT_TARGET,
     CHECK_GALLERY,
     CHECK_PERMISSIONS,
@@ -31,6 +32,7 @@ from shared.activity_types import (
     START_DEALLOCATE,
     START_GUEST_PREPARE,
 )
+from shared.clones import CloneTargetInput, planned_clone
 from shared.contracts import (
     ExportCheckInput,
     GalleryCheckInput,
@@ -84,9 +86,20 @@ def preflight(run: CaptureRun) -> Gen[None]:
         if target is not None
         else None
     )
-    answers = yield from calls.gather(gallery, regions, export)
+    clone = (
+        CHECK_CLONE_TARGET.bind(CloneTargetInput(source_vm_id=facts.id, location=facts.location, vm_size=facts.vm_size))
+        if req.capture_mode == "clone"
+        else None
+    )
+    answers = yield from calls.gather(gallery, regions, export, clone)
     gcheck = run.gallery_check = answers[gallery]
-    problems = preflight_problems(req.prepare or "none", facts, gcheck, answers.get(export))
+    # A clone's guest step runs on the clone, which runs whatever the source's power state.
+    guest = "none" if clone is not None else req.prepare or "none"
+    problems = preflight_problems(guest, facts, gcheck, answers.get(export))
+    if clone is not None:
+        problems += answers[clone].problems
+        run.clone_target = answers[clone]
+        run.progress.clone = planned_clone(run.run_id, answers[clone])
     problems += mode_problems(req, facts) + region_problems(
         req.target_regions,
         facts,
@@ -117,6 +130,7 @@ def _check_permissions(run: CaptureRun, facts: VmFacts, gcheck: GalleryCheckResu
         prepare_running_vm=in_place and running,
         stopped_consistency=not in_place and running and req.effective_consistency == "stopped",
         create_if_missing=not gcheck.gallery_exists or gcheck.definition is None,
+        build_group_id=run.progress.clone.build_group_id if run.progress.clone is not None else None,
     )
     found = yield from run.calls(Stage.PREFLIGHT).run(CHECK_PERMISSIONS, PermissionsCheckInput(plan=needs))
     if found.missing:
