@@ -98,11 +98,18 @@ def check_clone_target(inp: CloneTargetInput) -> CloneTarget:
         )
     sub, rg, vnet_name, subnet_name = m.groups()
     network = clients.network(sub)
-    vnet = get_or_none(
-        lambda: as_dict(network.virtual_networks.get(rg, vnet_name)),
-        step="read the build subnet",
-        resource=subnet_id,
-    )
+    try:
+        vnet = get_or_none(
+            lambda: as_dict(network.virtual_networks.get(rg, vnet_name)),
+            step="read the build subnet",
+            resource=subnet_id,
+        )
+    except CaptureError as exc:
+        in_build_group = f"/subscriptions/{sub}/resourcegroups/{rg}".lower() == group_id.lower()
+        if exc.info.code != "AuthorizationFailed" or not in_build_group:
+            raise
+        # The permission check (next in preflight) names the missing read with the rest of the build group's.
+        vnet = {"location": inp.location, "properties": {"subnets": [{"name": subnet_name}]}}
     subnets = {str(x.get("name") or "").lower() for x in props(vnet or {}).get("subnets") or []}
     if vnet is None or subnet_name.lower() not in subnets:
         problems.append(

@@ -5,12 +5,14 @@ Each test ends with the secret scan of the ``make_stack`` fixture (tests/e2e/con
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from shared.ids import TAG_RUN_ID
 from tests.support.stack import Stack
+from tests.support.worlds import WORLD
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +43,9 @@ def _source(stack: Stack, vm: str) -> dict[str, Any]:
     state = stack.sim("state")
     me = next(v for v in state["virtualMachines"] if v["id"].endswith(f"/{vm}"))
     disks = sorted(
-        (d["id"], d["blob"], d["managedBy"]) for d in state["disks"] if (d["managedBy"] or "").endswith(f"/{vm}")
+        (d["id"], d["blob"], d["managedBy"])
+        for d in state["disks"]
+        if (d["managedBy"] or "").endswith(f"/{vm}")
     )
     return {"vm": {k: me[k] for k in ("powerState", "generalized", "guestState")}, "disks": disks}
 
@@ -97,7 +101,9 @@ def test_clone_capture_of_a_trusted_launch_windows_vm_leaves_the_vm_as_it_was(ma
     }, stages
     assert status["generalized"] is False and "irreversibleNote" not in status
     clone = status["clone"]
-    assert clone["state"] == "deleted" and clone["vmId"].startswith(f"/subscriptions/{SUB}/resourceGroups/{BUILD_GROUP}/")
+    assert clone["state"] == "deleted" and clone["vmId"].startswith(
+        f"/subscriptions/{SUB}/resourceGroups/{BUILD_GROUP}/"
+    )
     assert len(clone["diskIds"]) == 3 and clone["sourceSnapshotsDeleted"] is True
     # The image: generalized, both data disks at their LUNs, in every target region.
     compute = stack.compute()
@@ -112,7 +118,9 @@ def test_clone_capture_of_a_trusted_launch_windows_vm_leaves_the_vm_as_it_was(ma
     assert str(getattr(definition.os_state, "value", definition.os_state)) == "Generalized"
     # The clone was Trusted Launch like its source (azsim refuses a VM whose type differs from its OS disk's).
     clone_put = next(
-        r for r in stack.sim("requests")["value"] if r["method"] == "PUT" and r["path"].endswith(clone["vmId"].rsplit("/", 1)[1])
+        r
+        for r in stack.sim("requests")["value"]
+        if r["method"] == "PUT" and r["path"].endswith(clone["vmId"].rsplit("/", 1)[1])
     )
     assert clone_put["status"] in (200, 201), clone_put
     # The source: never written, still running, same disks and backing blobs; nothing of the clone left.
@@ -120,3 +128,119 @@ def test_clone_capture_of_a_trusted_launch_windows_vm_leaves_the_vm_as_it_was(ma
     assert _source(stack, "vm-win") == before
     assert before["vm"] == {"powerState": "running", "generalized": False, "guestState": "normal"}
     assert _left_of(stack, status["runId"]) == []
+
+
+def _vm_create_fault(reason: str, count: int) -> dict[str, Any]:
+    return {
+        "rules": [
+            {
+                "name": f"clone-{reason}",
+                "match": {
+                    "action": "Microsoft.Compute/virtualMachines/write",
+                    "path": f"/resourceGroups/{BUILD_GROUP}/",
+                },
+                "effect": {"type": "vmCreateFailure", "reason": reason},
+                "count": count,
+            }
+        ]
+    }
+
+
+def _clone_puts(stack: Stack) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in stack.sim("requests")["value"]
+        if r["method"] == "PUT"
+        and f"/resourceGroups/{BUILD_GROUP}/providers/Microsoft.Compute/virtualMachines/" in r["path"]
+    ]
+
+
+def test_a_clone_whose_create_fails_allocation_twice_is_created_again(make_stack: Any) -> None:
+    stack = _start(make_stack, faults=_vm_create_fault("allocationFailed", 2))
+    status = stack.run(_clone(stack, "vm-web"), timeout=240)
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    # Three PUTs of the same clone: two creates that ended AllocationFailed, then the one that succeeded.
+    puts = _clone_puts(stack)
+    assert len(puts) == 3 and len({p["path"] for p in puts}) == 1, puts
+    (fault,) = stack.sim("state")["faults"]
+    assert (fault["name"], fault["fired"]) == ("clone-allocationFailed", 2), fault
+    assert _left_of(stack, status["runId"]) == []
+    assert stack.vm_state("vm-web")["powerState"] == "running"
+
+
+def test_a_clone_size_that_is_not_available_fails_terminally_and_leaves_nothing(make_stack: Any) -> None:
+    stack = _start(make_stack, faults=_vm_create_fault("skuNotAvailable", 5))
+    before = _source(stack, "vm-web")
+    status = stack.run(_clone(stack, "vm-web"), timeout=240)
+    assert status["runtimeStatus"] == "Failed", status
+    err = status["error"]
+    assert (err["code"], err["azureCode"]) == ("SkuNotAvailable", "SkuNotAvailable"), err
+    assert "The requested size for resource" in err["message"] and "Standard_D2s_v5" in err["message"]
+    assert "CAPTURE_CLONE_VM_SIZE" in err["advice"]
+    assert len(_clone_puts(stack)) == 1  # terminal: not tried again
+    stages = {s["name"]: s["state"] for s in status["stages"]}
+    assert stages["cloneVm"] == "failed" and stages["prepare"] == "pending", stages
+    assert status["clone"]["state"] == "deleted", status["clone"]
+    assert _left_of(stack, status["runId"]) == []
+    assert _source(stack, "vm-web") == before and _source_writes(stack, "vm-web") == []
+
+
+def test_cancel_during_the_clones_guest_step_deletes_the_clone(make_stack: Any) -> None:
+    # Sysprep takes ~90 s (real) here: the cancel comes while the clone's guest step runs.
+    stack = _start(make_stack, latency={"sysprep_shutdown_s": 30000})
+    before = _source(stack, "vm-win")
+    code, answer, _ = stack.post(_clone(stack, "vm-win"))
+    assert code == 202, answer
+    preparing = stack.wait(
+        answer["id"],
+        until=lambda st: any(s["name"] == "prepare" and s["state"] == "running" for s in st["stages"]),
+        timeout=120,
+    )
+    assert preparing["runtimeStatus"] == "Running", preparing
+    clone_vm = preparing["clone"]["vmId"]
+    assert any(v["id"] == clone_vm for v in stack.sim("state")["virtualMachines"])
+    code, body = stack.cancel(answer["id"], {"reason": "clone test"})
+    assert code == 202, body
+    status = stack.wait(answer["id"], timeout=120)
+    assert status["runtimeStatus"] == "Canceled", status
+    assert status["clone"]["state"] == "deleted", status["clone"]
+    assert any("clone ipc-" in c and "deleted" in c for c in status["cleaned"]), status["cleaned"]
+    assert "irreversibleNote" not in status and status["generalized"] is False
+    assert _left_of(stack, status["runId"]) == []
+    assert _source(stack, "vm-win") == before and _source_writes(stack, "vm-win") == []
+
+
+def test_a_missing_build_group_role_is_found_by_preflight_before_anything_is_made(
+    make_stack: Any, tmp_path: Any
+) -> None:
+    world = json.loads(WORLD.read_text())
+    world["roleAssignments"] = [
+        ra
+        for ra in world["roleAssignments"]
+        if not (
+            ra["principal"] == "id-image-pipeline" and ra["scope"].endswith(f"/resourceGroups/{BUILD_GROUP}")
+        )
+    ]
+    path = tmp_path / "world.json"
+    path.write_text(json.dumps(world))
+    stack = _start(make_stack, world=path)
+    status = stack.run(_clone(stack, "vm-web"))
+    assert status["runtimeStatus"] == "Failed", status
+    err = status["error"]
+    assert (err["step"], err["code"]) == ("preflight", "MissingPermissions"), err
+    assert f"/resourceGroups/{BUILD_GROUP}" in err["message"]
+    assert "Microsoft.Compute/virtualMachines/write" in err["message"]
+    assert 'role "Image Pipeline Clone Builder"' in err["message"]
+    writes = [r for r in stack.sim("requests")["value"] if r["method"] in WRITES]
+    assert writes == [], writes
+    assert stack.vm_state("vm-web")["powerState"] == "running"
+
+
+def test_a_clone_request_without_the_clone_settings_names_them(make_stack: Any) -> None:
+    stack = make_stack()
+    status = stack.run(_clone(stack, "vm-web"))
+    assert status["runtimeStatus"] == "Failed", status
+    err = status["error"]
+    assert (err["step"], err["code"]) == ("preflight", "PreflightFailed"), err
+    assert "CAPTURE_BUILD_RESOURCE_GROUP" in err["message"] and "CAPTURE_BUILD_SUBNET_ID" in err["message"]
+    assert [r for r in stack.sim("requests")["value"] if r["method"] in WRITES] == []
