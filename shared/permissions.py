@@ -140,6 +140,8 @@ def capture_features(
         features.append("stoppedConsistency")
     if create_if_missing:
         features.append("createIfMissing")
+    if mode == "clone":  # its compensation may delete the copies and the NIC on their own
+        features.append("cloneCleanup")
     if export:
         features.append("export")
         if mode == "clone":  # the exported snapshots are the clone's, in the build group
