@@ -67,35 +67,15 @@ def _norm(location: str) -> str:
     return location.replace(" ", "").lower()
 
 
-@activity(CHECK_CLONE_TARGET)
-def check_clone_target(inp: CloneTargetInput) -> CloneTarget:
-    """The clone settings, read once: the build group and subnet must be set, the subnet exist in the VM's region."""
-    s = get_settings()
-    problems = [
-        f"app setting {name} is empty: {what} (captureMode clone needs it)"
-        for name, value, what in (
-            (
-                SETTING_BUILD_GROUP,
-                s.build_resource_group,
-                "set it to the resource group the clone is built in",
-            ),
-            (SETTING_BUILD_SUBNET, s.build_subnet_id, "set it to the resource id of the clone's subnet"),
-        )
-        if not value
-    ]
-    if problems or not s.build_resource_group or not s.build_subnet_id:
-        return CloneTarget(problems=problems)
-    group_id = build_group_id(s.build_resource_group, inp.source_vm_id)
-    subnet_id = s.build_subnet_id
+def _subnet_problems(subnet_id: str, group_id: str, location: str) -> list[str]:
+    """Why the build subnet cannot take the clone's NIC: not a subnet id, missing, or in another region."""
     m = _SUBNET.match(subnet_id)
     if not m:
-        return CloneTarget(
-            problems=[
-                f"app setting {SETTING_BUILD_SUBNET} is {subnet_id[:300]!r}, not a subnet id: use "
-                "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Network/virtualNetworks/<vnet>"
-                "/subnets/<subnet>"
-            ]
-        )
+        return [
+            f"app setting {SETTING_BUILD_SUBNET} is {subnet_id[:300]!r}, not a subnet id: use "
+            "/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Network/virtualNetworks/<vnet>"
+            "/subnets/<subnet>"
+        ]
     sub, rg, vnet_name, subnet_name = m.groups()
     network = clients.network(sub)
     try:
@@ -108,29 +88,53 @@ def check_clone_target(inp: CloneTargetInput) -> CloneTarget:
         in_build_group = f"/subscriptions/{sub}/resourcegroups/{rg}".lower() == group_id.lower()
         if exc.info.code != "AuthorizationFailed" or not in_build_group:
             raise
-        # The permission check (next in preflight) names the missing read with the rest of the build group's.
-        vnet = {"location": inp.location, "properties": {"subnets": [{"name": subnet_name}]}}
+        return []  # the permission check (next in preflight) names the missing read with the group's others
     subnets = {str(x.get("name") or "").lower() for x in props(vnet or {}).get("subnets") or []}
     if vnet is None or subnet_name.lower() not in subnets:
-        problems.append(
+        return [
             f"the build subnet {subnet_id} (app setting {SETTING_BUILD_SUBNET}) does not exist: create it, or "
             "point the setting at an existing subnet"
-        )
-    elif _norm(str(vnet.get("location") or "")) != _norm(inp.location):
-        problems.append(
+        ]
+    if _norm(str(vnet.get("location") or "")) != _norm(location):
+        return [
             f"the build subnet {subnet_id} (app setting {SETTING_BUILD_SUBNET}) is in {vnet.get('location')}, but "
-            f"the source VM is in {inp.location}: a clone's disks and NIC must be in the VM's region; use a subnet "
-            f"of a virtual network in {inp.location}"
-        )
-    rid = parse_id(inp.source_vm_id, field="sourceVmId", step="check_clone_target")
-    with azure_call("read the source VM's security profile", inp.source_vm_id):
+            f"the source VM is in {location}: a clone's disks and NIC must be in the VM's region; use a subnet "
+            f"of a virtual network in {location}"
+        ]
+    return []
+
+
+def _uefi_settings(vm_id: str) -> dict[str, bool] | None:
+    """The source VM's securityProfile.uefiSettings (secure boot, vTPM), copied to a Trusted Launch clone."""
+    rid = parse_id(vm_id, field="sourceVmId", step="check_clone_target")
+    with azure_call("read the source VM's security profile", vm_id):
         vm = as_dict(clients.compute(rid.subscription_id).virtual_machines.get(rid.resource_group, rid.name))
     uefi = (props(vm).get("securityProfile") or {}).get("uefiSettings")
+    return {k: bool(v) for k, v in uefi.items()} if isinstance(uefi, dict) else None
+
+
+@activity(CHECK_CLONE_TARGET)
+def check_clone_target(inp: CloneTargetInput) -> CloneTarget:
+    """The clone settings, read once: the build group and subnet must be set, the subnet exist in the VM's region."""
+    s = get_settings()
+    group, subnet = s.build_resource_group, s.build_subnet_id
+    missing = [
+        f"app setting {name} is empty: {what} (captureMode clone needs it)"
+        for name, value, what in (
+            (SETTING_BUILD_GROUP, group, "set it to the resource group the clone is built in"),
+            (SETTING_BUILD_SUBNET, subnet, "set it to the resource id of the clone's subnet"),
+        )
+        if not value
+    ]
+    if missing or not group or not subnet:
+        return CloneTarget(problems=missing)
+    group_id = build_group_id(group, inp.source_vm_id)
+    problems = _subnet_problems(subnet, group_id, inp.location)
     return CloneTarget(
         build_group_id=group_id,
-        subnet_id=subnet_id,
+        subnet_id=subnet,
         vm_size=s.clone_vm_size or inp.vm_size,
-        uefi_settings={k: bool(v) for k, v in uefi.items()} if isinstance(uefi, dict) else None,
+        uefi_settings=None if problems else _uefi_settings(inp.source_vm_id),
         problems=problems,
     )
 
@@ -354,20 +358,22 @@ def delete_clone(inp: CloneRef) -> CloneLeft:
     left: list[str] = []
     nic = parse_id(inp.nic_id, field="nicId", step="delete_clone")
     nics = clients.network(nic.subscription_id).network_interfaces
-    if get_or_none(
+    found: Any = get_or_none(
         lambda: nics.get(nic.resource_group, nic.name), step="read the clone's NIC", resource=inp.nic_id
-    ):
+    )
+    if found is not None:
         with azure_call("delete the clone's network interface", inp.nic_id):
             lro.start(nics.begin_delete, nic.resource_group, nic.name)
         left.append(inp.nic_id)
     for disk_id in inp.disk_ids:
         d = parse_id(disk_id, field="diskId", step="delete_clone")
         disks = clients.compute(d.subscription_id).disks
-        if get_or_none(
-            lambda disks=disks, d=d: disks.get(d.resource_group, d.name),
+        copy: Any = get_or_none(
+            lambda disks=disks, d=d: disks.get(d.resource_group, d.name),  # type: ignore[misc]
             step="read the clone's disk",
             resource=disk_id,
-        ):
+        )
+        if copy is not None:
             with azure_call("delete the clone's disk", disk_id):
                 lro.start(disks.begin_delete, d.resource_group, d.name)
             left.append(disk_id)

@@ -100,7 +100,7 @@ CAPTURE_MODES: dict[str, str] = {
     '(osState Specialized) of its disks; with consistency "stopped" the VM is deallocated for the '
     "snapshots and started again if it was running",
     "clone": "leaves the VM as it is and makes a generalized image (osState Generalized) of a copy: its disks "
-    "are snapshotted (crash-consistent, or with consistency \"stopped\" deallocated and started again), a VM "
+    'are snapshotted (crash-consistent, or with consistency "stopped" deallocated and started again), a VM '
     "made of the copies in the build resource group is deprovisioned (prepare), generalized and captured, "
     "then deleted with everything made for it",
 }
@@ -129,7 +129,7 @@ def mode_option_errors(data: dict[str, Any]) -> list[FieldError]:
             FieldError(
                 field="prepare",
                 message='required with captureMode "clone": "deprovision" (the pipeline deprovisions the '
-                'clone\'s guest) or "none" (the source\'s guest was deprovisioned already, so its copy is too)',
+                "clone's guest) or \"none\" (the source's guest was deprovisioned already, so its copy is too)",
             )
         ]
     if mode == "inPlace":

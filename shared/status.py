@@ -54,8 +54,14 @@ class Stage(StrEnum):
 
 # The stages an inPlace capture reports, in order (each a ``StageTiming`` in ``CaptureProgress.stages``);
 # a run of another plan lists its plan's stages instead (``orchestrators.capture.plan``).
-_NOT_IN_PLACE = (Stage.RESTART, Stage.DONE, Stage.CANCELING, Stage.CANCELED)
-_NOT_IN_PLACE += (Stage.CLONE_DISKS, Stage.CLONE_VM, Stage.CLONE_DEALLOCATE, Stage.CLONE_SNAPSHOT, Stage.DELETE_CLONE)
+_NOT_IN_PLACE: tuple[Stage, ...] = (Stage.RESTART, Stage.DONE, Stage.CANCELING, Stage.CANCELED)
+_NOT_IN_PLACE += (
+    Stage.CLONE_DISKS,
+    Stage.CLONE_VM,
+    Stage.CLONE_DEALLOCATE,
+    Stage.CLONE_SNAPSHOT,
+    Stage.DELETE_CLONE,
+)
 STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s not in _NOT_IN_PLACE)
 
 StageState = Literal["pending", "running", "succeeded", "failed", "skipped", "canceled"]

@@ -115,7 +115,7 @@ def mode_problems(req: CaptureRequest, facts: VmFacts) -> list[str]:
         ]
     if req.capture_mode == "clone" and facts.generalized:
         return [
-            f'{facts.name} is generalized already, so there is nothing to keep by cloning it: use captureMode '
+            f"{facts.name} is generalized already, so there is nothing to keep by cloning it: use captureMode "
             '"inPlace" with prepare "none"'
         ]
     if req.capture_mode == "clone" and facts.security_type == "ConfidentialVM":

@@ -87,7 +87,9 @@ def preflight(run: CaptureRun) -> Gen[None]:
         else None
     )
     clone = (
-        CHECK_CLONE_TARGET.bind(CloneTargetInput(source_vm_id=facts.id, location=facts.location, vm_size=facts.vm_size))
+        CHECK_CLONE_TARGET.bind(
+            CloneTargetInput(source_vm_id=facts.id, location=facts.location, vm_size=facts.vm_size)
+        )
         if req.capture_mode == "clone"
         else None
     )
