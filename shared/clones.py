@@ -20,8 +20,8 @@ from shared.model_base import WireModel
 
 
 def clone_vm_name(run_id: str) -> str:
-    """The clone VM's name: ``ipc-<12 hex of the run id>`` (short: VM names and Windows computer names)."""
-    return "ipc-" + hashlib.sha256(run_id.encode()).hexdigest()[:12]
+    """The clone VM's name: ``ipc-<11 hex of the run id>`` (15 characters: fits a Windows computer name too)."""
+    return "ipc-" + hashlib.sha256(run_id.encode()).hexdigest()[:11]
 
 
 def clone_disk_name(run_id: str, disk_key: str) -> str:
