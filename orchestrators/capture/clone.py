@@ -205,11 +205,31 @@ def clone_vm(run: CaptureRun) -> Gen[str]:
     state = yield from calls.run(CREATE_CLONE_VM, vm_input)  # AllocationFailed is transient: retried
     clone.vm_id = state.vm_id
     run.t.publish()
+    yield from _agent_ready(run, clone, calls)
+    run.clone_facts = yield from calls.run(GET_VM_FACTS, VmRef(vm_id=clone.vm_id))
+    clone.state = "running"
+    return f"{clone.vm_id.rsplit('/', 1)[-1]} runs; its agent is Ready"
+
+
+def _agent_ready(run: CaptureRun, clone: CloneProgress, calls: Calls) -> Gen[None]:
+    """Wait until the clone's guest agent is Ready (Run Command needs it); fail on a create that ended Failed."""
     ready = yield from _wait(
         run,
         lambda: calls.run(GET_CLONE_VM, VmRef(vm_id=clone.vm_id)),
-        lambda s: s.agent_ready,
+        lambda s: s.agent_ready or s.provisioning_state.lower() == "failed",
     )
+    if ready is not None and not ready.agent_ready:  # a create that failed after an activity re-execution
+        raise StepFailed(
+            ErrorInfo.azure_failed(
+                Stage.CLONE_VM,
+                None,
+                f"the clone {clone.vm_id} ended provisioningState Failed after its create was accepted",
+                fallback_code="CloneCreateFailed",
+                resource=clone.vm_id,
+                advice="Check the clone's activity log for Azure's code; the capture deletes the clone. Run it again.",
+                transient=False,
+            )
+        )
     if ready is None:
         raise StepFailed(
             ErrorInfo.timed_out(
@@ -222,9 +242,6 @@ def clone_vm(run: CaptureRun) -> Gen[str]:
                 "to Azure storage; the capture deletes the clone. Run it again.",
             )
         )
-    run.clone_facts = yield from calls.run(GET_VM_FACTS, VmRef(vm_id=clone.vm_id))
-    clone.state = "running"
-    return f"{clone.vm_id.rsplit('/', 1)[-1]} runs; its agent is Ready"
 
 
 def skip_prepare(run: CaptureRun) -> str | None:

@@ -151,8 +151,50 @@ def test_a_clone_needs_the_build_role_in_the_build_group() -> None:
         assert build[action] == "Image Pipeline Clone Builder", action
     assert "Microsoft.Compute/snapshots/beginGetAccess/action" not in build
     exported = needs.model_copy(update={"export": True})
-    build = {a.action for r in plan_requirements(exported) if r.scope == GROUP for a in r.required}
-    assert "Microsoft.Compute/snapshots/beginGetAccess/action" in build
+    access = {a.action for r in plan_requirements(exported) if r.scope == GROUP for a in r.required}
+    assert "Microsoft.Compute/snapshots/beginGetAccess/action" in access
     # The source VM itself is only read.
     vm = {a.action for a in by_scope[VM_ID].required}
     assert vm == {"Microsoft.Compute/virtualMachines/read"}, vm
+
+
+def test_the_clone_vm_is_attached_disks_with_the_sources_security_profile() -> None:
+    from activities.clones import _vm_body
+    from shared.clones import CloneVmInput
+
+    data = [DiskFacts(key=f"lun{n}", lun=n, name=f"d{n}", id=f"/x/disks/d{n}", size_gb=8) for n in (0, 1)]
+    source = _facts().model_copy(update={"data_disks": data, "vm_size": "Standard_D4s_v5"})
+    ids = {k: f"{GROUP}/providers/Microsoft.Compute/disks/c-{k}" for k in ("os", "lun0", "lun1")}
+    inp = CloneVmInput(
+        run_id="r",
+        build_group_id=GROUP,
+        source=source,
+        vm_size="Standard_D4s_v5",
+        nic_id="/nic",
+        disk_ids=ids,
+        uefi_settings={"secureBootEnabled": True, "vTpmEnabled": False},
+    )
+    props = _vm_body(inp)["properties"]
+    assert "osProfile" not in props and "imageReference" not in props["storageProfile"]
+    os_disk = props["storageProfile"]["osDisk"]
+    assert (os_disk["createOption"], os_disk["deleteOption"], os_disk["osType"]) == (
+        "Attach",
+        "Delete",
+        "Windows",
+    )
+    assert [
+        (d["lun"], d["managedDisk"]["id"], d["deleteOption"]) for d in props["storageProfile"]["dataDisks"]
+    ] == [
+        (0, ids["lun0"], "Delete"),
+        (1, ids["lun1"], "Delete"),
+    ]
+    assert props["networkProfile"]["networkInterfaces"] == [
+        {"id": "/nic", "properties": {"primary": True, "deleteOption": "Delete"}}
+    ]
+    assert props["securityProfile"] == {
+        "securityType": "TrustedLaunch",
+        "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": False},
+    }
+    standard = inp.model_copy(update={"source": source.model_copy(update={"security_type": "Standard"})})
+    # Always explicit: API 2025-11-01+ would make a VM without a securityProfile Trusted Launch.
+    assert _vm_body(standard)["properties"]["securityProfile"] == {"securityType": "Standard"}
