@@ -51,6 +51,13 @@ EXPECTED_ACTIVITIES = {
     "revoke_snapshot_access",
     "delete_snapshot",
     "get_snapshot_deletion",
+    # captureMode "clone" (activities/clones.py)
+    "check_clone_target",
+    "ensure_clone_disk",
+    "ensure_clone_nic",
+    "create_clone_vm",
+    "get_clone_vm",
+    "delete_clone",
 }
 
 
