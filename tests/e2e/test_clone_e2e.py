@@ -128,6 +128,7 @@ def test_clone_capture_of_a_trusted_launch_windows_vm_leaves_the_vm_as_it_was(ma
     assert _source(stack, "vm-win") == before
     assert before["vm"] == {"powerState": "running", "generalized": False, "guestState": "normal"}
     assert _left_of(stack, status["runId"]) == []
+    assert stack.log_errors() == []
 
 
 def _vm_create_fault(reason: str, count: int) -> dict[str, Any]:
