@@ -169,14 +169,23 @@ def test_a_clone_whose_create_fails_allocation_twice_is_created_again(make_stack
     assert stack.vm_state("vm-web")["powerState"] == "running"
 
 
-def test_a_clone_size_that_is_not_available_fails_terminally_and_leaves_nothing(make_stack: Any) -> None:
-    stack = _start(make_stack, faults=_vm_create_fault("skuNotAvailable", 5))
+@pytest.mark.parametrize(
+    ("reason", "code", "said"),
+    [
+        ("skuNotAvailable", "SkuNotAvailable", "The requested size for resource"),
+        ("quotaExceeded", "OperationNotAllowed", "exceeding approved Total Regional Cores quota"),
+    ],
+)
+def test_a_clone_size_that_is_not_available_fails_terminally_and_leaves_nothing(
+    make_stack: Any, reason: str, code: str, said: str
+) -> None:
+    stack = _start(make_stack, faults=_vm_create_fault(reason, 5))
     before = _source(stack, "vm-web")
     status = stack.run(_clone(stack, "vm-web"), timeout=240)
     assert status["runtimeStatus"] == "Failed", status
     err = status["error"]
-    assert (err["code"], err["azureCode"]) == ("SkuNotAvailable", "SkuNotAvailable"), err
-    assert "The requested size for resource" in err["message"] and "Standard_D2s_v5" in err["message"]
+    assert (err["code"], err["azureCode"], err["kind"]) == (code, code, "terminal"), err
+    assert said in err["message"] and "Standard_D2s_v5" in err["message"]
     assert "CAPTURE_CLONE_VM_SIZE" in err["advice"]
     assert len(_clone_puts(stack)) == 1  # terminal: not tried again
     stages = {s["name"]: s["state"] for s in status["stages"]}
