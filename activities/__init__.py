@@ -15,6 +15,8 @@ declaration (``activities._common.activity``), takes ``payload`` = ``<Input>.to_
 - ``retention``: list_definition_versions
 - ``sharing``: assign_role (role assignments; reusable by any stage that grants access)
 - ``marketplace``: check_marketplace, check_marketplace_vhds
+- ``clones``: check_clone_target, ensure_clone_disk, ensure_clone_nic, create_clone_vm, get_clone_vm,
+  delete_clone (captureMode "clone")
 - ``traces``: record_trace (the run's root and stage spans, ``shared.telemetry``)
 """
 
@@ -26,6 +28,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from activities import (
+    clones,
     exports,
     gallery,
     marketplace,
@@ -46,11 +49,13 @@ _MODULES = (
     permissions,
     snapshots,
     gallery,
+    clones,
     exports,
     traces,
     retention,
     sharing,
     marketplace,
+    clones,
 )  # importing them fills IMPLEMENTATIONS
 
 

@@ -22,6 +22,9 @@ param sourceResourceGroups string = ''
 @description('Resource group where the pipeline builds intermediate resources. Empty: the first source group.')
 param buildResourceGroup string = ''
 
+@description('captureMode clone: resource id of the subnet (in the source VMs\' region) the clones\' network interfaces join. Empty: clone captures are refused in preflight.')
+param buildSubnetId string = ''
+
 @description('Comma-separated resource groups (in this subscription) of the Compute Galleries the app publishes to. Empty: the app\'s own group.')
 param galleryResourceGroups string = ''
 
@@ -87,6 +90,8 @@ module core 'app/core.bicep' = {
     captureRequestsQueue: captureRequestsQueue
     captureResultsQueue: captureResultsQueue
     exportAccounts: exportStorageAccounts
+    buildResourceGroup: buildGroup
+    buildSubnetId: buildSubnetId
     janitorScopes: janitorScopes
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB

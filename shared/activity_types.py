@@ -10,6 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from shared.clones import (
+    CloneDiskInput,
+    CloneDiskResult,
+    CloneLeft,
+    CloneNicInput,
+    CloneNicResult,
+    CloneRef,
+    CloneTarget,
+    CloneTargetInput,
+    CloneVmInput,
+    CloneVmState,
+)
 from shared.contracts import (
     BlobRef,
     CopyStatus,
@@ -120,6 +132,13 @@ ASSIGN_ROLE = Activity("assign_role", RoleAssignmentInput, RoleAssignmentResult)
 # The Marketplace hand-off (activities.marketplace): the gallery subscription's tenant, the VHD rules.
 CHECK_MARKETPLACE = Activity("check_marketplace", MarketplaceCheckInput, MarketplaceCheckResult)
 CHECK_MARKETPLACE_VHDS = Activity("check_marketplace_vhds", VhdRulesInput, VhdRulesResult)
+# The clone of captureMode "clone" (activities.clones).
+CHECK_CLONE_TARGET = Activity("check_clone_target", CloneTargetInput, CloneTarget)
+ENSURE_CLONE_DISK = Activity("ensure_clone_disk", CloneDiskInput, CloneDiskResult)
+ENSURE_CLONE_NIC = Activity("ensure_clone_nic", CloneNicInput, CloneNicResult)
+CREATE_CLONE_VM = Activity("create_clone_vm", CloneVmInput, CloneVmState)
+GET_CLONE_VM = Activity("get_clone_vm", VmRef, CloneVmState)
+DELETE_CLONE = Activity("delete_clone", CloneRef, CloneLeft)
 # The run's root and stage spans, written once it ended (shared.telemetry; not an Azure call).
 RECORD_TRACE = Activity("record_trace", RunTrace, TraceWritten)
 # The completion notice (activities.notices, its own blueprint).
@@ -154,4 +173,10 @@ AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     ASSIGN_ROLE,
     CHECK_MARKETPLACE,
     CHECK_MARKETPLACE_VHDS,
+    CHECK_CLONE_TARGET,
+    ENSURE_CLONE_DISK,
+    ENSURE_CLONE_NIC,
+    CREATE_CLONE_VM,
+    GET_CLONE_VM,
+    DELETE_CLONE,
 )

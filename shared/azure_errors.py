@@ -39,6 +39,9 @@ TRANSIENT_CODES = frozenset(
         "SubscriptionRequestsThrottled",
         "AzureTransient",
         "AzureUnreachable",
+        # No capacity for the VM size now (a VM create or start): "retry later" (azure-capture-paths §9).
+        "AllocationFailed",
+        "ZonalAllocationFailed",
     )
 )
 _RETRY_HINTS = (

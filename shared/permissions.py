@@ -34,6 +34,7 @@ ACTIONS_FILE = Path(__file__).resolve().parent / "app-actions.json"
 
 # Scope kinds of app-actions.json this module places (the clone's build group comes with clone mode).
 SOURCE_GROUPS, GALLERIES, EXPORT_ACCOUNTS = "sourceGroups", "galleries", "exportAccounts"
+BUILD_GROUP = "buildGroup"  # captureMode "clone": where the copy of the VM is built
 
 # A built-in role that grants the action too, for operators who prefer built-in roles (first prefix that
 # matches). Each suggestion grants every action of the app under its prefix (a test checks the built-in
@@ -86,6 +87,7 @@ class CapturePlanNeeds(WireModel):
     retention: bool = False  # retention.keepLatest: list and delete old versions
     share: bool = False  # share.principals: role assignments on the gallery
     marketplace: str | None = None  # marketplace.route ("gallery" | "vhd"): feature marketplace.<route>
+    build_group_id: str | None = None  # captureMode "clone": /subscriptions/{s}/resourceGroups/{g}
 
 
 class PermissionsCheckInput(WireModel):
@@ -145,8 +147,12 @@ def capture_features(
         features.append("stoppedConsistency")
     if create_if_missing:
         features.append("createIfMissing")
+    if mode == "clone":  # its compensation may delete the copies and the NIC on their own
+        features.append("cloneCleanup")
     if export:
         features.append("export")
+        if mode == "clone":  # the exported snapshots are the clone's, in the build group
+            features.append("cloneExport")
     features += ["retention"] if retention else []
     features += ["share"] if share else []
     features += [f"marketplace.{marketplace}"] if marketplace else []
@@ -214,9 +220,10 @@ def plan_requirements(plan: CapturePlanNeeds) -> list[ScopeRequirement]:
         share=plan.share,
         marketplace=plan.marketplace,
     )
-    return requirements(
-        features, capture_scopes(plan.source_vm_id, plan.gallery_group_id, plan.export_account_id)
-    )
+    scopes = capture_scopes(plan.source_vm_id, plan.gallery_group_id, plan.export_account_id)
+    if plan.build_group_id:
+        scopes[BUILD_GROUP] = plan.build_group_id
+    return requirements(features, scopes)
 
 
 def roles_granting(

@@ -90,17 +90,22 @@ def webhook_url_problem(url: str, *, allow_loopback: bool | None = None) -> str 
 # How the VM becomes an image. "inPlace": the VM itself is generalized (it can never start again) and its
 # disks are snapshotted. "specialized": the VM's disks are snapshotted as they are, into an osState
 # Specialized definition; the VM is not generalized (with consistency "stopped" it is deallocated for
-# the snapshots and started again). "clone" (a copy generalized instead of the VM) is not built yet.
-CaptureMode = Literal["inPlace", "specialized"]
+# the snapshots and started again). "clone": the VM's disks are copied into a build resource group, a VM
+# made of the copies is deprovisioned and generalized instead of the VM, and deleted again.
+CaptureMode = Literal["inPlace", "specialized", "clone"]
 CAPTURE_MODES: dict[str, str] = {
     "inPlace": "generalizes the VM itself: it can never be started again. The guest must already be "
     'deprovisioned, or send prepare: "deprovision" to let the pipeline do it',
     "specialized": "leaves the VM as it is (no guest step, no generalize) and makes a specialized image "
     '(osState Specialized) of its disks; with consistency "stopped" the VM is deallocated for the '
     "snapshots and started again if it was running",
+    "clone": "leaves the VM as it is and makes a generalized image (osState Generalized) of a copy: its disks "
+    'are snapshotted (crash-consistent, or with consistency "stopped" deallocated and started again), a VM '
+    "made of the copies in the build resource group is deprovisioned (prepare), generalized and captured, "
+    "then deleted with everything made for it",
 }
 CAPTURE_MODE_EFFECT = "; ".join(f'"{m}" {what}' for m, what in CAPTURE_MODES.items())
-NOT_YET_MODES = {"clone": "a generalized image of a copy of the VM"}
+NOT_YET_MODES: dict[str, str] = {}  # modes named in the API but not built yet (none now)
 # "crash": the running VM's disks as they are at that instant; "stopped": the VM deallocated first.
 Consistency = Literal["crash", "stopped"]
 
@@ -111,7 +116,7 @@ class CaptureKind(WireModel):
     capture_mode: str = "inPlace"
     # "crash-consistent" (a running VM's disks) or "stopped"; known once preflight read the power state.
     consistency: str | None = None
-    # The source VM: "untouched" (specialized, always), "deprovisioned" or "generalized" (inPlace, as it happens).
+    # The source VM: "untouched" (specialized and clone, always), "deprovisioned" or "generalized" (inPlace).
     source_state: str | None = None
 
 
@@ -119,6 +124,14 @@ def mode_option_errors(data: dict[str, Any]) -> list[FieldError]:
     """The fields that depend on the capture mode: ``prepare`` and ``consistency``."""
     # A null field is an absent one (the model reads it as None); pydantic takes snake_case names too.
     mode = data.get("captureMode", data.get("capture_mode", "inPlace"))
+    if mode == "clone" and data.get("prepare") is None:
+        return [
+            FieldError(
+                field="prepare",
+                message='required with captureMode "clone": "deprovision" (the pipeline deprovisions the '
+                "clone's guest) or \"none\" (the source's guest was deprovisioned already, so its copy is too)",
+            )
+        ]
     if mode == "inPlace":
         errors = []
         if data.get("prepare") is None:
@@ -133,7 +146,7 @@ def mode_option_errors(data: dict[str, Any]) -> list[FieldError]:
             errors.append(
                 FieldError(
                     field="consistency",
-                    message='only with captureMode "specialized": "inPlace" always stops the VM (its guest '
+                    message='only with captureMode "specialized" or "clone": "inPlace" always stops the VM (its guest '
                     "shuts down) before the snapshots",
                 )
             )

@@ -216,21 +216,21 @@ class CaptureRequest(WireModel):
     target_regions: list[TargetRegion] = Field(default_factory=list)
     end_of_life_date: date | None = None
     exclude_from_latest: IntakeBool = False
-    # Required for inPlace (validate_request); a specialized capture has no guest step.
+    # Required for inPlace and clone (validate_request); a specialized capture has no guest step.
     prepare: Literal["deprovision", "none"] | None = Field(
         default=None,
         description='Required with captureMode "inPlace": "deprovision" (the pipeline deprovisions the guest '
-        'through Run Command) or "none" (done already). Not with "specialized".',
+        'through Run Command) or "none" (done already); with "clone" the same, for the clone\'s guest. Not with '
+        '"specialized".',
     )
     # Requests stored before capture modes existed were all in place: that is the default on replay.
     capture_mode: CaptureMode = Field(
         default="inPlace",
-        description=f"How the VM becomes an image: {CAPTURE_MODE_EFFECT}. Required in every request (a 400 without it: it is never assumed). "
-        '"clone" is not available in this version.',
+        description=f"How the VM becomes an image: {CAPTURE_MODE_EFFECT}. Required in every request (a 400 without it: it is never assumed).",
     )
     consistency: Consistency | None = Field(
         default=None,
-        description='captureMode "specialized" only: "crash" (default; the running VM\'s disks as they are) '
+        description='captureMode "specialized" or "clone" only: "crash" (default; the running VM\'s disks as they are) '
         'or "stopped" (the VM is deallocated for the snapshots, then started again if it was running).',
     )
     vhd_export: VhdExport | None = None

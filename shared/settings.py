@@ -44,11 +44,50 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ValueError(f"setting {name}={raw!r} must be true or false")
 
 
+def _policy(env: Mapping[str, str]) -> CapturePolicy:
+    """The capture policy's timings and bounds (CAPTURE_* settings; defaults: ``CapturePolicy``)."""
+    defaults = CapturePolicy()
+    return CapturePolicy(
+        poll_min_seconds=_float(env, "CAPTURE_POLL_MIN_SECONDS", defaults.poll_min_seconds),
+        poll_max_seconds=_float(env, "CAPTURE_POLL_MAX_SECONDS", defaults.poll_max_seconds),
+        guest_stop_timeout_seconds=_float(
+            env, "CAPTURE_GUEST_STOP_TIMEOUT_SECONDS", defaults.guest_stop_timeout_seconds
+        ),
+        power_state_timeout_seconds=_float(
+            env, "CAPTURE_POWER_STATE_TIMEOUT_SECONDS", defaults.power_state_timeout_seconds
+        ),
+        snapshot_timeout_seconds=_float(
+            env, "CAPTURE_SNAPSHOT_TIMEOUT_SECONDS", defaults.snapshot_timeout_seconds
+        ),
+        copy_stall_seconds=_float(env, "CAPTURE_COPY_STALL_SECONDS", defaults.copy_stall_seconds),
+        replication_timeout_seconds=_float(
+            env, "CAPTURE_REPLICATION_TIMEOUT_SECONDS", defaults.replication_timeout_seconds
+        ),
+        expected_copy_mbps=_float(env, "CAPTURE_EXPECTED_COPY_MBPS", defaults.expected_copy_mbps),
+        transient_retry_attempts=int(
+            _float(env, "CAPTURE_TRANSIENT_RETRY_ATTEMPTS", defaults.transient_retry_attempts)
+        ),
+        transient_retry_first_seconds=_float(
+            env, "CAPTURE_TRANSIENT_RETRY_FIRST_SECONDS", defaults.transient_retry_first_seconds
+        ),
+        max_polls_per_execution=int(
+            _float(env, "CAPTURE_MAX_POLLS_PER_EXECUTION", defaults.max_polls_per_execution)
+        ),
+        sas_margin_seconds=int(_float(env, "CAPTURE_SAS_MARGIN_SECONDS", defaults.sas_margin_seconds)),
+        principal_wait_seconds=_float(env, "SHARE_PRINCIPAL_WAIT_SECONDS", defaults.principal_wait_seconds),
+    )
+
+
 def _release_defaults(env: Mapping[str, str]) -> ReleaseDefaults:
     """Retention and sharing for requests without them (shared.release_spec)."""
     return ReleaseDefaults.parse(
         env.get("RETENTION_KEEP_LATEST"), env.get("RETENTION_END_OF_LIFE_DAYS"), env.get("SHARE_PRINCIPALS")
     )
+
+
+SETTING_BUILD_GROUP = "CAPTURE_BUILD_RESOURCE_GROUP"
+SETTING_BUILD_SUBNET = "CAPTURE_BUILD_SUBNET_ID"
+SETTING_CLONE_VM_SIZE = "CAPTURE_CLONE_VM_SIZE"
 
 
 @dataclass(frozen=True)
@@ -71,6 +110,11 @@ class Settings:
     webhook_allow_loopback: bool = False
     # Retention and sharing for requests that leave them out (shared.release_spec.ReleaseDefaults).
     release: ReleaseDefaults = field(default_factory=ReleaseDefaults)
+    # captureMode "clone" (orchestrators/capture/clone.py): where the copy of the VM is built, its subnet,
+    # its size (None: the source VM's).
+    build_resource_group: str | None = None
+    build_subnet_id: str | None = None
+    clone_vm_size: str | None = None
 
     @property
     def arm_scope(self) -> str:
@@ -79,38 +123,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        defaults = CapturePolicy()
-        policy = CapturePolicy(
-            poll_min_seconds=_float(env, "CAPTURE_POLL_MIN_SECONDS", defaults.poll_min_seconds),
-            poll_max_seconds=_float(env, "CAPTURE_POLL_MAX_SECONDS", defaults.poll_max_seconds),
-            guest_stop_timeout_seconds=_float(
-                env, "CAPTURE_GUEST_STOP_TIMEOUT_SECONDS", defaults.guest_stop_timeout_seconds
-            ),
-            power_state_timeout_seconds=_float(
-                env, "CAPTURE_POWER_STATE_TIMEOUT_SECONDS", defaults.power_state_timeout_seconds
-            ),
-            snapshot_timeout_seconds=_float(
-                env, "CAPTURE_SNAPSHOT_TIMEOUT_SECONDS", defaults.snapshot_timeout_seconds
-            ),
-            copy_stall_seconds=_float(env, "CAPTURE_COPY_STALL_SECONDS", defaults.copy_stall_seconds),
-            replication_timeout_seconds=_float(
-                env, "CAPTURE_REPLICATION_TIMEOUT_SECONDS", defaults.replication_timeout_seconds
-            ),
-            expected_copy_mbps=_float(env, "CAPTURE_EXPECTED_COPY_MBPS", defaults.expected_copy_mbps),
-            transient_retry_attempts=int(
-                _float(env, "CAPTURE_TRANSIENT_RETRY_ATTEMPTS", defaults.transient_retry_attempts)
-            ),
-            transient_retry_first_seconds=_float(
-                env, "CAPTURE_TRANSIENT_RETRY_FIRST_SECONDS", defaults.transient_retry_first_seconds
-            ),
-            max_polls_per_execution=int(
-                _float(env, "CAPTURE_MAX_POLLS_PER_EXECUTION", defaults.max_polls_per_execution)
-            ),
-            sas_margin_seconds=int(_float(env, "CAPTURE_SAS_MARGIN_SECONDS", defaults.sas_margin_seconds)),
-            principal_wait_seconds=_float(
-                env, "SHARE_PRINCIPAL_WAIT_SECONDS", defaults.principal_wait_seconds
-            ),
-        )
+        policy = _policy(env)
         return cls(
             arm_endpoint=env.get("AZURE_ARM_ENDPOINT", cls.arm_endpoint).rstrip("/"),
             arm_audience=env.get("AZURE_ARM_AUDIENCE", cls.arm_audience),
@@ -135,6 +148,9 @@ class Settings:
             ),
             webhook_allow_loopback=_bool(env, SETTING_ALLOW_LOOPBACK, False),
             release=_release_defaults(env),
+            build_resource_group=(env.get(SETTING_BUILD_GROUP) or "").strip() or None,
+            build_subnet_id=(env.get(SETTING_BUILD_SUBNET) or "").strip() or None,
+            clone_vm_size=(env.get(SETTING_CLONE_VM_SIZE) or "").strip() or None,
         )
 
 

@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from shared.clones import CloneProgress
 from shared.errors import ErrorInfo
 from shared.marketplace_spec import MarketplaceHandoff
 from shared.model_base import WireModel
@@ -44,6 +45,12 @@ class Stage(StrEnum):
     RESTART = "restart"  # specialized, consistency "stopped": the VM started again after the snapshots
     HANDOFF = "handoff"  # the Marketplace hand-off (shared.marketplace_spec), the last release stage
     CLEANUP = "cleanup"
+    # captureMode "clone" (orchestrators.capture.clone): the copy of the VM is built, prepared, captured, deleted.
+    CLONE_DISKS = "cloneDisks"
+    CLONE_VM = "cloneVm"
+    CLONE_DEALLOCATE = "cloneDeallocate"
+    CLONE_SNAPSHOT = "cloneSnapshot"
+    DELETE_CLONE = "deleteClone"
     # Not stages of the pipeline: the capture's whereabouts once it finished or while it is undone.
     DONE = "done"
     CANCELING = "canceling"
@@ -52,7 +59,14 @@ class Stage(StrEnum):
 
 # The stages an inPlace capture reports, in order (each a ``StageTiming`` in ``CaptureProgress.stages``);
 # a run of another plan lists its plan's stages instead (``orchestrators.capture.plan``).
-_NOT_IN_PLACE = (Stage.RESTART, Stage.DONE, Stage.CANCELING, Stage.CANCELED)
+_NOT_IN_PLACE: tuple[Stage, ...] = (Stage.RESTART, Stage.DONE, Stage.CANCELING, Stage.CANCELED)
+_NOT_IN_PLACE += (
+    Stage.CLONE_DISKS,
+    Stage.CLONE_VM,
+    Stage.CLONE_DEALLOCATE,
+    Stage.CLONE_SNAPSHOT,
+    Stage.DELETE_CLONE,
+)
 STAGES: tuple[Stage, ...] = tuple(s for s in Stage if s not in _NOT_IN_PLACE)
 
 StageState = Literal["pending", "running", "succeeded", "failed", "skipped", "canceled"]
@@ -135,6 +149,7 @@ class CaptureProgress(CaptureKind):
     shared: list[ShareReport] = Field(default_factory=list)  # the share stage's role assignments
     # What Partner Center needs (no SAS: POST /api/captures/{id}/marketplace-sas issues it).
     marketplace: MarketplaceHandoff | None = None
+    clone: CloneProgress | None = None  # captureMode "clone": the copy's resources while they exist
 
     def stage_of(self, name: Stage) -> StageTiming:
         for s in self.stages:
@@ -233,3 +248,4 @@ class CaptureStatusView(CaptureKind):
     retention: RetentionReport | None = None
     shared: list[ShareReport] = Field(default_factory=list)
     marketplace: MarketplaceHandoff | None = None
+    clone: CloneProgress | None = None  # captureMode "clone": the copy's resources while they exist

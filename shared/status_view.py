@@ -121,6 +121,7 @@ def _copy_progress(view: CaptureStatusView, progress: CaptureProgress) -> None:
     view.cleaned = list(progress.cleaned)
     view.retention, view.shared = progress.retention, list(progress.shared)
     view.marketplace = progress.marketplace
+    view.clone = progress.clone.model_copy() if progress.clone is not None else None
 
 
 def _overlay_exports(view: CaptureStatusView, exports: dict[str, InstanceSnapshot]) -> None:

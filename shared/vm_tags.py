@@ -6,13 +6,13 @@ guest before deallocating) and checked by the same ``validate_request``, so the 
 on every path; only the error field names differ: each error names the tag to fix.
 
 A capture on this path may generalize the VM, which can never start again, so it also needs an explicit
-``image-pipeline:mode`` (``inPlace`` or ``specialized``): a VM deallocated by someone who only tagged its
+``image-pipeline:mode`` (``inPlace``, ``specialized`` or ``clone``): a VM deallocated by someone who only tagged its
 gallery (or by a nightly cost-saving job) is not captured, and the error names the missing tag and what
 it means.
 
 | tag | value | request field |
 |---|---|---|
-| ``image-pipeline:mode`` (required) | ``inPlace``: generalize the VM itself (it can never start again; deprovision the guest before deallocating it); ``specialized``: capture the disks as they are (osState Specialized), the VM is not generalized and stays deallocated | ``captureMode`` |
+| ``image-pipeline:mode`` (required) | ``inPlace``: generalize the VM itself (it can never start again; deprovision the guest before deallocating it); ``specialized``: capture the disks as they are (osState Specialized), the VM is not generalized and stays deallocated; ``clone``: a copy of the VM is deprovisioned, generalized and captured (osState Generalized), then deleted; the VM stays deallocated and unchanged | ``captureMode`` |
 | ``image-pipeline:gallery`` (required) | ``<rg>/<gallery>``, ``<subscription>/<rg>/<gallery>`` or the gallery's ARM id | ``gallery`` (created if missing) |
 | ``image-pipeline:definition`` (required) | image definition name | ``imageDefinition.name`` |
 | ``image-pipeline:identifier`` | ``<publisher>/<offer>/<sku>``: the definition is created if missing; without it, it must exist | ``imageDefinition.publisher/offer/sku`` + ``createIfMissing`` |
@@ -82,8 +82,9 @@ _PIPELINE_WRITTEN = {
 }
 MODE_IN_PLACE = "inPlace"
 MODE_SPECIALIZED = "specialized"
+MODE_CLONE = "clone"
 # Accepted values, matched case-insensitively.
-MODES: dict[str, str] = {m.lower(): m for m in (MODE_IN_PLACE, MODE_SPECIALIZED)}
+MODES: dict[str, str] = {m.lower(): m for m in (MODE_IN_PLACE, MODE_SPECIALIZED, MODE_CLONE)}
 IN_PLACE_MEANS = (
     "inPlace generalizes this VM in place: it can never start again, and its guest must have been "
     "deprovisioned (waagent -deprovision+user or sysprep) before the deallocation"
@@ -91,6 +92,10 @@ IN_PLACE_MEANS = (
 SPECIALIZED_MEANS = (
     "specialized captures the deallocated VM's disks as they are into an osState Specialized definition; "
     "the VM is not generalized and stays deallocated"
+)
+CLONE_MEANS = (
+    "clone copies the deallocated VM's disks into the build resource group, deprovisions and generalizes a VM "
+    "made of the copies and captures it (osState Generalized), then deletes the copy; this VM stays as it is"
 )
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -222,7 +227,7 @@ def _mode(lowered: dict[str, str], errors: list[FieldError]) -> str | None:
             FieldError(
                 field=TAG_MODE,
                 message=f"{value[:64]!r} is not a capture mode; the accepted values are {MODE_IN_PLACE} "
-                f"({IN_PLACE_MEANS}) and {MODE_SPECIALIZED} ({SPECIALIZED_MEANS})",
+                f"({IN_PLACE_MEANS}), {MODE_SPECIALIZED} ({SPECIALIZED_MEANS}) and {MODE_CLONE} ({CLONE_MEANS})",
             )
         )
     return mode
@@ -351,8 +356,10 @@ def request_from_tags(
     mode = _mode(lowered, b.errors)
     if mode is not None:
         b.body["captureMode"] = mode
-    if mode == MODE_SPECIALIZED:  # the VM was deallocated: its snapshots are of a stopped VM
+    if mode in (MODE_SPECIALIZED, MODE_CLONE):  # the VM was deallocated: its snapshots are of a stopped VM
         b.body["consistency"] = "stopped"
+    if mode == MODE_CLONE:  # the owner keeps the VM as it is: the pipeline deprovisions the clone's guest
+        b.body["prepare"] = "deprovision"
     b.target()
     b.options()
     b.notify()

@@ -13,6 +13,12 @@ param captureResultsQueue string
 @description('CAPTURE_EXPORT_ACCOUNTS: comma-separated export account resource ids (empty: VHD export disabled).')
 param exportAccounts string = ''
 
+@description('CAPTURE_BUILD_RESOURCE_GROUP: the group captureMode clone builds its copy of the VM in.')
+param buildResourceGroup string = ''
+
+@description('CAPTURE_BUILD_SUBNET_ID: the subnet id of the clone\'s network interface (empty: clone captures refused in preflight).')
+param buildSubnetId string = ''
+
 @description('JANITOR_SCOPES: comma-separated resource group ids the janitor scans.')
 param janitorScopes string
 
@@ -229,6 +235,8 @@ var appSettings = {
   AZURE_AUTHORITY_HOST: environment().authentication.loginEndpoint
   AZURE_STORAGE_SUFFIX: storageSuffix
   CAPTURE_EXPORT_ACCOUNTS: exportAccounts
+  CAPTURE_BUILD_RESOURCE_GROUP: buildResourceGroup
+  CAPTURE_BUILD_SUBNET_ID: buildSubnetId
   CAPTURE_REQUESTS_QUEUE: captureRequestsQueue
   CAPTURE_RESULTS_QUEUE: captureResultsQueue
   JANITOR_SCOPES: janitorScopes

@@ -89,6 +89,8 @@ def succeeded(run: CaptureRun) -> Gen[dict[str, Any]]:
 
 
 def _irreversible_note(progress: CaptureProgress) -> str | None:
+    if progress.capture_mode == "clone":  # its guest step and generalize ran on the copy, deleted again
+        return None
     if progress.generalized:
         return (
             "The VM was generalized before the cancel and stays generalized (irreversible): "

@@ -10,11 +10,17 @@ running VM is deallocated for the snapshots and started again right after them (
 replication, which can take hours), and by the compensation on a failure or cancel:
 
 preflight → [deallocate] → snapshot → [restart] → publish ∥ export → cleanup
+
+``CLONE`` makes a generalized image of a copy of the VM and deletes the copy (``orchestrators.capture.clone``);
+the source is snapshotted as for specialized, and the inPlace stages run on the copy:
+
+preflight → [deallocate] → snapshot → [restart] → cloneDisks → cloneVm → [prepare] → cloneDeallocate →
+generalize → cloneSnapshot → deleteClone → publish ∥ export → cleanup
 """
 
 from __future__ import annotations
 
-from orchestrators.capture import branches, endings, marketplace, release, snapshots, specialized, vm
+from orchestrators.capture import branches, clone, endings, marketplace, release, snapshots, specialized, vm
 from orchestrators.capture.pipeline import Plan, StageSpec, run_stage
 from orchestrators.capture.run import CaptureRun
 from orchestrators.retrying import Gen
@@ -87,9 +93,59 @@ SPECIALIZED = Plan(
 )
 
 
+# The source's snapshots are intermediate: always deleted, once the copies exist or on any other ending.
+SOURCE_SNAPSHOT = StageSpec(
+    Stage.SNAPSHOT,
+    snapshots.snapshot,
+    on_cancel=clone.source_snapshots_on_cancel,
+    on_failure=clone.source_snapshots_on_failure,
+)
+# The first stage that makes a part of the clone undoes all of it (the VM, its NIC, its disks).
+CLONE_DISKS = StageSpec(
+    Stage.CLONE_DISKS,
+    clone.clone_disks,
+    on_cancel=clone.remove_clone_on_cancel,
+    on_failure=clone.remove_clone_on_failure,
+)
+CLONE_VM = StageSpec(Stage.CLONE_VM, clone.clone_vm)
+CLONE_PREPARE = StageSpec(Stage.PREPARE, clone.on_clone(vm.prepare), skip=clone.skip_prepare)
+CLONE_DEALLOCATE = StageSpec(Stage.CLONE_DEALLOCATE, clone.on_clone(vm.deallocate))
+CLONE_GENERALIZE = StageSpec(Stage.GENERALIZE, clone.generalize)
+CLONE_SNAPSHOT = StageSpec(
+    Stage.CLONE_SNAPSHOT,
+    clone.on_clone(snapshots.snapshot),
+    on_cancel=snapshots.delete_on_cancel,
+    on_failure=_cleanup_on_failure,
+)
+DELETE_CLONE = StageSpec(Stage.DELETE_CLONE, clone.delete_clone)
+
+CLONE = Plan(
+    name="clone",
+    stages=(
+        PREFLIGHT,
+        DEALLOCATE_FOR_SNAPSHOTS,
+        SOURCE_SNAPSHOT,
+        RESTART,
+        CLONE_DISKS,
+        CLONE_VM,
+        CLONE_PREPARE,
+        CLONE_DEALLOCATE,
+        CLONE_GENERALIZE,
+        CLONE_SNAPSHOT,
+        DELETE_CLONE,
+        PUBLISH_AND_EXPORT,
+        *RELEASE,
+        CLEANUP,
+    ),
+    finish=endings.succeeded,
+    canceled=clone.canceled,
+    failed=endings.failed,
+)
+
+
 def plan_for(req: CaptureRequest) -> Plan:
     """The plan of the request's capture mode."""
-    return SPECIALIZED if req.capture_mode == "specialized" else CAPTURE
+    return {"specialized": SPECIALIZED, "clone": CLONE}.get(req.capture_mode, CAPTURE)
 
 
 def reported_stages(plan: Plan) -> tuple[Stage, ...]:

@@ -113,6 +113,16 @@ def mode_problems(req: CaptureRequest, facts: VmFacts) -> list[str]:
             f'{facts.name} is generalized, so its image cannot be specialized: use captureMode "inPlace" '
             'with prepare "none" (the VM is generalized already) and a Generalized definition'
         ]
+    if req.capture_mode == "clone" and facts.generalized:
+        return [
+            f"{facts.name} is generalized already, so there is nothing to keep by cloning it: use captureMode "
+            '"inPlace" with prepare "none"'
+        ]
+    if req.capture_mode == "clone" and facts.security_type == "ConfidentialVM":
+        return [
+            f"{facts.name} is a confidential VM, whose disks cannot be copied into a clone: use captureMode "
+            '"specialized", or capture it "inPlace"'
+        ]
     return []
 
 

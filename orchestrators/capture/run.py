@@ -15,6 +15,7 @@ import azure.durable_functions as df
 from orchestrators.calls import Calls
 from orchestrators.cancellation import CancelWatch
 from orchestrators.timing import elapsed_seconds, iso, parse_iso
+from shared.clones import CloneTarget
 from shared.contracts import (
     CaptureInput,
     GalleryCheckResult,
@@ -108,12 +109,14 @@ class CaptureRun:
     deleted: list[str] = field(default_factory=list)  # snapshots the cleanup saw gone
     deferred: ErrorInfo | None = None  # a branch's failure, raised once the cleanup ran
     restarted: bool = False  # the VM this run deallocated runs again (specialized, consistency stopped)
+    clone_facts: VmFacts | None = None  # captureMode "clone": the copy's facts, once it runs
+    clone_target: CloneTarget | None = None  # captureMode "clone": the checked clone settings (preflight)
 
     @classmethod
     def start(cls, context: df.DurableOrchestrationContext, stages: Sequence[Stage] = STAGES) -> CaptureRun:
         """The run of the orchestration's input; its status lists ``stages`` (its plan's)."""
         inp = CaptureInput.from_wire(context.get_input())
-        specialized = inp.request.capture_mode == "specialized"  # (its source stays untouched)
+        specialized = inp.request.capture_mode != "inPlace"  # specialized, clone: the source stays untouched
         # run_id is this capture RUN's id (shared.ids.new_run_id): every snapshot/blob name, ownership tag
         # and sub-orchestration id derives from it, so a later capture of the same VM (same instance id,
         # inp.capture_id) never takes an earlier run's version, snapshots or exports for its own.

@@ -22,6 +22,7 @@ from orchestrators.polling import Done, poll
 from orchestrators.retrying import Gen, StepFailed, sleep
 from orchestrators.timing import DEALLOCATE_FIRST_POLL_FACTOR, first_poll_delay, poll_delay, retry_delay
 from shared.activity_types import (
+    CHECK_CLONE_TARGET,
     CHECK_EXPORT_TARGET,
     CHECK_GALLERY,
     CHECK_PERMISSIONS,
@@ -31,7 +32,9 @@ from shared.activity_types import (
     LIST_REGIONS,
     START_DEALLOCATE,
     START_GUEST_PREPARE,
+    Call,
 )
+from shared.clones import CloneTarget, CloneTargetInput, planned_clone
 from shared.contracts import (
     ExportCheckInput,
     GalleryCheckInput,
@@ -45,6 +48,7 @@ from shared.contracts import (
 )
 from shared.errors import ErrorInfo
 from shared.permissions import CapturePlanNeeds, PermissionsCheckInput, missing_permissions_error
+from shared.requests import CaptureRequest
 from shared.status import DiskProgress, RegionProgress, Stage
 
 IRREVERSIBLE = (
@@ -85,9 +89,16 @@ def preflight(run: CaptureRun) -> Gen[None]:
         if target is not None
         else None
     )
-    answers = yield from calls.gather(gallery, regions, export)
+    clone = _clone_check(req, facts)
+    answers = yield from calls.gather(gallery, regions, export, clone)
     gcheck = run.gallery_check = answers[gallery]
-    problems = preflight_problems(req.prepare or "none", facts, gcheck, answers.get(export))
+    # A clone's guest step runs on the clone, which runs whatever the source's power state.
+    guest = "none" if clone is not None else req.prepare or "none"
+    problems = preflight_problems(guest, facts, gcheck, answers.get(export))
+    if clone is not None:
+        problems += answers[clone].problems
+        run.clone_target = answers[clone]
+        run.progress.clone = planned_clone(run.run_id, answers[clone])
     problems += mode_problems(req, facts) + region_problems(
         req.target_regions,
         facts,
@@ -107,6 +118,15 @@ def preflight(run: CaptureRun) -> Gen[None]:
     run.progress.consistency = shown_consistency(req, facts)
 
 
+def _clone_check(req: CaptureRequest, facts: VmFacts) -> Call[CloneTargetInput, CloneTarget] | None:
+    """captureMode "clone": the build group, subnet and size the copy will use (``None`` for other modes)."""
+    if req.capture_mode != "clone":
+        return None
+    return CHECK_CLONE_TARGET.bind(
+        CloneTargetInput(source_vm_id=facts.id, location=facts.location, vm_size=facts.vm_size)
+    )
+
+
 def _check_permissions(run: CaptureRun, facts: VmFacts, gcheck: GalleryCheckResult) -> Gen[None]:
     """Every action this run will need, held by the identity at its scope: else one error naming them all."""
     req = run.req
@@ -123,6 +143,7 @@ def _check_permissions(run: CaptureRun, facts: VmFacts, gcheck: GalleryCheckResu
         retention=req.retention is not None and req.retention.keep_latest is not None,
         share=req.share is not None,
         marketplace=req.marketplace.route if req.marketplace else None,
+        build_group_id=run.progress.clone.build_group_id if run.progress.clone is not None else None,
     )
     found = yield from run.calls(Stage.PREFLIGHT).run(CHECK_PERMISSIONS, PermissionsCheckInput(plan=needs))
     if found.missing:

@@ -56,6 +56,13 @@ EXPECTED_ACTIVITIES = {
     "assign_role",
     "check_marketplace",
     "check_marketplace_vhds",
+    # captureMode "clone" (activities/clones.py)
+    "check_clone_target",
+    "ensure_clone_disk",
+    "ensure_clone_nic",
+    "create_clone_vm",
+    "get_clone_vm",
+    "delete_clone",
 }
 
 

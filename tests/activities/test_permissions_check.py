@@ -51,6 +51,7 @@ def _world(path: Path) -> Path:
     sub = f"/subscriptions/{world['subscriptions'][0]['id']}"
     groups = {
         "sourceGroups": f"{sub}/resourceGroups/rg-build",
+        "buildGroup": f"{sub}/resourceGroups/rg-image-build",
         "galleries": f"{sub}/resourceGroups/rg-images",
         "exportAccounts": f"{sub}/resourceGroups/rg-storage/providers/Microsoft.Storage/storageAccounts/stexports",
     }

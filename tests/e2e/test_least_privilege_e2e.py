@@ -37,18 +37,35 @@ from tests.e2e.least_privilege import (
 from tests.support.http import http, wait_for
 from tests.support.policy import PATIENT_COPIES
 from tests.support.stack import Stack, running_stack
-from tests.support.worlds import JANITOR_FAULTS
+from tests.support.worlds import JANITOR_FAULTS, WORLD
 
 pytestmark = pytest.mark.e2e
 
-ENV = {**PATIENT_COPIES, "JANITOR_GRACE_SECONDS": "0"}  # JANITOR_SCOPES unset: the recent subscriptions
+_BUILD = example_scopes(json.loads(WORLD.read_text())["subscriptions"][0]["id"])["buildGroup"][0]
+# JANITOR_SCOPES unset: the recent subscriptions. The clone is built in the example world's build group.
+ENV = {
+    **PATIENT_COPIES,
+    "JANITOR_GRACE_SECONDS": "0",
+    "CAPTURE_BUILD_RESOURCE_GROUP": _BUILD.rsplit("/", 1)[1],
+    "CAPTURE_BUILD_SUBNET_ID": f"{_BUILD}/providers/Microsoft.Network/virtualNetworks/vnet-build/subnets/snet-clones",
+}
+
+
+# The first clone VM create of the run is refused, as Azure refuses a size it cannot offer (terminal).
+CLONE_SKU = {
+    "name": "first-clone-sku-not-available",
+    "match": {"action": "Microsoft.Compute/virtualMachines/write", "path": "/resourceGroups/rg-image-build/"},
+    "effect": {"type": "vmCreateFailure", "reason": "skuNotAvailable"},
+    "count": 1,
+}
 
 
 @pytest.fixture(scope="module")
 def lp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("least-privilege")
     world = least_privilege_world(workdir / "world.json")
-    with running_stack(workdir, world=world, fast_queues=True, faults=JANITOR_FAULTS, env=ENV) as s:
+    faults = {"rules": [*JANITOR_FAULTS["rules"], CLONE_SKU]}
+    with running_stack(workdir, world=world, fast_queues=True, faults=faults, env=ENV) as s:
         yield s
         s.assert_no_secrets()
 
@@ -136,6 +153,21 @@ def retention_and_share(s: Stack) -> None:
     assert status["runtimeStatus"] == "Completed", status.get("error")
     assert len(status["result"]["retention"]["deleted"]) == 1, status["result"]
     assert [x["state"] for x in status["result"]["shared"]] == ["created"], status["result"]
+
+
+def clone_refused(s: Stack) -> None:
+    """The first clone VM create is refused (SkuNotAvailable, the CLONE_SKU fault): its NIC and disks go alone."""
+    status = s.run(s.queue_request("vm-queue", captureMode="clone"))
+    assert status["runtimeStatus"] == "Failed" and status["error"]["code"] == "SkuNotAvailable", status
+    assert status["clone"]["state"] == "deleted", status["clone"]
+
+
+def clone_capture(s: Stack) -> None:
+    status = s.run(s.queue_request("vm-queue", captureMode="clone", vhdExport=_export(s)))
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    assert status["clone"]["state"] == "deleted" and status["sourceState"] == "untouched"
+    vm = s.vm_state("vm-queue")
+    assert (vm["powerState"], vm["generalized"]) == ("running", False), vm
 
 
 def capture_with_export(s: Stack) -> None:
@@ -261,6 +293,8 @@ SCENARIOS: list[tuple[Callable[[Stack], None], tuple[str, ...], tuple[str, ...]]
     (specialized_stopped_capture, ("capture.specialized", "stoppedConsistency"), ("createIfMissing",)),
     (retention_and_share, ("retention", "share"), ("capture.specialized",)),
     (capture_with_export, ("capture.inPlace", "prepareRunningVm", "export"), CAPTURE),
+    (clone_refused, ("cloneCleanup",), ("capture.clone", "createIfMissing")),
+    (clone_capture, ("capture.clone", "cloneExport"), ("createIfMissing", "export")),
     (eventgrid_capture, ("capture.inPlace", "eventGrid"), CAPTURE),
     (cancel_during_copy, ("cancel",), (*CAPTURE, "export")),
     (failing_capture, (), CAPTURE),

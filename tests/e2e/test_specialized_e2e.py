@@ -178,10 +178,11 @@ def test_intake_of_the_mode_fields(stack: Stack) -> None:
         assert code == 400, answer
         return {e["field"]: e["message"] for e in answer["errors"]}
 
-    clone = errors(stack.request("vm-web", captureMode="clone"))
-    assert "not available in this version" in clone["captureMode"]
-    assert '"inPlace" generalizes the VM itself' in clone["captureMode"]
-    assert '"specialized" leaves the VM as it is' in clone["captureMode"]
+    unknown = errors(stack.request("vm-web", captureMode="copy"))
+    assert "must be one of the capture modes" in unknown["captureMode"]
+    assert '"inPlace" generalizes the VM itself' in unknown["captureMode"]
+    assert '"specialized" leaves the VM as it is' in unknown["captureMode"]
+    assert '"clone" leaves the VM as it is' in unknown["captureMode"]
     in_place = errors(stack.request("vm-web", captureMode="inPlace", consistency="crash"))
     assert set(in_place) == {"consistency"} and "only with captureMode" in in_place["consistency"]
     deprovision = errors(stack.request("vm-web", captureMode="specialized", prepare="deprovision"))

@@ -54,10 +54,10 @@ def test_specialized_needs_no_prepare_and_defaults_to_crash_consistency() -> Non
 
 
 def test_mode_fields_are_refused_with_the_available_modes() -> None:
-    _, errors = validate_request(valid_request(captureMode="clone"))
+    _, errors = validate_request(valid_request(captureMode="copy"))
     by_field = {e.field: e.message for e in errors}
-    assert "not available in this version" in by_field["captureMode"]
-    assert '"inPlace"' in by_field["captureMode"] and '"specialized"' in by_field["captureMode"]
+    assert "must be one of the capture modes" in by_field["captureMode"]
+    assert all(f'"{m}"' in by_field["captureMode"] for m in ("inPlace", "specialized", "clone"))
     _, errors = validate_request(valid_request(captureMode=["inPlace"]))  # unhashable: a field error
     assert [e.field for e in errors] == ["captureMode"]
     _, errors = validate_request(valid_request(consistency="stopped"))
@@ -86,7 +86,15 @@ def test_the_specialized_tag_asks_for_stopped_snapshots() -> None:
     assert parse.request is not None, parse.errors
     assert (parse.request.capture_mode, parse.request.consistency) == ("specialized", "stopped")
     clone = request_from_tags(VM_ID, {**tags, "image-pipeline:mode": "clone"})
-    assert clone.request is None and "specialized" in clone.describe_errors()
+    assert clone.request is not None, clone.errors
+    # The owner keeps the VM: the pipeline deprovisions the clone's guest, from the deallocated VM's disks.
+    assert (clone.request.capture_mode, clone.request.prepare, clone.request.consistency) == (
+        "clone",
+        "deprovision",
+        "stopped",
+    )
+    wrong = request_from_tags(VM_ID, {**tags, "image-pipeline:mode": "copy"})
+    assert wrong.request is None and "clone" in wrong.describe_errors()
 
 
 def test_the_specialized_plan_never_generalizes_and_reports_its_own_stages() -> None:

@@ -182,9 +182,9 @@ def test_missing_mode_tag_captures_nothing_with_one_error_line(
     assert len(errors) == 1, errors
     assert TAG_MODE in errors[0] and "inPlace" in errors[0] and "can never start again" in errors[0]
     assert "deprovisioned" in errors[0]
-    # Only inPlace is accepted, case-insensitively; another value names it.
-    wrong = request_from_tags(vm_id("vm-a"), {**tags, TAG_MODE: "clone"})
-    assert wrong.request is None and "'clone' is not a capture mode" in wrong.describe_errors()
+    # Only the capture modes are accepted, case-insensitively; another value names it.
+    wrong = request_from_tags(vm_id("vm-a"), {**tags, TAG_MODE: "copy"})
+    assert wrong.request is None and "'copy' is not a capture mode" in wrong.describe_errors()
     assert request_from_tags(vm_id("vm-a"), {**tags, TAG_MODE: "INPLACE"}).request is not None
     # Unknown image-pipeline:* tags are still an error.
     typo = request_from_tags(vm_id("vm-a"), {**GOOD_TAGS, "image-pipeline:mod": "inPlace"})

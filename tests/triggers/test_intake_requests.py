@@ -38,7 +38,12 @@ def test_the_valid_request_is_accepted_and_records_its_capture_mode() -> None:
     assert set(found) == {"captureMode"}
     assert "never assumed" in found["captureMode"]
     assert "never be started again" in found["captureMode"] and "deprovision" in found["captureMode"]
-    assert "captureMode" in errors_of(valid_request(captureMode="clone"))
+    assert "captureMode" in errors_of(valid_request(captureMode="copy"))
+    clone, _ = validate_request(valid_request(captureMode="clone", consistency="stopped"))
+    assert clone is not None and (clone.capture_mode, clone.effective_consistency) == ("clone", "stopped")
+    no_prepare = valid_request(captureMode="clone")
+    del no_prepare["prepare"]
+    assert 'required with captureMode "clone"' in errors_of(no_prepare)["prepare"]
 
 
 @pytest.mark.parametrize(
