@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrators.capture.plan import CLONE, plan_for, reported_stages
+from orchestrators.capture.plan import CLONE, RELEASE, plan_for, reported_stages
 from orchestrators.capture.rules import mode_problems, shown_consistency
 from shared.clones import (
     CloneTarget,
@@ -120,6 +120,7 @@ def test_the_clone_plan_snapshots_the_source_then_works_on_the_copy() -> None:
         Stage.DELETE_CLONE,
         Stage.PUBLISH,
         Stage.EXPORT,
+        *(s.name for s in RELEASE),
         Stage.CLEANUP,
     )
     # Every part of the clone is undone on failure and cancel, from the first stage that makes one.
