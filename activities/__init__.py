@@ -13,6 +13,8 @@ declaration (``activities._common.activity``), takes ``payload`` = ``<Input>.to_
 - ``gallery``: ensure_definition, start_image_version, get_version_status, delete_image_version
 - ``exports``: start_export, get_copy_status, abort_copy
 - ``traces``: record_trace (the run's root and stage spans, ``shared.telemetry``)
+- ``boot_tests``: start_boot_test, check_boot_test; ``boot_test_cleanup``: delete_boot_test,
+  get_boot_test_leftovers, set_version_latest
 """
 
 from __future__ import annotations
@@ -22,7 +24,17 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities import exports, gallery, permissions, preflight, snapshots, traces, virtual_machines
+from activities import (
+    boot_test_cleanup,
+    boot_tests,
+    exports,
+    gallery,
+    permissions,
+    preflight,
+    snapshots,
+    traces,
+    virtual_machines,
+)
 from activities._common import IMPLEMENTATIONS
 from shared.activity_types import AZURE_ACTIVITIES
 
@@ -34,6 +46,8 @@ _MODULES = (
     gallery,
     exports,
     traces,
+    boot_tests,
+    boot_test_cleanup,
 )  # importing them fills IMPLEMENTATIONS
 
 

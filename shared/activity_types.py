@@ -39,6 +39,14 @@ from shared.model_base import WireModel
 from shared.notices import NoticeInput, NoticeResult
 from shared.permissions import PermissionsCheckInput, PermissionsCheckResult
 from shared.trace_ids import RunTrace, TraceWritten
+from shared.verify_spec import (
+    BootTestCheck,
+    BootTestCleanup,
+    BootTestInput,
+    BootTestLeftovers,
+    BootTestState,
+    VersionLatestInput,
+)
 
 In = TypeVar("In", bound=WireModel)
 Out = TypeVar("Out", bound=WireModel)
@@ -102,6 +110,12 @@ DELETE_IMAGE_VERSION = Activity("delete_image_version", VersionRef, Done)
 START_EXPORT = Activity("start_export", ExportStartInput, CopyStatus)
 GET_COPY_STATUS = Activity("get_copy_status", BlobRef, CopyStatus)
 ABORT_COPY = Activity("abort_copy", BlobRef, CopyStatus)
+# The boot test per region and the promotion (activities.boot_tests).
+START_BOOT_TEST = Activity("start_boot_test", BootTestInput, BootTestState)
+CHECK_BOOT_TEST = Activity("check_boot_test", BootTestCheck, BootTestState)
+DELETE_BOOT_TEST = Activity("delete_boot_test", BootTestCleanup, BootTestLeftovers)
+GET_BOOT_TEST_LEFTOVERS = Activity("get_boot_test_leftovers", BootTestCleanup, BootTestLeftovers)
+SET_VERSION_LATEST = Activity("set_version_latest", VersionLatestInput, Done)
 # The run's root and stage spans, written once it ended (shared.telemetry; not an Azure call).
 RECORD_TRACE = Activity("record_trace", RunTrace, TraceWritten)
 # The completion notice (activities.notices, its own blueprint).
@@ -131,5 +145,10 @@ AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     START_EXPORT,
     GET_COPY_STATUS,
     ABORT_COPY,
+    START_BOOT_TEST,
+    CHECK_BOOT_TEST,
+    DELETE_BOOT_TEST,
+    GET_BOOT_TEST_LEFTOVERS,
+    SET_VERSION_LATEST,
     RECORD_TRACE,
 )

@@ -13,6 +13,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.rest import HttpRequest, HttpResponse
 from azure.identity import DefaultAzureCredential
 from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.network import NetworkManagementClient
 from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
 from shared import telemetry
@@ -49,6 +50,21 @@ def compute(subscription_id: str) -> ComputeManagementClient:
         credential_scopes=[s.arm_scope],
         polling_interval=s.lro_polling_interval_seconds,
         raw_response_hook=telemetry.record_azure_error,  # Azure's error codes on the trace
+        **_retry_kwargs(s),
+    )
+
+
+@lru_cache(maxsize=16)
+def network(subscription_id: str) -> NetworkManagementClient:
+    """Microsoft.Network (the boot test's NICs), configured as ``compute``."""
+    s = get_settings()
+    return NetworkManagementClient(
+        credential(),
+        subscription_id,
+        base_url=s.arm_endpoint,
+        credential_scopes=[s.arm_scope],
+        polling_interval=s.lro_polling_interval_seconds,
+        raw_response_hook=telemetry.record_azure_error,
         **_retry_kwargs(s),
     )
 

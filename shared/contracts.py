@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, model_validator
 
 from shared.model_base import WireModel
 from shared.requests import CaptureRequest, GalleryRef, ImageDefinitionSpec, TargetRegion
+from shared.verify_spec import BootTestDefaults
 
 # Fields holding a capture RUN id (CaptureInput.run_id) were once named captureId: inputs stored by
 # that code still parse.
@@ -46,6 +47,7 @@ class CapturePolicy(WireModel):
     transient_retry_first_seconds: float = 30.0
     max_polls_per_execution: int = 40
     sas_margin_seconds: int = 3600
+    boot_test: BootTestDefaults = Field(default_factory=BootTestDefaults)  # verify's settings
 
 
 class CaptureInput(WireModel):

@@ -34,6 +34,7 @@ ACTIONS_FILE = Path(__file__).resolve().parent / "app-actions.json"
 
 # Scope kinds of app-actions.json this module places (the clone's build group comes with clone mode).
 SOURCE_GROUPS, GALLERIES, EXPORT_ACCOUNTS = "sourceGroups", "galleries", "exportAccounts"
+BUILD_GROUP = "buildGroup"  # the boot test's VMs and NICs (verify.bootTest)
 
 # A built-in role that grants the action too, for operators who prefer built-in roles (first prefix that
 # matches). Each suggestion grants every action of the app under its prefix (a test checks the built-in
@@ -82,6 +83,7 @@ class CapturePlanNeeds(WireModel):
     stopped_consistency: bool = False  # a specialized capture of a running VM, deallocated and started again
     create_if_missing: bool = False
     export_account_id: str | None = None
+    boot_test_group_id: str | None = None  # the test VMs' resource group, when verify.bootTest is on
 
 
 class PermissionsCheckInput(WireModel):
@@ -126,6 +128,7 @@ def capture_features(
     prepare_running_vm: bool = False,
     stopped_consistency: bool = False,
     create_if_missing: bool = False,
+    boot_test: bool = False,
 ) -> tuple[str, ...]:
     """The features of app-actions.json a capture request uses.
 
@@ -140,6 +143,8 @@ def capture_features(
         features.append("createIfMissing")
     if export:
         features.append("export")
+    if boot_test:
+        features.append("bootTest")
     features.append("cancel")
     return tuple(features)
 
@@ -197,10 +202,12 @@ def plan_requirements(plan: CapturePlanNeeds) -> list[ScopeRequirement]:
         prepare_running_vm=plan.prepare_running_vm,
         stopped_consistency=plan.stopped_consistency,
         create_if_missing=plan.create_if_missing,
+        boot_test=plan.boot_test_group_id is not None,
     )
-    return requirements(
-        features, capture_scopes(plan.source_vm_id, plan.gallery_group_id, plan.export_account_id)
-    )
+    scopes = capture_scopes(plan.source_vm_id, plan.gallery_group_id, plan.export_account_id)
+    if plan.boot_test_group_id:
+        scopes[BUILD_GROUP] = plan.boot_test_group_id
+    return requirements(features, scopes)
 
 
 def roles_granting(

@@ -44,6 +44,7 @@ from shared.request_rules import (
     parse_version,
     webhook_url_problem,
 )
+from shared.verify_spec import VerifySpec
 
 VERSION_AUTO = "auto"
 StorageAccountType = Literal["Standard_LRS", "Standard_ZRS", "Premium_LRS", "PremiumV2_LRS"]
@@ -235,6 +236,7 @@ class CaptureRequest(WireModel):
     delete_snapshots: IntakeBool = True
     tags: dict[str, str] = Field(default_factory=dict)
     notify: Notify | None = None
+    verify: VerifySpec | None = None  # the boot test before promotion (shared.verify_spec)
 
     @field_validator("source_vm_id")
     @classmethod

@@ -19,6 +19,7 @@ from shared.endpoints import (
     SETTING_TEMPLATE,
     StorageEndpoints,
 )
+from shared.verify_spec import BootTestDefaults
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -96,6 +97,7 @@ class Settings:
                 _float(env, "CAPTURE_MAX_POLLS_PER_EXECUTION", defaults.max_polls_per_execution)
             ),
             sas_margin_seconds=int(_float(env, "CAPTURE_SAS_MARGIN_SECONDS", defaults.sas_margin_seconds)),
+            boot_test=BootTestDefaults.from_env(env),
         )
         return cls(
             arm_endpoint=env.get("AZURE_ARM_ENDPOINT", cls.arm_endpoint).rstrip("/"),

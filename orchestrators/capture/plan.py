@@ -14,7 +14,7 @@ preflight → [deallocate] → snapshot → [restart] → publish ∥ export →
 
 from __future__ import annotations
 
-from orchestrators.capture import branches, endings, snapshots, specialized, vm
+from orchestrators.capture import branches, endings, snapshots, specialized, verify, vm
 from orchestrators.capture.pipeline import Plan, StageSpec, run_stage
 from orchestrators.capture.run import CaptureRun
 from orchestrators.retrying import Gen
@@ -49,7 +49,17 @@ PUBLISH_AND_EXPORT = StageSpec(
 )
 # The release stages every plan runs after publish (boot test, promotion, retention, sharing, hand-off),
 # in this order; each is skipped when its request part is absent.
-RELEASE: tuple[StageSpec, ...] = ()
+# VERIFY times itself (it ends failed, with every region's verdict, when a boot test failed).
+VERIFY = StageSpec(
+    Stage.VERIFY,
+    verify.verify,
+    skip=verify.skip_verify,
+    tracked=False,
+    on_cancel=verify.delete_on_cancel,
+    on_failure=verify.delete_on_failure,
+)
+PROMOTE = StageSpec(Stage.PROMOTE, verify.promote, skip=verify.skip_promote)
+RELEASE: tuple[StageSpec, ...] = (VERIFY, PROMOTE)
 # No safe point: once the branches ended, a late cancel must not undo a finished image.
 CLEANUP = StageSpec(Stage.CLEANUP, snapshots.cleanup, skip=snapshots.skip_cleanup, safe_point=False)
 

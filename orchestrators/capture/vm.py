@@ -8,6 +8,7 @@ orchestrator module.
 
 from __future__ import annotations
 
+from orchestrators.capture import verify
 from orchestrators.capture.rules import (
     STOPPED,
     mode_problems,
@@ -95,6 +96,8 @@ def preflight(run: CaptureRun) -> Gen[None]:
         req.gallery_subscription_id,
         answers[regions].regions,
     )
+    targets = [r.name for r in target_regions(req.target_regions, facts.location, gcheck.gallery_location)]
+    problems += verify.problems(run, targets)
     if problems:
         raise StepFailed(ErrorInfo.preflight_failed(req.source_vm_id, problems, facts.name))
     yield from _check_permissions(run, facts, gcheck)
@@ -117,6 +120,9 @@ def _check_permissions(run: CaptureRun, facts: VmFacts, gcheck: GalleryCheckResu
         prepare_running_vm=in_place and running,
         stopped_consistency=not in_place and running and req.effective_consistency == "stopped",
         create_if_missing=not gcheck.gallery_exists or gcheck.definition is None,
+        boot_test_group_id=verify.boot_test_group(
+            run, [r.name for r in target_regions(req.target_regions, facts.location, gcheck.gallery_location)]
+        ),
     )
     found = yield from run.calls(Stage.PREFLIGHT).run(CHECK_PERMISSIONS, PermissionsCheckInput(plan=needs))
     if found.missing:
