@@ -130,6 +130,8 @@ def test_the_capture_plan_runs_the_stages_in_the_reported_order() -> None:
         Stage.GENERALIZE,
         Stage.SNAPSHOT,
         Stage.PUBLISH,
+        Stage.VERIFY,
+        Stage.PROMOTE,
         Stage.CLEANUP,
     ]
     assert [s for s in STAGES if s not in names] == [Stage.EXPORT]  # runs beside publish

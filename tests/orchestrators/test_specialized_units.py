@@ -99,6 +99,8 @@ def test_the_specialized_plan_never_generalizes_and_reports_its_own_stages() -> 
         Stage.RESTART,
         Stage.PUBLISH,
         Stage.EXPORT,
+        Stage.VERIFY,
+        Stage.PROMOTE,
         Stage.CLEANUP,
     )
     assert reported_stages(CAPTURE) == STAGES
