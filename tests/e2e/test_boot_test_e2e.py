@@ -88,7 +88,9 @@ def vstack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
             named = {"devhost files": _files(s.devhost.workdir), "azsim files": _files(s.workdir / "azsim")}
             named["statuses"] = s.seen
             leaks = [
-                name for name, texts in named.items() if any(m in t for t in texts for m in CREDENTIAL_MARKERS)
+                name
+                for name, texts in named.items()
+                if any(m in t for t in texts for m in CREDENTIAL_MARKERS)
             ]
             assert not leaks and not secrets_in_named(named), f"a test VM credential leaked into: {leaks}"
 
@@ -127,7 +129,9 @@ def test_boot_tests_in_three_regions_pass_and_the_version_is_promoted(vstack: Ca
     # Published excluded from latest, promoted at the end; three test VMs, all gone again.
     assert _version(stack, "vm-web-def").publishing_profile.exclude_from_latest is False
     assert len(_vm_puts(stack)) == 3
-    patches = [r for r in stack.sim("requests")["value"] if r["method"] == "PATCH" and "/versions/" in r["path"]]
+    patches = [
+        r for r in stack.sim("requests")["value"] if r["method"] == "PATCH" and "/versions/" in r["path"]
+    ]
     assert len(patches) == 1
     assert _test_resources(stack) == []
 
@@ -158,9 +162,7 @@ def test_a_guest_never_deprovisioned_fails_osprovisioningtimedout_and_is_not_pro
     assert _test_resources(stack) == []
 
     # The same with onFailure "delete": the version is removed.
-    status = stack.run(
-        _request(stack, "vm-web-3", {"bootTest": True, "onFailure": "delete"}, prepare="none")
-    )
+    status = stack.run(_request(stack, "vm-web-3", {"bootTest": True, "onFailure": "delete"}, prepare="none"))
     assert status["runtimeStatus"] == "Failed" and status["error"]["azureCode"] == "OSProvisioningTimedOut"
     assert status["imageVersionState"] == "deleted"
     assert "was deleted" in status["error"]["message"]
