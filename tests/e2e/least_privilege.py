@@ -42,8 +42,8 @@ def example_scopes(subscription_id: str) -> dict[str, list[str]]:
     sub = f"/subscriptions/{subscription_id}"
     return {
         "sourceGroups": [f"{sub}/resourceGroups/rg-build"],
-        # The in-place capture snapshots in the source VM's group: the build group is that group here.
-        "buildGroup": [f"{sub}/resourceGroups/rg-build"],
+        # The build group: where the boot test's VMs and NICs go (and its vnets are).
+        "buildGroup": [f"{sub}/resourceGroups/rg-image-build"],
         "galleries": [f"{sub}/resourceGroups/rg-images"],
         "exportAccounts": [
             f"{sub}/resourceGroups/rg-storage/providers/Microsoft.Storage/storageAccounts/stexports"

@@ -40,7 +40,12 @@ from tests.support.worlds import JANITOR_FAULTS
 
 pytestmark = pytest.mark.e2e
 
-ENV = {**PATIENT_COPIES, "JANITOR_GRACE_SECONDS": "0"}  # JANITOR_SCOPES unset: the recent subscriptions
+ENV = {
+    **PATIENT_COPIES,
+    "JANITOR_GRACE_SECONDS": "0",  # JANITOR_SCOPES unset: the recent subscriptions
+    "BOOT_TEST_SUBNET_TEMPLATE": "/subscriptions/{subscription}/resourceGroups/rg-image-build/providers/"
+    "Microsoft.Network/virtualNetworks/vnet-boottest-{region}/subnets/snet-boot-tests",
+}
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +163,25 @@ def failing_capture(s: Stack) -> None:
     assert s.vm_state("vm-fail")["powerState"] == "running", s.vm_state("vm-fail")
 
 
+def boot_test_capture(s: Stack) -> None:
+    """A boot test: westeurope boots and runs its smoke script; northeurope's VM is refused (the fault
+    boot-test-vm-refused), so its NIC is deleted on its own; the version is deleted (onFailure)."""
+    body = s.request(
+        "vm-web-4",
+        export=False,
+        captureMode="specialized",
+        targetRegions=[{"name": "westeurope"}, {"name": "northeurope"}],
+        verify={"bootTest": True, "smokeScript": "echo ok", "onFailure": "delete"},
+    )
+    del body["prepare"]
+    status = s.run(body)
+    assert status["runtimeStatus"] == "Failed", status
+    assert status["error"]["azureCode"] == "SkuNotAvailable", status["error"]
+    verdicts = {b["region"]: (b["state"], b["cleaned"]) for b in status["bootTests"]}
+    assert verdicts == {"westeurope": ("passed", True), "northeurope": ("failed", True)}, verdicts
+    assert status["imageVersionState"] == "deleted"
+
+
 ORPHAN: dict[str, Any] = {}
 
 
@@ -215,6 +239,7 @@ SCENARIOS: list[tuple[Callable[[Stack], None], tuple[str, ...], tuple[str, ...]]
     (failing_capture, (), CAPTURE),
     (orphaned_run, (), (*CAPTURE, "export")),
     (janitor_sweep, ("janitor",), ()),
+    (boot_test_capture, ("bootTest",), ("capture.specialized", "createIfMissing", "cancel")),
 ]
 
 
