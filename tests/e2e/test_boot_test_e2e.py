@@ -19,9 +19,10 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from azsim.testing import local_cloud
 from devhost.testing import running_devhost
+from tests.e2e.least_privilege import least_privilege_world, load_actions
 from tests.support.leaks import secrets_in_named
 from tests.support.policy import FAST_POLICY
-from tests.support.stack import Stack
+from tests.support.stack import Stack, running_stack
 from tests.support.worlds import REPO_ROOT, WORLD
 
 pytestmark = pytest.mark.e2e
@@ -45,6 +46,7 @@ VIRTUAL_POLICY = {
     "BOOT_TEST_SUBNET_TEMPLATE": SUBNETS,
     "BOOT_TEST_VM_SIZE": "Standard_D2s_v5",
 }
+BOOT_ROLE = "Image Pipeline Boot Tests"
 # Words that would only appear next to a test VM's credential.
 CREDENTIAL_MARKERS = ("adminPassword", "PRIVATE KEY", "admin_password")
 
@@ -211,3 +213,31 @@ def test_cancel_during_a_boot_test_deletes_the_test_vms(vstack: Callable[..., St
     assert {b["state"] for b in status["bootTests"]} == {"canceled"}
     assert all(b["cleaned"] for b in status["bootTests"])
     assert _test_resources(stack) == []
+
+
+def test_preflight_refuses_a_boot_test_it_could_not_run_before_anything_changes(tmp_path: Path) -> None:
+    """Without the role "Image Pipeline Boot Tests" at the build group, or with a boot-test region that is
+    not a target region, preflight fails after reads only (the VM still runs, untouched)."""
+    roles = [r for r in load_actions()["roles"] if r["name"] != BOOT_ROLE]
+    world = least_privilege_world(tmp_path / "world.json", roles=roles)
+    with running_stack(tmp_path, world=world, env={"BOOT_TEST_SUBNET_TEMPLATE": SUBNETS}) as stack:
+        body = _request(stack, "vm-web", {"bootTest": True}, captureMode="specialized")
+        del body["prepare"]
+        status = stack.run(body)
+        assert status["runtimeStatus"] == "Failed"
+        err = status["error"]
+        assert (err["step"], err["code"]) == ("preflight", "MissingPermissions"), err
+        assert (
+            "/resourceGroups/rg-image-build: " in err["message"] and f'role "{BOOT_ROLE}"' in err["message"]
+        )
+        assert "Microsoft.Compute/virtualMachines/runCommand/action" in err["message"]
+
+        body["verify"] = {"bootTest": True, "regions": ["eastus"]}
+        status = stack.run(body)
+        err = status["error"]
+        assert (err["step"], err["code"]) == ("preflight", "PreflightFailed"), err
+        assert "verify.regions eastus are not target regions" in err["message"]
+        writes = [r for r in stack.sim("requests")["value"] if r["method"] not in ("GET", "HEAD")]
+        assert writes == [], writes
+        assert stack.vm_state("vm-web")["powerState"] == "running"
+        stack.assert_no_secrets()
