@@ -51,6 +51,11 @@ EXPECTED_ACTIVITIES = {
     "revoke_snapshot_access",
     "delete_snapshot",
     "get_snapshot_deletion",
+    "start_boot_test",
+    "check_boot_test",
+    "delete_boot_test",
+    "get_boot_test_leftovers",
+    "set_version_latest",
 }
 
 
