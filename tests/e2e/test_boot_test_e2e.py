@@ -241,3 +241,20 @@ def test_preflight_refuses_a_boot_test_it_could_not_run_before_anything_changes(
         assert writes == [], writes
         assert stack.vm_state("vm-web")["powerState"] == "running"
         stack.assert_no_secrets()
+
+
+def test_a_trusted_launch_windows_version_boots_with_a_generated_password_found_nowhere(
+    vstack: Callable[..., Stack],
+) -> None:
+    stack = vstack()
+    verify = {"bootTest": True, "regions": ["westeurope"], "smokeScript": 'Write-Output "smoke ok"'}
+    status = stack.run(_request(stack, "vm-win", verify), timeout=240)
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+    (test,) = status["bootTests"]
+    assert (test["state"], test["cleaned"]) == ("passed", True), test
+    # The test VM was created with its data disks from the image and Trusted Launch, then deleted with them.
+    assert _vm_puts(stack) == [test["vmId"].rsplit("/", 1)[-1]]
+    assert _test_resources(stack) == []
+    assert _version(stack, "vm-win-def").publishing_profile.exclude_from_latest is False
+    # The password itself was made and dropped inside start_boot_test: the fixture's scan finds no
+    # adminPassword field in devhost's history, logs or statuses, nor in azsim's files.
