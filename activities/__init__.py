@@ -18,6 +18,8 @@ declaration (``activities._common.activity``), takes ``payload`` = ``<Input>.to_
 - ``clones``: check_clone_target, ensure_clone_disk, ensure_clone_nic, create_clone_vm, get_clone_vm,
   delete_clone (captureMode "clone")
 - ``traces``: record_trace (the run's root and stage spans, ``shared.telemetry``)
+- ``boot_tests``: start_boot_test, check_boot_test; ``boot_test_cleanup``: delete_boot_test,
+  get_boot_test_leftovers, set_version_latest
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ from activities import (
     preflight,
     retention,
     sharing,
+    boot_test_cleanup,
+    boot_tests,
+    exports,
+    gallery,
+    permissions,
+    preflight,
     snapshots,
     traces,
     virtual_machines,
@@ -56,6 +64,8 @@ _MODULES = (
     sharing,
     marketplace,
     clones,
+    boot_tests,
+    boot_test_cleanup,
 )  # importing them fills IMPLEMENTATIONS
 
 

@@ -5,9 +5,11 @@ so the demo destroys nothing and can be run against the same world again and aga
 
 Starts the local cloud (azsim + Azurite, from ``examples/world.json``, Azure durations scaled down so
 the whole capture takes well under a minute) and devhost running ``function_app.py``; submits a capture
-of ``rg-build/vm-web`` to westeurope, eastus2 and northeurope with VHD export; prints live progress
-from ``GET /api/captures/{id}``; ends with the image version and per-region state. Exit code 0 only if
-the capture completed. Everything started is stopped on exit, also on Ctrl-C or failure.
+of ``rg-build/vm-web`` to westeurope, eastus2 and northeurope with VHD export and a boot test
+(``verify.bootTest``: the version is published excluded from latest, a test VM from it boots in each
+region and runs a smoke script, and the version is promoted once every region passed); prints live
+progress from ``GET /api/captures/{id}``, with each region's boot-test verdict; ends with the image
+version, per-region state and verdicts. Exit code 0 only if the capture completed. Everything started is stopped on exit, also on Ctrl-C or failure.
 
     python -m examples.demo [--time-scale 0.012] [--timeout 240]
 """
@@ -63,6 +65,9 @@ def _policy_env() -> dict[str, str]:
         "CAPTURE_RESULTS_QUEUE": "capture-results",
         # The world's export account: exports are refused until an account is allow-listed.
         "CAPTURE_EXPORT_ACCOUNTS": "stexports",
+        # The boot test's subnet per region: the world's vnet-boottest-<region> (rg-image-build).
+        "BOOT_TEST_SUBNET_TEMPLATE": "/subscriptions/{subscription}/resourceGroups/rg-image-build/providers/"
+        "Microsoft.Network/virtualNetworks/vnet-boottest-{region}/subnets/snet-boot-tests",
     }
 
 
@@ -85,12 +90,23 @@ def _line(status: dict[str, Any], started: float) -> str:
     copies = [d for d in disks if d.get("copyState")]
     if copies:
         parts.append("copy " + " ".join(f"{d['key']}:{d.get('copyPercent', 0):.0f}%" for d in copies))
+    boot = status.get("bootTests") or []
+    if boot and stage in ("verify", "promote", "cleanup", "done"):
+        parts.append("boot " + " ".join(f"{b['region']}:{_verdict(b)}" for b in boot))
+        return "  ".join(parts)
     regions = status.get("regions") or []
     if regions and stage in ("publish", "publish+export", "cleanup", "done"):
         parts.append(
             "regions " + " ".join(f"{r['region']}:{r['state']}({r.get('progress', 0)}%)" for r in regions)
         )
     return "  ".join(parts)
+
+
+def _verdict(b: dict[str, Any]) -> str:
+    """``passed`` / ``failed(<code>)`` / what a running boot test waits for."""
+    if b.get("state") == "running":
+        return str(b.get("detail") or "running").replace(" ", "-")
+    return b["state"] + (f"({b['code']})" if b.get("code") else "")
 
 
 def run(time_scale: float, timeout: float) -> int:
@@ -133,6 +149,8 @@ def run(time_scale: float, timeout: float) -> int:
                 "vhdExport": {"accountUrl": cloud.storage_account_url("stexports"), "container": "vhds"},
                 "deleteSnapshots": True,
                 "tags": {"ci-run": "demo"},
+                # Boot a test VM from the version in every target region before it becomes "latest".
+                "verify": {"bootTest": True, "smokeScript": "echo smoke test: the image boots\nexit 0"},
             }
             print("\nPOST /api/captures")
             print(json.dumps(request, indent=2))
@@ -175,6 +193,8 @@ def _power_state(cloud: Any) -> str:
 
 def _report(status: dict[str, Any], power: str) -> int:
     if status.get("runtimeStatus") != "Completed":
+        for b in status.get("bootTests") or []:
+            print(f"  boot test {b['region']}: {_verdict(b)} {b.get('message') or ''}")
         err = status.get("error") or {}
         print(
             f"\nCapture {status.get('runtimeStatus')}: [{err.get('step')}] {err.get('code')}: {err.get('message')}"
@@ -188,8 +208,13 @@ def _report(status: dict[str, Any], power: str) -> int:
         f"  {result.get('captureMode')} image, {result.get('consistency')} snapshots; "
         f"source VM {result.get('sourceState')}, now {power}"
     )
+    verdicts = {b["region"]: b for b in status.get("bootTests") or []}
     for r in result["regions"]:
-        print(f"  {r['region']:14} {r['state']:10} {r.get('progress', 0)}%")
+        boot = verdicts.get(r["region"])
+        tested = f"  boot test {_verdict(boot)}, test VM deleted: {boot['cleaned']}" if boot else ""
+        print(f"  {r['region']:14} {r['state']:10} {r.get('progress', 0)}%{tested}")
+    if verdicts:
+        print("  promoted: excludeFromLatest false (every boot test passed)")
     for url in result.get("exportedBlobs", []):
         print(f"  exported VHD: {url}")
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.get("timings", {}).items())

@@ -63,6 +63,14 @@ from shared.release_spec import (
     RoleAssignmentResult,
 )
 from shared.trace_ids import RunTrace, TraceWritten
+from shared.verify_spec import (
+    BootTestCheck,
+    BootTestCleanup,
+    BootTestInput,
+    BootTestLeftovers,
+    BootTestState,
+    VersionLatestInput,
+)
 
 In = TypeVar("In", bound=WireModel)
 Out = TypeVar("Out", bound=WireModel)
@@ -139,6 +147,12 @@ ENSURE_CLONE_NIC = Activity("ensure_clone_nic", CloneNicInput, CloneNicResult)
 CREATE_CLONE_VM = Activity("create_clone_vm", CloneVmInput, CloneVmState)
 GET_CLONE_VM = Activity("get_clone_vm", VmRef, CloneVmState)
 DELETE_CLONE = Activity("delete_clone", CloneRef, CloneLeft)
+# The boot test per region and the promotion (activities.boot_tests).
+START_BOOT_TEST = Activity("start_boot_test", BootTestInput, BootTestState)
+CHECK_BOOT_TEST = Activity("check_boot_test", BootTestCheck, BootTestState)
+DELETE_BOOT_TEST = Activity("delete_boot_test", BootTestCleanup, BootTestLeftovers)
+GET_BOOT_TEST_LEFTOVERS = Activity("get_boot_test_leftovers", BootTestCleanup, BootTestLeftovers)
+SET_VERSION_LATEST = Activity("set_version_latest", VersionLatestInput, Done)
 # The run's root and stage spans, written once it ended (shared.telemetry; not an Azure call).
 RECORD_TRACE = Activity("record_trace", RunTrace, TraceWritten)
 # The completion notice (activities.notices, its own blueprint).
@@ -168,6 +182,11 @@ AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     START_EXPORT,
     GET_COPY_STATUS,
     ABORT_COPY,
+    START_BOOT_TEST,
+    CHECK_BOOT_TEST,
+    DELETE_BOOT_TEST,
+    GET_BOOT_TEST_LEFTOVERS,
+    SET_VERSION_LATEST,
     RECORD_TRACE,
     LIST_DEFINITION_VERSIONS,
     ASSIGN_ROLE,

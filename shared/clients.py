@@ -56,7 +56,7 @@ def compute(subscription_id: str) -> ComputeManagementClient:
 
 @lru_cache(maxsize=16)
 def network(subscription_id: str) -> NetworkManagementClient:
-    """Microsoft.Network (the clone's subnet and network interface), configured as ``compute``."""
+    """Microsoft.Network (the clone's subnet and NIC, the boot tests' NICs), configured as ``compute``."""
     s = get_settings()
     return NetworkManagementClient(
         credential(),

@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, model_validator
 
 from shared.model_base import WireModel
 from shared.requests import CaptureRequest, GalleryRef, ImageDefinitionSpec, TargetRegion
+from shared.verify_spec import BootTestDefaults
 
 # Fields holding a capture RUN id (CaptureInput.run_id) were once named captureId: inputs stored by
 # that code still parse.
@@ -48,6 +49,7 @@ class CapturePolicy(WireModel):
     sas_margin_seconds: int = 3600
     # How long SHARE waits out PrincipalNotFound for a principal the directory has not replicated yet.
     principal_wait_seconds: float = 900.0
+    boot_test: BootTestDefaults = Field(default_factory=BootTestDefaults)  # verify's settings
 
 
 class CaptureInput(WireModel):

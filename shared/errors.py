@@ -139,6 +139,31 @@ class ErrorInfo(WireModel):
         )
 
     @classmethod
+    def boot_test_failed(
+        cls, version_id: str, failures: list[tuple[str, str, str]], *, deleted: bool
+    ) -> ErrorInfo:
+        """A test VM from the new version did not boot (or its smoke script failed) in some regions:
+        ``failures`` are (region, code as Azure spells it, message); the version was not promoted."""
+        regions = "; ".join(f"{region}: {code}: {message.rstrip('. ')}" for region, code, message in failures)
+        kept = (
+            f'The image version {version_id} was deleted (verify.onFailure "delete").'
+            if deleted
+            else f"The image version {version_id} stays excluded from latest (it was not promoted)."
+        )
+        codes = {code for _, code, _ in failures}
+        return cls.terminal(
+            "verify",
+            "BootTestFailed",
+            f"The boot test of {version_id} failed in {len(failures)} region(s): {regions}. {kept}"[:4000],
+            resource=version_id,
+            advice=" ".join(
+                dict.fromkeys(_BOOT_ADVICE.get(c, _BOOT_ADVICE[""]) for c in sorted(codes, key=_advice_order))
+            )
+            + " The test VMs were deleted.",
+            azure_code=failures[0][1] if failures else None,
+        )
+
+    @classmethod
     def canceled(cls, step: str, message: str, *, resource: str | None = None) -> ErrorInfo:
         """The capture (or one of its branches) stopped because a cancel was requested."""
         return cls(step=step, code="Canceled", kind="terminal", message=message, resource=resource)
@@ -211,3 +236,22 @@ def parse_failure(text: str) -> ErrorInfo | None:
         return ErrorInfo.model_validate(json.loads(m.group(1)))
     except (ValueError, ValidationError):
         return None
+
+
+# What to do about a failed boot test, by Azure's code (ErrorInfo.boot_test_failed; docs/azure-facts.md#boot-tests).
+_BOOT_ADVICE = {
+    "OSProvisioningTimedOut": "OSProvisioningTimedOut: the guest was probably not deprovisioned before it was "
+    'captured as generalized. Capture again with prepare "deprovision", or deprovision it yourself first (Linux: '
+    "waagent -deprovision+user; Windows: sysprep /generalize /oobe) and check the agent (waagent/cloud-init, "
+    'sysprep logs) before prepare "none".',
+    "OSProvisioningClientError": "OSProvisioningClientError: the guest was prepared but its provisioning failed "
+    "(the Linux agent or cloud-init, the user name, SSH host keys, or sysprep's answer): check the guest's "
+    "waagent/cloud-init or sysprep logs, fix the source and capture again.",
+    "SmokeTestFailed": "SmokeTestFailed: the VM booted but verify.smokeScript failed on it: read its output "
+    "above, then fix the image or the script.",
+    "": "See Azure's message for the region; fix the cause and capture again.",
+}
+
+
+def _advice_order(code: str) -> tuple[int, str]:
+    return (0 if code in _BOOT_ADVICE else 1, code)

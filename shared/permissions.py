@@ -34,7 +34,7 @@ ACTIONS_FILE = Path(__file__).resolve().parent / "app-actions.json"
 
 # Scope kinds of app-actions.json this module places (the clone's build group comes with clone mode).
 SOURCE_GROUPS, GALLERIES, EXPORT_ACCOUNTS = "sourceGroups", "galleries", "exportAccounts"
-BUILD_GROUP = "buildGroup"  # captureMode "clone": where the copy of the VM is built
+BUILD_GROUP = "buildGroup"  # captureMode "clone" builds its copy here; the boot tests' VMs and NICs go here too
 
 # A built-in role that grants the action too, for operators who prefer built-in roles (first prefix that
 # matches). Each suggestion grants every action of the app under its prefix (a test checks the built-in
@@ -88,6 +88,7 @@ class CapturePlanNeeds(WireModel):
     share: bool = False  # share.principals: role assignments on the gallery
     marketplace: str | None = None  # marketplace.route ("gallery" | "vhd"): feature marketplace.<route>
     build_group_id: str | None = None  # captureMode "clone": /subscriptions/{s}/resourceGroups/{g}
+    boot_test_group_id: str | None = None  # the test VMs' resource group, when verify.bootTest is on
 
 
 class PermissionsCheckInput(WireModel):
@@ -135,6 +136,7 @@ def capture_features(
     retention: bool = False,
     share: bool = False,
     marketplace: str | None = None,
+    boot_test: bool = False,
 ) -> tuple[str, ...]:
     """The features of app-actions.json a capture request uses.
 
@@ -153,6 +155,7 @@ def capture_features(
         features.append("export")
         if mode == "clone":  # the exported snapshots are the clone's, in the build group
             features.append("cloneExport")
+    features += ["bootTest"] if boot_test else []
     features += ["retention"] if retention else []
     features += ["share"] if share else []
     features += [f"marketplace.{marketplace}"] if marketplace else []
@@ -216,13 +219,16 @@ def plan_requirements(plan: CapturePlanNeeds) -> list[ScopeRequirement]:
         prepare_running_vm=plan.prepare_running_vm,
         stopped_consistency=plan.stopped_consistency,
         create_if_missing=plan.create_if_missing,
+        boot_test=plan.boot_test_group_id is not None,
         retention=plan.retention,
         share=plan.share,
         marketplace=plan.marketplace,
     )
     scopes = capture_scopes(plan.source_vm_id, plan.gallery_group_id, plan.export_account_id)
-    if plan.build_group_id:
-        scopes[BUILD_GROUP] = plan.build_group_id
+    # One build-group scope: the clone's group, else the boot tests' (by default the same group).
+    build_group = plan.build_group_id or plan.boot_test_group_id
+    if build_group:
+        scopes[BUILD_GROUP] = build_group
     return requirements(features, scopes)
 
 

@@ -46,6 +46,7 @@ from shared.request_rules import (
     parse_version,
     webhook_url_problem,
 )
+from shared.verify_spec import VerifySpec
 
 VERSION_AUTO = "auto"
 StorageAccountType = Literal["Standard_LRS", "Standard_ZRS", "Premium_LRS", "PremiumV2_LRS"]
@@ -241,6 +242,7 @@ class CaptureRequest(WireModel):
     retention: RetentionSpec | None = None
     share: ShareSpec | None = None
     marketplace: MarketplaceSpec | None = None  # shared.marketplace_spec
+    verify: VerifySpec | None = None  # the boot test before promotion (shared.verify_spec)
 
     @field_validator("source_vm_id")
     @classmethod

@@ -21,6 +21,7 @@ from shared.endpoints import (
 )
 from shared.marketplace_spec import SETTING_PRINCIPALS, SETTING_TENANT, guid_problem
 from shared.release_spec import ReleaseDefaults
+from shared.verify_spec import BootTestDefaults
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -75,6 +76,7 @@ def _policy(env: Mapping[str, str]) -> CapturePolicy:
         ),
         sas_margin_seconds=int(_float(env, "CAPTURE_SAS_MARGIN_SECONDS", defaults.sas_margin_seconds)),
         principal_wait_seconds=_float(env, "SHARE_PRINCIPAL_WAIT_SECONDS", defaults.principal_wait_seconds),
+        boot_test=BootTestDefaults.from_env(env),
     )
 
 

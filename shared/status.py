@@ -25,6 +25,7 @@ from shared.marketplace_spec import MarketplaceHandoff
 from shared.model_base import WireModel
 from shared.release_spec import RetentionReport, ShareReport
 from shared.request_rules import CaptureKind
+from shared.verify_spec import BootTestProgress
 
 
 class Stage(StrEnum):
@@ -44,6 +45,8 @@ class Stage(StrEnum):
     SHARE = "share"  # share.principals: role assignments on the gallery
     RESTART = "restart"  # specialized, consistency "stopped": the VM started again after the snapshots
     HANDOFF = "handoff"  # the Marketplace hand-off (shared.marketplace_spec), the last release stage
+    VERIFY = "verify"  # the boot test per region (verify.bootTest)
+    PROMOTE = "promote"  # excludeFromLatest lifted once every boot test passed
     CLEANUP = "cleanup"
     # captureMode "clone" (orchestrators.capture.clone): the copy of the VM is built, prepared, captured, deleted.
     CLONE_DISKS = "cloneDisks"
@@ -136,9 +139,11 @@ class CaptureProgress(CaptureKind):
     image_version_id: str | None = None
     # The image version's outcome: "completed" (usable, even when the capture failed later, e.g. in the
     # VHD export), "failed", "deleted" (a failed version removed again) or None (not created yet).
+    # With a boot test: "bootTestFailed" (kept, excluded from latest) or "promoted".
     image_version_state: str | None = None
     disks: list[DiskProgress] = Field(default_factory=list)
     regions: list[RegionProgress] = Field(default_factory=list)
+    boot_tests: list[BootTestProgress] = Field(default_factory=list)  # per region (verify.bootTest)
     export: bool = False
     error: ErrorView | None = None
     # Cancellation (POST /api/captures/{id}/cancel): requested, why, and what the compensation did.
@@ -238,6 +243,7 @@ class CaptureStatusView(CaptureKind):
     stages: list[StageTiming] = Field(default_factory=list)
     disks: list[DiskProgress] = Field(default_factory=list)
     regions: list[RegionProgress] = Field(default_factory=list)
+    boot_tests: list[BootTestProgress] = Field(default_factory=list)  # CaptureProgress.boot_tests
     image_version_id: str | None = None
     image_version_state: str | None = None  # CaptureProgress.image_version_state
     result: CaptureResult | None = None

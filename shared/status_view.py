@@ -113,6 +113,7 @@ def _copy_progress(view: CaptureStatusView, progress: CaptureProgress) -> None:
     view.stages = [s.model_copy() for s in progress.stages]
     view.disks = [d.model_copy() for d in progress.disks]
     view.regions = [r.model_copy() for r in progress.regions]
+    view.boot_tests = [b.model_copy() for b in progress.boot_tests]
     view.image_version_id = progress.image_version_id
     view.image_version_state = progress.image_version_state
     view.error = progress.error

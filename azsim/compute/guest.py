@@ -6,6 +6,8 @@ successful no-op. Understood (one command per line, or separated by ``;`` / ``&&
 - ``echo TEXT`` / ``Write-Output TEXT`` / ``Write-Host TEXT`` -> stdout; with ``>&2`` or
   ``Write-Error TEXT`` -> stderr
 - ``exit N`` -> stop with exit code N; ``false`` / ``true`` set the status
+- ``throw TEXT`` (PowerShell) -> TEXT on stderr and the script stops (exit 1; Windows results carry no
+  exit code, so the stderr output is what a caller sees)
 - ``sleep N`` / ``Start-Sleep N`` (or ``-Seconds N``) -> the command takes N more Azure seconds
 - ``waagent ... -deprovision...`` (Linux) -> guest deprovisioned; the agent dies, so the Run
   Command never completes (docs/azure-facts.md#run-command-and-generalization)
@@ -87,6 +89,10 @@ def run_script(
             (result.stderr if to_stderr else result.stdout).append(_text(words[1:]))
         elif head == "write-error":
             result.stderr.append(_text(words[1:]))
+        elif head == "throw":
+            result.stderr.append(_text(words[1:]) or "ScriptHalted")
+            result.exit_code = 1
+            break
         elif head == "exit":
             try:
                 result.exit_code = int(words[1]) if len(words) > 1 else 0

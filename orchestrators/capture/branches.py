@@ -15,6 +15,7 @@ from orchestrators import names
 from orchestrators.calls import Calls
 from orchestrators.cancellation import Canceled
 from orchestrators.capture import release
+from orchestrators.capture import verify
 from orchestrators.capture.rules import region_name
 from orchestrators.capture.run import CaptureRun, Tracker
 from orchestrators.models import ExportDiskInput, PublishVersionInput
@@ -66,7 +67,8 @@ def publish_input(run: CaptureRun) -> PublishVersionInput:
         ],
         target_regions=run.regions,
         end_of_life_date=release.end_of_life_date(run),
-        exclude_from_latest=req.exclude_from_latest,
+        # A version to be boot-tested is not "latest" until PROMOTE (orchestrators.capture.verify).
+        exclude_from_latest=req.exclude_from_latest or verify.enabled(run),
         tags=tags,
     )
     return PublishVersionInput(run_id=cid, policy=run.inp.policy, definition=definition, version=version)

@@ -20,7 +20,7 @@ generalize → cloneSnapshot → deleteClone → publish ∥ export → cleanup
 
 from __future__ import annotations
 
-from orchestrators.capture import branches, clone, endings, marketplace, release, snapshots, specialized, vm
+from orchestrators.capture import branches, clone, endings, marketplace, release, snapshots, specialized, verify, vm
 from orchestrators.capture.pipeline import Plan, StageSpec, run_stage
 from orchestrators.capture.run import CaptureRun
 from orchestrators.retrying import Gen
@@ -61,7 +61,18 @@ RETAIN = StageSpec(Stage.RETAIN, release.retain, skip=release.skip_retain)
 SHARE = StageSpec(Stage.SHARE, release.share, skip=release.skip_share)
 # The Marketplace hand-off, last: it grants Partner Center read access (gallery) or checks the VHDs (vhd).
 HANDOFF = StageSpec(Stage.HANDOFF, marketplace.handoff, skip=marketplace.skip_handoff, safe_point=False)
-RELEASE: tuple[StageSpec, ...] = (RETAIN, SHARE, HANDOFF)
+# VERIFY times itself (it ends failed, with every region's verdict, when a boot test failed).
+VERIFY = StageSpec(
+    Stage.VERIFY,
+    verify.verify,
+    skip=verify.skip_verify,
+    tracked=False,
+    on_cancel=verify.delete_on_cancel,
+    on_failure=verify.delete_on_failure,
+)
+PROMOTE = StageSpec(Stage.PROMOTE, verify.promote, skip=verify.skip_promote)
+# Boot test and promotion first: retention, sharing and the hand-off act only on a version that passed.
+RELEASE: tuple[StageSpec, ...] = (VERIFY, PROMOTE, RETAIN, SHARE, HANDOFF)
 # No safe point: once the branches ended, a late cancel must not undo a finished image.
 CLEANUP = StageSpec(Stage.CLEANUP, snapshots.cleanup, skip=snapshots.skip_cleanup, safe_point=False)
 

@@ -9,6 +9,7 @@ orchestrator module.
 from __future__ import annotations
 
 from orchestrators.capture import marketplace
+from orchestrators.capture import verify
 from orchestrators.capture.rules import (
     STOPPED,
     mode_problems,
@@ -107,6 +108,8 @@ def preflight(run: CaptureRun) -> Gen[None]:
         req.gallery_subscription_id,
         answers[regions].regions,
     )
+    targets = [r.name for r in target_regions(req.target_regions, facts.location, gcheck.gallery_location)]
+    problems += verify.problems(run, targets)
     if problems:
         raise StepFailed(ErrorInfo.preflight_failed(req.source_vm_id, problems, facts.name))
     # Gallery route: the publisher's tenant and the Partner Center principals (orchestrators.capture.marketplace).
@@ -144,6 +147,9 @@ def _check_permissions(run: CaptureRun, facts: VmFacts, gcheck: GalleryCheckResu
         share=req.share is not None,
         marketplace=req.marketplace.route if req.marketplace else None,
         build_group_id=run.progress.clone.build_group_id if run.progress.clone is not None else None,
+        boot_test_group_id=verify.boot_test_group(
+            run, [r.name for r in target_regions(req.target_regions, facts.location, gcheck.gallery_location)]
+        ),
     )
     found = yield from run.calls(Stage.PREFLIGHT).run(CHECK_PERMISSIONS, PermissionsCheckInput(plan=needs))
     if found.missing:

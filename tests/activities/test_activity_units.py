@@ -63,6 +63,11 @@ EXPECTED_ACTIVITIES = {
     "create_clone_vm",
     "get_clone_vm",
     "delete_clone",
+    "start_boot_test",
+    "check_boot_test",
+    "delete_boot_test",
+    "get_boot_test_leftovers",
+    "set_version_latest",
 }
 
 

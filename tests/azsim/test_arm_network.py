@@ -50,7 +50,10 @@ def test_world_network__vnet_and_subnet_as_arm_shows_them(arm: SimHandle) -> Non
     assert [(s.name, s.address_prefix, s.id) for s in vnet.subnets] == [
         ("snet-clones", "10.20.1.0/24", SUBNET)
     ]
-    assert [v.name for v in arm.network().virtual_networks.list(BUILD)] == ["vnet-build"]
+    assert [v.name for v in arm.network().virtual_networks.list(BUILD)] == [
+        "vnet-build",
+        *(f"vnet-boottest-{r}" for r in ("westeurope", "eastus2", "northeurope")),
+    ]
     # A subnet has its own read action, which Reader holds and Virtual Machine Contributor does not.
     reader = arm.network(oid=READER_OID)
     assert reader.subnets.get(BUILD, "vnet-build", "snet-clones").address_prefix == "10.20.1.0/24"

@@ -42,16 +42,20 @@ from tests.support.worlds import JANITOR_FAULTS, WORLD
 pytestmark = pytest.mark.e2e
 
 _BUILD = example_scopes(json.loads(WORLD.read_text())["subscriptions"][0]["id"])["buildGroup"][0]
-# JANITOR_SCOPES unset: the recent subscriptions. The clone is built in the example world's build group.
+# JANITOR_SCOPES unset: the recent subscriptions. The clone is built in the example world's build group,
+# and the boot tests' VMs go there too (on their per-region vnets).
 ENV = {
     **PATIENT_COPIES,
     "JANITOR_GRACE_SECONDS": "0",
     "CAPTURE_BUILD_RESOURCE_GROUP": _BUILD.rsplit("/", 1)[1],
     "CAPTURE_BUILD_SUBNET_ID": f"{_BUILD}/providers/Microsoft.Network/virtualNetworks/vnet-build/subnets/snet-clones",
+    "BOOT_TEST_SUBNET_TEMPLATE": "/subscriptions/{subscription}/resourceGroups/rg-image-build/providers/"
+    "Microsoft.Network/virtualNetworks/vnet-boottest-{region}/subnets/snet-boot-tests",
 }
 
 
 # The first clone VM create of the run is refused, as Azure refuses a size it cannot offer (terminal).
+# It runs before the boot-test scenario, which creates VMs in the same group.
 CLONE_SKU = {
     "name": "first-clone-sku-not-available",
     "match": {"action": "Microsoft.Compute/virtualMachines/write", "path": "/resourceGroups/rg-image-build/"},
@@ -203,6 +207,25 @@ def failing_capture(s: Stack) -> None:
     assert s.vm_state("vm-fail")["powerState"] == "running", s.vm_state("vm-fail")
 
 
+def boot_test_capture(s: Stack) -> None:
+    """A boot test: westeurope boots and runs its smoke script; northeurope's VM is refused (the fault
+    boot-test-vm-refused), so its NIC is deleted on its own; the version is deleted (onFailure)."""
+    body = s.request(
+        "vm-web-4",
+        export=False,
+        captureMode="specialized",
+        targetRegions=[{"name": "westeurope"}, {"name": "northeurope"}],
+        verify={"bootTest": True, "smokeScript": "echo ok", "onFailure": "delete"},
+    )
+    del body["prepare"]
+    status = s.run(body)
+    assert status["runtimeStatus"] == "Failed", status
+    assert status["error"]["azureCode"] == "SkuNotAvailable", status["error"]
+    verdicts = {b["region"]: (b["state"], b["cleaned"]) for b in status["bootTests"]}
+    assert verdicts == {"westeurope": ("passed", True), "northeurope": ("failed", True)}, verdicts
+    assert status["imageVersionState"] == "deleted"
+
+
 ORPHAN: dict[str, Any] = {}
 
 
@@ -302,6 +325,7 @@ SCENARIOS: list[tuple[Callable[[Stack], None], tuple[str, ...], tuple[str, ...]]
     (janitor_sweep, ("janitor",), ()),
     (marketplace_gallery_capture, ("marketplace.gallery",), CAPTURE),
     (marketplace_vhd_capture, ("marketplace.vhd",), (*CAPTURE, "export")),
+    (boot_test_capture, ("bootTest",), ("capture.specialized", "createIfMissing", "cancel")),
 ]
 
 

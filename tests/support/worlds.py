@@ -114,5 +114,14 @@ JANITOR_FAULTS: dict[str, Any] = {
             },
             "effect": {"type": "replicationFailure", "region": "westeurope"},
         },
+        {
+            # A boot-test VM that Azure refuses to create: its NIC is deleted on its own.
+            "name": "boot-test-vm-refused",
+            "match": {
+                "action": "Microsoft.Compute/virtualMachines/write",
+                "path": "/virtualMachines/imgtest-[0-9a-f]{10}-northeurope$",
+            },
+            "effect": {"type": "vmCreateFailure", "reason": "skuNotAvailable"},
+        },
     ]
 }
