@@ -30,6 +30,8 @@ from typing import Any
 import azure.durable_functions as df
 
 from activities import (
+    boot_test_cleanup,
+    boot_tests,
     clones,
     exports,
     gallery,
@@ -38,12 +40,6 @@ from activities import (
     preflight,
     retention,
     sharing,
-    boot_test_cleanup,
-    boot_tests,
-    exports,
-    gallery,
-    permissions,
-    preflight,
     snapshots,
     traces,
     virtual_machines,

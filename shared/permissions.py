@@ -34,7 +34,9 @@ ACTIONS_FILE = Path(__file__).resolve().parent / "app-actions.json"
 
 # Scope kinds of app-actions.json this module places (the clone's build group comes with clone mode).
 SOURCE_GROUPS, GALLERIES, EXPORT_ACCOUNTS = "sourceGroups", "galleries", "exportAccounts"
-BUILD_GROUP = "buildGroup"  # captureMode "clone" builds its copy here; the boot tests' VMs and NICs go here too
+BUILD_GROUP = (
+    "buildGroup"  # captureMode "clone" builds its copy here; the boot tests' VMs and NICs go here too
+)
 
 # A built-in role that grants the action too, for operators who prefer built-in roles (first prefix that
 # matches). Each suggestion grants every action of the app under its prefix (a test checks the built-in

@@ -14,8 +14,7 @@ from typing import Any
 from orchestrators import names
 from orchestrators.calls import Calls
 from orchestrators.cancellation import Canceled
-from orchestrators.capture import release
-from orchestrators.capture import verify
+from orchestrators.capture import release, verify
 from orchestrators.capture.rules import region_name
 from orchestrators.capture.run import CaptureRun, Tracker
 from orchestrators.models import ExportDiskInput, PublishVersionInput

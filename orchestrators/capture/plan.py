@@ -20,7 +20,17 @@ generalize → cloneSnapshot → deleteClone → publish ∥ export → cleanup
 
 from __future__ import annotations
 
-from orchestrators.capture import branches, clone, endings, marketplace, release, snapshots, specialized, verify, vm
+from orchestrators.capture import (
+    branches,
+    clone,
+    endings,
+    marketplace,
+    release,
+    snapshots,
+    specialized,
+    verify,
+    vm,
+)
 from orchestrators.capture.pipeline import Plan, StageSpec, run_stage
 from orchestrators.capture.run import CaptureRun
 from orchestrators.retrying import Gen

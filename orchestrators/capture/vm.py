@@ -8,8 +8,7 @@ orchestrator module.
 
 from __future__ import annotations
 
-from orchestrators.capture import marketplace
-from orchestrators.capture import verify
+from orchestrators.capture import marketplace, verify
 from orchestrators.capture.rules import (
     STOPPED,
     mode_problems,

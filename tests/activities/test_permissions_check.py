@@ -54,7 +54,6 @@ def _world(path: Path) -> Path:
         "buildGroup": f"{sub}/resourceGroups/rg-image-build",
         "galleries": f"{sub}/resourceGroups/rg-images",
         "exportAccounts": f"{sub}/resourceGroups/rg-storage/providers/Microsoft.Storage/storageAccounts/stexports",
-        "buildGroup": f"{sub}/resourceGroups/rg-image-build",
     }
     roles = [
         {

@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from orchestrators.capture.plan import RELEASE
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORLD = REPO_ROOT / "examples" / "world.json"
 
@@ -125,3 +127,8 @@ JANITOR_FAULTS: dict[str, Any] = {
         },
     ]
 }
+
+
+# The release stages every plan lists after publish/export, by status name; a request without
+# verify/retention/share/marketplace reports each of them skipped.
+RELEASE_STAGES: tuple[str, ...] = tuple(str(s.name) for s in RELEASE)
