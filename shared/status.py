@@ -41,12 +41,13 @@ class Stage(StrEnum):
     SNAPSHOT = "snapshot"
     PUBLISH = "publish"
     EXPORT = "export"
-    RETAIN = "retain"  # retention: the oldest versions of the definition beyond retention.keepLatest deleted
-    SHARE = "share"  # share.principals: role assignments on the gallery
-    RESTART = "restart"  # specialized, consistency "stopped": the VM started again after the snapshots
-    HANDOFF = "handoff"  # the Marketplace hand-off (shared.marketplace_spec), the last release stage
+    # The release stages, in plan order (orchestrators.capture.plan.RELEASE).
     VERIFY = "verify"  # the boot test per region (verify.bootTest)
     PROMOTE = "promote"  # excludeFromLatest lifted once every boot test passed
+    RETAIN = "retain"  # retention: the oldest versions of the definition beyond retention.keepLatest deleted
+    SHARE = "share"  # share.principals: role assignments on the gallery
+    HANDOFF = "handoff"  # the Marketplace hand-off (shared.marketplace_spec), the last release stage
+    RESTART = "restart"  # specialized, consistency "stopped": the VM started again after the snapshots
     CLEANUP = "cleanup"
     # captureMode "clone" (orchestrators.capture.clone): the copy of the VM is built, prepared, captured, deleted.
     CLONE_DISKS = "cloneDisks"
