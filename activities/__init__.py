@@ -12,6 +12,7 @@ declaration (``activities._common.activity``), takes ``payload`` = ``<Input>.to_
   get_snapshot_deletion
 - ``gallery``: ensure_definition, start_image_version, get_version_status, delete_image_version
 - ``exports``: start_export, get_copy_status, abort_copy
+- ``sources``: read_source (a managed image, snapshots or VHD blobs as a capture's source)
 - ``traces``: record_trace (the run's root and stage spans, ``shared.telemetry``)
 """
 
@@ -22,7 +23,16 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities import exports, gallery, permissions, preflight, snapshots, traces, virtual_machines
+from activities import (
+    exports,
+    gallery,
+    permissions,
+    preflight,
+    snapshots,
+    sources,
+    traces,
+    virtual_machines,
+)
 from activities._common import IMPLEMENTATIONS
 from shared.activity_types import AZURE_ACTIVITIES
 
@@ -34,6 +44,7 @@ _MODULES = (
     gallery,
     exports,
     traces,
+    sources,
 )  # importing them fills IMPLEMENTATIONS
 
 
