@@ -7,6 +7,7 @@ Each test ends with the secret scan of the ``make_stack``/``stack`` fixtures (te
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -232,3 +233,59 @@ def test_a_vhd_that_is_not_fixed_and_whole_mib_is_refused_in_preflight(
     assert "qemu-img convert -O vpc -o subformat=fixed,force_size" in err["message"]
     # Nothing created: no gallery, definition or version.
     assert _writes_since(stack, before) == []
+
+
+def _world_with_key_reader_on_exports(tmp: Any) -> Any:
+    """The example world, plus what an operator grants to import from the export account: listKeys on it
+    (the gallery reads the blobs; the app's identity reads them already, as their exporter)."""
+    from tests.support.worlds import WORLD
+
+    world = json.loads(WORLD.read_text(encoding="utf-8"))
+    sub = world["subscriptions"][0]["id"]
+    world["roleAssignments"].append(
+        {
+            "principal": "id-image-pipeline",
+            "roleDefinitionName": "VHD Source Key Reader",
+            "scope": f"/subscriptions/{sub}/resourceGroups/rg-storage/providers/Microsoft.Storage/storageAccounts/stexports",
+        }
+    )
+    path = tmp / "world.json"
+    path.write_text(json.dumps(world), encoding="utf-8")
+    return path
+
+
+def test_the_vhds_a_capture_exported_import_into_another_gallery(make_stack: Any, tmp_path: Any) -> None:
+    stack = make_stack(latency=FAST_REPLICATION, world=_world_with_key_reader_on_exports(tmp_path))
+    # 1. Export: a specialized capture of vm-web with vhdExport (the VM keeps running).
+    body = stack.request("vm-web", targetRegions=[{"name": "westeurope"}], captureMode="specialized")
+    del body["prepare"]
+    exported = stack.run(body)
+    assert exported["runtimeStatus"] == "Completed", exported.get("error")
+    blobs = {d["key"]: d["blobUrl"] for d in exported["disks"]}
+    assert set(blobs) == {"os", "lun0"} and all(u.endswith(".vhd") for u in blobs.values()), blobs
+    generation = (
+        stack.compute().gallery_images.get("rg-images", "galContoso", "vm-web-def").hyper_v_generation
+    )
+    # 2. Import the exported VHDs as a VHD source into another gallery (preflight reads their footers).
+    source = {
+        "vhds": {
+            "storageAccountId": _account_id(stack, "stexports", rg="rg-storage"),
+            "os": {"uri": blobs["os"]},
+            "data": [{"lun": 0, "uri": blobs["lun0"]}],
+        },
+        "osType": "Linux",
+        "hyperVGeneration": str(getattr(generation, "value", generation)),
+        "osState": "Specialized",
+    }
+    imported = stack.run(source_request(stack, source, "web-imported", gallery="galImported"))
+    _assert_completed(imported, "vhds", blobs["os"])
+    version = _version(stack, "web-imported", gallery="galImported")
+    assert version.storage_profile.os_disk_image.source.uri == blobs["os"]
+    assert [d.source.uri for d in version.storage_profile.data_disk_images] == [blobs["lun0"]]
+    assert _regions(version) == {
+        "westeurope": "Completed",
+        "eastus2": "Completed",
+        "northeurope": "Completed",
+    }
+    definition = stack.compute().gallery_images.get("rg-images", "galImported", "web-imported")
+    assert str(getattr(definition.os_state, "value", definition.os_state)) == "Specialized"
