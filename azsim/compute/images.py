@@ -22,6 +22,9 @@ from azsim.storage.vhd import FOOTER_SIZE, MIB, InvalidVhdError, parse_footer
 from azsim.storage.vhdblobs import BlobTail, VhdBlobs, vhd_image
 
 IMAGES = "Microsoft.Compute/images"
+# The linked action a VHD source needs on its storage account (Azure's docs: listKeys, or Storage Account
+# Contributor), checked when a version or an image names a blob of it.
+LIST_KEYS = "Microsoft.Storage/storageAccounts/listKeys/action"
 MAX_IMAGE_DISK_GIB = 1023  # ImageDisk.diskSizeGB's description: "cannot be larger than 1023 GB"
 
 
@@ -201,7 +204,7 @@ class ManagedImages(ComputeState):
             raise invalid_parameter(
                 f"The blob URI '{uri}' does not belong to the storage account '{sa_id}'.", f"{target}.uri"
             )
-        ctx.authorize_linked("Microsoft.Storage/storageAccounts/listKeys/action", sa_id)
+        ctx.authorize_linked(LIST_KEYS, sa_id)
         tail = self.vhd_blobs.tail(account_name, *path) if self.vhd_blobs is not None else None
         if tail is None:
             raise invalid_parameter(

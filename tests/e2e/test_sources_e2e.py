@@ -107,7 +107,7 @@ def test_a_managed_image_with_a_data_disk_becomes_a_version_in_three_regions(mak
     # The definition follows the image: Linux, Generalized, V2.
     definition = stack.compute().gallery_images.get("rg-images", "galContoso", "linux-gen2")
     traits = [str(getattr(v, "value", v)) for v in (definition.os_type, definition.os_state)]
-    assert traits + [str(getattr(definition.hyper_v_generation, "value", ""))] == [
+    assert [*traits, str(getattr(definition.hyper_v_generation, "value", ""))] == [
         "Linux",
         "Generalized",
         "V2",
