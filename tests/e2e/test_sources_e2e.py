@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 import pytest
-from azure.mgmt.compute.models import CreationData, Snapshot
+from azure.mgmt.compute.models import CreationData, Snapshot, SnapshotProperties
 
 from tests.support.stack import Stack
 
@@ -151,7 +151,9 @@ def _snapshot_of(stack: Stack, disk: str, name: str) -> str:
         name,
         Snapshot(
             location=source.location,
-            creation_data=CreationData(create_option="Copy", source_resource_id=source.id),
+            properties=SnapshotProperties(
+                creation_data=CreationData(create_option="Copy", source_resource_id=source.id)
+            ),
         ),
     ).result()
     return str(snap.id)

@@ -171,7 +171,14 @@ def test_the_subscription_delivers_only_successful_deallocations_the_app_accepts
 
 # --- Role scopes ------------------------------------------------------------------------------------------
 
-SCOPE_KINDS = {"sourceGroups", "buildGroup", "galleries", "exportAccounts", "vhdSourceAccounts", "subscription"}
+SCOPE_KINDS = {
+    "sourceGroups",
+    "buildGroup",
+    "galleries",
+    "exportAccounts",
+    "vhdSourceAccounts",
+    "subscription",
+}
 
 
 def assigned_kinds() -> dict[str, str]:
