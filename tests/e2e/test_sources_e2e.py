@@ -291,3 +291,30 @@ def test_the_vhds_a_capture_exported_import_into_another_gallery(make_stack: Any
     }
     definition = stack.compute().gallery_images.get("rg-images", "galImported", "web-imported")
     assert str(getattr(definition.os_state, "value", definition.os_state)) == "Specialized"
+
+
+def test_exported_vhds_without_the_vhd_source_role_are_refused_naming_it(make_stack: Any) -> None:
+    """The example world gives the app no listKeys on stexports: preflight names the action and the role."""
+    stack = make_stack(latency=FAST_REPLICATION)
+    body = stack.request("vm-web-2", targetRegions=[{"name": "westeurope"}], captureMode="specialized")
+    del body["prepare"]
+    exported = stack.run(body)
+    assert exported["runtimeStatus"] == "Completed", exported.get("error")
+    blobs = {d["key"]: d["blobUrl"] for d in exported["disks"]}
+    source = {
+        "vhds": {
+            "storageAccountId": _account_id(stack, "stexports", rg="rg-storage"),
+            "os": {"uri": blobs["os"]},
+            "data": [{"lun": 0, "uri": blobs["lun0"]}],
+        },
+        "osType": "Linux",
+        "hyperVGeneration": "V2",
+    }
+    before = len(stack.sim("requests")["value"])
+    status = stack.run(source_request(stack, source, "web-no-keys", gallery="galImported"))
+    assert status["runtimeStatus"] == "Failed", status
+    err = status["error"]
+    assert (err["step"], err["code"]) == ("preflight", "MissingPermissions"), err
+    assert "Microsoft.Storage/storageAccounts/listKeys/action" in err["message"]
+    assert 'role "Image Pipeline VHD Source"' in err["message"], err["message"]
+    assert _writes_since(stack, before) == []
