@@ -206,3 +206,11 @@ def test_every_bad_vhd_uri_is_reported_at_once() -> None:
     found = errors_of(_request(_vhds(os_uri="https://evil.example/a.vhd", data=data), captureMode="inPlace"))
     assert {"source.vhds.os.uri", "source.vhds.data[1].uri", "captureMode"} <= set(found), found
     assert "source.vhds.data[0].uri" not in found
+
+
+def test_the_janitor_finds_the_subscription_of_a_stored_source() -> None:
+    from shared.sources import source_subscription
+
+    assert source_subscription({"managedImageId": IMAGE}) == SUB
+    assert source_subscription(_vhds()) == SUB
+    assert source_subscription({"nothing": 1}) is None and source_subscription(None) is None
