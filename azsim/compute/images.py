@@ -214,6 +214,26 @@ class ManagedImages(ComputeState):
             )
         return VhdSource(uri, sa_id, location, _checked_data_bytes(uri, tail))
 
+    def get_storage_account(self, sub: str, rg: str, name: str) -> dict[str, Any]:
+        """``GET .../Microsoft.Storage/storageAccounts/{name}``: the world account's ARM JSON (the fields
+        a caller reads: id, name, location, kind, sku, the blob endpoint; no keys, no other properties)."""
+        group = self.require_rg(sub, rg)
+        found = self.storage_account(
+            rid(group.subscription, group.name, f"Microsoft.Storage/storageAccounts/{name}")
+        )
+        if found is None:
+            raise resource_not_found("Microsoft.Storage/storageAccounts", name, rg)
+        sa_id, _account, location = found
+        return {
+            "id": sa_id,
+            "name": sa_id.rsplit("/", 1)[1],
+            "type": "Microsoft.Storage/storageAccounts",
+            "location": location,
+            "kind": "StorageV2",
+            "sku": {"name": "Standard_LRS", "tier": "Standard"},
+            "properties": {"provisioningState": "Succeeded"},
+        }
+
     # ------------------------------------------------------------------ images
 
     def get_managed_image(self, sub: str, rg: str, name: str) -> ManagedImage:

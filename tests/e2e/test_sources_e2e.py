@@ -318,3 +318,20 @@ def test_exported_vhds_without_the_vhd_source_role_are_refused_naming_it(make_st
     assert "Microsoft.Storage/storageAccounts/listKeys/action" in err["message"]
     assert 'role "Image Pipeline VHD Source"' in err["message"], err["message"]
     assert _writes_since(stack, before) == []
+
+
+def test_vhds_in_another_region_than_the_gallery_are_refused_in_preflight(stack: Stack) -> None:
+    from azure.mgmt.compute.models import Gallery
+
+    stack.compute().galleries.begin_create_or_update(
+        "rg-images", "galEast", Gallery(location="eastus")
+    ).result()
+    before = len(stack.sim("requests")["value"])
+    status = stack.run(
+        source_request(stack, _vhd_source(stack, "vhds/app-os.vhd"), "east-vhd", gallery="galEast")
+    )
+    assert status["runtimeStatus"] == "Failed", status
+    err = status["error"]
+    assert (err["step"], err["code"]) == ("preflight", "PreflightFailed"), err
+    assert "VHD vhds/app-os.vhd is in westeurope but gallery galEast is in eastus" in err["message"], err
+    assert _writes_since(stack, before) == []
