@@ -335,3 +335,23 @@ def test_vhds_in_another_region_than_the_gallery_are_refused_in_preflight(stack:
     assert (err["step"], err["code"]) == ("preflight", "PreflightFailed"), err
     assert "VHD vhds/app-os.vhd is in westeurope but gallery galEast is in eastus" in err["message"], err
     assert _writes_since(stack, before) == []
+
+
+def test_a_canceled_managed_image_capture_deletes_its_half_made_version_and_keeps_the_image(
+    stack: Stack,
+) -> None:
+    image = _image_id(stack, "img-windows-gen1")
+    code, answer, _ = stack.post(source_request(stack, {"managedImageId": image}, "win-gen1"))
+    assert code == 202, answer
+    # Cancel while the version replicates (its sub-orchestration reports the regions).
+    stack.wait(answer["id"], until=lambda st: any(r["state"] == "Replicating" for r in st["regions"]))
+    code, body = stack.cancel(answer["id"], {"reason": "changed my mind"})
+    assert code == 202, body
+    status = stack.wait(answer["id"])
+    assert status["runtimeStatus"] == "Canceled", status
+    assert any(c.endswith("/images/win-gen1/versions/1.0.0 deleted") for c in status["cleaned"]), status
+    versions = stack.compute().gallery_image_versions.list_by_gallery_image(
+        "rg-images", "galContoso", "win-gen1"
+    )
+    assert [v.name for v in versions] == []
+    assert stack.compute().images.get(LEGACY, "img-windows-gen1").name == "img-windows-gen1"
