@@ -214,3 +214,9 @@ def test_the_janitor_finds_the_subscription_of_a_stored_source() -> None:
     assert source_subscription({"managedImageId": IMAGE}) == SUB
     assert source_subscription(_vhds()) == SUB
     assert source_subscription({"nothing": 1}) is None and source_subscription(None) is None
+
+
+def test_the_api_documents_example_is_a_request_the_app_takes() -> None:
+    from shared.api_examples import MANAGED_IMAGE_EXAMPLE
+
+    assert accepted(MANAGED_IMAGE_EXAMPLE["value"]).source_kind == "managedImage"
