@@ -220,3 +220,32 @@ def test_the_api_documents_example_is_a_request_the_app_takes() -> None:
     from shared.api_examples import MANAGED_IMAGE_EXAMPLE
 
     assert accepted(MANAGED_IMAGE_EXAMPLE["value"]).source_kind == "managedImage"
+
+
+def test_http_and_queue_start_one_capture_per_source_without_reading_a_vm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    import triggers.queue_captures as queue_captures
+    from tests.triggers.intake_support import QueueRun, RecordingClient, post
+
+    client = RecordingClient()
+    body = json.dumps(_request({"managedImageId": IMAGE})).encode()
+    first, again = post(client, body), post(client, body)
+    assert (first.status_code, again.status_code) == (202, 409)
+    assert "A capture of " + IMAGE in again.get_body().decode()
+    (started,) = client.started
+    assert started[0].startswith("capture-img-linux-gen2-") and started[1]["request"]["source"] == {
+        "managedImageId": IMAGE
+    }
+    run = QueueRun()
+    monkeypatch.setattr(queue_captures, "_send_poison", lambda payload, queue: run.poisoned.append(payload))
+
+    def no_vm(vm_id: str) -> None:
+        raise AssertionError(f"the queue trigger read a VM for a VHD source: {vm_id}")
+
+    monkeypatch.setattr(queue_captures, "read_vm", no_vm)
+    run.deliver(json.dumps(_request(_vhds())).encode())
+    assert run.poisoned == [] and len(run.client.started) == 1
+    assert run.client.started[0][0].startswith("capture-app-os-")
