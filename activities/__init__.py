@@ -17,6 +17,7 @@ declaration (``activities._common.activity``), takes ``payload`` = ``<Input>.to_
 - ``marketplace``: check_marketplace, check_marketplace_vhds
 - ``clones``: check_clone_target, ensure_clone_disk, ensure_clone_nic, create_clone_vm, get_clone_vm,
   delete_clone (captureMode "clone")
+- ``sources``: read_source (a managed image, snapshots or VHD blobs as a capture's source)
 - ``traces``: record_trace (the run's root and stage spans, ``shared.telemetry``)
 - ``boot_tests``: start_boot_test, check_boot_test; ``boot_test_cleanup``: delete_boot_test,
   get_boot_test_leftovers, set_version_latest
@@ -41,6 +42,7 @@ from activities import (
     retention,
     sharing,
     snapshots,
+    sources,
     traces,
     virtual_machines,
 )
@@ -62,6 +64,7 @@ _MODULES = (
     clones,
     boot_tests,
     boot_test_cleanup,
+    sources,
 )  # importing them fills IMPLEMENTATIONS
 
 

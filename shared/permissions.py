@@ -48,6 +48,11 @@ _BUILTIN_SUGGESTIONS = (
     ("Microsoft.Compute/galleries/", "Compute Gallery Artifacts Publisher"),
     ("Microsoft.Storage/storageAccounts/blobServices/", "Storage Blob Data Contributor"),
     ("Microsoft.Authorization/roleAssignments/", "Role Based Access Control Administrator"),
+    ("Microsoft.Compute/images/", "Reader"),  # Reader on the managed image, as the migration guide says
+    (
+        "Microsoft.Storage/storageAccounts/listKeys/",
+        "Storage Account Contributor",
+    ),  # the VHD-source docs' role
 )
 # VM actions are authorised on the VM itself: checking them there also sees a role assigned on the VM.
 _ON_THE_VM = "microsoft.compute/virtualmachines/"
@@ -91,6 +96,9 @@ class CapturePlanNeeds(WireModel):
     marketplace: str | None = None  # marketplace.route ("gallery" | "vhd"): feature marketplace.<route>
     build_group_id: str | None = None  # captureMode "clone": /subscriptions/{s}/resourceGroups/{g}
     boot_test_group_id: str | None = None  # the test VMs' resource group, when verify.bootTest is on
+    # "vm", or a source of shared.sources: then source_vm_id is the source's scope (the managed image, the
+    # OS snapshot, the VHDs' storage account) and only the source's and the gallery's actions are needed.
+    source_kind: str = "vm"
 
 
 class PermissionsCheckInput(WireModel):
@@ -195,11 +203,11 @@ def capture_requirements(
 ) -> list[ScopeRequirement]:
     """What a capture request needs where: ``vm_running`` (the guest is prepared and the VM deallocated),
     ``creates`` (the gallery or the definition does not exist yet and is to be created)."""
-    vm_sub = group_of(request.source_vm_id).split("/")[2]
+    vm_sub = group_of(request.vm_id).split("/")[2]
     gallery_sub = request.gallery.subscription_id or vm_sub
     return plan_requirements(
         CapturePlanNeeds(
-            source_vm_id=request.source_vm_id,
+            source_vm_id=request.vm_id,
             gallery_group_id=f"/subscriptions/{gallery_sub}/resourceGroups/{request.gallery.resource_group}",
             capture_mode=request.capture_mode,
             export=request.vhd_export is not None,
@@ -215,6 +223,11 @@ def capture_requirements(
 
 def plan_requirements(plan: CapturePlanNeeds) -> list[ScopeRequirement]:
     """The scope requirements of a capture plan (what ``capture_requirements`` says for a request)."""
+    if plan.source_kind != "vm":
+        return requirements(
+            source_features(plan.source_kind, create_if_missing=plan.create_if_missing),
+            source_scopes(plan.source_kind, plan.source_vm_id, plan.gallery_group_id),
+        )
     features = capture_features(
         plan.capture_mode,
         export=plan.export,
@@ -346,3 +359,21 @@ def missing_permissions_error(missing: Sequence[MissingAtScope], *, resource: st
         "(shared/app-actions.json lists every action per feature), allow a few minutes for the assignment "
         "to take effect, and send the request again.",
     )
+
+
+# --- sources that are not VMs (shared.sources) ------------------------------------------------------
+
+VHD_SOURCE_ACCOUNTS = "vhdSourceAccounts"
+
+
+def source_features(kind: str, *, create_if_missing: bool = False) -> tuple[str, ...]:
+    """The features of app-actions.json a capture from a managed image, snapshots or VHDs uses."""
+    return (f"source.{kind}", *(("createIfMissing",) if create_if_missing else ()), "cancel")
+
+
+def source_scopes(kind: str, scope_id: str, gallery_group_id: str) -> dict[str, str]:
+    """Where the source's scope kinds are: the VHDs' storage account, or the group of the image or
+    snapshot (``scope_id``)."""
+    if kind == "vhds":
+        return {VHD_SOURCE_ACCOUNTS: scope_id, GALLERIES: gallery_group_id}
+    return {SOURCE_GROUPS: group_of(scope_id), GALLERIES: gallery_group_id}

@@ -62,7 +62,7 @@ def _tags(run: CaptureRun) -> dict[str, str]:
         **run.req.tags,
         TAG_CAPTURE_ID: run.inp.capture_id,
         TAG_RUN_ID: run.run_id,
-        TAG_SOURCE_VM: run.req.source_vm_id[:256],
+        TAG_SOURCE_VM: run.req.vm_id[:256],
     }
 
 

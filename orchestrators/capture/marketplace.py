@@ -54,7 +54,7 @@ def preflight(run: CaptureRun) -> Gen[None]:
         ),
     )
     if found.problems:
-        raise StepFailed(ErrorInfo.preflight_failed(run.req.source_vm_id, found.problems, run.vm.name))
+        raise StepFailed(ErrorInfo.preflight_failed(run.req.source_id, found.problems, run.vm.name))
     run.progress.marketplace = MarketplaceHandoff(
         route="gallery",
         tenant_id=found.subscription_tenant_id,

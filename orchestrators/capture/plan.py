@@ -27,6 +27,7 @@ from orchestrators.capture import (
     marketplace,
     release,
     snapshots,
+    sources,
     specialized,
     verify,
     vm,
@@ -163,9 +164,26 @@ CLONE = Plan(
     failed=endings.failed,
 )
 
+# A managed image, snapshots or VHD blobs (orchestrators.capture.sources): no guest step, no snapshots,
+# no export; the version is made from the source itself, and nothing is left to clean up.
+FROM_SOURCE = Plan(
+    name="source",
+    stages=(
+        StageSpec(Stage.PREFLIGHT, sources.preflight, safe_point=False),
+        StageSpec(Stage.PUBLISH, sources.publish, tracked=False, on_cancel=branches.delete_version_on_cancel),
+        *RELEASE,
+        StageSpec(Stage.CLEANUP, sources.cleanup, skip=sources.skip_cleanup, safe_point=False),
+    ),
+    finish=endings.succeeded,
+    canceled=endings.canceled,
+    failed=endings.failed,
+)
+
 
 def plan_for(req: CaptureRequest) -> Plan:
-    """The plan of the request's capture mode."""
+    """The plan of the request's source kind (a VM: of its capture mode)."""
+    if req.source_kind != "vm":
+        return FROM_SOURCE
     return {"specialized": SPECIALIZED, "clone": CLONE}.get(req.capture_mode, CAPTURE)
 
 

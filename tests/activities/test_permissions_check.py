@@ -54,6 +54,7 @@ def _world(path: Path) -> Path:
         "buildGroup": f"{sub}/resourceGroups/rg-image-build",
         "galleries": f"{sub}/resourceGroups/rg-images",
         "exportAccounts": f"{sub}/resourceGroups/rg-storage/providers/Microsoft.Storage/storageAccounts/stexports",
+        "vhdSourceAccounts": f"{sub}/resourceGroups/rg-legacy-images/providers/Microsoft.Storage/storageAccounts/stlegacyvhds",
     }
     roles = [
         {

@@ -27,7 +27,15 @@ OPERATOR = {
     "clientId": str(uuid.uuid5(uuid.NAMESPACE_URL, "azsim:test-operator-client")),
     "kind": "servicePrincipal",
 }
-SCOPE_KINDS = ("sourceGroups", "buildGroup", "galleries", "exportAccounts", "subscription")
+# The VHD source account lies in a source group: listed first, so its grants count as the account's.
+SCOPE_KINDS = (
+    "vhdSourceAccounts",
+    "sourceGroups",
+    "buildGroup",
+    "galleries",
+    "exportAccounts",
+    "subscription",
+)
 
 # (scope kind, action, is a data action)
 Grant = tuple[str, str, bool]
@@ -41,12 +49,16 @@ def example_scopes(subscription_id: str) -> dict[str, list[str]]:
     """Each scope kind of the role file, in the example world: where the app's roles are assigned."""
     sub = f"/subscriptions/{subscription_id}"
     return {
-        "sourceGroups": [f"{sub}/resourceGroups/rg-build"],
-        # captureMode clone builds its copy there (vnet-build/snet-clones).
+        # rg-legacy-images: the managed images (and snapshots) captures take as their source.
+        "sourceGroups": [f"{sub}/resourceGroups/rg-build", f"{sub}/resourceGroups/rg-legacy-images"],
+        # captureMode clone builds its copy there (vnet-build/snet-clones), the boot tests their VMs.
         "buildGroup": [f"{sub}/resourceGroups/rg-image-build"],
         "galleries": [f"{sub}/resourceGroups/rg-images"],
         "exportAccounts": [
             f"{sub}/resourceGroups/rg-storage/providers/Microsoft.Storage/storageAccounts/stexports"
+        ],
+        "vhdSourceAccounts": [
+            f"{sub}/resourceGroups/rg-legacy-images/providers/Microsoft.Storage/storageAccounts/stlegacyvhds"
         ],
         "subscription": [sub],
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from azsim.arm import urls
-from azsim.compute import vm_create
+from azsim.compute import images, vm_create
 from azsim.network import interfaces
 from azsim.storage import rbac as blob_rbac
 from tests.e2e.least_privilege import (
@@ -64,8 +64,9 @@ def test_every_listed_action_is_one_azsim_authorises() -> None:
         for n in dir(blob_rbac)
         if n.isupper() and isinstance(getattr(blob_rbac, n), str) and "/" in getattr(blob_rbac, n)
     }
-    # Authorised on a resource another request refers to (a VM PUT joins its NIC, a NIC PUT its subnet).
-    linked = {vm_create.NIC_JOIN, vm_create.VERSION_READ, interfaces.SUBNET_JOIN}
+    # Authorised on a resource another request refers to (a VM PUT joins its NIC, a NIC PUT its subnet,
+    # a version from VHDs the source's storage account).
+    linked = {vm_create.NIC_JOIN, vm_create.VERSION_READ, interfaces.SUBNET_JOIN, images.LIST_KEYS}
     listed = {a for _, a, _ in role_grants(actions["roles"])} | set(actions["withoutRole"]["actions"])
     unknown = sorted(listed - routed - blob - linked)
     assert not unknown, f"listed, but azsim never authorises them (so no test can prove them): {unknown}"
