@@ -3,7 +3,7 @@ stages, and the pure rules its preflight applies (no Durable context needed)."""
 
 from __future__ import annotations
 
-from orchestrators.capture.plan import CAPTURE, FROM_SOURCE, SPECIALIZED, plan_for, reported_stages
+from orchestrators.capture.plan import CAPTURE, FROM_SOURCE, RELEASE, SPECIALIZED, plan_for, reported_stages
 from orchestrators.capture.sources import location_problems, source_label, source_os_state, source_vm_facts
 from shared.requests import CaptureRequest, validate_request
 from shared.sources import SourceDisk, SourceFacts
@@ -28,7 +28,13 @@ def test_the_plan_is_chosen_by_source_kind() -> None:
     assert spec is not None and plan_for(spec) is SPECIALIZED
     image = _request({"managedImageId": IMAGE})
     assert plan_for(image) is FROM_SOURCE
-    assert [str(s) for s in reported_stages(FROM_SOURCE)] == ["preflight", "publish", "export", "cleanup"]
+    assert [str(s) for s in reported_stages(FROM_SOURCE)] == [
+        "preflight",
+        "publish",
+        "export",
+        *(str(s.name) for s in RELEASE),
+        "cleanup",
+    ]
 
 
 def _image(**over: object) -> SourceFacts:
