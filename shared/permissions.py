@@ -248,18 +248,27 @@ def plan_requirements(plan: CapturePlanNeeds) -> list[ScopeRequirement]:
 
 
 def roles_granting(
-    action: str, kind: str, *, data_action: bool = False, doc: Mapping[str, Any]
+    action: str,
+    kind: str,
+    *,
+    data_action: bool = False,
+    doc: Mapping[str, Any],
+    wanted: Iterable[str] = (),
 ) -> tuple[str | None, str | None]:
-    """The app's custom role of scope ``kind`` that lists ``action``, and a built-in role that grants it."""
+    """The app's custom role of scope ``kind`` that lists ``action``, and a built-in role that grants it.
+
+    Several roles may share a scope kind (the build group: the clone's and the boot tests'): the one
+    named is the smallest that holds all of ``wanted`` (the feature's actions there), else the first.
+    """
     key = "dataActions" if data_action else "actions"
-    custom = next(
-        (
-            str(r["name"])
-            for r in doc.get("roles", [])
-            if r.get("scope") == kind and action.lower() in {a.lower() for a in r.get(key, [])}
-        ),
-        None,
-    )
+    held = [
+        (str(r["name"]), {a.lower() for a in r.get(key, [])})
+        for r in doc.get("roles", [])
+        if r.get("scope") == kind
+    ]
+    listing = [(name, acts) for name, acts in held if action.lower() in acts]
+    whole = [(len(acts), name) for name, acts in listing if {w.lower() for w in wanted} <= acts]
+    custom = min(whole)[1] if whole else (listing[0][0] if listing else None)
     builtin = next(
         (b for prefix, b in _BUILTIN_SUGGESTIONS if action.lower().startswith(prefix.lower())), None
     )
@@ -284,7 +293,9 @@ def requirements(
                 for action in actions:
                     scope = _scope_for(action, kind, scopes, data_action=data_action)
                     found = wanted.setdefault((scope, kind), {})
-                    role, builtin = roles_granting(action, kind, data_action=data_action, doc=doc)
+                    role, builtin = roles_granting(
+                        action, kind, data_action=data_action, doc=doc, wanted=actions
+                    )
                     found.setdefault(
                         (action.lower(), data_action),
                         RequiredAction(
