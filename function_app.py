@@ -10,8 +10,10 @@ from triggers import http_bp
 from triggers.eventgrid_captures import eventgrid_bp
 from triggers.http_cancel import cancel_bp
 from triggers.http_list import list_bp
+from triggers.http_migrations import migrations_bp
 from triggers.http_openapi import openapi_bp
 from triggers.janitor import janitor_bp
+from triggers.migration_cancel import migration_cancel_bp
 from triggers.queue_captures import queue_bp
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -25,3 +27,5 @@ app.register_functions(openapi_bp)
 app.register_functions(queue_bp)
 app.register_functions(eventgrid_bp)
 app.register_functions(janitor_bp)
+app.register_functions(migrations_bp)
+app.register_functions(migration_cancel_bp)

@@ -12,6 +12,7 @@ declaration (``activities._common.activity``), takes ``payload`` = ``<Input>.to_
   get_snapshot_deletion
 - ``gallery``: ensure_definition, start_image_version, get_version_status, delete_image_version
 - ``exports``: start_export, get_copy_status, abort_copy
+- ``migrations``: list_managed_images, delete_managed_image (the migration of managed images)
 - ``traces``: record_trace (the run's root and stage spans, ``shared.telemetry``)
 """
 
@@ -22,7 +23,16 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities import exports, gallery, permissions, preflight, snapshots, traces, virtual_machines
+from activities import (
+    exports,
+    gallery,
+    migrations,
+    permissions,
+    preflight,
+    snapshots,
+    traces,
+    virtual_machines,
+)
 from activities._common import IMPLEMENTATIONS
 from shared.activity_types import AZURE_ACTIVITIES
 
@@ -34,6 +44,7 @@ _MODULES = (
     gallery,
     exports,
     traces,
+    migrations,
 )  # importing them fills IMPLEMENTATIONS
 
 

@@ -35,6 +35,7 @@ from shared.contracts import (
     VmFacts,
     VmRef,
 )
+from shared.migration_status import ImageScope, ManagedImageDeletion, ManagedImageList, ManagedImageRef
 from shared.model_base import WireModel
 from shared.notices import NoticeInput, NoticeResult
 from shared.permissions import PermissionsCheckInput, PermissionsCheckResult
@@ -107,6 +108,10 @@ RECORD_TRACE = Activity("record_trace", RunTrace, TraceWritten)
 # The completion notice (activities.notices, its own blueprint).
 PUBLISH_NOTICE = Activity("publish_notice", NoticeInput, NoticeResult)
 
+# Migration of managed images (activities.migrations).
+LIST_MANAGED_IMAGES = Activity("list_managed_images", ImageScope, ManagedImageList)
+DELETE_MANAGED_IMAGE = Activity("delete_managed_image", ManagedImageRef, ManagedImageDeletion)
+
 # What ``activities.bp`` registers (publish_notice is on ``activities.notices.bp``).
 AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     GET_VM_FACTS,
@@ -132,4 +137,6 @@ AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     GET_COPY_STATUS,
     ABORT_COPY,
     RECORD_TRACE,
+    LIST_MANAGED_IMAGES,
+    DELETE_MANAGED_IMAGE,
 )

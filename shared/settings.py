@@ -42,6 +42,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ValueError(f"setting {name}={raw!r} must be true or false")
 
 
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _float(env, name, default)
+    if value < 1 or value != int(value):
+        raise ValueError(f"setting {name}={env.get(name)!r} must be a whole number of at least 1")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Settings:
     arm_endpoint: str = "https://management.azure.com"
@@ -60,6 +67,8 @@ class Settings:
     storage_endpoints: StorageEndpoints = field(default_factory=StorageEndpoints)
     # Development only: webhooks on loopback (127.0.0.0/8, ::1, localhost), also over http.
     webhook_allow_loopback: bool = False
+    # POST /api/migrations: how many image captures one migration runs at once (shared.migrations).
+    migration_max_parallel: int = 8
 
     @property
     def arm_scope(self) -> str:
@@ -120,6 +129,7 @@ class Settings:
                 env.get(SETTING_SUFFIX), env.get(SETTING_TEMPLATE), env.get(SETTING_ACCOUNTS)
             ),
             webhook_allow_loopback=_bool(env, SETTING_ALLOW_LOOPBACK, False),
+            migration_max_parallel=_positive_int(env, "MIGRATION_MAX_PARALLEL", cls.migration_max_parallel),
         )
 
 
