@@ -63,7 +63,7 @@ def template_problem(template: str) -> str | None:
     literal = _PLACEHOLDER.sub("", template)
     if "{" in literal or "}" in literal or not _LITERAL.fullmatch(literal):
         return "besides {image} and {resourceGroup}, use only letters, digits, '.', '-' and '_'"
-    if "image" not in names and "resourceGroup" not in names:
+    if "image" not in names:
         return "must contain {image}: every image needs a definition of its own"
     return None
 

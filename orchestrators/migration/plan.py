@@ -107,11 +107,15 @@ def batches(entries: list[ImageEntry]) -> list[list[ImageEntry]]:
 
 
 def shares(max_parallel: int, sizes: list[int]) -> list[int]:
-    """How many captures each of the batches that start first may run at once: ``max_parallel`` split
-    over at most ``max_parallel`` batches (each at least 1, at most its size). Later batches take over the
-    share of a batch that ended."""
+    """How many captures each of the batches that start first may run at once: ``max_parallel`` dealt
+    round-robin over at most ``max_parallel`` batches, none above its size (each gets at least 1). Later
+    batches take over the share of a batch that ended."""
     first = sizes[: max(1, min(len(sizes), max_parallel))]
-    if not first:
-        return []
-    base, extra = divmod(max(max_parallel, 1), len(first))
-    return [max(1, min(size, base + (1 if i < extra else 0))) for i, size in enumerate(first)]
+    caps = [0] * len(first)
+    left = max(max_parallel, 1)
+    while left > 0 and any(c < s for c, s in zip(caps, first, strict=True)):
+        for i, size in enumerate(first):
+            if left > 0 and caps[i] < size:
+                caps[i] += 1
+                left -= 1
+    return [max(1, c) for c in caps]
