@@ -104,7 +104,9 @@ class CaptureNotice(WireModel):
     notice_id: str
     capture_id: str
     run_id: str | None = None
-    source_vm_id: str
+    source_vm_id: str | None = None  # a VM source's id (None for the other sources)
+    source_kind: str = "vm"  # "vm", "managedImage", "snapshots", "vhds"
+    source_id: str | None = None
     trigger: str = "http"
     outcome: Outcome
     image_version: str | None = None
@@ -177,6 +179,8 @@ def notice_from_result(
         capture_id=result.capture_id,
         run_id=result.run_id or result.capture_id,
         source_vm_id=result.source_vm_id,
+        source_kind=result.source_kind,
+        source_id=result.source_id,
         trigger=trigger,
         outcome="completed",
         image_version=result.image_version,
@@ -209,6 +213,8 @@ def notice_from_progress(
         capture_id=progress.capture_id,
         run_id=progress.run_id or progress.capture_id,
         source_vm_id=progress.source_vm_id,
+        source_kind=progress.source_kind,
+        source_id=progress.source_id,
         trigger=trigger,
         outcome=outcome,
         image_version=progress.image_version,

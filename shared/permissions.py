@@ -174,11 +174,11 @@ def capture_requirements(
 ) -> list[ScopeRequirement]:
     """What a capture request needs where: ``vm_running`` (the guest is prepared and the VM deallocated),
     ``creates`` (the gallery or the definition does not exist yet and is to be created)."""
-    vm_sub = group_of(request.source_vm_id).split("/")[2]
+    vm_sub = group_of(request.vm_id).split("/")[2]
     gallery_sub = request.gallery.subscription_id or vm_sub
     return plan_requirements(
         CapturePlanNeeds(
-            source_vm_id=request.source_vm_id,
+            source_vm_id=request.vm_id,
             gallery_group_id=f"/subscriptions/{gallery_sub}/resourceGroups/{request.gallery.resource_group}",
             capture_mode=request.capture_mode,
             export=request.vhd_export is not None,

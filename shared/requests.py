@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator, mo
 
 from shared import endpoints
 from shared.field_errors import FieldError, bounded_errors, pydantic_errors
-from shared.ids import ResourceId, resource_group_problem, subscription_id_problem, vm_name_problem
+from shared.ids import resource_group_problem, subscription_id_problem
 from shared.model_base import WireModel
 from shared.request_rules import (
     CAPTURE_MODE_EFFECT,
@@ -44,6 +44,8 @@ from shared.request_rules import (
     parse_version,
     webhook_url_problem,
 )
+from shared.source_intake import is_vm_source, source_errors
+from shared.sources import SourceFields
 
 VERSION_AUTO = "auto"
 StorageAccountType = Literal["Standard_LRS", "Standard_ZRS", "Premium_LRS", "PremiumV2_LRS"]
@@ -206,8 +208,7 @@ class Notify(WireModel):
         return self
 
 
-class CaptureRequest(WireModel):
-    source_vm_id: str
+class CaptureRequest(SourceFields):
     gallery: GalleryRef
     image_definition: ImageDefinitionSpec
     version: str = VERSION_AUTO
@@ -235,21 +236,6 @@ class CaptureRequest(WireModel):
     delete_snapshots: IntakeBool = True
     tags: dict[str, str] = Field(default_factory=dict)
     notify: Notify | None = None
-
-    @field_validator("source_vm_id")
-    @classmethod
-    def _vm_id(cls, v: str, info: ValidationInfo) -> str:
-        rid = ResourceId.parse(v)
-        if rid.namespace.lower() != "microsoft.compute" or rid.type.lower() != "virtualmachines":
-            raise ValueError("must be the id of a Microsoft.Compute/virtualMachines resource")
-        if is_intake(info):
-            problems = rid.problems()
-            name = vm_name_problem(rid.name)
-            if name:
-                problems.append(f"VM name {rid.name[:80]!r}: {name}")
-            if problems:
-                raise ValueError("; ".join(problems))
-        return str(rid)
 
     @field_validator("version")
     @classmethod
@@ -339,12 +325,8 @@ class CaptureRequest(WireModel):
         return v
 
     @property
-    def vm(self) -> ResourceId:
-        return ResourceId.parse(self.source_vm_id)
-
-    @property
     def gallery_subscription_id(self) -> str:
-        return self.gallery.subscription_id or self.vm.subscription_id
+        return self.gallery.subscription_id or self.image_source.subscription_id
 
 
 def validate_request(
@@ -357,15 +339,18 @@ def validate_request(
     """
     if not isinstance(data, dict):
         return None, [FieldError(field="(body)", message="must be a JSON object")]
-    errors: list[FieldError] = []
-    if require_capture_mode and "captureMode" not in data:
+    from shared.settings import get_settings  # here: settings imports this module's dependants
+
+    errors = source_errors(data, get_settings().storage_endpoints)
+    vm_source = is_vm_source(data)
+    if vm_source and require_capture_mode and "captureMode" not in data:
         errors.append(
             FieldError(
                 field="captureMode",
                 message=f"required (never assumed): send one of the capture modes: {CAPTURE_MODE_EFFECT}",
             )
         )
-    errors += mode_option_errors(data)
+    errors += mode_option_errors(data) if vm_source else []
     request: CaptureRequest | None = None
     try:
         request = CaptureRequest.model_validate(data, context=INTAKE)

@@ -106,7 +106,10 @@ class CaptureProgress(CaptureKind):
     """Custom status of the main ``capture_image`` orchestration."""
 
     capture_id: str
-    source_vm_id: str
+    source_vm_id: str | None = None  # a VM source's id (None for the other sources)
+    # The source: "vm", "managedImage", "snapshots", "vhds" (shared.sources) and the id naming it.
+    source_kind: str = "vm"
+    source_id: str | None = None
     run_id: str | None = None  # this run's id (None: a capture started before run ids; use capture_id)
     stage: Stage = Stage.PREFLIGHT
     state: Literal["running", "succeeded", "failed", "canceled"] = "running"
@@ -185,7 +188,9 @@ class CaptureResult(CaptureKind):
     """Output of a completed ``capture_image``."""
 
     capture_id: str
-    source_vm_id: str
+    source_vm_id: str | None = None  # a VM source's id (None for the other sources)
+    source_kind: str = "vm"  # CaptureProgress.source_kind
+    source_id: str | None = None
     run_id: str | None = None
     image_version_id: str
     image_version: str
@@ -205,6 +210,8 @@ class CaptureStatusView(CaptureKind):
     created_time: str | None = None
     last_updated_time: str | None = None
     source_vm_id: str | None = None
+    source_kind: str | None = None  # CaptureProgress.source_kind
+    source_id: str | None = None
     stage: str | None = None
     generalized: bool = False
     irreversible_note: str | None = None

@@ -104,6 +104,7 @@ def aggregate_status(
 def _copy_progress(view: CaptureStatusView, progress: CaptureProgress) -> None:
     """The main instance's own progress: the frame of the view."""
     view.source_vm_id = progress.source_vm_id
+    view.source_kind, view.source_id = progress.source_kind, progress.source_id
     view.run_id = progress.run_id or progress.capture_id
     view.stage = progress.stage
     view.generalized = progress.generalized

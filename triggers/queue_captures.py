@@ -40,7 +40,6 @@ import azure.functions as func
 from shared.bounded_json import decode_json
 from shared.errors import CaptureError, TransientAzureError
 from shared.field_errors import FieldError, bounded_errors
-from shared.ids import capture_instance_id
 from shared.queues import queue_client
 from shared.requests import CaptureRequest, validate_request
 from shared.settings import get_settings
@@ -140,6 +139,28 @@ async def _valid_request(msg: func.QueueMessage, queue: str) -> CaptureRequest |
     return None
 
 
+async def _vm_readable(msg: func.QueueMessage, queue: str, vm_id: str) -> bool:
+    """Whether the source VM exists and can be read; rejects the message (dead letter) when not."""
+    try:
+        vm = await asyncio.to_thread(read_vm, vm_id)
+    except TransientAzureError:
+        raise  # the host retries the message
+    except CaptureError as exc:
+        err = FieldError(
+            field="sourceVmId", message=exc.info.message + (f" {exc.info.advice}" if exc.info.advice else "")
+        )
+        await _reject(msg, queue, "VmNotReadable", "the source VM cannot be read", [err])
+        return False
+    if vm is None:
+        err = FieldError(
+            field="sourceVmId",
+            message=f"the VM {vm_id} does not exist (or the app's identity cannot see it)",
+        )
+        await _reject(msg, queue, "VmNotFound", "the source VM does not exist", [err])
+        return False
+    return True
+
+
 @queue_bp.queue_trigger(arg_name="msg", queue_name="%CAPTURE_REQUESTS_QUEUE%", connection=CONNECTION)
 @queue_bp.durable_client_input(client_name="client")
 async def capture_from_queue(msg: func.QueueMessage, client: df.DurableOrchestrationClient) -> None:
@@ -148,25 +169,11 @@ async def capture_from_queue(msg: func.QueueMessage, client: df.DurableOrchestra
     if request is None:
         return
 
-    try:
-        vm = await asyncio.to_thread(read_vm, request.source_vm_id)
-    except TransientAzureError:
-        raise  # the host retries the message
-    except CaptureError as exc:
-        err = FieldError(
-            field="sourceVmId", message=exc.info.message + (f" {exc.info.advice}" if exc.info.advice else "")
-        )
-        await _reject(msg, queue, "VmNotReadable", "the source VM cannot be read", [err])
-        return
-    if vm is None:
-        err = FieldError(
-            field="sourceVmId",
-            message=f"the VM {request.source_vm_id} does not exist (or the app's identity cannot see it)",
-        )
-        await _reject(msg, queue, "VmNotFound", "the source VM does not exist", [err])
+    # Only a VM source is read here (other sources are checked by the capture's preflight).
+    if request.source_vm_id is not None and not await _vm_readable(msg, queue, request.source_vm_id):
         return
 
-    instance_id = capture_instance_id(request.source_vm_id)
+    instance_id = request.capture_id
     prev = await previous_capture(client, instance_id)
     skip = queue_skip_reason(prev, msg.insertion_time, request.to_wire())
     if skip:

@@ -15,7 +15,7 @@ import azure.durable_functions as df
 
 from orchestrators import names
 from shared.contracts import CaptureInput
-from shared.ids import capture_instance_id, new_run_id
+from shared.ids import new_run_id
 from shared.instances import ACTIVE_STATES, input_run_id
 from shared.requests import VERSION_AUTO, CaptureRequest
 from shared.settings import get_settings
@@ -96,7 +96,7 @@ async def start_capture(
     trigger: Literal["http", "queue", "eventgrid"],
 ) -> StartOutcome:
     """Start ``capture_image`` for ``request`` unless a capture of the same VM is active."""
-    instance_id = capture_instance_id(request.source_vm_id)
+    instance_id = request.capture_id
     current = await read_instance(client, instance_id, with_input=True)
     if current is not None and current.active:
         return StartOutcome(instance_id, started=False, runtime_status=current.runtime_status)

@@ -39,7 +39,7 @@ def publish_input(run: CaptureRun) -> PublishVersionInput:
         **req.tags,
         TAG_CAPTURE_ID: run.inp.capture_id,
         TAG_RUN_ID: cid,
-        TAG_SOURCE_VM: req.source_vm_id[:256],
+        TAG_SOURCE_VM: req.source_id[:256],
     }
     location = region_name(gcheck.gallery_location or facts.location)
     definition = DefinitionInput(

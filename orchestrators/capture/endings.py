@@ -63,6 +63,8 @@ def succeeded(run: CaptureRun) -> Gen[dict[str, Any]]:
         capture_id=run.inp.capture_id,
         run_id=run.run_id,
         source_vm_id=run.req.source_vm_id,
+        source_kind=run.req.source_kind,
+        source_id=run.req.source_id,
         image_version_id=progress.image_version_id or "",
         image_version=progress.image_version or run.checked.resolved_version,
         regions=progress.regions,
@@ -121,7 +123,7 @@ def canceled(run: CaptureRun, plan: Plan, c: Canceled) -> Gen[dict[str, Any]]:
     progress.error = ErrorInfo.canceled(
         "cancel",
         "The capture was canceled on request" + (f" ({c.reason})" if c.reason else "") + ".",
-        resource=req.source_vm_id,
+        resource=req.source_id,
     )
     run.t.publish()
     ids = [d.snapshot_id for d in progress.disks if d.snapshot_id]
@@ -146,7 +148,7 @@ def failed(run: CaptureRun, plan: Plan, info: ErrorInfo) -> Gen[ErrorInfo]:
     cleaned_up = progress.stage_of(Stage.CLEANUP).state == "succeeded"
     ids = [d.snapshot_id for d in progress.disks if d.snapshot_id] or [x.snapshot_id for x in run.snapshots]
     kept = [] if cleaned_up else snapshots_left(progress, ids)
-    info = with_leftovers(info, progress, vm_name(run.req.source_vm_id), kept)
+    info = with_leftovers(info, progress, vm_name(run.req.source_id), kept)
     run.t.fail(info)
     yield from _notify_ended(run, "failed", kept, [i for i in ids if i not in kept])
     return info

@@ -121,6 +121,8 @@ class CaptureRun:
             capture_id=inp.capture_id,
             run_id=inp.run_id,
             source_vm_id=inp.request.source_vm_id,
+            source_kind=inp.request.source_kind,
+            source_id=inp.request.source_id,
             export=inp.request.vhd_export is not None,
             stages=[StageTiming(name=s) for s in stages],
             capture_mode=inp.request.capture_mode,

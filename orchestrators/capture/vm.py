@@ -59,7 +59,7 @@ GUEST_RESTARTS = 2
 def preflight(run: CaptureRun) -> Gen[None]:
     """Read the VM, check the gallery, the regions and the export target; fail before anything changes."""
     req, calls = run.req, run.calls(Stage.PREFLIGHT)
-    facts = run.facts = yield from calls.run(GET_VM_FACTS, VmRef(vm_id=req.source_vm_id))
+    facts = run.facts = yield from calls.run(GET_VM_FACTS, VmRef(vm_id=req.vm_id))
     run.progress.disks = [
         DiskProgress(key=d.key, name=d.name, lun=d.lun, size_gb=d.size_gb) for d in facts.disks
     ]
@@ -96,7 +96,7 @@ def preflight(run: CaptureRun) -> Gen[None]:
         answers[regions].regions,
     )
     if problems:
-        raise StepFailed(ErrorInfo.preflight_failed(req.source_vm_id, problems, facts.name))
+        raise StepFailed(ErrorInfo.preflight_failed(req.vm_id, problems, facts.name))
     yield from _check_permissions(run, facts, gcheck)
     run.regions = target_regions(req.target_regions, facts.location, gcheck.gallery_location)
     run.progress.regions = [RegionProgress(region=r.name) for r in run.regions]
@@ -110,7 +110,7 @@ def _check_permissions(run: CaptureRun, facts: VmFacts, gcheck: GalleryCheckResu
     in_place = req.capture_mode == "inPlace"
     running = not facts.generalized and facts.power_state != "deallocated"
     needs = CapturePlanNeeds(
-        source_vm_id=req.source_vm_id,
+        source_vm_id=req.vm_id,
         gallery_group_id=f"/subscriptions/{req.gallery_subscription_id}/resourceGroups/{req.gallery.resource_group}",
         capture_mode=req.capture_mode,
         export=req.vhd_export is not None,
