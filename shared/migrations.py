@@ -4,8 +4,8 @@ A migration moves every managed image (``Microsoft.Compute/images``) of a scope 
 subscription — into a gallery: one capture per image (``source: {"managedImageId": …}``), each into a
 definition named by ``definitionName``. Its id is derived from what it moves and where
 (``migration_instance_id``: scope, gallery, naming rule, version), so posting the same migration again
-finds the same instance; each image's capture id is derived from the migration id and the image id
-(``child_capture_id``), so an image is never captured twice by one migration.
+finds the same instance; each image's capture id is its source's capture id (``child_capture_id``), so an image is never
+captured twice at once.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 
 from shared.field_errors import FieldError, bounded_errors, pydantic_errors
-from shared.ids import ResourceId, resource_group_problem, subscription_id_problem
+from shared.ids import resource_group_problem, subscription_id_problem
 from shared.model_base import WireModel
 from shared.request_rules import DEFINITION_NAME, IDENTIFIER, IDENTIFIER_MAX, INTAKE, MAX_TAGS, is_intake
 from shared.requests import VERSION_AUTO, GalleryRef, TargetRegion
+from shared.sources import ImageSource, source_capture_id
 
 DeleteSourceAfter = Literal["never", "verified"]
 # The placeholders of ``definitionName``; every other character is taken literally.
@@ -196,10 +197,11 @@ def is_migration_id(value: str) -> bool:
     return len(value) <= MIGRATION_ID_MAX and _MIGRATION_ID.fullmatch(value) is not None
 
 
-def child_capture_id(migration_id: str, image_id: str) -> str:
-    """The capture id of one image in one migration: a capture id (``/api/captures/{id}`` shows it)."""
-    name = ResourceId.parse(image_id).name
-    return f"capture-{_slug(name, 40) or 'image'}-{_digest(migration_id, image_id)[:10]}"
+def child_capture_id(image_id: str) -> str:
+    """The capture id of one image: the capture id of its source (``shared.sources.source_capture_id``), so
+    an image is never captured twice at once — by a migration, another migration, or a direct capture
+    (Azure: a managed image makes one image version at a time)."""
+    return source_capture_id(ImageSource(managed_image_id=image_id))
 
 
 def batch_instance_id(migration_id: str, index: int) -> str:

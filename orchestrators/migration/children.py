@@ -24,6 +24,12 @@ TAG_MIGRATION_ID = "image-pipeline:migration-id"
 _STAMP = 14  # yyyymmddHHMMSS at the end of a run id (shared.ids.new_run_id)
 
 
+_BUSY = (
+    "Another capture of this image is running (a direct capture or another migration), and Azure makes one "
+    "image version from a managed image at a time: wait for it to end, then post the migration again."
+)
+
+
 def child_request(req: MigrationRequest, entry: ImageEntry, migration_id: str) -> CaptureRequest:
     gallery = req.gallery.model_copy(update={"subscription_id": req.gallery_subscription_id})
     return CaptureRequest.from_wire(
@@ -61,6 +67,8 @@ def record(entry: ImageEntry, task: Any) -> ImageEntry:
     """The entry once its capture ended: completed (version, regions), canceled, or failed with its error."""
     if task.state == TaskState.FAILED:
         info = failure_info(task.result, step="capture")
+        if info.code == "UnexpectedFailure" and "already exists" in info.message:
+            info = info.model_copy(update={"code": "CaptureAlreadyRunning", "advice": _BUSY})
         return entry.model_copy(update={"state": "failed", "error": ErrorInfo.from_info(info)})
     output = task.result if isinstance(task.result, dict) else {}
     if output.get("outcome") == "canceled":

@@ -23,7 +23,7 @@ def _failed(entry: ImageEntry, code: str, message: str, advice: str) -> ImageEnt
 
 def plan_images(inp: MigrationInput, images: list[ManagedImageFacts]) -> list[ImageEntry]:
     """One entry per image: pending (to capture), completed by an earlier run, or failed with advice."""
-    req, mid = inp.request, inp.migration_id
+    req = inp.request
     earlier = {e.image_id.lower(): e for e in inp.earlier}
     entries: list[ImageEntry] = []
     for image in images:
@@ -33,7 +33,7 @@ def plan_images(inp: MigrationInput, images: list[ManagedImageFacts]) -> list[Im
             name=image.name,
             resource_group=image.resource_group,
             definition=name,
-            capture_id=child_capture_id(mid, image.id),
+            capture_id=child_capture_id(image.id),
         )
         before = earlier.pop(image.id.lower(), None)
         if before is not None:

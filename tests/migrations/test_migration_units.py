@@ -26,6 +26,7 @@ from shared.migrations import (
     render_definition_name,
     validate_migration,
 )
+from shared.requests import validate_request
 
 SUB = "89d0a3c1-7028-549c-b21b-dc72b5b9bb42"
 RG_SCOPE = f"/subscriptions/{SUB}/resourceGroups/rg-legacy-images"
@@ -129,14 +130,21 @@ def test_the_migration_id_is_what_moves_where_and_not_its_options() -> None:
     assert changed_options(request().to_wire(), request()) == []
 
 
-def test_child_capture_ids_are_capture_ids_per_image_and_migration() -> None:
+def test_child_capture_ids_are_the_capture_ids_of_the_images() -> None:
     image = f"{RG_SCOPE}/providers/Microsoft.Compute/images/img-linux-gen2"
-    mid = migration_instance_id(request())
-    cid = child_capture_id(mid, image)
+    cid = child_capture_id(image)
     assert is_capture_id(cid) and cid.startswith("capture-img-linux-gen2-")
-    assert child_capture_id(mid, image.upper().replace("SUBSCRIPTIONS", "subscriptions")) == cid
-    assert child_capture_id(mid + "x", image) != cid
-    assert child_capture_id(mid, image + "2") != cid
+    assert child_capture_id(image.upper().replace("SUBSCRIPTIONS", "subscriptions")) == cid
+    assert child_capture_id(image + "2") != cid
+    # A direct capture of the same image has the same id: one capture of an image at a time.
+    direct, _ = validate_request(
+        {
+            "source": {"managedImageId": image},
+            "gallery": {"resourceGroup": "rg-images", "name": "galLegacy"},
+            "imageDefinition": {"name": "d", "publisher": "p", "offer": "o", "sku": "s"},
+        }
+    )
+    assert direct is not None and direct.capture_id == cid
 
 
 def _facts(name: str, rg: str = "rg-legacy-images", state: str = "Succeeded") -> ManagedImageFacts:
