@@ -12,6 +12,7 @@ declaration (``activities._common.activity``), takes ``payload`` = ``<Input>.to_
   get_snapshot_deletion
 - ``gallery``: ensure_definition, start_image_version, get_version_status, delete_image_version
 - ``exports``: start_export, get_copy_status, abort_copy
+- ``sources``: read_source (a managed image, snapshots or VHD blobs as a capture's source)
 - ``migrations``: list_managed_images, delete_managed_image (the migration of managed images)
 - ``traces``: record_trace (the run's root and stage spans, ``shared.telemetry``)
 """
@@ -30,6 +31,7 @@ from activities import (
     permissions,
     preflight,
     snapshots,
+    sources,
     traces,
     virtual_machines,
 )
@@ -44,6 +46,7 @@ _MODULES = (
     gallery,
     exports,
     traces,
+    sources,
     migrations,
 )  # importing them fills IMPLEMENTATIONS
 

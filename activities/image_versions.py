@@ -110,17 +110,37 @@ def version_body(inp: VersionInput) -> dict[str, Any]:
     if inp.end_of_life_date:
         eol = inp.end_of_life_date
         publishing["endOfLifeDate"] = eol if "T" in eol else f"{eol}T00:00:00Z"
+    return {
+        "location": inp.location,
+        "tags": ownership_tags(inp.run_id, inp.tags),
+        "properties": {"publishingProfile": publishing, "storageProfile": storage_profile(inp)},
+    }
+
+
+def storage_profile(inp: VersionInput) -> dict[str, Any]:
+    """The version's source: this run's snapshots, a managed image, or VHD blobs with their account."""
+    source = inp.source
+    if source is not None and source.managed_image_id:
+        # The managed image as the version's source (Azure's examples: storageProfile.source.id).
+        return {"source": {"id": source.managed_image_id}}
+    if source is not None and source.vhds:
+        # VHD blobs: storageAccountId beside each uri (api >= 2022-03-03; source.id is refused for blobs).
+        def blob(uri: str) -> dict[str, Any]:
+            return {"source": {"storageAccountId": source.storage_account_id, "uri": uri}}
+
+        os_blob = next(d for d in source.vhds if d.lun is None)
+        data = sorted((d for d in source.vhds if d.lun is not None), key=lambda d: d.lun or 0)
+        profile: dict[str, Any] = {"osDiskImage": blob(os_blob.id)}
+        if data:
+            profile["dataDiskImages"] = [{"lun": d.lun, **blob(d.id)} for d in data]
+        return profile
     storage: dict[str, Any] = {"osDiskImage": {"source": {"id": inp.os_snapshot_id}}}
     if inp.data_snapshots:
         storage["dataDiskImages"] = [
             {"lun": d.lun, "source": {"id": d.snapshot_id}}
             for d in sorted(inp.data_snapshots, key=lambda d: d.lun)
         ]
-    return {
-        "location": inp.location,
-        "tags": ownership_tags(inp.run_id, inp.tags),
-        "properties": {"publishingProfile": publishing, "storageProfile": storage},
-    }
+    return storage
 
 
 def next_free(versions: list[dict[str, Any]], floor: str) -> str:

@@ -23,7 +23,7 @@ from azure.core.rest import HttpRequest
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.core.exceptions import ARMErrorFormat
 
-from activities import compat
+from activities import compat, source_checks
 from activities._common import activity, as_dict, azure_call, azure_code, get_or_none
 from shared import clients
 from shared.activity_types import CHECK_EXPORT_TARGET, CHECK_GALLERY, LIST_REGIONS
@@ -84,7 +84,11 @@ def check_gallery(inp: GalleryCheckInput) -> GalleryCheckResult:
             f"the image definition {dname} does not exist in gallery {gname}: create it or set "
             "imageDefinition.createIfMissing to true"
         )
-    if facts is not None:
+    if facts is not None and inp.source_kind != "vm":  # a managed image, snapshots or VHDs
+        problems.extend(
+            source_checks.definition_problems(f"{gname}/{dname}", facts, inp.vm, inp.os_state, inp.vm.name)
+        )
+    elif facts is not None:
         problems.extend(compat.problems(dname, facts, inp.vm, inp.os_state))
 
     versions: list[dict[str, Any]] = []

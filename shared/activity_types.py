@@ -39,6 +39,7 @@ from shared.migration_status import ImageScope, ManagedImageDeletion, ManagedIma
 from shared.model_base import WireModel
 from shared.notices import NoticeInput, NoticeResult
 from shared.permissions import PermissionsCheckInput, PermissionsCheckResult
+from shared.sources import ImageSource, SourceFacts
 from shared.trace_ids import RunTrace, TraceWritten
 
 In = TypeVar("In", bound=WireModel)
@@ -88,6 +89,8 @@ CHECK_GALLERY = Activity("check_gallery", GalleryCheckInput, GalleryCheckResult)
 CHECK_EXPORT_TARGET = Activity("check_export_target", ExportCheckInput, ExportCheckResult)
 LIST_REGIONS = Activity("list_regions", RegionsInput, RegionsResult)
 CHECK_PERMISSIONS = Activity("check_permissions", PermissionsCheckInput, PermissionsCheckResult)
+# A source that is not a VM: a managed image, snapshots or VHD blobs (activities.sources; read-only).
+READ_SOURCE = Activity("read_source", ImageSource, SourceFacts)
 # Snapshots.
 START_SNAPSHOT = Activity("start_snapshot", SnapshotInput, SnapshotResult)
 GET_SNAPSHOT = Activity("get_snapshot", SnapshotRef, SnapshotResult)
@@ -124,6 +127,7 @@ AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     CHECK_EXPORT_TARGET,
     LIST_REGIONS,
     CHECK_PERMISSIONS,
+    READ_SOURCE,
     START_SNAPSHOT,
     GET_SNAPSHOT,
     REVOKE_SNAPSHOT_ACCESS,

@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, model_validator
 
 from shared.model_base import WireModel
 from shared.requests import CaptureRequest, GalleryRef, ImageDefinitionSpec, TargetRegion
+from shared.sources import VersionSource
 
 # Fields holding a capture RUN id (CaptureInput.run_id) were once named captureId: inputs stored by
 # that code still parse.
@@ -151,6 +152,8 @@ class GalleryCheckInput(WireModel):
     # image-pipeline:run-id, see shared.ids.made_by_run) is "ours" (an earlier execution of the same run),
     # not a conflict; a version made by an earlier run of the same VM is not.
     run_id: str | None = Field(default=None, validation_alias=RUN_ID_ALIASES)
+    # The request's source kind (shared.sources): "vm", or the source whose traits ``vm`` describes.
+    source_kind: str = "vm"
 
 
 class DefinitionFacts(WireModel):
@@ -263,8 +266,9 @@ class VersionInput(WireModel):
     version: str  # explicit, or (auto) preflight's candidate: the lowest version start_image_version tries
     auto: bool = False  # the request said "auto": start_image_version takes the next free patch
     location: str
-    os_snapshot_id: str
+    os_snapshot_id: str = ""  # the snapshots' source; empty when ``source`` names another
     data_snapshots: list[DataSnapshot] = Field(default_factory=list)
+    source: VersionSource | None = None  # a managed image or VHD blobs instead of snapshots
     target_regions: list[TargetRegion]
     end_of_life_date: str | None = None
     exclude_from_latest: bool = False

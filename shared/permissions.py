@@ -82,6 +82,9 @@ class CapturePlanNeeds(WireModel):
     stopped_consistency: bool = False  # a specialized capture of a running VM, deallocated and started again
     create_if_missing: bool = False
     export_account_id: str | None = None
+    # "vm", or a source of shared.sources: then source_vm_id is the source's scope (the managed image, the
+    # OS snapshot, the VHDs' storage account) and only the source's and the gallery's actions are needed.
+    source_kind: str = "vm"
 
 
 class PermissionsCheckInput(WireModel):
@@ -191,6 +194,11 @@ def capture_requirements(
 
 def plan_requirements(plan: CapturePlanNeeds) -> list[ScopeRequirement]:
     """The scope requirements of a capture plan (what ``capture_requirements`` says for a request)."""
+    if plan.source_kind != "vm":
+        return requirements(
+            source_features(plan.source_kind, create_if_missing=plan.create_if_missing),
+            source_scopes(plan.source_kind, plan.source_vm_id, plan.gallery_group_id),
+        )
     features = capture_features(
         plan.capture_mode,
         export=plan.export,
@@ -315,3 +323,21 @@ def missing_permissions_error(missing: Sequence[MissingAtScope], *, resource: st
         "(shared/app-actions.json lists every action per feature), allow a few minutes for the assignment "
         "to take effect, and send the request again.",
     )
+
+
+# --- sources that are not VMs (shared.sources) ------------------------------------------------------
+
+VHD_SOURCE_ACCOUNTS = "vhdSourceAccounts"
+
+
+def source_features(kind: str, *, create_if_missing: bool = False) -> tuple[str, ...]:
+    """The features of app-actions.json a capture from a managed image, snapshots or VHDs uses."""
+    return (f"source.{kind}", *(("createIfMissing",) if create_if_missing else ()), "cancel")
+
+
+def source_scopes(kind: str, scope_id: str, gallery_group_id: str) -> dict[str, str]:
+    """Where the source's scope kinds are: the VHDs' storage account, or the group of the image or
+    snapshot (``scope_id``)."""
+    if kind == "vhds":
+        return {VHD_SOURCE_ACCOUNTS: scope_id, GALLERIES: gallery_group_id}
+    return {SOURCE_GROUPS: group_of(scope_id), GALLERIES: gallery_group_id}

@@ -309,3 +309,40 @@ class SourceFields(WireModel):
     def capture_id(self) -> str:
         """The capture (orchestration instance) id of this request's source."""
         return source_capture_id(self.image_source)
+
+
+# --- what the activities of a source say (activities.sources) -----------------------------------
+
+
+class SourceDisk(WireModel):
+    """One disk of a source: the OS disk (``lun`` None) or a data disk."""
+
+    key: str  # "os" or "lun<N>" (shared.ids.disk_key)
+    lun: int | None = None
+    name: str  # the image's, snapshot's or blob's name, for messages
+    id: str  # the managed image id, the snapshot id, or the blob URI (never with a query)
+    size_gb: int = 0  # whole GiB, rounded up
+    size_bytes: int | None = None  # VHDs: the blob's length, footer included
+
+
+class SourceFacts(WireModel):
+    """What ``read_source`` found: the source's traits (for the definition) and every problem with it."""
+
+    kind: SourceKind
+    id: str
+    name: str
+    exists: bool = True
+    location: str | None = None  # None: not known (a VHD's storage account region is not read)
+    os_type: OsType | None = None
+    hyper_v_generation: HyperVGeneration | None = None
+    os_state: OsState | None = None  # managed images: Generalized; snapshots and VHDs: the request's
+    disks: list[SourceDisk] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)  # each an actionable sentence naming the resource
+
+
+class VersionSource(WireModel):
+    """What an image version is made of when it is not snapshots (``VersionInput.source``)."""
+
+    managed_image_id: str | None = None
+    storage_account_id: str | None = None  # VHD blobs: their account (with ``vhds``)
+    vhds: list[SourceDisk] = Field(default_factory=list)  # the OS blob (lun None) and the data blobs

@@ -20,7 +20,7 @@ from orchestrators.models import ExportDiskInput, PublishVersionInput
 from orchestrators.publish_version import delete_version
 from orchestrators.retrying import Gen, StepFailed
 from orchestrators.timing import sas_duration_seconds
-from shared.contracts import DataSnapshot, DefinitionInput, ExportStartInput, VersionInput
+from shared.contracts import DataSnapshot, DefinitionInput, ExportStartInput, OsState, VersionInput
 from shared.errors import ErrorInfo
 from shared.ids import TAG_CAPTURE_ID, TAG_RUN_ID, TAG_SOURCE_VM
 from shared.requests import VERSION_AUTO
@@ -31,10 +31,13 @@ from shared.status import ExportProgress, Stage, VersionProgress, export_instanc
 VERSION_DELETE_POLLS = 200
 
 
-def publish_input(run: CaptureRun) -> PublishVersionInput:
-    """What ``publish_version`` needs: the definition to ensure and the version to create from the snapshots."""
+def publish_input(
+    run: CaptureRun, os_state: OsState | None = None, snapshot_ids: dict[str, str] | None = None
+) -> PublishVersionInput:
+    """What ``publish_version`` needs: the definition to ensure and the version to create from the snapshots
+    (this run's, or ``snapshot_ids`` by disk key: a snapshot source's; ``{}``: a source that is no snapshot)."""
     req, facts, gcheck, cid = run.req, run.vm, run.checked, run.run_id
-    by_key = {s.disk_key: s for s in run.snapshots}
+    by_key = {s.disk_key: s.snapshot_id for s in run.snapshots} if snapshot_ids is None else snapshot_ids
     tags = {
         **req.tags,
         TAG_CAPTURE_ID: run.inp.capture_id,
@@ -48,7 +51,7 @@ def publish_input(run: CaptureRun) -> PublishVersionInput:
         vm=facts,
         location=location,
         tags=tags,
-        os_state=run.os_state,
+        os_state=os_state or run.os_state,
     )
     version = VersionInput(
         run_id=cid,
@@ -57,11 +60,11 @@ def publish_input(run: CaptureRun) -> PublishVersionInput:
         version=gcheck.resolved_version,
         auto=req.version == VERSION_AUTO,
         location=location,
-        os_snapshot_id=by_key["os"].snapshot_id,
+        os_snapshot_id=by_key.get("os", ""),
         data_snapshots=[
-            DataSnapshot(lun=d.lun, snapshot_id=by_key[d.key].snapshot_id)
+            DataSnapshot(lun=d.lun, snapshot_id=by_key[d.key])
             for d in facts.data_disks
-            if d.lun is not None
+            if d.lun is not None and d.key in by_key
         ],
         target_regions=run.regions,
         end_of_life_date=req.end_of_life_date.isoformat() if req.end_of_life_date else None,
@@ -95,14 +98,20 @@ def export_inputs(run: CaptureRun) -> list[ExportDiskInput]:
 
 def publish_and_export(run: CaptureRun) -> Gen[None]:
     """Run the branches; fold their outcomes into the progress (this stage times itself: see module doc)."""
+    yield from publish_branches(run, publish_input(run), export_inputs(run))
+
+
+def publish_branches(
+    run: CaptureRun, publish: PublishVersionInput, exports: list[ExportDiskInput]
+) -> Gen[None]:
+    """``publish_version`` with ``publish`` beside one ``export_disk`` per entry of ``exports``."""
     context, t, cid = run.context, run.t, run.run_id
     branches = [
         context.call_sub_orchestrator(
-            names.PUBLISH_VERSION, publish_input(run).to_wire(), instance_id=version_instance_id(cid)
+            names.PUBLISH_VERSION, publish.to_wire(), instance_id=version_instance_id(cid)
         )
     ]
     t.begin(Stage.PUBLISH)
-    exports = export_inputs(run)
     for e in exports:
         branches.append(
             context.call_sub_orchestrator(

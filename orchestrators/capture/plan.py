@@ -14,7 +14,7 @@ preflight → [deallocate] → snapshot → [restart] → publish ∥ export →
 
 from __future__ import annotations
 
-from orchestrators.capture import branches, endings, snapshots, specialized, vm
+from orchestrators.capture import branches, endings, snapshots, sources, specialized, vm
 from orchestrators.capture.pipeline import Plan, StageSpec, run_stage
 from orchestrators.capture.run import CaptureRun
 from orchestrators.retrying import Gen
@@ -81,8 +81,26 @@ SPECIALIZED = Plan(
 )
 
 
+# A managed image, snapshots or VHD blobs (orchestrators.capture.sources): no guest step, no snapshots,
+# no export; the version is made from the source itself, and nothing is left to clean up.
+FROM_SOURCE = Plan(
+    name="source",
+    stages=(
+        StageSpec(Stage.PREFLIGHT, sources.preflight, safe_point=False),
+        StageSpec(Stage.PUBLISH, sources.publish, tracked=False, on_cancel=branches.delete_version_on_cancel),
+        *RELEASE,
+        StageSpec(Stage.CLEANUP, sources.cleanup, skip=sources.skip_cleanup, safe_point=False),
+    ),
+    finish=endings.succeeded,
+    canceled=endings.canceled,
+    failed=endings.failed,
+)
+
+
 def plan_for(req: CaptureRequest) -> Plan:
-    """The plan of the request's capture mode."""
+    """The plan of the request's source kind (a VM: of its capture mode)."""
+    if req.source_kind != "vm":
+        return FROM_SOURCE
     return SPECIALIZED if req.capture_mode == "specialized" else CAPTURE
 
 

@@ -25,6 +25,7 @@ from shared.contracts import (
 )
 from shared.errors import ErrorInfo
 from shared.requests import CaptureRequest, GalleryRef
+from shared.sources import SourceFacts
 from shared.status import STAGES, CaptureProgress, Stage, StageTiming
 from shared.trace_ids import TraceRef
 
@@ -108,12 +109,14 @@ class CaptureRun:
     deleted: list[str] = field(default_factory=list)  # snapshots the cleanup saw gone
     deferred: ErrorInfo | None = None  # a branch's failure, raised once the cleanup ran
     restarted: bool = False  # the VM this run deallocated runs again (specialized, consistency stopped)
+    source: SourceFacts | None = None  # a source that is not a VM, as preflight read it (capture.sources)
 
     @classmethod
     def start(cls, context: df.DurableOrchestrationContext, stages: Sequence[Stage] = STAGES) -> CaptureRun:
         """The run of the orchestration's input; its status lists ``stages`` (its plan's)."""
         inp = CaptureInput.from_wire(context.get_input())
         specialized = inp.request.capture_mode == "specialized"  # (its source stays untouched)
+        vm_source = inp.request.source_kind == "vm"  # other sources have no capture mode (status: "none")
         # run_id is this capture RUN's id (shared.ids.new_run_id): every snapshot/blob name, ownership tag
         # and sub-orchestration id derives from it, so a later capture of the same VM (same instance id,
         # inp.capture_id) never takes an earlier run's version, snapshots or exports for its own.
@@ -125,10 +128,10 @@ class CaptureRun:
             source_id=inp.request.source_id,
             export=inp.request.vhd_export is not None,
             stages=[StageTiming(name=s) for s in stages],
-            capture_mode=inp.request.capture_mode,
+            capture_mode=inp.request.capture_mode if vm_source else "none",
             source_state="untouched",  # inPlace: "deprovisioned", then "generalized", as it happens
             # inPlace: the guest shut down; specialized: known once preflight read the power state.
-            consistency=None if specialized else "stopped",
+            consistency=None if specialized or not vm_source else "stopped",
         )
         t = Tracker(context, progress)
         t.publish()

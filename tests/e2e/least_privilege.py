@@ -27,7 +27,14 @@ OPERATOR = {
     "clientId": str(uuid.uuid5(uuid.NAMESPACE_URL, "azsim:test-operator-client")),
     "kind": "servicePrincipal",
 }
-SCOPE_KINDS = ("sourceGroups", "buildGroup", "galleries", "exportAccounts", "subscription")
+SCOPE_KINDS = (
+    "sourceGroups",
+    "buildGroup",
+    "galleries",
+    "exportAccounts",
+    "vhdSourceAccounts",
+    "subscription",
+)
 
 # (scope kind, action, is a data action)
 Grant = tuple[str, str, bool]
