@@ -30,6 +30,12 @@ _BUSY = (
 )
 
 
+_RENAME = (
+    "In a migration: post it again with a definitionName rule that gives this image a definition of its "
+    "own (e.g. 'migrated-{image}'); the images already completed are not captured again."
+)
+
+
 def child_request(req: MigrationRequest, entry: ImageEntry, migration_id: str) -> CaptureRequest:
     gallery = req.gallery.model_copy(update={"subscription_id": req.gallery_subscription_id})
     return CaptureRequest.from_wire(
@@ -69,6 +75,8 @@ def record(entry: ImageEntry, task: Any) -> ImageEntry:
         info = failure_info(task.result, step="capture")
         if info.code == "UnexpectedFailure" and "already exists" in info.message:
             info = info.model_copy(update={"code": "CaptureAlreadyRunning", "advice": _BUSY})
+        elif info.step == "preflight" and "definition" in info.message:
+            info = info.model_copy(update={"advice": f"{info.advice or ''} {_RENAME}".strip()})
         return entry.model_copy(update={"state": "failed", "error": ErrorInfo.from_info(info)})
     output = task.result if isinstance(task.result, dict) else {}
     if output.get("outcome") == "canceled":

@@ -63,7 +63,9 @@ def _wait(stack: Stack, mid: str, until: Any = None, timeout: float = 240.0) -> 
         ):
             return last
         time.sleep(0.5)
-    raise AssertionError(f"migration {mid}: {json.dumps(last, indent=1)[:4000]}\n{stack.devhost.log_tail(60)}")
+    raise AssertionError(
+        f"migration {mid}: {json.dumps(last, indent=1)[:4000]}\n{stack.devhost.log_tail(60)}"
+    )
 
 
 def _by_name(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -82,7 +84,10 @@ def _regions(stack: Stack, definition: str, version: str) -> dict[str, str]:
     v = stack.compute().gallery_image_versions.get(
         "rg-images", "galLegacy", definition, version, expand="ReplicationStatus"
     )
-    return {s.region.replace(" ", "").lower(): str(s.state) for s in v.replication_status.summary or []}
+    return {
+        s.region.replace(" ", "").lower(): str(getattr(s.state, "value", s.state))
+        for s in v.replication_status.summary or []
+    }
 
 
 def _managed_images(stack: Stack) -> set[str]:
@@ -111,7 +116,13 @@ def test_a_resource_group_is_migrated_and_the_clash_reported_with_advice(make_st
     status = _wait(stack, answer["id"])
     assert (status["runtimeStatus"], status["state"]) == ("Completed", "completedWithFailures"), status
     counts = status["counts"]
-    assert (counts["total"], counts["done"], counts["failed"], counts["running"], counts["pending"]) == (3, 2, 1, 0, 0)
+    assert (counts["total"], counts["done"], counts["failed"], counts["running"], counts["pending"]) == (
+        3,
+        2,
+        1,
+        0,
+        0,
+    )
     _assert_migrated(stack, status)
     # Each image's capture is a capture of its own, readable through the captures API.
     entry = _by_name(status)["img-linux-gen2"]
@@ -142,7 +153,9 @@ def test_reposting_resumes_the_same_migration_without_duplicate_versions(make_st
     code, rerun = _post(stack, _body(stack))
     assert (code, rerun["id"], rerun["resumed"], rerun["earlierCompleted"]) == (202, mid, True, 2), rerun
     assert rerun["runId"] != first["runId"]
-    status = _wait(stack, mid, until=lambda s: s["runId"] == rerun["runId"] and s["runtimeStatus"] == "Completed")
+    status = _wait(
+        stack, mid, until=lambda s: s["runId"] == rerun["runId"] and s["runtimeStatus"] == "Completed"
+    )
     images = _by_name(status)
     assert all(images[n]["earlierRun"] == first["runId"] for n in MIGRATED), images
     assert images["legacy-web"]["state"] == "failed"
@@ -188,7 +201,11 @@ def test_cancel_stops_the_migration_and_deletes_no_source(make_stack: Any, tmp_p
     stack.seen.append(json.dumps(canceled))
     assert code == 202, canceled
     status = _wait(stack, mid)
-    assert (status["runtimeStatus"], status["state"], status["cancelRequested"]) == ("Completed", "canceled", True)
+    assert (status["runtimeStatus"], status["state"], status["cancelRequested"]) == (
+        "Completed",
+        "canceled",
+        True,
+    )
     assert status["counts"]["canceled"] >= 2 and status["counts"]["running"] == 0, status["counts"]
     for entry in status["images"]:
         assert entry["state"] in ("canceled", "failed"), entry
