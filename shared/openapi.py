@@ -22,6 +22,7 @@ from typing import Any
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from shared import api_bodies as bodies
+from shared import migration_api
 from shared.api_examples import CAPTURE_EXAMPLE, DELIVERY_EXAMPLES, SPECIALIZED_EXAMPLE
 from shared.bounded_json import MAX_BODY_BYTES
 from shared.model_base import WireModel
@@ -51,6 +52,7 @@ _MODELS: tuple[tuple[type[WireModel], JsonSchemaMode], ...] = (
     (bodies.DeliverySummary, "serialization"),
     (bodies.ValidationResponse, "serialization"),
     (bodies.CaptureList, "serialization"),
+    *migration_api.MODELS,
 )
 
 
@@ -320,6 +322,7 @@ def build_document() -> dict[str, Any]:
             "/api/captures/{id}/cancel": {"post": _cancel_capture()},
             "/api/eventgrid/deallocations": {"post": _eventgrid_post(), "options": _eventgrid_options()},
             "/api/openapi.json": {"get": _get_openapi()},
+            **migration_api.paths(),
         },
         "components": {"schemas": component_schemas(), "securitySchemes": schemes},
         "security": security,

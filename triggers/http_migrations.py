@@ -25,8 +25,10 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from orchestrators import names
+from shared.api_bodies import ErrorDetail
 from shared.bounded_json import decode_json
 from shared.ids import new_run_id
+from shared.migration_api import MigrationAlreadyRunning, MigrationRunning
 from shared.migration_status import ImageEntry, MigrationInput
 from shared.migrations import changed_options, is_migration_id, migration_instance_id, validate_migration
 from shared.settings import get_settings
@@ -61,22 +63,24 @@ def _running_answer(req: func.HttpRequest, mid: str, current: Any, posted: Any) 
     differ = changed_options(running or {}, posted)
     links = migration_links(req, mid)
     if differ:
-        body = error_body(
-            "MigrationRunning",
+        message = (
             f"Migration {mid} is running with other {', '.join(differ)}: nothing was started. Wait for it to "
-            "end (or cancel it), then post again to run it with these options.",
+            "end (or cancel it), then post again to run it with these options."
         )
-        return json_response({**body, "id": mid, "runtimeStatus": current.runtime_status, **links}, 409)
-    return json_response(
-        {
-            "id": mid,
-            "runtimeStatus": current.runtime_status,
-            "message": "This migration is running already: nothing new was started. Follow migrationStatusUri.",
+        refused = MigrationRunning(
+            error=ErrorDetail(code="MigrationRunning", message=message),
+            id=mid,
+            runtime_status=current.runtime_status,
             **links,
-        },
-        200,
-        headers={"Location": links["migrationStatusUri"]},
+        )
+        return json_response(refused.to_wire(), 409)
+    running_now = MigrationAlreadyRunning(
+        id=mid,
+        runtime_status=current.runtime_status,
+        message="This migration is running already: nothing new was started. Follow migrationStatusUri.",
+        **links,
     )
+    return json_response(running_now.to_wire(), 200, headers={"Location": links["migrationStatusUri"]})
 
 
 @migrations_bp.route(route="migrations", methods=["POST"])

@@ -19,10 +19,12 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from shared.api_bodies import ErrorDetail
 from shared.ids import is_capture_id
+from shared.migration_api import MigrationAlreadyFinished, MigrationCancelAccepted
 from shared.migrations import is_migration_id
 from triggers.http_cancel import CANCEL_EVENT, _forward, _reason
-from triggers.http_helpers import body_refused, error_body, json_response
+from triggers.http_helpers import body_refused, json_response
 from triggers.http_migrations import migration_not_found
 from triggers.migration_view import batch_entries, migration_url, root_progress
 from triggers.status_reader import is_active, read_instance
@@ -71,6 +73,16 @@ async def _cancel_capture(
         await _forward(client, capture_id, data)
 
 
+def _finished(mid: str, message: str, runtime_status: str | None, url: str) -> func.HttpResponse:
+    body = MigrationAlreadyFinished(
+        error=ErrorDetail(code="MigrationAlreadyFinished", message=message),
+        id=mid,
+        runtime_status=runtime_status,
+        migration_status_uri=url,
+    )
+    return json_response(body.to_wire(), 409)
+
+
 @migration_cancel_bp.route(route="migrations/{id}/cancel", methods=["POST"])
 @migration_cancel_bp.durable_client_input(client_name="client")
 async def cancel_migration(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
@@ -86,35 +98,19 @@ async def cancel_migration(req: func.HttpRequest, client: df.DurableOrchestratio
     url = migration_url(req, mid)
     if not status.active:
         message = f"Migration {mid} already ended ({status.runtime_status}): there is nothing to cancel."
-        body = {
-            **error_body("MigrationAlreadyFinished", message),
-            "id": mid,
-            "runtimeStatus": status.runtime_status,
-        }
-        return json_response({**body, "migrationStatusUri": url}, 409)
+        return _finished(mid, message, status.runtime_status, url)
     data = {"reason": reason, "requestedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
     if not await _raise(client, mid, data):
-        return json_response(
-            {
-                **error_body(
-                    "MigrationAlreadyFinished", f"Migration {mid} ended before the cancellation reached it."
-                ),
-                "id": mid,
-                "migrationStatusUri": url,
-            },
-            409,
-        )
+        return _finished(mid, f"Migration {mid} ended before the cancellation reached it.", None, url)
     root = await _acked(client, mid, ("listing", "running"))
     progress = root_progress(root) if root is not None else None
     await asyncio.gather(*(_cancel_batch(client, b, data) for b in (progress.batches if progress else [])))
     log.info("cancel of migration %s requested", mid)
-    return json_response(
-        {
-            "id": mid,
-            "runtimeStatus": status.runtime_status,
-            "message": "Cancellation requested: no capture is started any more and no source image deleted; the "
-            "running captures stop at their next safe point and clean up. Follow migrationStatusUri.",
-            "migrationStatusUri": url,
-        },
-        202,
+    accepted = MigrationCancelAccepted(
+        id=mid,
+        runtime_status=status.runtime_status,
+        message="Cancellation requested: no capture is started any more and no source image deleted; the "
+        "running captures stop at their next safe point and clean up. Follow migrationStatusUri.",
+        migration_status_uri=url,
     )
+    return json_response(accepted.to_wire(), 202)
