@@ -28,7 +28,7 @@ from azsim.core.latency import LatencyProfile
 from azsim.core.throttling import ARM_LIMITS
 from bench.metrics import CpuMeter, classify_counters, classify_requests, summarize_history
 from bench.profile import GIB, azure_profile
-from bench.scenarios import REGIONS, Log, http, policy_env, running_stack
+from bench.scenarios import REGIONS, REPO, Log, http, policy_env, running_stack
 from bench.world import BENCH_WORLD
 
 MIGRATION_IMAGES = 200
@@ -141,6 +141,31 @@ def _figures(stack: Any, view: dict[str, Any], records: list[dict[str, Any]]) ->
     }
 
 
+APP_SOURCE = '''"""Bench app: the repository's function_app.py as is (this folder only changes host.json)."""
+import importlib.util
+import pathlib
+
+_spec = importlib.util.spec_from_file_location("image_pipeline_function_app", pathlib.Path({root!r}) / "function_app.py")
+_mod = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_mod)
+app = _mod.app
+'''
+# devhost in virtual time counts a queued activity as runnable: with every activity slot taken by an
+# activity waiting in virtual time (an SDK poller's sleep) and more queued, the clock could never move.
+# The bench app gives devhost a slot per capture that may run at once (Azure scales the host out instead).
+ACTIVITY_SLOTS = 256
+
+
+def bench_app(app_dir: Path, slots: int = ACTIVITY_SLOTS) -> Path:
+    """A folder running the repository's app with ``slots`` concurrent activities (host.json only)."""
+    app_dir.mkdir(parents=True, exist_ok=True)
+    (app_dir / "function_app.py").write_text(APP_SOURCE.format(root=str(REPO)), encoding="utf-8")
+    host = json.loads((REPO / "host.json").read_text(encoding="utf-8"))
+    host["extensions"]["durableTask"]["maxConcurrentActivityFunctions"] = slots
+    (app_dir / "host.json").write_text(json.dumps(host, indent=1), encoding="utf-8")
+    return app_dir
+
+
 def run_migration(
     workdir: Path, *, log: Log, n: int = MIGRATION_IMAGES, parallel: int = PARALLEL
 ) -> dict[str, Any]:
@@ -162,7 +187,9 @@ def run_migration(
         "policy": policy_env(1.0),
     }
     env = {"MIGRATION_MAX_PARALLEL": str(parallel)}
-    with running_stack(workdir / "stack", world, profile, 1.0, log=log, virtual=True, extra_env=env) as stack:
+    app = bench_app(workdir / "app")
+    opts: dict[str, Any] = {"log": log, "virtual": True, "extra_env": env, "app_dir": app}
+    with running_stack(workdir / "stack", world, profile, 1.0, **opts) as stack:
         cpu = CpuMeter([stack.devhost.proc.pid] if stack.devhost.proc else [])
         idle = cpu.idle_rate()
         cpu.start()
