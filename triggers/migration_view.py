@@ -47,11 +47,11 @@ def _model(cls: Any, value: Any) -> Any:
 
 
 def root_input(root: InstanceSnapshot) -> MigrationInput | None:
-    return _model(MigrationInput, root.input)  # type: ignore[no-any-return]
+    return _model(MigrationInput, root.input)
 
 
 def root_progress(root: InstanceSnapshot) -> MigrationProgress | None:
-    return _model(MigrationProgress, root.custom_status)  # type: ignore[no-any-return]
+    return _model(MigrationProgress, root.custom_status)
 
 
 async def batch_entries(client: df.DurableOrchestrationClient, batch_id: str) -> BatchProgress | None:
@@ -59,7 +59,7 @@ async def batch_entries(client: df.DurableOrchestrationClient, batch_id: str) ->
     if snap is None:
         return None
     done = snap.runtime_status == "Completed" and isinstance(snap.output, dict)
-    return _model(BatchProgress, snap.output if done else snap.custom_status)  # type: ignore[no-any-return]
+    return _model(BatchProgress, snap.output if done else snap.custom_status)
 
 
 async def entries_of(
@@ -88,7 +88,7 @@ async def read_view(
     inp = root_input(root)
     progress = root_progress(root)
     entries = await entries_of(client, root, inp)
-    state = progress.state if progress else "listing"
+    state: str = progress.state if progress else "listing"
     if root.runtime_status in ("Failed", "Terminated"):
         state = root.runtime_status.lower()
     view = MigrationView(

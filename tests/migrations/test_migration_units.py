@@ -175,9 +175,9 @@ def test_the_plan_refuses_shared_and_invalid_definitions_and_images_not_ready() 
     ]
     plan = {(e.resource_group, e.name): e for e in plan_images(_input(req), images)}
     assert plan["rg-a", "web"].error and plan["rg-a", "web"].error.code == "DefinitionNameTaken"
-    assert plan["rg-b", "web"].state == "failed" and "{resourceGroup}" in (
-        plan["rg-b", "web"].error.advice or ""
-    )
+    refused = plan["rg-b", "web"].error
+    assert plan["rg-b", "web"].state == "failed" and refused is not None
+    assert "{resourceGroup}" in (refused.advice or "")
     assert plan["rg-legacy-images", "x" * 81].error.code == "InvalidDefinitionName"  # type: ignore[union-attr]
     assert plan["rg-legacy-images", "new"].error.code == "ImageNotReady"  # type: ignore[union-attr]
     assert (
