@@ -30,6 +30,7 @@ from bench.metrics import CpuMeter, classify_counters, classify_requests, summar
 from bench.profile import GIB, azure_profile
 from bench.scenarios import REGIONS, REPO, Log, http, policy_env, running_stack
 from bench.world import BENCH_WORLD
+from shared.settings import Settings
 
 MIGRATION_IMAGES = 200
 PARALLEL = 200  # MIGRATION_MAX_PARALLEL for the run: every image at once (the default is 8)
@@ -183,6 +184,7 @@ def run_migration(
         "clock": "virtual",
         "images": n,
         "maxParallel": parallel,
+        "startSpacingS": Settings().migration_start_spacing_seconds,  # the default, not changed
         "lowerBound": asdict(bound),
         "policy": policy_env(1.0),
     }
@@ -238,8 +240,8 @@ def summary(m: dict[str, Any]) -> list[str]:
     ok = m["ratioToLowerBound"] <= TARGET and c.get("failed", 1) == 0
     return [
         "",
-        f"migration: {m['images']} managed images, {m['maxParallel']} at once, 3 regions, deleteSourceAfter "
-        "verified; virtual time",
+        f"migration: {m['images']} managed images, {m['maxParallel']} at once (first starts "
+        f"{m.get('startSpacingS', 0)} s apart), 3 regions, deleteSourceAfter verified; virtual time",
         f"  {m['runtimeStatus']} ({m['state']}): done {c.get('done')}, failed {c.get('failed')}, sources deleted "
         f"{m['sourcesDeleted']}",
         f"  makespan {m['makespanS'] / 3600:.2f} h ({m['makespanS']:.0f} s) vs lower bound {b['total_s']:.0f} s "

@@ -103,6 +103,7 @@ class MigrationInput(WireModel):
     request: MigrationRequest
     policy: CapturePolicy = Field(default_factory=CapturePolicy)
     max_parallel: int = 8
+    start_spacing_seconds: float = 0.0  # between the first captures the migration starts
     earlier: list[ImageEntry] = Field(default_factory=list)  # completed by earlier runs (not captured again)
     planned: bool = False
     plan: list[ImageEntry] = Field(default_factory=list)
@@ -116,6 +117,9 @@ class BatchInput(WireModel):
     request: MigrationRequest
     policy: CapturePolicy = Field(default_factory=CapturePolicy)
     parallel: int = 1
+    # The batch's first captures start ``spacing_seconds`` apart, the first after ``offset_seconds``.
+    spacing_seconds: float = 0.0
+    offset_seconds: float = 0.0
     entries: list[ImageEntry]
 
 

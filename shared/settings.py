@@ -69,6 +69,8 @@ class Settings:
     webhook_allow_loopback: bool = False
     # POST /api/migrations: how many image captures one migration runs at once (shared.migrations).
     migration_max_parallel: int = 8
+    # ... and how far apart the first of them start (their preflight reads fit ARM's read refill).
+    migration_start_spacing_seconds: float = 0.6
 
     @property
     def arm_scope(self) -> str:
@@ -130,6 +132,9 @@ class Settings:
             ),
             webhook_allow_loopback=_bool(env, SETTING_ALLOW_LOOPBACK, False),
             migration_max_parallel=_positive_int(env, "MIGRATION_MAX_PARALLEL", cls.migration_max_parallel),
+            migration_start_spacing_seconds=max(
+                0.0, _float(env, "MIGRATION_START_SPACING_SECONDS", cls.migration_start_spacing_seconds)
+            ),
         )
 
 

@@ -110,6 +110,7 @@ async def post_migration(req: func.HttpRequest, client: df.DurableOrchestrationC
         request=request,
         policy=settings.policy,
         max_parallel=settings.migration_max_parallel,
+        start_spacing_seconds=settings.migration_start_spacing_seconds,
         earlier=earlier,
     ).to_wire()
     try:

@@ -13,6 +13,7 @@ captures to end (they clean up after themselves) and reports the images not star
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -53,6 +54,15 @@ class Batch:
         return self.context.call_sub_orchestrator(
             names.CAPTURE_IMAGE, child_input(self.inp, e), instance_id=e.capture_id
         )
+
+    def pause(self, seconds: float) -> Gen[None]:
+        """Wait ``seconds`` on a durable timer, or until ``cancel`` arrives (then return at once)."""
+        if seconds <= 0 or self.watch.requested:
+            return
+        timer = self.context.create_timer(self.context.current_utc_datetime + timedelta(seconds=seconds))
+        yield self.context.task_any([timer, self.watch.task])
+        if not timer.is_completed:
+            timer.cancel()
 
     def cancel_pending(self, queue: list[int]) -> None:
         self.progress.cancel_requested = True
@@ -128,8 +138,15 @@ def migrate_batch(context: df.DurableOrchestrationContext) -> Gen[dict[str, Any]
     yield from b.watch.arm()
     queue = [i for i, e in enumerate(b.entries) if e.state == "pending"]
     running: dict[Any, int] = {}
+    total = len(queue)
+    yield from b.pause(b.inp.offset_seconds)
     while queue or running:
         while queue and len(running) < max(1, b.inp.parallel) and not b.watch.requested:
+            if running and len(queue) + len(running) == total:  # the first wave starts spaced out
+                b.publish()
+                yield from b.pause(b.inp.spacing_seconds)
+                if b.watch.requested:
+                    break
             i = queue.pop(0)
             running[b.start(i)] = i
         if b.watch.requested:

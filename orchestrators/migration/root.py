@@ -73,9 +73,11 @@ class Root:
     def publish(self) -> None:
         self.context.set_custom_status(self.progress.to_wire())
 
-    def batch_input(self, k: int, entries: list[ImageEntry], parallel: int) -> dict[str, Any]:
+    def batch_input(self, k: int, entries: list[ImageEntry], parallel: int, offset: float) -> dict[str, Any]:
         inp = self.inp
         return BatchInput(
+            spacing_seconds=inp.start_spacing_seconds * max(1, min(len(batches(inp.plan)), inp.max_parallel)),
+            offset_seconds=offset,
             migration_id=inp.migration_id,
             run_id=inp.run_id,
             index=k,
@@ -109,17 +111,20 @@ class Root:
         caps = shares(self.inp.max_parallel, [len(b) for _, b in todo])
         running: dict[Any, tuple[int, list[ImageEntry], int]] = {}
         free = list(caps)
+        first = True
         while todo or running:
             while todo and free and not self.watch.requested:
                 (k, entries), cap = todo.pop(0), free.pop(0)
                 cap = max(1, min(cap, len(entries)))
                 task = self.context.call_sub_orchestrator(
                     names.MIGRATE_BATCH,
-                    self.batch_input(k, entries, cap),
+                    # The first batches start their captures interleaved, start_spacing apart in all.
+                    self.batch_input(k, entries, cap, k * self.inp.start_spacing_seconds if first else 0.0),
                     instance_id=batch_instance_id(self.inp.migration_id, k),
                 )
                 running[task] = (k, entries, cap)
                 self.progress.batches.append(batch_instance_id(self.inp.migration_id, k))
+            first = False
             if self.watch.requested:
                 self.cancel_pending(todo)
             self.publish()
