@@ -29,7 +29,9 @@ from shared.migrations import parse_scope
 
 def _facts(image: dict[str, Any]) -> ManagedImageFacts:
     p = props(image)
-    os_disk = (p.get("storageProfile") or {}).get("osDisk") or {}
+    storage = p.get("storageProfile") or {}
+    os_disk = storage.get("osDisk") or {}
+    disks = [os_disk, *(storage.get("dataDisks") or [])]
     image_id = str(image.get("id") or "")
     return ManagedImageFacts(
         id=image_id,
@@ -39,6 +41,7 @@ def _facts(image: dict[str, Any]) -> ManagedImageFacts:
         os_type=os_disk.get("osType"),
         hyper_v_generation=p.get("hyperVGeneration"),
         provisioning_state=p.get("provisioningState"),
+        size_gib=sum(int(d.get("diskSizeGB") or 0) for d in disks if isinstance(d, dict)),
     )
 
 

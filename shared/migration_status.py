@@ -37,6 +37,7 @@ class ManagedImageFacts(WireModel):
     os_type: str | None = None
     hyper_v_generation: str | None = None
     provisioning_state: str | None = None
+    size_gib: int = 0  # OS and data disks, as the image states them (0 when it does not)
 
 
 class ImageScope(WireModel):
@@ -68,6 +69,7 @@ class ImageEntry(WireModel):
     resource_group: str
     definition: str
     capture_id: str | None = None
+    size_gib: int = 0  # the largest images start first: they take longest
     state: ImageState = "pending"
     version: str | None = None
     version_id: str | None = None

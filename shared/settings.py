@@ -70,7 +70,7 @@ class Settings:
     # POST /api/migrations: how many image captures one migration runs at once (shared.migrations).
     migration_max_parallel: int = 8
     # ... and how far apart the first of them start (their preflight reads fit ARM's read refill).
-    migration_start_spacing_seconds: float = 0.6
+    migration_start_spacing_seconds: float = 1.0
 
     @property
     def arm_scope(self) -> str:

@@ -34,6 +34,7 @@ def plan_images(inp: MigrationInput, images: list[ManagedImageFacts]) -> list[Im
             resource_group=image.resource_group,
             definition=name,
             capture_id=child_capture_id(image.id),
+            size_gib=image.size_gib,
         )
         before = earlier.pop(image.id.lower(), None)
         if before is not None:
@@ -98,11 +99,18 @@ def too_large(total: int, scope: str) -> ErrorInfo | None:
 
 
 def batches(entries: list[ImageEntry]) -> list[list[ImageEntry]]:
-    """The pending entries in batches of ``BATCH_SIZE``, each entry told its batch."""
-    pending = [e for e in entries if e.state == "pending"]
-    out = []
-    for k in range(0, len(pending), BATCH_SIZE):
-        out.append([e.model_copy(update={"batch": k // BATCH_SIZE}) for e in pending[k : k + BATCH_SIZE]])
+    """The pending entries in batches of at most ``BATCH_SIZE``, each entry told its batch.
+
+    Largest first, dealt round-robin over the batches: the batches start their captures interleaved
+    (``migrate_batch``), so the images start in order of size and the longest one is never last.
+    """
+    pending = sorted(
+        (e for e in entries if e.state == "pending"), key=lambda e: (-e.size_gib, e.image_id.lower())
+    )
+    count = -(-len(pending) // BATCH_SIZE)
+    out: list[list[ImageEntry]] = [[] for _ in range(count)]
+    for r, e in enumerate(pending):
+        out[r % count].append(e.model_copy(update={"batch": r % count}))
     return out
 
 

@@ -215,11 +215,11 @@ def test_batches_and_shares_keep_at_most_max_parallel_captures_running() -> None
     req = request()
     plan = plan_images(_input(req), [_facts(f"img{i:03}") for i in range(200)])
     groups = batches(plan)
-    assert [len(g) for g in groups] == [BATCH_SIZE] * 12 + [8]
+    assert [len(g) for g in groups] == [BATCH_SIZE] * 5 + [BATCH_SIZE - 1] * 8
     assert all(e.batch == k for k, g in enumerate(groups) for e in g)
     sizes = [len(g) for g in groups]
     assert shares(8, sizes) == [1] * 8
-    assert shares(200, sizes) == [16] * 12 + [8]
+    assert shares(200, sizes) == sizes
     assert sum(shares(50, sizes)) == 50 and len(shares(50, sizes)) == 13
     assert shares(8, [3]) == [3]
 
@@ -242,6 +242,16 @@ def test_a_source_is_deleted_only_when_completed_in_every_region_and_booted_when
     assert why_kept(entry.model_copy(update={"regions": replicating}), req)
     assert why_kept(entry.model_copy(update={"boot_test": "failed"}), req)
     assert why_kept(entry.model_copy(update={"boot_test": "passed"}), req) is None
+
+
+def test_the_largest_images_start_first_dealt_over_the_batches() -> None:
+    req = request()
+    images = [_facts(f"img{i:02}").model_copy(update={"size_gib": 10 + i % 7}) for i in range(40)]
+    groups = batches(plan_images(_input(req), images))
+    assert len(groups) == 3
+    # The k-th image to start (batch k % 3, its (k // 3)-th) is the k-th largest.
+    order = [groups[k % 3][k // 3].size_gib for k in range(40)]
+    assert order == sorted(order, reverse=True)
 
 
 def test_counts_and_final_state() -> None:
