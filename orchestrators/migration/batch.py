@@ -55,12 +55,16 @@ class Batch:
             names.CAPTURE_IMAGE, child_input(self.inp, e), instance_id=e.capture_id
         )
 
-    def pause(self, seconds: float) -> Gen[None]:
-        """Wait ``seconds`` on a durable timer, or until ``cancel`` arrives (then return at once)."""
+    def pause(self, seconds: float, running: list[Any]) -> Gen[None]:
+        """Wait ``seconds`` on a durable timer, or until ``cancel`` arrives (then return at once).
+
+        The captures started so far are yielded with the timer: the SDK schedules a task only when it
+        is yielded, so they start now, not when the pacing is over.
+        """
         if seconds <= 0 or self.watch.requested:
             return
         timer = self.context.create_timer(self.context.current_utc_datetime + timedelta(seconds=seconds))
-        yield self.context.task_any([timer, self.watch.task])
+        yield self.context.task_any([timer, self.watch.task, *running])
         if not timer.is_completed:
             timer.cancel()
 
@@ -139,12 +143,12 @@ def migrate_batch(context: df.DurableOrchestrationContext) -> Gen[dict[str, Any]
     queue = [i for i, e in enumerate(b.entries) if e.state == "pending"]
     running: dict[Any, int] = {}
     total = len(queue)
-    yield from b.pause(b.inp.offset_seconds)
+    yield from b.pause(b.inp.offset_seconds, [])
     while queue or running:
         while queue and len(running) < max(1, b.inp.parallel) and not b.watch.requested:
             if running and len(queue) + len(running) == total:  # the first wave starts spaced out
                 b.publish()
-                yield from b.pause(b.inp.spacing_seconds)
+                yield from b.pause(b.inp.spacing_seconds, list(running))
                 if b.watch.requested:
                     break
             i = queue.pop(0)
