@@ -14,6 +14,8 @@ import math
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.rest import HttpRequest
+from azure.mgmt.core.exceptions import ARMErrorFormat
 
 from activities import source_checks
 from activities._common import activity, as_dict, azure_call, azure_code, get_or_none, props
@@ -180,7 +182,9 @@ def _vhds(inp: ImageSource, vhds: VhdSet) -> SourceFacts:
     account = vhds.account_name
     base = storage.pattern.replace(ACCOUNT_PLACEHOLDER, account)
     disks: list[SourceDisk] = []
-    problems: list[str] = []
+    location, problems = _account_location(vhds.storage_account_id)
+    if location is None and problems:
+        return SourceFacts(kind="vhds", id=vhds.os.uri, name=account, exists=False, problems=problems)
     for lun, uri in vhds.blobs():
         problem = vhd_uri_problem(uri, account, storage)
         if problem:  # a replayed input from before the rule: no token goes to it
@@ -208,12 +212,35 @@ def _vhds(inp: ImageSource, vhds: VhdSet) -> SourceFacts:
         kind="vhds",
         id=vhds.os.uri,
         name=disks[0].name,
+        location=location,
         os_type=inp.os_type,
         hyper_v_generation=inp.hyper_v_generation,
         os_state=inp.os_state,
         disks=disks,
         problems=problems,
     )
+
+
+STORAGE_API_VERSION = "2023-05-01"
+
+
+def _account_location(account_id: str) -> tuple[str | None, list[str]]:
+    """(the storage account's region, problems): an ARM GET of the account (no keys are read). A refused
+    read leaves the region unknown: the permission check then names what the identity lacks."""
+    rid = ResourceId.parse(account_id)
+    request = HttpRequest("GET", account_id, params={"api-version": STORAGE_API_VERSION})
+    with azure_call("read the VHDs' storage account", account_id):
+        response = clients.arm_send(rid.subscription_id, request)
+        if response.status_code == 404:
+            return None, [
+                f"the storage account {rid.name} does not exist in resource group {rid.resource_group}: "
+                "check source.vhds.storageAccountId"
+            ]
+        if response.status_code == 403:
+            return None, []  # the permission preflight names the missing action and its role
+        if response.status_code != 200:
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+        return str(response.json().get("location") or "") or None, []
 
 
 def _vhd_blob(account_url: str, container: str, blob: str, label: str) -> tuple[int, list[str]]:

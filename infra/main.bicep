@@ -28,6 +28,9 @@ param galleryResourceGroups string = ''
 @description('Comma-separated resource ids of the storage accounts VHD exports may go to (this subscription). Empty: VHD export disabled.')
 param exportStorageAccounts string = ''
 
+@description('Comma-separated resource ids of the storage accounts (this subscription) whose VHD blobs captures may import as a VHD source (source.vhds). Empty: none.')
+param vhdSourceStorageAccounts string = ''
+
 @description('Create the Event Grid subscriptions that call capture_on_deallocation. Event Grid validates the webhook when the subscription is created, so the app must already be deployed: the postdeploy hook of azure.yaml sets this and provisions again.')
 param eventSubscriptionEnabled bool = false
 
@@ -60,6 +63,7 @@ var sourceGroups = empty(sourceResourceGroups) ? [appGroupName] : split(replace(
 var buildGroup = empty(buildResourceGroup) ? sourceGroups[0] : buildResourceGroup
 var galleryGroups = empty(galleryResourceGroups) ? [appGroupName] : split(replace(galleryResourceGroups, ' ', ''), ',')
 var exportAccounts = empty(exportStorageAccounts) ? [] : split(replace(exportStorageAccounts, ' ', ''), ',')
+var vhdSourceAccounts = empty(vhdSourceStorageAccounts) ? [] : split(replace(vhdSourceStorageAccounts, ' ', ''), ',')
 // The webhook the Event Grid subscriptions call: triggers/eventgrid_captures.py (name and route).
 var deallocationFunctionName = 'capture_on_deallocation'
 var deallocationRoute = 'eventgrid/deallocations'
@@ -155,6 +159,20 @@ module exportRoles 'app/account-roles.bicep' = [for account in exportAccounts: {
   scope: resourceGroup(split(account, '/')[4])
   params: {
     accountName: last(split(account, '/'))
+    roles: appActions.roles
+    roleKey: environmentName
+    principalId: core.outputs.identityPrincipalId
+  }
+  dependsOn: [appRoles]
+}]
+
+// A VHD source account id, as an export account id: the role that reads its blobs and lists its keys.
+module vhdSourceRoles 'app/account-roles.bicep' = [for account in vhdSourceAccounts: {
+  name: 'roles-vhdsource-${uniqueString(account)}'
+  scope: resourceGroup(split(account, '/')[4])
+  params: {
+    accountName: last(split(account, '/'))
+    scopeKind: 'vhdSourceAccounts'
     roles: appActions.roles
     roleKey: environmentName
     principalId: core.outputs.identityPrincipalId

@@ -146,6 +146,8 @@ class CaptureListEntry(WireModel):
     run_id: str | None = Field(default=None, description="The latest run's id.")
     runtime_status: str = Field(description="As in the status view (Canceled for a canceled capture).")
     source_vm_id: str | None = None
+    source_kind: str | None = Field(default=None, description="vm, managedImage, snapshots or vhds.")
+    source_id: str | None = Field(default=None, description="The VM, image, OS snapshot or OS VHD URI.")
     stage: str | None = Field(default=None, description="The stage the capture is in, or ended in.")
     created_time: str | None = None
     last_updated_time: str | None = None

@@ -73,3 +73,18 @@ SPECIALIZED_EXAMPLE: dict[str, Any] = {
         "consistency": "crash",
     },
 }
+
+_EXAMPLE_IMAGE = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-legacy-images"
+    "/providers/Microsoft.Compute/images/img-linux-gen2"
+)
+
+MANAGED_IMAGE_EXAMPLE: dict[str, Any] = {
+    "summary": "Move the managed image img-linux-gen2 into a gallery (the definition follows the image)",
+    "value": {
+        "source": {"managedImageId": _EXAMPLE_IMAGE},
+        "gallery": {"resourceGroup": "rg-images", "name": "galContoso"},
+        "imageDefinition": {"name": "linux-gen2", "publisher": "contoso", "offer": "legacy", "sku": "gen2"},
+        "targetRegions": [{"name": "westeurope"}, {"name": "eastus2"}],
+    },
+}

@@ -23,7 +23,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from shared import api_bodies as bodies
 from shared import migration_api
-from shared.api_examples import CAPTURE_EXAMPLE, DELIVERY_EXAMPLES, SPECIALIZED_EXAMPLE
+from shared.api_examples import CAPTURE_EXAMPLE, DELIVERY_EXAMPLES, MANAGED_IMAGE_EXAMPLE, SPECIALIZED_EXAMPLE
 from shared.bounded_json import MAX_BODY_BYTES
 from shared.model_base import WireModel
 from shared.requests import CaptureRequest
@@ -115,7 +115,11 @@ def _post_captures() -> Schema:
             "content": {
                 JSON: {
                     "schema": ref("CaptureRequest"),
-                    "examples": {"inPlace": CAPTURE_EXAMPLE, "specialized": SPECIALIZED_EXAMPLE},
+                    "examples": {
+                        "inPlace": CAPTURE_EXAMPLE,
+                        "specialized": SPECIALIZED_EXAMPLE,
+                        "managedImage": MANAGED_IMAGE_EXAMPLE,
+                    },
                 }
             },
         },

@@ -44,6 +44,11 @@ _BUILTIN_SUGGESTIONS = (
     ("Microsoft.Compute/snapshots/", "Disk Snapshot Contributor"),
     ("Microsoft.Compute/galleries/", "Compute Gallery Artifacts Publisher"),
     ("Microsoft.Storage/storageAccounts/blobServices/", "Storage Blob Data Contributor"),
+    ("Microsoft.Compute/images/", "Reader"),  # Reader on the managed image, as the migration guide says
+    (
+        "Microsoft.Storage/storageAccounts/listKeys/",
+        "Storage Account Contributor",
+    ),  # the VHD-source docs' role
 )
 # VM actions are authorised on the VM itself: checking them there also sees a role assigned on the VM.
 _ON_THE_VM = "microsoft.compute/virtualmachines/"

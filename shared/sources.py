@@ -346,3 +346,11 @@ class VersionSource(WireModel):
     managed_image_id: str | None = None
     storage_account_id: str | None = None  # VHD blobs: their account (with ``vhds``)
     vhds: list[SourceDisk] = Field(default_factory=list)  # the OS blob (lun None) and the data blobs
+
+
+def source_subscription(raw: object) -> str | None:
+    """The subscription of a stored request's ``source`` (as JSON), or None if it names none."""
+    try:
+        return ImageSource.from_wire(raw).subscription_id
+    except ValueError:
+        return None

@@ -71,7 +71,7 @@ async def post_capture(req: func.HttpRequest, client: df.DurableOrchestrationCli
             {
                 "error": {
                     "code": "CaptureAlreadyRunning",
-                    "message": f"A capture of {request.source_vm_id} is already {outcome.runtime_status}: "
+                    "message": f"A capture of {request.source_id} is already {outcome.runtime_status}: "
                     "wait for it to finish (or cancel it) before starting another.",
                 },
                 "id": outcome.instance_id,
@@ -81,7 +81,7 @@ async def post_capture(req: func.HttpRequest, client: df.DurableOrchestrationCli
             409,
             headers=headers,
         )
-    log.info("capture %s started for %s", outcome.instance_id, request.source_vm_id)
+    log.info("capture %s started for %s", outcome.instance_id, request.source_id)
     return json_response(
         {"id": outcome.instance_id, "runId": outcome.run_id, **links},
         202,

@@ -44,6 +44,8 @@ def capture_entry(req: func.HttpRequest, snap: InstanceSnapshot) -> CaptureListE
         run_id=(progress.run_id or progress.capture_id) if progress is not None else None,
         runtime_status=str(shown_runtime_status(snap.runtime_status, progress)),
         source_vm_id=progress.source_vm_id if progress is not None else None,
+        source_kind=progress.source_kind if progress is not None else None,
+        source_id=progress.source_id if progress is not None else None,
         stage=str(progress.stage) if progress is not None and progress.stage is not None else None,
         created_time=snap.created_time,
         last_updated_time=snap.last_updated_time,

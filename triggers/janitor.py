@@ -47,6 +47,7 @@ from shared.janitor import (
     plan,
 )
 from shared.settings import JanitorSettings, get_janitor_settings, janitor_schedule
+from shared.sources import source_subscription
 from shared.status import export_instance_id, version_instance_id
 from triggers.status_reader import is_active, read_instance
 
@@ -64,7 +65,10 @@ def _subscriptions_of(raw_input: Any) -> set[str]:
     try:
         subs.add(ResourceId.parse(str(request.get("sourceVmId") or "")).subscription_id)
     except ValueError:
-        return subs
+        source_sub = source_subscription(request.get("source"))  # a managed image, snapshots, VHDs
+        if source_sub is None:
+            return subs
+        subs.add(source_sub)
     gallery = request.get("gallery")
     if isinstance(gallery, dict) and gallery.get("subscriptionId"):
         subs.add(str(gallery["subscriptionId"]))

@@ -185,7 +185,7 @@ async def capture_from_queue(msg: func.QueueMessage, client: df.DurableOrchestra
         await _reject(msg, queue, "VersionAlreadyTargeted", text, [FieldError(field="version", message=text)])
         return
     if outcome.started:
-        log.info("capture %s started for %s from queue message %s", instance_id, request.source_vm_id, msg.id)
+        log.info("capture %s started for %s from queue message %s", instance_id, request.source_id, msg.id)
     else:
         log.info(
             "capture request %s on %s not started: capture %s of this VM is already %s",

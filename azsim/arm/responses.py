@@ -251,6 +251,10 @@ def list_all_managed_images(b: ComputeBackend, req: ArmRequest) -> Reply:
     return _listing([i.to_arm() for i in images if req.ctx.allowed(req.ctx_action, i.id)])
 
 
+def get_storage_account(b: ComputeBackend, req: ArmRequest) -> Reply:
+    return Reply(200, b.get_storage_account(req["sub"], req["rg"], req["name"]))
+
+
 def get_managed_image(b: ComputeBackend, req: ArmRequest) -> Reply:
     return Reply(200, b.get_managed_image(req["sub"], req["rg"], req["name"]).to_arm())
 

@@ -204,6 +204,13 @@ ROUTES: tuple[Route, ...] = (
     ),
     _list(RG, r"/providers/Microsoft\.Compute/images", f"{MC}/images/read", "list_managed_images"),
     _r("GET", C + r"/images/(?P<name>[^/]+)", f"{MC}/images/read", "get_managed_image"),
+    # Storage accounts: only the GET of one (a VHD source's region), no keys.
+    _r(
+        "GET",
+        RG + r"/providers/Microsoft\.Storage/storageAccounts/(?P<name>[^/]+)",
+        "Microsoft.Storage/storageAccounts/read",
+        "get_storage_account",
+    ),
     _r("PUT", C + r"/images/(?P<name>[^/]+)", f"{MC}/images/write", "put_managed_image"),
     _r("DELETE", C + r"/images/(?P<name>[^/]+)", f"{MC}/images/delete", "delete_managed_image"),
     # Galleries

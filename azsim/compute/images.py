@@ -22,6 +22,9 @@ from azsim.storage.vhd import FOOTER_SIZE, MIB, InvalidVhdError, parse_footer
 from azsim.storage.vhdblobs import BlobTail, VhdBlobs, vhd_image
 
 IMAGES = "Microsoft.Compute/images"
+# The linked action a VHD source needs on its storage account (Azure's docs: listKeys, or Storage Account
+# Contributor), checked when a version or an image names a blob of it.
+LIST_KEYS = "Microsoft.Storage/storageAccounts/listKeys/action"
 MAX_IMAGE_DISK_GIB = 1023  # ImageDisk.diskSizeGB's description: "cannot be larger than 1023 GB"
 
 
@@ -201,7 +204,7 @@ class ManagedImages(ComputeState):
             raise invalid_parameter(
                 f"The blob URI '{uri}' does not belong to the storage account '{sa_id}'.", f"{target}.uri"
             )
-        ctx.authorize_linked("Microsoft.Storage/storageAccounts/listKeys/action", sa_id)
+        ctx.authorize_linked(LIST_KEYS, sa_id)
         tail = self.vhd_blobs.tail(account_name, *path) if self.vhd_blobs is not None else None
         if tail is None:
             raise invalid_parameter(
@@ -210,6 +213,26 @@ class ManagedImages(ComputeState):
                 f"{target}.uri",
             )
         return VhdSource(uri, sa_id, location, _checked_data_bytes(uri, tail))
+
+    def get_storage_account(self, sub: str, rg: str, name: str) -> dict[str, Any]:
+        """``GET .../Microsoft.Storage/storageAccounts/{name}``: the world account's ARM JSON (the fields
+        a caller reads: id, name, location, kind, sku, the blob endpoint; no keys, no other properties)."""
+        group = self.require_rg(sub, rg)
+        found = self.storage_account(
+            rid(group.subscription, group.name, f"Microsoft.Storage/storageAccounts/{name}")
+        )
+        if found is None:
+            raise resource_not_found("Microsoft.Storage/storageAccounts", name, rg)
+        sa_id, _account, location = found
+        return {
+            "id": sa_id,
+            "name": sa_id.rsplit("/", 1)[1],
+            "type": "Microsoft.Storage/storageAccounts",
+            "location": location,
+            "kind": "StorageV2",
+            "sku": {"name": "Standard_LRS", "tier": "Standard"},
+            "properties": {"provisioningState": "Succeeded"},
+        }
 
     # ------------------------------------------------------------------ images
 

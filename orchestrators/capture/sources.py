@@ -55,14 +55,10 @@ def source_vm_facts(found: SourceFacts, location: str) -> VmFacts:
         security_type="Standard",
         architecture="x64",
         power_state="none",
-        generalized=source_os_state_of(found) == "Generalized",
+        generalized=found.os_state != "Specialized",
         os_disk=disks[0],
         data_disks=disks[1:],
     )
-
-
-def source_os_state_of(found: SourceFacts) -> str:
-    return found.os_state or "Generalized"
 
 
 def location_problems(found: SourceFacts, gallery: str, gallery_location: str | None) -> list[str]:

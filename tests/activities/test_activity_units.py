@@ -31,6 +31,7 @@ EXPECTED_ACTIVITIES = {
     "record_trace",
     "get_vm_facts",
     "check_gallery",
+    "read_source",
     "check_export_target",
     "list_regions",
     "check_permissions",

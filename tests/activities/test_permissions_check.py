@@ -53,6 +53,7 @@ def _world(path: Path) -> Path:
         "sourceGroups": f"{sub}/resourceGroups/rg-build",
         "galleries": f"{sub}/resourceGroups/rg-images",
         "exportAccounts": f"{sub}/resourceGroups/rg-storage/providers/Microsoft.Storage/storageAccounts/stexports",
+        "vhdSourceAccounts": f"{sub}/resourceGroups/rg-legacy-images/providers/Microsoft.Storage/storageAccounts/stlegacyvhds",
     }
     roles = [
         {

@@ -31,7 +31,7 @@ RG = f"/subscriptions/{SUB}/resourceGroups/rg-build"
 VM = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm-web"
 API = "?api-version=2024-07-01"
 
-# Operation names of Microsoft.Compute, Microsoft.Network, Microsoft.Resources and Microsoft.Authorization as
+# Operation names of Microsoft.Compute, Microsoft.Network, Microsoft.Resources, Microsoft.Authorization and Microsoft.Storage as
 # Azure lists them ("Azure resource provider operations" on Microsoft Learn), for every route azsim serves.
 AZURE_OPERATIONS = {
     "Microsoft.Authorization/roleAssignments/read",
@@ -83,6 +83,9 @@ AZURE_OPERATIONS = {
     "Microsoft.Network/networkInterfaces/delete",
     "Microsoft.Network/networkInterfaces/join/action",
     "Microsoft.Authorization/permissions/read",
+    # Microsoft.Storage: "Returns the list of storage accounts or gets the properties for the specified
+    # storage account" (a VHD source's region).
+    "Microsoft.Storage/storageAccounts/read",
 }
 
 

@@ -27,12 +27,13 @@ OPERATOR = {
     "clientId": str(uuid.uuid5(uuid.NAMESPACE_URL, "azsim:test-operator-client")),
     "kind": "servicePrincipal",
 }
+# The VHD source account lies in a source group: listed first, so its grants count as the account's.
 SCOPE_KINDS = (
+    "vhdSourceAccounts",
     "sourceGroups",
     "buildGroup",
     "galleries",
     "exportAccounts",
-    "vhdSourceAccounts",
     "subscription",
 )
 
@@ -48,12 +49,16 @@ def example_scopes(subscription_id: str) -> dict[str, list[str]]:
     """Each scope kind of the role file, in the example world: where the app's roles are assigned."""
     sub = f"/subscriptions/{subscription_id}"
     return {
-        "sourceGroups": [f"{sub}/resourceGroups/rg-build"],
+        # rg-legacy-images: the managed images (and snapshots) captures take as their source.
+        "sourceGroups": [f"{sub}/resourceGroups/rg-build", f"{sub}/resourceGroups/rg-legacy-images"],
         # The in-place capture snapshots in the source VM's group: the build group is that group here.
         "buildGroup": [f"{sub}/resourceGroups/rg-build"],
         "galleries": [f"{sub}/resourceGroups/rg-images"],
         "exportAccounts": [
             f"{sub}/resourceGroups/rg-storage/providers/Microsoft.Storage/storageAccounts/stexports"
+        ],
+        "vhdSourceAccounts": [
+            f"{sub}/resourceGroups/rg-legacy-images/providers/Microsoft.Storage/storageAccounts/stlegacyvhds"
         ],
         "subscription": [sub],
     }

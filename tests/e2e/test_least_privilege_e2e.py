@@ -4,7 +4,7 @@ One stack (azsim + Azurite + devhost running the real function_app.py) whose wor
 identity nothing but those custom roles, at the example world's scopes. The scenarios run one after
 another: a plain capture to three regions, a capture with export, an Event Grid triggered capture, a
 cancel during the copy, a capture that fails terminally, a specialized capture with consistency stopped, and a janitor sweep that cleans up an
-orphaned run. Each must end as in the normal suite (an action missing from a role is a 403 there, so a
+orphaned run, then captures from a managed image, a snapshot and VHD blobs. Each must end as in the normal suite (an action missing from a role is a 403 there, so a
 failed capture or a refusal in azsim's log). Then what azsim authorised for the identity, read from
 ``/_sim/authorizations``, must equal the roles exactly (per scope), and each feature's share of it
 must match the per-feature breakdown in the same file.
@@ -158,6 +158,54 @@ def failing_capture(s: Stack) -> None:
     assert s.vm_state("vm-fail")["powerState"] == "running", s.vm_state("vm-fail")
 
 
+def _source_capture(s: Stack, source: dict[str, Any], definition: str) -> None:
+    body = {
+        "source": source,
+        "gallery": {"resourceGroup": "rg-images", "name": "galContoso"},
+        "imageDefinition": {"name": definition, "publisher": "contoso", "offer": "lp", "sku": definition},
+        "version": "1.0.0",
+        "targetRegions": [{"name": "westeurope"}, {"name": "eastus2"}],
+    }
+    status = s.run(body)
+    assert status["runtimeStatus"] == "Completed", status.get("error")
+
+
+def managed_image_capture(s: Stack) -> None:
+    image = f"/subscriptions/{s.cloud.subscription_id}/resourceGroups/rg-legacy-images/providers/Microsoft.Compute/images/img-windows-gen1"
+    _source_capture(s, {"managedImageId": image}, "lp-from-image")
+
+
+def snapshot_capture(s: Stack) -> None:
+    compute = _operator_compute(s)
+    disk = compute.disks.get(
+        "rg-build", compute.virtual_machines.get("rg-build", "vm-web").storage_profile.os_disk.name
+    )
+    snap = compute.snapshots.begin_create_or_update(
+        "rg-build",
+        "lp-source-os",
+        {
+            "location": disk.location,
+            "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": disk.id}},
+        },
+    ).result()
+    _source_capture(s, {"snapshots": {"os": snap.id}}, "lp-from-snapshots")
+
+
+def vhd_capture(s: Stack) -> None:
+    sub = f"/subscriptions/{s.cloud.subscription_id}"
+    account = s.cloud.storage_account_url("stlegacyvhds")
+    source = {
+        "vhds": {
+            "storageAccountId": f"{sub}/resourceGroups/rg-legacy-images/providers/Microsoft.Storage/storageAccounts/stlegacyvhds",
+            "os": {"uri": f"{account}/vhds/app-os.vhd"},
+            "data": [{"lun": 0, "uri": f"{account}/vhds/app-data0.vhd"}],
+        },
+        "osType": "Linux",
+        "hyperVGeneration": "V2",
+    }
+    _source_capture(s, source, "lp-from-vhds")
+
+
 ORPHAN: dict[str, Any] = {}
 
 
@@ -215,6 +263,9 @@ SCENARIOS: list[tuple[Callable[[Stack], None], tuple[str, ...], tuple[str, ...]]
     (failing_capture, (), CAPTURE),
     (orphaned_run, (), (*CAPTURE, "export")),
     (janitor_sweep, ("janitor",), ()),
+    (managed_image_capture, ("source.managedImage",), ("createIfMissing",)),
+    (snapshot_capture, ("source.snapshots",), ("createIfMissing",)),
+    (vhd_capture, ("source.vhds",), ("createIfMissing",)),
 ]
 
 

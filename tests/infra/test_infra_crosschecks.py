@@ -171,7 +171,14 @@ def test_the_subscription_delivers_only_successful_deallocations_the_app_accepts
 
 # --- Role scopes ------------------------------------------------------------------------------------------
 
-SCOPE_KINDS = {"sourceGroups", "buildGroup", "galleries", "exportAccounts", "subscription"}
+SCOPE_KINDS = {
+    "sourceGroups",
+    "buildGroup",
+    "galleries",
+    "exportAccounts",
+    "vhdSourceAccounts",
+    "subscription",
+}
 
 
 def assigned_kinds() -> dict[str, str]:
@@ -192,7 +199,8 @@ def assigned_kinds() -> dict[str, str]:
             variable = looped or body(module)["scope"]["function"]["parameters"]["resource_group_name"]
             kinds[params["scopeKind"]] = param_of(variable)
         elif path == "app/account-roles.bicep":
-            kinds["exportAccounts"] = param_of(config["loop_type"]["detail"]["array_name"])
+            kind = params.get("scopeKind", "exportAccounts")  # the module's default
+            kinds[kind] = param_of(config["loop_type"]["detail"]["array_name"])
     if "subscriptionRoles" in main["resources"]:
         kinds["subscription"] = "(the deployment's subscription)"
     return kinds
@@ -214,7 +222,8 @@ def uncovered(world: dict[str, Any], parameters: dict[str, Any], kinds: dict[str
         kind: {g.lower() for g in _groups(values.get(param, ""))} for kind, param in kinds.items()
     }
     accounts = {a.lower() for a in _groups(values.get(kinds.get("exportAccounts", ""), ""))}
-    account_groups = {a.split("/")[4] for a in accounts}
+    vhd_sources = {a.lower() for a in _groups(values.get(kinds.get("vhdSourceAccounts", ""), ""))}
+    account_groups = {a.split("/")[4] for a in accounts | vhd_sources}
     sub = world["subscriptions"][0]["id"]
     problems = []
     for vm in world["virtualMachines"]:
@@ -222,8 +231,8 @@ def uncovered(world: dict[str, Any], parameters: dict[str, Any], kinds: dict[str
             problems.append(f"VM {vm['name']}: its group {vm['resourceGroup']} is not a source group")
     for sa in world["storageAccounts"]:
         sa_id = f"/subscriptions/{sub}/resourcegroups/{sa['resourceGroup']}/providers/microsoft.storage/storageaccounts/{sa['name']}"
-        if sa_id.lower() not in accounts:
-            problems.append(f"storage account {sa['name']} is not an export account")
+        if sa_id.lower() not in accounts | vhd_sources:
+            problems.append(f"storage account {sa['name']} is neither an export nor a VHD source account")
     for gallery in world["galleries"]:
         if gallery["resourceGroup"].lower() not in scope_groups.get("galleries", set()):
             problems.append(f"gallery {gallery['name']}: its group is not a gallery group")
@@ -284,7 +293,7 @@ def test_a_world_group_outside_the_role_scopes_is_reported(tmp_path: Path) -> No
     problems = uncovered(world, _world_parameters(), assigned_kinds())
     assert problems == [
         "VM vm-other: its group rg-other is not a source group",
-        "storage account stother is not an export account",
+        "storage account stother is neither an export nor a VHD source account",
         "gallery galOther: its group is not a gallery group",
         "resource group rg-other is in no role scope",
     ]
