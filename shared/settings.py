@@ -42,10 +42,9 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ValueError(f"setting {name}={raw!r} must be true or false")
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    value = _float(env, name, default)
+def _positive_int(name: str, value: float) -> int:
     if value < 1 or value != int(value):
-        raise ValueError(f"setting {name}={env.get(name)!r} must be a whole number of at least 1")
+        raise ValueError(f"setting {name}={value!r} must be a whole number of at least 1")
     return int(value)
 
 
@@ -131,7 +130,9 @@ class Settings:
                 env.get(SETTING_SUFFIX), env.get(SETTING_TEMPLATE), env.get(SETTING_ACCOUNTS)
             ),
             webhook_allow_loopback=_bool(env, SETTING_ALLOW_LOOPBACK, False),
-            migration_max_parallel=_positive_int(env, "MIGRATION_MAX_PARALLEL", cls.migration_max_parallel),
+            migration_max_parallel=_positive_int(
+                "MIGRATION_MAX_PARALLEL", _float(env, "MIGRATION_MAX_PARALLEL", cls.migration_max_parallel)
+            ),
             migration_start_spacing_seconds=max(
                 0.0, _float(env, "MIGRATION_START_SPACING_SECONDS", cls.migration_start_spacing_seconds)
             ),
