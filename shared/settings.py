@@ -48,6 +48,13 @@ def _positive_int(name: str, value: float) -> int:
     return int(value)
 
 
+def _migration_settings(env: Mapping[str, str]) -> tuple[int, float]:
+    """The migration's settings (``POST /api/migrations``): captures at once, spacing of the first ones."""
+    parallel = _float(env, "MIGRATION_MAX_PARALLEL", 8)
+    spacing = _float(env, "MIGRATION_START_SPACING_SECONDS", 1.0)
+    return _positive_int("MIGRATION_MAX_PARALLEL", parallel), max(0.0, spacing)
+
+
 @dataclass(frozen=True)
 class Settings:
     arm_endpoint: str = "https://management.azure.com"
@@ -107,6 +114,7 @@ class Settings:
             ),
             sas_margin_seconds=int(_float(env, "CAPTURE_SAS_MARGIN_SECONDS", defaults.sas_margin_seconds)),
         )
+        migration = _migration_settings(env)
         return cls(
             arm_endpoint=env.get("AZURE_ARM_ENDPOINT", cls.arm_endpoint).rstrip("/"),
             arm_audience=env.get("AZURE_ARM_AUDIENCE", cls.arm_audience),
@@ -130,12 +138,8 @@ class Settings:
                 env.get(SETTING_SUFFIX), env.get(SETTING_TEMPLATE), env.get(SETTING_ACCOUNTS)
             ),
             webhook_allow_loopback=_bool(env, SETTING_ALLOW_LOOPBACK, False),
-            migration_max_parallel=_positive_int(
-                "MIGRATION_MAX_PARALLEL", _float(env, "MIGRATION_MAX_PARALLEL", cls.migration_max_parallel)
-            ),
-            migration_start_spacing_seconds=max(
-                0.0, _float(env, "MIGRATION_START_SPACING_SECONDS", cls.migration_start_spacing_seconds)
-            ),
+            migration_max_parallel=migration[0],
+            migration_start_spacing_seconds=migration[1],
         )
 
 
