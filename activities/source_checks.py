@@ -23,7 +23,7 @@ COOKIE = b"conectix"
 DISK_TYPE_FIXED = 2
 _DISK_TYPES = {0: "none", 2: "fixed", 3: "dynamic", 4: "differencing"}
 # The seed's limit (migrate a managed image to a gallery): a data disk "must not be larger than 1 TB".
-MAX_DATA_DISK_GIB = 1023
+MAX_DATA_DISK_GIB = 1024  # 1 TB, as azsim (version_sources.MAX_SOURCE_DISK_GIB) reads it
 # How to make a fixed, MiB-aligned VHD of a disk image (qemu-img; Hyper-V's Convert-VHD works too).
 CONVERT = (
     "qemu-img convert -O vpc -o subformat=fixed,force_size <image> <disk>.vhd (after "

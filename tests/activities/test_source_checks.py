@@ -47,7 +47,7 @@ def test_no_footer_a_block_blob_a_short_blob_a_damaged_and_a_truncated_one() -> 
     assert any("its VHD footer says 2097152 bytes" in p for p in _check(truncated))
 
 
-@pytest.mark.parametrize(("size", "refused"), [(1023, False), (1024, True), (4095, True)])
+@pytest.mark.parametrize(("size", "refused"), [(1024, False), (1025, True), (4095, True)])
 def test_the_seeds_data_disk_limit(size: int, refused: bool) -> None:
     problem = data_disk_problem("the managed image img", 2, size)
     assert (problem is not None) == refused
