@@ -11,8 +11,10 @@ from triggers.eventgrid_captures import eventgrid_bp
 from triggers.http_cancel import cancel_bp
 from triggers.http_list import list_bp
 from triggers.http_marketplace_sas import marketplace_sas_bp
+from triggers.http_migrations import migrations_bp
 from triggers.http_openapi import openapi_bp
 from triggers.janitor import janitor_bp
+from triggers.migration_cancel import migration_cancel_bp
 from triggers.queue_captures import queue_bp
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -27,3 +29,5 @@ app.register_functions(queue_bp)
 app.register_functions(eventgrid_bp)
 app.register_functions(janitor_bp)
 app.register_functions(marketplace_sas_bp)
+app.register_functions(migrations_bp)
+app.register_functions(migration_cancel_bp)

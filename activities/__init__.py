@@ -18,6 +18,7 @@ declaration (``activities._common.activity``), takes ``payload`` = ``<Input>.to_
 - ``clones``: check_clone_target, ensure_clone_disk, ensure_clone_nic, create_clone_vm, get_clone_vm,
   delete_clone (captureMode "clone")
 - ``sources``: read_source (a managed image, snapshots or VHD blobs as a capture's source)
+- ``migrations``: list_managed_images, delete_managed_image (the migration of managed images)
 - ``traces``: record_trace (the run's root and stage spans, ``shared.telemetry``)
 - ``boot_tests``: start_boot_test, check_boot_test; ``boot_test_cleanup``: delete_boot_test,
   get_boot_test_leftovers, set_version_latest
@@ -37,6 +38,7 @@ from activities import (
     exports,
     gallery,
     marketplace,
+    migrations,
     permissions,
     preflight,
     retention,
@@ -65,6 +67,7 @@ _MODULES = (
     boot_tests,
     boot_test_cleanup,
     sources,
+    migrations,
 )  # importing them fills IMPLEMENTATIONS
 
 

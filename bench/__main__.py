@@ -13,7 +13,7 @@ from typing import Any
 
 import psutil
 
-from bench import report, scenarios
+from bench import migration, report, scenarios
 from bench.profile import load_profile_doc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,11 +41,13 @@ def _log(msg: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    ap.add_argument("--scenario", choices=["S1", "baseline", "longcopy", "scale", "all"], default="all",
+    ap.add_argument("--scenario", choices=["S1", "baseline", "longcopy", "scale", "migration", "all"], default="all",
                     help="S1 = a capture in a fresh host + one in the warm host; baseline = S1 + the sequential script")  # fmt: skip
     ap.add_argument("--scale-counts", type=_counts, default=[1, 10, 50, 200], help="default 1,10,50,200")
     ap.add_argument("--scale-time-scale", type=float, default=SCALE_TIME_SCALE,
                     help=f"time scale of the scale runs, on the real clock (default {SCALE_TIME_SCALE})")  # fmt: skip
+    ap.add_argument("--migration-images", type=int, default=migration.MIGRATION_IMAGES,
+                    help=f"managed images in the migration scenario (default {migration.MIGRATION_IMAGES})")  # fmt: skip
     ap.add_argument("--out", type=Path, default=RESULTS, help="results directory (default bench/results)")
     ns = ap.parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so every started cloud and devhost is stopped on the way out.
@@ -80,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         if which in ("longcopy", "all"):
             hours = float(load_profile_doc().get("longcopy", {}).get("copyHours", 24))
             result["scenarios"]["longcopy"] = scenarios.run_longcopy(WORKDIR / "longcopy", hours, log=_log)
+        if which in ("migration", "all"):
+            result["scenarios"]["migration"] = migration.run_migration(
+                WORKDIR / "migration", log=_log, n=ns.migration_images
+            )
         if which in ("scale", "all"):
             result["scenarios"]["scale"] = scenarios.run_scale(
                 WORKDIR / "scale", ns.scale_counts, ns.scale_time_scale, log=_log

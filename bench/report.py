@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.migration import summary as migration_summary
+
 TARGETS = {
     "ratioToCriticalPath": 1.03,
     "requestsPerCapture": 100,
@@ -123,6 +125,9 @@ def summary_table(result: dict[str, Any]) -> str:
                 f"{r['history']['maxEventsPerExecution']:>9}"
                 f"{r['requests'].get('peakReadsPerWallS', '-'):>10}/{r['requests'].get('peakWritesPerWallS', '-')}"
             )
+    mig = result.get("scenarios", {}).get("migration")
+    if mig:
+        lines += migration_summary(mig)
     return "\n".join(lines)
 
 

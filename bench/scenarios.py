@@ -207,6 +207,8 @@ def running_stack(
     log: Log,
     expected_copy_mbps: float | None = None,
     virtual: bool = False,
+    extra_env: dict[str, str] | None = None,
+    app_dir: Path = REPO,
 ) -> Iterator[Stack]:
     """azsim + devhost; with ``virtual`` on one simulated clock (then ``time_scale`` must be 1)."""
     shutil.rmtree(workdir, ignore_errors=True)
@@ -222,10 +224,10 @@ def running_stack(
         virtual_clock=virtual,
         start_timeout=300,
     ) as cloud:
-        env = {**dict(cloud), **policy_env(time_scale, expected_copy_mbps)}
+        env = {**dict(cloud), **policy_env(time_scale, expected_copy_mbps), **(extra_env or {})}
         clock_url = cloud.clock_url if virtual else None
         with running_devhost(
-            REPO, workdir / "devhost", env=env, clock_url=clock_url, startup_timeout=120
+            app_dir, workdir / "devhost", env=env, clock_url=clock_url, startup_timeout=120
         ) as dh:
             probe = HistoryProbe(workdir / "devhost" / DEVHOST_DB)
             probe.install()

@@ -10,3 +10,6 @@ from __future__ import annotations
 CAPTURE_IMAGE = "capture_image"
 PUBLISH_VERSION = "publish_version"
 EXPORT_DISK = "export_disk"
+# The migration of managed images (orchestrators.migration): the root and its batches of captures.
+MIGRATE_IMAGES = "migrate_images"
+MIGRATE_BATCH = "migrate_batch"

@@ -53,6 +53,7 @@ from shared.marketplace_spec import (
     VhdRulesInput,
     VhdRulesResult,
 )
+from shared.migration_status import ImageScope, ManagedImageDeletion, ManagedImageList, ManagedImageRef
 from shared.model_base import WireModel
 from shared.notices import NoticeInput, NoticeResult
 from shared.permissions import PermissionsCheckInput, PermissionsCheckResult
@@ -161,6 +162,10 @@ RECORD_TRACE = Activity("record_trace", RunTrace, TraceWritten)
 # The completion notice (activities.notices, its own blueprint).
 PUBLISH_NOTICE = Activity("publish_notice", NoticeInput, NoticeResult)
 
+# Migration of managed images (activities.migrations).
+LIST_MANAGED_IMAGES = Activity("list_managed_images", ImageScope, ManagedImageList)
+DELETE_MANAGED_IMAGE = Activity("delete_managed_image", ManagedImageRef, ManagedImageDeletion)
+
 # What ``activities.bp`` registers (publish_notice is on ``activities.notices.bp``).
 AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     GET_VM_FACTS,
@@ -202,4 +207,6 @@ AZURE_ACTIVITIES: tuple[Activity[Any, Any], ...] = (
     CREATE_CLONE_VM,
     GET_CLONE_VM,
     DELETE_CLONE,
+    LIST_MANAGED_IMAGES,
+    DELETE_MANAGED_IMAGE,
 )

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from shared import api_bodies as bodies
+from shared import migration_api
 from shared.api_examples import CAPTURE_EXAMPLE, DELIVERY_EXAMPLES, MANAGED_IMAGE_EXAMPLE, SPECIALIZED_EXAMPLE
 from shared.bounded_json import MAX_BODY_BYTES
 from shared.marketplace_api import MODELS as MARKETPLACE_MODELS
@@ -54,6 +55,7 @@ _MODELS: tuple[tuple[type[WireModel], JsonSchemaMode], ...] = (
     (bodies.ValidationResponse, "serialization"),
     (bodies.CaptureList, "serialization"),
     *((m, "validation" if m.__name__.endswith("Request") else "serialization") for m in MARKETPLACE_MODELS),
+    *migration_api.MODELS,
 )
 
 
@@ -330,6 +332,7 @@ def build_document() -> dict[str, Any]:
             },
             "/api/eventgrid/deallocations": {"post": _eventgrid_post(), "options": _eventgrid_options()},
             "/api/openapi.json": {"get": _get_openapi()},
+            **migration_api.paths(),
         },
         "components": {"schemas": component_schemas(), "securitySchemes": schemes},
         "security": security,

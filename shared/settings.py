@@ -90,6 +90,17 @@ def _release_defaults(env: Mapping[str, str]) -> ReleaseDefaults:
 SETTING_BUILD_GROUP = "CAPTURE_BUILD_RESOURCE_GROUP"
 SETTING_BUILD_SUBNET = "CAPTURE_BUILD_SUBNET_ID"
 SETTING_CLONE_VM_SIZE = "CAPTURE_CLONE_VM_SIZE"
+def _positive_int(name: str, value: float) -> int:
+    if value < 1 or value != int(value):
+        raise ValueError(f"setting {name}={value!r} must be a whole number of at least 1")
+    return int(value)
+
+
+def _migration_settings(env: Mapping[str, str]) -> tuple[int, float]:
+    """The migration's settings (``POST /api/migrations``): captures at once, spacing of the first ones."""
+    parallel = _float(env, "MIGRATION_MAX_PARALLEL", 8)
+    spacing = _float(env, "MIGRATION_START_SPACING_SECONDS", 1.0)
+    return _positive_int("MIGRATION_MAX_PARALLEL", parallel), max(0.0, spacing)
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,10 @@ class Settings:
     build_resource_group: str | None = None
     build_subnet_id: str | None = None
     clone_vm_size: str | None = None
+    # POST /api/migrations: how many image captures one migration runs at once (shared.migrations).
+    migration_max_parallel: int = 8
+    # ... and how far apart the first of them start (their preflight reads fit ARM's read refill).
+    migration_start_spacing_seconds: float = 1.0
 
     @property
     def arm_scope(self) -> str:
@@ -126,6 +141,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         policy = _policy(env)
+        migration = _migration_settings(env)
         return cls(
             arm_endpoint=env.get("AZURE_ARM_ENDPOINT", cls.arm_endpoint).rstrip("/"),
             arm_audience=env.get("AZURE_ARM_AUDIENCE", cls.arm_audience),
@@ -153,6 +169,8 @@ class Settings:
             build_resource_group=(env.get(SETTING_BUILD_GROUP) or "").strip() or None,
             build_subnet_id=(env.get(SETTING_BUILD_SUBNET) or "").strip() or None,
             clone_vm_size=(env.get(SETTING_CLONE_VM_SIZE) or "").strip() or None,
+            migration_max_parallel=migration[0],
+            migration_start_spacing_seconds=migration[1],
         )
 
 

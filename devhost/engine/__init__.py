@@ -97,6 +97,7 @@ class Engine(VirtualTime):
         self._next_due: dict[str, float] = {}
         self._activities: deque[ActivityItem] = deque()
         self._activities_running = 0
+        self._activity_workers_busy = 0  # workers holding an activity (running or waiting in virtual time)
         self._sleepers: list[tuple[float, int]] = []
         self._sleep_seq = 0
         self._holds = 0
@@ -194,7 +195,10 @@ class Engine(VirtualTime):
 
     # --- waiting (tests, CLI) ---------------------------------------------------------------------
     def _idle_locked(self) -> bool:
-        return not self._ready and not self._locked and not self._activities and self._activities_running == 0
+        # Queued activities are not runnable while every worker holds an activity that waits in virtual
+        # time (an SDK poller's or retry's sleep): only a skip can free a worker then.
+        queued = bool(self._activities) and self._activity_workers_busy < self.max_concurrent_activities
+        return not self._ready and not self._locked and not queued and self._activities_running == 0
 
     def run_until_idle(self, timeout: float = 30.0) -> None:
         """Block until nothing is runnable: no episode or activity ready or running, and with the
@@ -506,6 +510,7 @@ class Engine(VirtualTime):
                     return
                 item = self._activities.popleft()
                 self._activities_running += 1
+                self._activity_workers_busy += 1
             recorded = False
             try:
                 self.log.info(
@@ -534,6 +539,7 @@ class Engine(VirtualTime):
             finally:
                 with self._cv:
                     self._activities_running -= 1
+                    self._activity_workers_busy -= 1
                     if recorded:
                         self._make_ready(item.instance_id)
                     self._cv.notify_all()

@@ -100,12 +100,15 @@ def test_document_is_valid_openapi_for_schemathesis() -> None:
     assert labels == [
         "GET /api/captures",
         "GET /api/captures/{id}",
+        "GET /api/migrations/{id}",
         "GET /api/openapi.json",
         "OPTIONS /api/eventgrid/deallocations",
         "POST /api/captures",
         "POST /api/captures/{id}/cancel",
         "POST /api/captures/{id}/marketplace-sas",
         "POST /api/eventgrid/deallocations",
+        "POST /api/migrations",
+        "POST /api/migrations/{id}/cancel",
     ]
 
 

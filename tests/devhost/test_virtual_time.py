@@ -80,3 +80,14 @@ def test_call_at_is_an_event_the_virtual_clock_skips_to(tmp_path: Path) -> None:
         assert done.wait(5)
         engine.run_until_idle(5)
     assert fired == [start + 3600]
+
+
+def test_activities_queued_behind_sleeping_workers_do_not_stop_the_clock(tmp_path: Path) -> None:
+    # One worker, two activities that sleep: while the first sleeps in virtual time the second waits for
+    # the worker, which only a skip can free (queued work must not count as runnable then).
+    with running_engine("race", tmp_path, virtual_clock=True, max_concurrent_activities=1) as (engine, _, _m):
+        before = engine.now()
+        ids = [engine.start_new("sleepy", None, None) for _ in range(2)]
+        outs = [json.loads(engine.wait_for(i, 15).output or "") for i in ids]
+        assert (engine.now() - before).total_seconds() == 1200  # one after the other on the one worker
+    assert sorted(o["virtualSeconds"] for o in outs) == [600, 1200]

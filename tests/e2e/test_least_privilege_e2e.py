@@ -362,6 +362,30 @@ def marketplace_vhd_capture(s: Stack) -> None:
 
 # (scenario, the features whose actions it must use exactly, the features it may use some of)
 CAPTURE = ("capture.inPlace", "prepareRunningVm", "createIfMissing")
+
+
+def migration_deleting_sources(s: Stack) -> None:
+    """A migration of rg-legacy-images whose sources go once verified (last: it deletes the images)."""
+    body = {
+        "scope": f"/subscriptions/{s.cloud.subscription_id}/resourceGroups/rg-legacy-images",
+        "gallery": {"resourceGroup": "rg-images", "name": "galContoso"},
+        "definitionName": "lp-mig-{image}",
+        "targetRegions": [{"name": "westeurope"}, {"name": "eastus2"}],
+        "deleteSourceAfter": "verified",
+    }
+    code, answer, _ = http("POST", s.devhost.url("/api/migrations"), body)
+    s.seen.append(json.dumps(answer))
+    assert code == 202, answer
+
+    def ended() -> Any:
+        _, view, _ = http("GET", s.devhost.url(f"/api/migrations/{answer['id']}"))
+        return view if view.get("runtimeStatus") in ("Completed", "Failed", "Terminated") else None
+
+    view = wait_for("the migration to end", ended, timeout=240)
+    s.seen.append(json.dumps(view))
+    assert view["counts"]["done"] == view["counts"]["total"] == view["counts"]["sourcesDeleted"] == 3, view
+
+
 SCENARIOS: list[tuple[Callable[[Stack], None], tuple[str, ...], tuple[str, ...]]] = [
     (plain_capture, CAPTURE, ()),
     (specialized_stopped_capture, ("capture.specialized", "stoppedConsistency"), ("createIfMissing",)),
@@ -381,6 +405,7 @@ SCENARIOS: list[tuple[Callable[[Stack], None], tuple[str, ...], tuple[str, ...]]
     (managed_image_capture, ("source.managedImage",), ("createIfMissing",)),
     (snapshot_capture, ("source.snapshots",), ("createIfMissing",)),
     (vhd_capture, ("source.vhds",), ("createIfMissing",)),
+    (migration_deleting_sources, ("migrate", "source.managedImage"), ("createIfMissing",)),
 ]
 
 
