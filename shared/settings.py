@@ -90,6 +90,8 @@ def _release_defaults(env: Mapping[str, str]) -> ReleaseDefaults:
 SETTING_BUILD_GROUP = "CAPTURE_BUILD_RESOURCE_GROUP"
 SETTING_BUILD_SUBNET = "CAPTURE_BUILD_SUBNET_ID"
 SETTING_CLONE_VM_SIZE = "CAPTURE_CLONE_VM_SIZE"
+
+
 def _positive_int(name: str, value: float) -> int:
     if value < 1 or value != int(value):
         raise ValueError(f"setting {name}={value!r} must be a whole number of at least 1")

@@ -232,6 +232,7 @@ class CaptureResult(CaptureKind):
     retention: RetentionReport | None = None
     shared: list[ShareReport] = Field(default_factory=list)
     marketplace: MarketplaceHandoff | None = None
+    boot_tests: list[BootTestProgress] = Field(default_factory=list)  # per region, when verify.bootTest ran
 
 
 class CaptureStatusView(CaptureKind):

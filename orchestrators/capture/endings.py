@@ -78,6 +78,7 @@ def succeeded(run: CaptureRun) -> Gen[dict[str, Any]]:
         source_state=progress.source_state,
         retention=progress.retention,
         shared=progress.shared,
+        boot_tests=progress.boot_tests,
     )
     notice = notice_from_result(
         result,

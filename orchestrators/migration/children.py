@@ -95,24 +95,16 @@ def record(entry: ImageEntry, task: Any) -> ImageEntry:
             "version": result.image_version,
             "version_id": result.image_version_id,
             "regions": {r.region: r.state for r in result.regions},
-            "boot_test": _boot_verdict(output),
+            "boot_test": _boot_verdict(result),
         }
     )
 
 
-def _boot_verdict(output: dict[str, Any]) -> str | None:
-    """The boot test's verdict in a capture result, when the capture ran one ("passed", "failed"…)."""
-    for key in ("bootTest", "verify", "verification"):
-        value = output.get(key)
-        if isinstance(value, dict):
-            for field in ("verdict", "outcome", "state", "result"):
-                if isinstance(value.get(field), str):
-                    return str(value[field]).lower()
-            if isinstance(value.get("passed"), bool):
-                return "passed" if value["passed"] else "failed"
-        elif isinstance(value, str):
-            return value.lower()
-    return None
+def _boot_verdict(result: CaptureResult) -> str | None:
+    """The capture's boot-test verdict (``CaptureResult.boot_tests``, one per region), None without one."""
+    if not result.boot_tests:
+        return None
+    return "passed" if all(b.state == "passed" for b in result.boot_tests) else "failed"
 
 
 def why_kept(entry: ImageEntry, req: MigrationRequest) -> str | None:
