@@ -48,7 +48,8 @@ _BUILTIN_SUGGESTIONS = (
     ("Microsoft.Compute/galleries/", "Compute Gallery Artifacts Publisher"),
     ("Microsoft.Storage/storageAccounts/blobServices/", "Storage Blob Data Contributor"),
     ("Microsoft.Authorization/roleAssignments/", "Role Based Access Control Administrator"),
-    ("Microsoft.Compute/images/", "Reader"),  # Reader on the managed image, as the migration guide says
+    ("Microsoft.Compute/images/read", "Reader"),  # Reader on the managed image, as the migration guide says
+    ("Microsoft.Compute/images/", "Contributor"),  # a migration deleting its source images
     (
         "Microsoft.Storage/storageAccounts/listKeys/",
         "Storage Account Contributor",

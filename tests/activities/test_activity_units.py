@@ -64,6 +64,9 @@ EXPECTED_ACTIVITIES = {
     "create_clone_vm",
     "get_clone_vm",
     "delete_clone",
+    # migrations (activities/migrations.py)
+    "list_managed_images",
+    "delete_managed_image",
     "start_boot_test",
     "check_boot_test",
     "delete_boot_test",

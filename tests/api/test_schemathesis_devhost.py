@@ -139,7 +139,8 @@ def test_generated_requests_get_documented_answers(api: Stack) -> None:
     print(f"schemathesis: {total} cases in {elapsed:.1f}s, {len(failures)} failures")
     print("\n".join(f"  {key}: {n}" for key, n in sorted(statuses.items())))
     assert not failures, "\n\n".join(failures[:10])
-    assert 150 <= total <= 600, total
+    # Bounded per operation (the migrations and marketplace-sas routes added four): a few dozen each.
+    assert 150 <= total <= 1000, total
     assert elapsed < 90, f"the bounded run took {elapsed:.0f}s"
     assert not still_active, f"captures still running after the fuzzing: {still_active}"
     assert not [line for line in api.log_errors() if "http trigger" in line and "failed" in line]
