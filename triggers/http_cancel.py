@@ -20,38 +20,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.bounded_json import BodyProblem, decode_json
 from shared.ids import is_capture_id
+from shared.instances import InstanceSnapshot
 from shared.status_view import capture_progress, shown_runtime_status, sub_instance_ids
-from triggers.http_helpers import body_refused, capture_url, error_body, json_response, not_found
+from triggers.cancelling import CANCEL_EVENT, open_cancel
+from triggers.http_helpers import capture_url, error_body, json_response, not_found
 from triggers.status_reader import is_active, read_instance
 
 log = logging.getLogger(__name__)
 cancel_bp = df.Blueprint()
 
-CANCEL_EVENT = "cancel"
 # How long to wait for the capture to acknowledge the cancel before forwarding it to its sub-orchestrations
 # (see _forward): the capture never creates a sub-orchestration after it has seen the event.
 ACK_TIMEOUT_SECONDS = 5.0
-
-
-def _reason(req: func.HttpRequest) -> tuple[str | None, BodyProblem | None]:
-    """The optional reason, or why the body was refused (too large or too deep; other bodies: no reason)."""
-    raw = req.get_body() or b""
-    if not raw.strip():
-        return None, None
-    body, problem = decode_json(raw)
-    if problem is not None:
-        return None, problem if problem.reason in ("TooLarge", "TooDeep") else None
-    if isinstance(body, dict) and isinstance(body.get("reason"), str):
-        return body["reason"][:500], None
-    return None, None
 
 
 # The sub-orchestrations a capture's current run may have started (the name the tests know it by).
@@ -82,36 +68,33 @@ async def _forward(client: df.DurableOrchestrationClient, instance_id: str, data
                 log.info("cancel of %s: %s did not take the event: %s", instance_id, child, exc)
 
 
+def _finished(instance_id: str, message: str, runtime_status: str, url: str) -> func.HttpResponse:
+    body = {
+        **error_body("CaptureAlreadyFinished", message),
+        "id": instance_id,
+        "runtimeStatus": runtime_status,
+        "captureStatusUri": url,
+    }
+    return json_response(body, 409)
+
+
+def _ended(req: func.HttpRequest, instance_id: str, status: InstanceSnapshot) -> func.HttpResponse:
+    name = shown_runtime_status(status.runtime_status, capture_progress(status.custom_status))
+    message = (
+        f"Capture {instance_id} already ended ({name}): there is nothing to cancel. "
+        "See its status for the result."
+    )
+    return _finished(instance_id, message, name, capture_url(req, instance_id))
+
+
 @cancel_bp.route(route="captures/{id}/cancel", methods=["POST"])
 @cancel_bp.durable_client_input(client_name="client")
 async def cancel_capture(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    instance_id = req.route_params.get("id", "")
-    if not is_capture_id(instance_id):
-        return not_found(instance_id)
-    reason, problem = _reason(req)
-    if problem is not None:
-        return body_refused(problem.message, problem.status)
-    status = await read_instance(client, instance_id)
-    if status is None:
-        return not_found(instance_id)
-    name = status.runtime_status
+    asked = await open_cancel(req, client, is_capture_id, not_found, lambda i, s: _ended(req, i, s))
+    if isinstance(asked, func.HttpResponse):
+        return asked
+    instance_id, data = asked.instance_id, asked.data
     url = capture_url(req, instance_id)
-    if not status.active:
-        name = shown_runtime_status(name, capture_progress(status.custom_status))
-        return json_response(
-            {
-                **error_body(
-                    "CaptureAlreadyFinished",
-                    f"Capture {instance_id} already ended ({name}): there is nothing to cancel. "
-                    "See its status for the result.",
-                ),
-                "id": instance_id,
-                "runtimeStatus": name,
-                "captureStatusUri": url,
-            },
-            409,
-        )
-    data = {"reason": reason, "requestedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
     try:
         await client.raise_event(instance_id, CANCEL_EVENT, data)
     except Exception as exc:  # finished between our read and the raise (410) or vanished (404)
@@ -119,24 +102,14 @@ async def cancel_capture(req: func.HttpRequest, client: df.DurableOrchestrationC
         again = await read_instance(client, instance_id)
         if again is None:
             return not_found(instance_id)
-        return json_response(
-            {
-                **error_body(
-                    "CaptureAlreadyFinished",
-                    f"Capture {instance_id} ended ({again.runtime_status}) before the cancellation reached it.",
-                ),
-                "id": instance_id,
-                "runtimeStatus": again.runtime_status,
-                "captureStatusUri": url,
-            },
-            409,
-        )
+        message = f"Capture {instance_id} ended ({again.runtime_status}) before the cancellation reached it."
+        return _finished(instance_id, message, again.runtime_status, url)
     await _forward(client, instance_id, data)
     log.info("cancel of capture %s requested", instance_id)
     return json_response(
         {
             "id": instance_id,
-            "runtimeStatus": name,
+            "runtimeStatus": asked.status.runtime_status,
             "message": "Cancellation requested: the capture stops at its next safe point, aborts running copies, "
             "revokes disk access and removes what it created when deleteSnapshots is true. Follow "
             "captureStatusUri for the outcome.",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -21,10 +20,12 @@ import azure.functions as func
 
 from shared.api_bodies import ErrorDetail
 from shared.ids import is_capture_id
+from shared.instances import InstanceSnapshot
 from shared.migration_api import MigrationAlreadyFinished, MigrationCancelAccepted
 from shared.migrations import is_migration_id
-from triggers.http_cancel import CANCEL_EVENT, _forward, _reason
-from triggers.http_helpers import body_refused, json_response
+from triggers.cancelling import CANCEL_EVENT, open_cancel
+from triggers.http_cancel import _forward
+from triggers.http_helpers import json_response
 from triggers.http_migrations import migration_not_found
 from triggers.migration_view import batch_entries, migration_url, root_progress
 from triggers.status_reader import is_active, read_instance
@@ -83,23 +84,21 @@ def _finished(mid: str, message: str, runtime_status: str | None, url: str) -> f
     return json_response(body.to_wire(), 409)
 
 
+def _ended(req: func.HttpRequest, mid: str, status: InstanceSnapshot) -> func.HttpResponse:
+    message = f"Migration {mid} already ended ({status.runtime_status}): there is nothing to cancel."
+    return _finished(mid, message, status.runtime_status, migration_url(req, mid))
+
+
 @migration_cancel_bp.route(route="migrations/{id}/cancel", methods=["POST"])
 @migration_cancel_bp.durable_client_input(client_name="client")
 async def cancel_migration(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    mid = req.route_params.get("id", "")
-    if not is_migration_id(mid):
-        return migration_not_found(mid)
-    reason, problem = _reason(req)
-    if problem is not None:
-        return body_refused(problem.message, problem.status)
-    status = await read_instance(client, mid)
-    if status is None:
-        return migration_not_found(mid)
+    asked = await open_cancel(
+        req, client, is_migration_id, migration_not_found, lambda i, s: _ended(req, i, s)
+    )
+    if isinstance(asked, func.HttpResponse):
+        return asked
+    mid, data = asked.instance_id, asked.data
     url = migration_url(req, mid)
-    if not status.active:
-        message = f"Migration {mid} already ended ({status.runtime_status}): there is nothing to cancel."
-        return _finished(mid, message, status.runtime_status, url)
-    data = {"reason": reason, "requestedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
     if not await _raise(client, mid, data):
         return _finished(mid, f"Migration {mid} ended before the cancellation reached it.", None, url)
     root = await _acked(client, mid, ("listing", "running"))
@@ -108,7 +107,7 @@ async def cancel_migration(req: func.HttpRequest, client: df.DurableOrchestratio
     log.info("cancel of migration %s requested", mid)
     accepted = MigrationCancelAccepted(
         id=mid,
-        runtime_status=status.runtime_status,
+        runtime_status=asked.status.runtime_status,
         message="Cancellation requested: no capture is started any more and no source image deleted; the "
         "running captures stop at their next safe point and clean up. Follow migrationStatusUri.",
         migration_status_uri=url,
