@@ -19,8 +19,18 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from shared.field_errors import FieldError, bounded_errors, pydantic_errors
 from shared.ids import resource_group_problem, subscription_id_problem
 from shared.model_base import WireModel
-from shared.request_rules import DEFINITION_NAME, IDENTIFIER, IDENTIFIER_MAX, INTAKE, MAX_TAGS, is_intake
-from shared.requests import VERSION_AUTO, GalleryRef, TargetRegion
+from shared.request_rules import (
+    DEFINITION_NAME,
+    IDENTIFIER,
+    IDENTIFIER_MAX,
+    INTAKE,
+    MAX_TAGS,
+    VERSION_AUTO,
+    IntakeVersion,
+    is_intake,
+    twice_listed,
+)
+from shared.requests import GalleryRef, TargetRegion
 from shared.sources import ImageSource, source_capture_id
 
 DeleteSourceAfter = Literal["never", "verified"]
@@ -96,7 +106,7 @@ class MigrationRequest(WireModel):
     )
     publisher: str = DEFAULT_PUBLISHER  # the identifier of definitions the migration creates
     offer: str = DEFAULT_OFFER  # (their sku is the definition name)
-    version: str = VERSION_AUTO
+    version: IntakeVersion = VERSION_AUTO
     target_regions: list[TargetRegion] = Field(default_factory=list)
     delete_source_after: DeleteSourceAfter = "never"
     tags: dict[str, str] = Field(default_factory=dict)
@@ -126,22 +136,12 @@ class MigrationRequest(WireModel):
             raise ValueError(f"use 1-{IDENTIFIER_MAX} letters, digits, '.', '-' and '_'")
         return v
 
-    @field_validator("version")
-    @classmethod
-    def _version(cls, v: str, info: ValidationInfo) -> str:
-        if v != VERSION_AUTO and is_intake(info):
-            from shared.request_rules import parse_version
-
-            parse_version(v)
-        return v
-
     @field_validator("target_regions")
     @classmethod
     def _regions(cls, v: list[TargetRegion]) -> list[TargetRegion]:
-        names = [r.name for r in v]
-        twice = sorted({n for n in names if names.count(n) > 1})
+        twice = twice_listed([r.name for r in v])
         if twice:
-            raise ValueError(f"region {twice[0]} is listed twice; list each region once")
+            raise ValueError(f"region {min(twice)} is listed twice; list each region once")
         return v
 
     @field_validator("tags")

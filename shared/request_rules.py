@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ValidationInfo
+from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
 from shared import endpoints
 from shared.field_errors import FieldError
@@ -21,6 +21,7 @@ INTAKE = {"intake": True}
 
 # Patterns are used with fullmatch (``$`` accepts a trailing newline) and spell ASCII classes out (``\d``
 # accepts Arabic-Indic or fullwidth digits, which Azure refuses in a version).
+VERSION_AUTO = "auto"
 _VERSION = re.compile(r"([0-9]+)\.([0-9]+)\.([0-9]+)")
 _INT32_MAX = 2**31 - 1
 REGION = re.compile(r"[a-z][a-z0-9]{1,39}")
@@ -58,6 +59,23 @@ def is_intake(info: ValidationInfo) -> bool:
     return bool((info.context or {}).get("intake"))
 
 
+def _intake_version(value: str, info: ValidationInfo) -> str:
+    if value != VERSION_AUTO and is_intake(info):
+        parse_version(value)
+    return value
+
+
+def twice_listed(names: list[str]) -> list[str]:
+    """The names listed more than once, in the order of their second listing."""
+    seen: set[str] = set()
+    twice: list[str] = []
+    for name in names:
+        if name in seen and name not in twice:
+            twice.append(name)
+        seen.add(name)
+    return twice
+
+
 def _strict_bool(value: Any, info: ValidationInfo) -> Any:
     if is_intake(info) and not isinstance(value, bool):
         raise ValueError("must be true or false (a JSON boolean, not a string or a number)")
@@ -73,6 +91,8 @@ def _strict_int(value: Any, info: ValidationInfo) -> Any:
 # Strict at intake, lenient on replay (pydantic's strict=True would refuse stored inputs too).
 IntakeBool = Annotated[bool, BeforeValidator(_strict_bool)]
 IntakeInt = Annotated[int, BeforeValidator(_strict_int)]
+# A version field: "auto" (the pipeline picks the next one), or Major.Minor.Patch (checked at intake).
+IntakeVersion = Annotated[str, AfterValidator(_intake_version)]
 
 
 def webhook_url_problem(url: str, *, allow_loopback: bool | None = None) -> str | None:

@@ -35,22 +35,23 @@ from shared.request_rules import (
     MAX_TARGET_REGIONS,
     NOT_YET_MODES,
     REGION,
+    VERSION_AUTO,
     WEBHOOK_SETTING,
     WEBHOOK_SETTING_PREFIX,
     CaptureMode,
     Consistency,
     IntakeBool,
     IntakeInt,
+    IntakeVersion,
     is_intake,
     mode_option_errors,
-    parse_version,
+    twice_listed,
     webhook_url_problem,
 )
 from shared.source_intake import is_vm_source, source_errors
 from shared.sources import SourceFields
 from shared.verify_spec import VerifySpec
 
-VERSION_AUTO = "auto"
 StorageAccountType = Literal["Standard_LRS", "Standard_ZRS", "Premium_LRS", "PremiumV2_LRS"]
 
 
@@ -214,7 +215,7 @@ class Notify(WireModel):
 class CaptureRequest(SourceFields):
     gallery: GalleryRef
     image_definition: ImageDefinitionSpec
-    version: str = VERSION_AUTO
+    version: IntakeVersion = VERSION_AUTO
     target_regions: list[TargetRegion] = Field(default_factory=list)
     end_of_life_date: date | None = None
     exclude_from_latest: IntakeBool = False
@@ -244,13 +245,6 @@ class CaptureRequest(SourceFields):
     share: ShareSpec | None = None
     marketplace: MarketplaceSpec | None = None  # shared.marketplace_spec
     verify: VerifySpec | None = None  # the boot test before promotion (shared.verify_spec)
-
-    @field_validator("version")
-    @classmethod
-    def _version(cls, v: str, info: ValidationInfo) -> str:
-        if v != VERSION_AUTO and is_intake(info):
-            parse_version(v)
-        return v
 
     @field_validator("capture_mode", mode="before")
     @classmethod
@@ -284,11 +278,9 @@ class CaptureRequest(SourceFields):
     @field_validator("target_regions")
     @classmethod
     def _regions(cls, v: list[TargetRegion]) -> list[TargetRegion]:
-        seen: set[str] = set()
-        for r in v:
-            if r.name in seen:
-                raise ValueError(f"region {r.name} is listed twice; list each region once")
-            seen.add(r.name)
+        twice = twice_listed([r.name for r in v])
+        if twice:
+            raise ValueError(f"region {twice[0]} is listed twice; list each region once")
         return v
 
     @field_validator("end_of_life_date", mode="before")

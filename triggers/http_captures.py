@@ -17,19 +17,17 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.bounded_json import decode_json
 from shared.ids import is_capture_id
 from shared.instances import InstanceSnapshot
 from shared.requests import validate_request
 from shared.status import export_instance_id, version_instance_id
 from shared.status_view import aggregate_status, capture_progress, run_id_of
 from triggers.http_helpers import (
-    body_refused,
     capture_links,
-    error_body,
-    field_errors,
+    configuration_error,
     json_response,
     not_found,
+    read_request,
 )
 from triggers.starting import start_capture, version_conflict_message
 from triggers.status_reader import read_instance
@@ -41,17 +39,14 @@ http_bp = df.Blueprint()
 @http_bp.route(route="captures", methods=["POST"])
 @http_bp.durable_client_input(client_name="client")
 async def post_capture(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    body, problem = decode_json(req.get_body() or b"")
-    if problem is not None:
-        return body_refused(problem.message, problem.status)
-    request, errors = validate_request(body)
-    if request is None:
-        return field_errors(errors)
+    request = read_request(req, validate_request)
+    if isinstance(request, func.HttpResponse):
+        return request
     try:
         outcome = await start_capture(client, request, trigger="http")
     except ValueError as exc:  # a malformed app setting (shared.settings names it)
         log.error("cannot start a capture: %s", exc)
-        return json_response(error_body("ConfigurationError", str(exc)), 500)
+        return configuration_error(exc)
     links = capture_links(req, outcome.instance_id)
     headers = {"Location": links["captureStatusUri"]}
     if outcome.version_holder is not None:

@@ -7,11 +7,15 @@ request's own URL, so they never carry a key.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import azure.functions as func
 
+from shared.bounded_json import decode_json
 from shared.field_errors import FieldError
+
+T = TypeVar("T")
 
 SHOWN_ID_CHARS = 100  # an id echoed in an answer is cut here (an id that is not a capture id can be long)
 
@@ -36,6 +40,23 @@ def field_errors(errors: list[FieldError], status: int = 400) -> func.HttpRespon
 def body_refused(message: str, status: int) -> func.HttpResponse:
     """A body that could not be read at all (too large, too deep, not JSON…): one ``(body)`` error."""
     return field_errors([FieldError(field="(body)", message=message)], status)
+
+
+def read_request(
+    req: func.HttpRequest, validate: Callable[[Any], tuple[T | None, list[FieldError]]]
+) -> T | func.HttpResponse:
+    """The request ``validate`` made of the JSON body, or the answer refusing it (413/400 ``body_refused``
+    for a body that cannot be read, 400 ``field_errors`` for invalid fields)."""
+    body, problem = decode_json(req.get_body() or b"")
+    if problem is not None:
+        return body_refused(problem.message, problem.status)
+    request, errors = validate(body)
+    return field_errors(errors) if request is None else request
+
+
+def configuration_error(exc: ValueError) -> func.HttpResponse:
+    """The 500 answer to a malformed app setting (``shared.settings`` names it in ``exc``)."""
+    return json_response(error_body("ConfigurationError", str(exc)), 500)
 
 
 def not_found(instance_id: str) -> func.HttpResponse:

@@ -26,13 +26,12 @@ import azure.functions as func
 
 from orchestrators import names
 from shared.api_bodies import ErrorDetail
-from shared.bounded_json import decode_json
 from shared.ids import new_run_id
 from shared.migration_api import MigrationAlreadyRunning, MigrationRunning
 from shared.migration_status import ImageEntry, MigrationInput
 from shared.migrations import changed_options, is_migration_id, migration_instance_id, validate_migration
 from shared.settings import get_settings
-from triggers.http_helpers import body_refused, error_body, field_errors, json_response
+from triggers.http_helpers import configuration_error, error_body, json_response, read_request
 from triggers.migration_view import migration_links, read_view
 from triggers.status_reader import read_instance
 
@@ -86,17 +85,14 @@ def _running_answer(req: func.HttpRequest, mid: str, current: Any, posted: Any) 
 @migrations_bp.route(route="migrations", methods=["POST"])
 @migrations_bp.durable_client_input(client_name="client")
 async def post_migration(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    body, problem = decode_json(req.get_body() or b"")
-    if problem is not None:
-        return body_refused(problem.message, problem.status)
-    request, errors = validate_migration(body)
-    if request is None:
-        return field_errors(errors)
+    request = read_request(req, validate_migration)
+    if isinstance(request, func.HttpResponse):
+        return request
     try:
         settings = get_settings()
     except ValueError as exc:  # a malformed app setting (shared.settings names it)
         log.error("cannot start a migration: %s", exc)
-        return json_response(error_body("ConfigurationError", str(exc)), 500)
+        return configuration_error(exc)
     mid = migration_instance_id(request)
     current = await read_instance(client, mid, with_input=True)
     if current is not None and current.active:
