@@ -3,8 +3,6 @@ OpenAPI operations (``shared.openapi`` adds ``MODELS`` and ``paths()`` to its do
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 from pydantic.json_schema import JsonSchemaMode
 
@@ -13,9 +11,7 @@ from shared.bounded_json import MAX_BODY_BYTES
 from shared.migration_status import MigrationView
 from shared.migrations import MigrationRequest
 from shared.model_base import WireModel
-
-JSON = "application/json"
-Schema = dict[str, Any]
+from shared.openapi_parts import JSON, UNAUTHORIZED, Schema, header, id_parameter, json_answer, ref
 
 
 class MigrationAccepted(WireModel):
@@ -80,29 +76,16 @@ MODELS: tuple[tuple[type[WireModel], JsonSchemaMode], ...] = (
 )
 
 
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
 def _answer(description: str, model: str, location: bool = False) -> Schema:
-    out: Schema = {"description": description, "content": {JSON: {"schema": _ref(model)}}}
-    if location:
-        out["headers"] = {
-            "Location": {"description": "The migration's status URL.", "schema": {"type": "string"}}
-        }
-    return out
+    headers = {"Location": header("The migration's status URL.")} if location else None
+    return json_answer(description, ref(model), headers)
 
 
-_UNAUTHORIZED = {"description": "No valid function key: the Functions host answers, with no body."}
 _NOT_FOUND = _answer("There is no migration with that id (code MigrationNotFound).", "ErrorBody")
 _TOO_LARGE = _answer(f"The body is larger than {MAX_BODY_BYTES} bytes.", "FieldErrors")
-_ID = {
-    "name": "id",
-    "in": "path",
-    "required": True,
-    "description": "The migration id (`migration-<scope>-<hash>`, from a 202 or 200 answer). Any other id is 404.",
-    "schema": {"type": "string"},
-}
+_ID = id_parameter(
+    "The migration id (`migration-<scope>-<hash>`, from a 202 or 200 answer). Any other id is 404."
+)
 EXAMPLE = {
     "summary": "Every managed image of a resource group into a gallery, the sources deleted once verified",
     "value": {
@@ -124,7 +107,7 @@ def _post() -> Schema:
         "ended, a new run captures only the images not completed yet (202).",
         "requestBody": {
             "required": True,
-            "content": {JSON: {"schema": _ref("MigrationRequest"), "examples": {"resourceGroup": EXAMPLE}}},
+            "content": {JSON: {"schema": ref("MigrationRequest"), "examples": {"resourceGroup": EXAMPLE}}},
         },
         "responses": {
             "200": _answer(
@@ -132,7 +115,7 @@ def _post() -> Schema:
             ),
             "202": _answer("A run of the migration started.", "MigrationAccepted", True),
             "400": _answer("The request is invalid: every invalid field and why.", "FieldErrors"),
-            "401": _UNAUTHORIZED,
+            "401": UNAUTHORIZED,
             "409": _answer(
                 "The migration runs with other options (code MigrationRunning).", "MigrationRunning"
             ),
@@ -149,7 +132,7 @@ def paths() -> dict[str, Schema]:
         "parameters": [_ID],
         "responses": {
             "200": _answer("The migration.", "MigrationView"),
-            "401": _UNAUTHORIZED,
+            "401": UNAUTHORIZED,
             "404": _NOT_FOUND,
         },
     }
@@ -157,11 +140,11 @@ def paths() -> dict[str, Schema]:
         "operationId": "cancelMigration",
         "summary": "Cancel a migration: no capture starts any more, the running ones are canceled",
         "parameters": [_ID],
-        "requestBody": {"required": False, "content": {JSON: {"schema": _ref("CancelRequest")}}},
+        "requestBody": {"required": False, "content": {JSON: {"schema": ref("CancelRequest")}}},
         "responses": {
             "202": _answer("The cancel was requested; follow migrationStatusUri.", "MigrationCancelAccepted"),
             "400": _answer("The body nests too deeply.", "FieldErrors"),
-            "401": _UNAUTHORIZED,
+            "401": UNAUTHORIZED,
             "404": _NOT_FOUND,
             "409": _answer(
                 "The migration already ended (code MigrationAlreadyFinished).", "MigrationAlreadyFinished"

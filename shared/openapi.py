@@ -28,14 +28,12 @@ from shared.bounded_json import MAX_BODY_BYTES
 from shared.marketplace_api import MODELS as MARKETPLACE_MODELS
 from shared.marketplace_api import marketplace_sas_operation
 from shared.model_base import WireModel
+from shared.openapi_parts import JSON, REF, UNAUTHORIZED, Schema, header, id_parameter, json_answer, ref
 from shared.requests import CaptureRequest
 from shared.status import CaptureStatusView
 
 API_VERSION = "0.1.0"  # the project's version in pyproject.toml
 DOCUMENT_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
-JSON = "application/json"
-_REF = "#/components/schemas/{model}"
-Schema = dict[str, Any]
 
 # (model, mode): requests are described as the app reads them, answers as it writes them.
 _MODELS: tuple[tuple[type[WireModel], JsonSchemaMode], ...] = (
@@ -75,34 +73,14 @@ def _untitled(node: Any, *, top: bool = True) -> Any:
 
 def component_schemas() -> dict[str, Schema]:
     """Every model's JSON Schema, by name, with references into ``#/components/schemas``."""
-    _, top = models_json_schema(_MODELS, by_alias=True, ref_template=_REF)
+    _, top = models_json_schema(_MODELS, by_alias=True, ref_template=REF)
     defs: dict[str, Schema] = top.get("$defs", {})
     return {name: _untitled(defs[name]) for name in sorted(defs)}
 
 
-def ref(name: str) -> Schema:
-    return {"$ref": _REF.format(model=name)}
-
-
-def json_answer(description: str, schema: Schema, headers: dict[str, Any] | None = None) -> Schema:
-    answer: Schema = {"description": description, "content": {JSON: {"schema": schema}}}
-    if headers:
-        answer["headers"] = headers
-    return answer
-
-
-def header(description: str, schema: Schema | None = None) -> Schema:
-    return {"description": description, "schema": schema or {"type": "string"}}
-
-
-UNAUTHORIZED = {"description": "No valid function key: the Functions host answers, with no body."}
-CAPTURE_ID = {
-    "name": "id",
-    "in": "path",
-    "required": True,
-    "description": "The capture id (`capture-<vm>-<hash>`, from a 202 or 409 answer). Any other id is 404.",
-    "schema": {"type": "string"},
-}
+CAPTURE_ID = id_parameter(
+    "The capture id (`capture-<vm>-<hash>`, from a 202 or 409 answer). Any other id is 404."
+)
 NOT_FOUND = json_answer("There is no capture with that id (code CaptureNotFound).", ref("ErrorBody"))
 TOO_LARGE = json_answer(f"The body is larger than {MAX_BODY_BYTES} bytes.", ref("FieldErrors"))
 
