@@ -28,9 +28,8 @@ from shared.request_rules import (
     VERSION_AUTO,
     IntakeVersion,
     is_intake,
-    twice_listed,
 )
-from shared.requests import GalleryRef, TargetRegion
+from shared.requests import GalleryRef, TargetRegion, each_region_once
 from shared.sources import ImageSource, source_capture_id
 
 DeleteSourceAfter = Literal["never", "verified"]
@@ -139,10 +138,7 @@ class MigrationRequest(WireModel):
     @field_validator("target_regions")
     @classmethod
     def _regions(cls, v: list[TargetRegion]) -> list[TargetRegion]:
-        twice = twice_listed([r.name for r in v])
-        if twice:
-            raise ValueError(f"region {min(twice)} is listed twice; list each region once")
-        return v
+        return each_region_once(v, pick=min)  # the first by name
 
     @field_validator("tags")
     @classmethod

@@ -9,7 +9,9 @@ input (``from_wire``) is parsed leniently: inputs stored by earlier versions kee
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -141,6 +143,17 @@ class TargetRegion(WireModel):
         if is_intake(info) and not REGION.fullmatch(norm):
             raise ValueError("must be an Azure region name such as westeurope or eastus2")
         return norm
+
+
+def each_region_once(
+    regions: list[TargetRegion], pick: Callable[[list[str]], str] = operator.itemgetter(0)
+) -> list[TargetRegion]:
+    """``regions``, or a ValueError naming a region listed twice (``pick`` chooses which: by default the first
+    found twice)."""
+    twice = twice_listed([r.name for r in regions])
+    if twice:
+        raise ValueError(f"region {pick(twice)} is listed twice; list each region once")
+    return regions
 
 
 class VhdExport(WireModel):
@@ -278,10 +291,7 @@ class CaptureRequest(SourceFields):
     @field_validator("target_regions")
     @classmethod
     def _regions(cls, v: list[TargetRegion]) -> list[TargetRegion]:
-        twice = twice_listed([r.name for r in v])
-        if twice:
-            raise ValueError(f"region {twice[0]} is listed twice; list each region once")
-        return v
+        return each_region_once(v)
 
     @field_validator("end_of_life_date", mode="before")
     @classmethod
