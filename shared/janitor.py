@@ -183,7 +183,7 @@ def _plan_machine(leftover: Leftover, state: str) -> Plan:
     """A VM, NIC or disk of a finished run: deleted, unless deleting already or attached to a VM."""
     if state == "deleting":
         return Plan(leftover=leftover, actions=[], keep_reason="already deleting")
-    if leftover.attached_to:
+    if leftover.attached_to and leftover.kind != "virtualMachine":
         return Plan(leftover=leftover, actions=[], keep_reason="still attached to a VM")
     return Plan(leftover=leftover, actions=[_MACHINE_ACTION[leftover.kind]])
 
