@@ -52,5 +52,15 @@ def delete_nic(b: ComputeBackend, req: ArmRequest) -> Reply:
 
 NETWORK_HANDLERS = {
     f.__name__: f
-    for f in (list_vnets, get_vnet, list_subnets, get_subnet, list_nics, get_nic, put_nic, delete_nic)
+    for f in (
+        list_vnets,
+        get_vnet,
+        list_subnets,
+        get_subnet,
+        list_nics,
+        list_all_nics,
+        get_nic,
+        put_nic,
+        delete_nic,
+    )
 }
