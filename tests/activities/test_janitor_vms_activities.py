@@ -42,7 +42,9 @@ def test_scan_plan_and_clean_machines(cloud: Any, call: Calls) -> None:
     assert found[ids["cloneNic"]].attached_to and found[ids["cloneDisk"]].attached_to
     assert not found[ids["loneNic"]].attached_to and not found[ids["loneDisk"]].attached_to
     grace = timedelta(0)
-    kept = plan(found[ids["cloneDisk"]], owned=False, now=datetime.now(UTC), grace=grace, stuck_creating=grace)
+    kept = plan(
+        found[ids["cloneDisk"]], owned=False, now=datetime.now(UTC), grace=grace, stuck_creating=grace
+    )
     assert kept.actions == [] and kept.keep_reason == "still attached to a VM"
 
     before = existing(compute, network)
@@ -58,7 +60,7 @@ def test_scan_plan_and_clean_machines(cloud: Any, call: Calls) -> None:
     assert not forced.results[0].done and "attached to the VM" in forced.results[0].detail
 
     for key in ("cloneVm", "testVm", "loneNic", "loneDisk"):
-        assert [done for done, _ in _clean(call, found[key and ids[key]])] == [True], key
-    everything = {v for k, v in ids.items()}
+        assert [done for done, _ in _clean(call, found[ids[key]])] == [True], key
+    everything = set(ids.values())
     poll(lambda: not (everything & existing(compute, network)), bool, timeout=30)
     assert _clean(call, found[ids["loneNic"]]) == [(False, "skipped: already gone")]

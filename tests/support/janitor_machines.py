@@ -43,7 +43,9 @@ def make_nic(network: Any, sub: str, name: str, subnet: str, tags: dict[str, str
     body = {
         "location": "westeurope",
         "tags": tags,
-        "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet_id}}}]},
+        "properties": {
+            "ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet_id}}}]
+        },
     }
     return str(network.network_interfaces.begin_create_or_update(BUILD, name, body).result().id)
 

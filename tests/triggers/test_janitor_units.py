@@ -146,7 +146,8 @@ def test_machines_of_a_finished_run_are_deleted_unless_attached_or_deleting(kind
     lo = _lo(kind)
     assert _plan(lo) == [action]
     assert _plan(lo, owned=True) == []  # a run still active keeps its VMs, NICs and disks
-    assert _plan(lo, now=NOW - timedelta(hours=4)) == []  # younger than the grace period (run started 1 h before)
+    # younger than the grace period (its run started 1 h before)
+    assert _plan(lo, now=NOW - timedelta(hours=4)) == []
     assert _plan(_lo(kind, created=NOW - timedelta(minutes=5))) == []  # made recently: age counts from then
     assert _plan(_lo(kind, "Deleting")) == []
     attached = _lo(kind, attached_to=VM)
