@@ -1,7 +1,7 @@
 """A capture by clone and a boot test that died leave VMs, NICs and disks in the build group: one janitor
 run (on demand through the admin endpoint) deletes them — the VMs, whose delete takes their NICs and
 disks along, and the NIC and disk left alone — and keeps a NIC of a run still active and one younger than
-the grace period.
+the grace period; with JANITOR_DRY_RUN the same orphans are only reported.
 
 Stack: azsim + Azurite + devhost running the real function_app.py (tests/support/stack.py). The
 resources are made by the test as an operator through the real SDKs (tests/support/janitor_machines.py),
@@ -24,7 +24,7 @@ from tests.support.http import http, wait_for
 from tests.support.janitor_machines import CLONE_SUBNET, existing, make_nic, orphans
 from tests.support.leaks import secrets_in
 from tests.support.stack import Stack, running_trigger_stack
-from tests.support.worlds import JANITOR_FAULTS
+from tests.support.worlds import JANITOR_FAULTS, WORLD
 
 pytestmark = pytest.mark.e2e
 
@@ -104,5 +104,34 @@ def test_janitor_deletes_the_orphaned_clone_and_boot_test(jstack: Stack) -> None
     assert active_nic.lower() in left and young_nic.lower() in left
 
     # no secret in the janitor's logs or report (nor anywhere else in devhost's store)
+    leaks = secrets_in(s.devhost.workdir, [json.dumps(report)])
+    assert not leaks, leaks
+
+
+@pytest.fixture(scope="module")
+def dry_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    sub = json.loads(WORLD.read_text())["subscriptions"][0]["id"]  # the tagged world's subscription too
+    env = {"JANITOR_GRACE_SECONDS": "0", "JANITOR_DRY_RUN": "true", "JANITOR_SCOPES": f"/subscriptions/{sub}"}
+    workdir = tmp_path_factory.mktemp("janitor-vms-dry")
+    with running_trigger_stack(workdir, faults=JANITOR_FAULTS, env=env) as s:
+        yield s
+
+
+def test_dry_run_changes_nothing(dry_stack: Stack) -> None:
+    s = dry_stack
+    sub = s.cloud.subscription_id
+    compute, network = s.compute(), s.cloud.arm_client(NetworkManagementClient)
+    run = new_run_id(
+        capture_instance_id(vm_id(sub, "rg-build", "vm-gone")), datetime.now(UTC) - timedelta(hours=1)
+    )
+    made = orphans(compute, network, sub, run, "dry")
+    before = existing(compute, network)
+    report = _run_janitor(s)
+    assert report["dryRun"] is True and report["errors"] == [], report
+    mine = [a for a in report["actions"] if a["runId"] == run]
+    assert {a["action"] for a in mine} == {"deleteVm", "deleteNic", "deleteDisk"}, report
+    assert all(not a["done"] and a["detail"].startswith("dry run: would have") for a in mine), report
+    time.sleep(2)
+    assert existing(compute, network) == before and {v.lower() for v in made.values()} <= before
     leaks = secrets_in(s.devhost.workdir, [json.dumps(report)])
     assert not leaks, leaks
