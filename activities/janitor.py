@@ -1,7 +1,9 @@
-"""The janitor's Azure side: list what capture runs left (tagged snapshots and image versions), clean one.
+"""The janitor's Azure side: list what capture runs left (tagged snapshots, image versions, VMs, NICs and
+disks), clean one.
 
 ``scan_leftovers`` lists, per scope (a subscription or one resource group), every snapshot and every image
-version of every gallery whose tags name a pipeline run (``image-pipeline:run-id``, or for older runs
+version of every gallery, and every VM, network interface and managed disk (``activities.janitor_vms``:
+clones and boot tests) whose tags name a pipeline run (``image-pipeline:run-id``, or for older runs
 ``image-pipeline:capture-id``). Untagged resources are not returned, so nothing below can touch them.
 What cannot be listed is reported in ``errors`` and the scan goes on.
 
@@ -23,7 +25,7 @@ from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
-from activities import gallery, snapshots
+from activities import gallery, janitor_vms, snapshots
 from activities._common import activity, as_dict, get_or_none, parse_id, props
 from shared import clients
 from shared.azure_errors import translate_azure_error
@@ -31,6 +33,7 @@ from shared.contracts import Done, SnapshotRef, VersionRef
 from shared.errors import CaptureError
 from shared.ids import TAG_CAPTURE_ID, ResourceId
 from shared.janitor import (
+    MACHINE_KINDS,
     ActionResult,
     CleanInput,
     CleanResult,
@@ -154,6 +157,8 @@ def _scan_scope(scope: JanitorScope, out: ScanResult) -> None:
     )
     for gal in galleries:
         _scan_versions(scope.subscription_id, gal, out)
+    for what, call, leftover in janitor_vms.machine_lists(scope):  # VMs, then NICs, then disks
+        out.leftovers.extend(x for x in map(leftover, _listed(what, where, call, out)) if x is not None)
 
 
 @activity(ScanInput)
@@ -168,6 +173,8 @@ def scan_leftovers(inp: ScanInput) -> ScanResult:
 def _current(leftover: Leftover) -> dict[str, Any] | None:
     """The resource as it is now (None when gone)."""
     rid = leftover.resource_id
+    if leftover.kind in MACHINE_KINDS:
+        return janitor_vms.current(leftover)
     if leftover.kind == "snapshot":
         r = parse_id(rid, field="resourceId", step="clean_leftover")
         snaps = clients.compute(r.subscription_id).snapshots
@@ -194,6 +201,8 @@ def _changed_hands(leftover: Leftover, now: dict[str, Any] | None) -> str | None
     state = str(props(now).get("provisioningState") or "")
     if leftover.kind == "imageVersion" and state.lower() == "succeeded":
         return "it became Succeeded since the scan; a finished image is never deleted"
+    if leftover.kind in MACHINE_KINDS:
+        return janitor_vms.changed(leftover, now)
     return None
 
 
@@ -201,6 +210,9 @@ _DOING = {
     "revokeAccess": ("revoked the export access (SAS)", "had no active access"),
     "deleteSnapshot": ("deleted the snapshot", "was already gone"),
     "deleteVersion": ("deleted the image version", "was already gone"),
+    "deleteVm": ("started deleting the VM (its NIC and disks go with it)", "was already gone"),
+    "deleteNic": ("started deleting the network interface", "was already gone"),
+    "deleteDisk": ("started deleting the managed disk", "was already gone"),
 }
 
 
@@ -209,6 +221,8 @@ def _do(action: str, rid: str) -> Done:
         return Done.from_wire(snapshots.revoke_snapshot_access(SnapshotRef(snapshot_id=rid).to_wire()))
     if action == "deleteSnapshot":
         return Done.from_wire(snapshots.delete_snapshot(SnapshotRef(snapshot_id=rid).to_wire()))
+    if action in ("deleteVm", "deleteNic", "deleteDisk"):
+        return janitor_vms.delete(action, rid)
     return Done.from_wire(gallery.delete_image_version(VersionRef(version_id=rid).to_wire()))
 
 

@@ -1,7 +1,8 @@
 """The janitor's contracts and its one decision: what to do with a resource a capture run left behind.
 
-The janitor (``triggers/janitor.py``) scans for resources tagged ``image-pipeline:run-id`` (snapshots and
-image versions; ``activities/janitor.py``), asks the Durable client whether the run that made each one
+The janitor (``triggers/janitor.py``) scans for resources tagged ``image-pipeline:run-id`` (snapshots,
+image versions, and the VMs, NICs and disks of clones and boot tests; ``activities/janitor.py``,
+``activities/janitor_vms.py``), asks the Durable client whether the run that made each one
 still runs, and hands every resource to :func:`plan` with that answer. ``plan`` is pure, so the rules that
 protect users are tested without Azure:
 
@@ -11,6 +12,9 @@ protect users are tested without Azure:
 - a snapshot: an active export access (SAS) is revoked, then the snapshot is deleted — unless its run's
   request kept snapshots (``deleteSnapshots: false``) or that request can no longer be read (the capture
   instance was purged or holds a newer run): then only the access is revoked and the snapshot stays;
+- a VM, network interface or managed disk (a clone's, a boot test's) is deleted, unless it is already
+  deleting or, for a NIC or disk, still attached to a VM (``attached_to``): the VM's delete takes it along
+  (``deleteOption: Delete``), or the next pass deletes it once the VM is gone;
 - an image version is deleted only when ``provisioningState`` is ``Failed``, or ``Creating`` for longer
   than the stuck period; a ``Succeeded`` version (a finished image) is never deleted.
 Exported VHD blobs are the user's output and are never scanned.
@@ -24,8 +28,14 @@ from typing import Literal
 from shared.ids import made_by_run
 from shared.model_base import WireModel
 
-Kind = Literal["snapshot", "imageVersion"]
-Action = Literal["revokeAccess", "deleteSnapshot", "deleteVersion"]
+Kind = Literal["snapshot", "imageVersion", "virtualMachine", "networkInterface", "disk"]
+Action = Literal["revokeAccess", "deleteSnapshot", "deleteVersion", "deleteVm", "deleteNic", "deleteDisk"]
+MACHINE_KINDS: tuple[Kind, ...] = ("virtualMachine", "networkInterface", "disk")  # clone and boot-test VMs
+_MACHINE_ACTION: dict[str, Action] = {
+    "virtualMachine": "deleteVm",
+    "networkInterface": "deleteNic",
+    "disk": "deleteDisk",
+}
 
 _RUN_STAMP = "%Y%m%d%H%M%S"
 
@@ -56,6 +66,7 @@ class Leftover(WireModel):
     created: datetime | None = None
     provisioning_state: str = "Unknown"
     active_access: bool = False
+    attached_to: str | None = None  # a NIC's virtualMachine, a disk's managedBy (kept while attached)
 
 
 class ScanResult(WireModel):
@@ -147,6 +158,8 @@ def plan(
     if old is None or old < grace:
         return keep("younger than the grace period")
     state = leftover.provisioning_state.lower()
+    if leftover.kind in MACHINE_KINDS:
+        return _plan_machine(leftover, state)
     if leftover.kind == "snapshot":
         if state == "deleting":
             return keep("already deleting")
@@ -164,6 +177,15 @@ def plan(
             return Plan(leftover=leftover, actions=["deleteVersion"])
         return keep("version still creating")
     return keep(f"version {leftover.provisioning_state}")
+
+
+def _plan_machine(leftover: Leftover, state: str) -> Plan:
+    """A VM, NIC or disk of a finished run: deleted, unless deleting already or attached to a VM."""
+    if state == "deleting":
+        return Plan(leftover=leftover, actions=[], keep_reason="already deleting")
+    if leftover.attached_to and leftover.kind != "virtualMachine":
+        return Plan(leftover=leftover, actions=[], keep_reason="still attached to a VM")
+    return Plan(leftover=leftover, actions=[_MACHINE_ACTION[leftover.kind]])
 
 
 class CleanResult(WireModel):

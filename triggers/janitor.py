@@ -5,7 +5,8 @@ endpoint ``POST /admin/functions/janitor`` with ``{"input": ""}`` (master key). 
 
 1. scopes: ``JANITOR_SCOPES``, or else the subscriptions named by capture instances created within
    ``JANITOR_LOOKBACK_HOURS`` (their VM's and gallery's subscriptions);
-2. scan (``activities.janitor.scan_leftovers``): snapshots and image versions tagged with a run id;
+2. scan (``activities.janitor.scan_leftovers``): snapshots, image versions, and the VMs, NICs and disks
+   of clones and boot tests (``activities.janitor_vms``), tagged with a run id;
 3. per run id, ask the Durable client whether it still runs: its capture instance (derived from the run
    id) is Pending/Running/ContinuedAsNew/Suspended with that run id in its input, or one of the run's
    sub-orchestrations (``<run-id>:version``, ``<run-id>:export:<disk>``) is. An owner that cannot be read

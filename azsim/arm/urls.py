@@ -273,7 +273,9 @@ ROUTES: tuple[Route, ...] = (
     ),
     # Microsoft.Network (virtual networks, subnets, network interfaces): azsim/network/routes.py
     *(
-        _list(path, suffix, action, handler) if kind == "list" else _r(method, path, action, handler)
+        _list(path, suffix, action, handler, authorize=kind != "listAll")
+        if kind in ("list", "listAll")
+        else _r(method, path, action, handler)
         for kind, method, path, suffix, action, handler in NETWORK_ROUTES
     ),
 )

@@ -32,6 +32,12 @@ def list_nics(b: ComputeBackend, req: ArmRequest) -> Reply:
     return Reply(200, {"value": [n.to_arm() for n in b.list_nics(req["sub"], req["rg"])]})
 
 
+def list_all_nics(b: ComputeBackend, req: ArmRequest) -> Reply:
+    """Subscription-wide: only the NICs the caller may read (ARM filters, it does not refuse)."""
+    nics = b.list_nics(req["sub"], None)
+    return Reply(200, {"value": [n.to_arm() for n in nics if req.ctx.allowed(req.ctx_action, n.id)]})
+
+
 def get_nic(b: ComputeBackend, req: ArmRequest) -> Reply:
     return Reply(200, b.get_nic(req["sub"], req["rg"], req["nic"]).to_arm())
 
@@ -46,5 +52,15 @@ def delete_nic(b: ComputeBackend, req: ArmRequest) -> Reply:
 
 NETWORK_HANDLERS = {
     f.__name__: f
-    for f in (list_vnets, get_vnet, list_subnets, get_subnet, list_nics, get_nic, put_nic, delete_nic)
+    for f in (
+        list_vnets,
+        get_vnet,
+        list_subnets,
+        get_subnet,
+        list_nics,
+        list_all_nics,
+        get_nic,
+        put_nic,
+        delete_nic,
+    )
 }

@@ -1,7 +1,8 @@
 """Microsoft.Network routes as data, registered by ``azsim.arm.urls`` next to the Compute routes.
 
 Each entry: (kind, method, path pattern, ARM action, handler name). ``kind`` "list" entries are GETs
-of a collection under ``path`` (authorised on the parent), "item" entries are resource operations.
+of a collection under ``path`` (authorised on the parent), "listAll" entries subscription-wide lists
+(filtered by RBAC instead), "item" entries are resource operations.
 """
 
 from __future__ import annotations
@@ -32,6 +33,15 @@ NETWORK_ROUTES: tuple[tuple[str, str, str, str, str, str], ...] = (
         "",
         f"{MN}/virtualNetworks/subnets/read",
         "get_subnet",
+    ),
+    # NetworkInterfaces_ListAll: filtered to what the caller may read (as ARM does), never refused.
+    (
+        "listAll",
+        "GET",
+        S,
+        r"/providers/Microsoft\.Network/networkInterfaces",
+        f"{MN}/networkInterfaces/read",
+        "list_all_nics",
     ),
     (
         "list",

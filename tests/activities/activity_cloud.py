@@ -31,6 +31,7 @@ def reset_caches() -> None:
     settings.get_settings.cache_clear()
     clients.credential.cache_clear()
     clients.compute.cache_clear()
+    clients.network.cache_clear()
     clients.verified_blob_service.cache_clear()
 
 

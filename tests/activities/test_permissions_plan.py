@@ -97,12 +97,24 @@ def test_running_vm_and_create_if_missing() -> None:
 
 
 def test_janitor() -> None:
-    got = _by_scope(requirements(JANITOR_FEATURES, {"sourceGroups": RG, "galleries": GAL_RG}))
+    build = f"{SUB}/resourceGroups/rg-image-build"
+    scopes = {"sourceGroups": RG, "buildGroup": build, "galleries": GAL_RG}
+    got = _by_scope(requirements(JANITOR_FEATURES, scopes))
     assert got == {
         RG: {
             (f"{MC}/snapshots/read", False),
             (f"{MC}/snapshots/endGetAccess/action", False),
             (f"{MC}/snapshots/delete", False),
+            (f"{MC}/virtualMachines/read", False),  # the subscription-wide lists read the source VMs
+            (f"{MC}/disks/read", False),
+        },
+        build: {  # the clones' and boot tests' VMs, NICs and disks
+            (f"{MC}/virtualMachines/read", False),
+            (f"{MC}/virtualMachines/delete", False),
+            ("Microsoft.Network/networkInterfaces/read", False),
+            ("Microsoft.Network/networkInterfaces/delete", False),
+            (f"{MC}/disks/read", False),
+            (f"{MC}/disks/delete", False),
         },
         GAL_RG: {
             (f"{MC}/galleries/read", False),

@@ -176,3 +176,12 @@ def test_nic_put__needs_join_on_the_subnet(tmp_path: Path) -> None:
         )
         with pytest.raises(ResourceNotFoundError):
             handle.network().network_interfaces.get(BUILD, "nic-j")
+
+
+def test_nic_list_all__subscription_wide_as_the_group_list(arm: SimHandle) -> None:
+    """NetworkInterfaces_ListAll (GET /subscriptions/{id}/providers/Microsoft.Network/networkInterfaces)."""
+    net = arm.network()
+    made = net.network_interfaces.begin_create_or_update(BUILD, "nic-all", nic_body()).result()
+    everywhere = {str(n.id).lower() for n in net.network_interfaces.list_all()}
+    in_group = {str(n.id).lower() for n in net.network_interfaces.list(BUILD)}
+    assert str(made.id).lower() in everywhere and in_group <= everywhere

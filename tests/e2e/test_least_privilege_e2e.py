@@ -36,6 +36,7 @@ from tests.e2e.least_privilege import (
     role_grants,
 )
 from tests.support.http import http, wait_for
+from tests.support.janitor_machines import existing, orphans
 from tests.support.policy import PATIENT_COPIES
 from tests.support.stack import Stack, running_stack
 from tests.support.worlds import JANITOR_FAULTS, WORLD
@@ -82,6 +83,15 @@ def _operator_compute(s: Stack) -> Any:
 
     return s.cloud.arm_client(
         ComputeManagementClient, ManagedIdentityCredential(client_id=OPERATOR["clientId"])
+    )
+
+
+def _operator_network(s: Stack) -> Any:
+    from azure.identity import ManagedIdentityCredential
+    from azure.mgmt.network import NetworkManagementClient
+
+    return s.cloud.arm_client(
+        NetworkManagementClient, ManagedIdentityCredential(client_id=OPERATOR["clientId"])
     )
 
 
@@ -305,15 +315,25 @@ def orphaned_run(s: Stack) -> None:
     for instance in (victim["id"], f"{run_id}:export:os", f"{run_id}:export:lun0", f"{run_id}:version"):
         _terminate(s, instance)
     assert s.wait(victim["id"], timeout=30)["runtimeStatus"] == "Terminated"
-    ORPHAN.update(snapshots=snaps)
+    # what a clone and a boot test of that run would have left in the build group (made by the operator)
+    machines = orphans(compute, _operator_network(s), s.cloud.subscription_id, run_id, "lp-orphan")
+    ORPHAN.update(snapshots=snaps, machines={v.lower() for v in machines.values()})
 
 
 def janitor_sweep(s: Stack) -> None:
-    """The janitor (run on demand, grace 0) revokes and deletes the orphaned snapshots and version."""
+    """The janitor (run on demand, grace 0) revokes and deletes the orphaned snapshots and version, and the
+    orphaned VMs (their NICs and disks go along), the lone NIC and disk in the build group."""
     snaps = ORPHAN["snapshots"]
     report = _run_janitor(s)
     acted = {a["action"] for a in report["actions"] if a["done"]}
-    assert {"revokeAccess", "deleteSnapshot", "deleteVersion"} <= acted, report
+    assert {
+        "revokeAccess",
+        "deleteSnapshot",
+        "deleteVersion",
+        "deleteVm",
+        "deleteNic",
+        "deleteDisk",
+    } <= acted, report
     assert report["errors"] == [], report
     compute = _operator_compute(s)
 
@@ -321,6 +341,12 @@ def janitor_sweep(s: Stack) -> None:
         return not snaps & {x.id.lower() for x in compute.snapshots.list_by_resource_group("rg-build")}
 
     wait_for("the orphaned snapshots to go", gone, timeout=30)
+    network = _operator_network(s)
+    wait_for(
+        "the orphaned VMs, NICs and disks to go",
+        lambda: not ORPHAN["machines"] & existing(compute, network) or None,
+        timeout=60,
+    )
 
 
 # The example world's "reader-only" service principal plays a Partner Center principal.

@@ -136,3 +136,23 @@ def test_the_summary_line_is_bounded() -> None:
     out = summary_of(report, past_due=False)
     assert len(out["actions"]) == SUMMARY_ITEMS and out["actionsOmitted"] == 150 and out["done"] == 250
     assert "scannedOmitted" not in out
+
+
+@pytest.mark.parametrize(
+    ("kind", "action"),
+    [("virtualMachine", "deleteVm"), ("networkInterface", "deleteNic"), ("disk", "deleteDisk")],
+)
+def test_machines_of_a_finished_run_are_deleted_unless_attached_or_deleting(kind: str, action: str) -> None:
+    lo = _lo(kind)
+    assert _plan(lo) == [action]
+    assert _plan(lo, owned=True) == []  # a run still active keeps its VMs, NICs and disks
+    # younger than the grace period (its run started 1 h before)
+    assert _plan(lo, now=NOW - timedelta(hours=4)) == []
+    assert _plan(_lo(kind, created=NOW - timedelta(minutes=5))) == []  # made recently: age counts from then
+    assert _plan(_lo(kind, "Deleting")) == []
+    attached = _lo(kind, attached_to=VM)
+    p = plan(attached, owned=False, now=NOW, grace=GRACE, stuck_creating=STUCK)
+    if kind == "virtualMachine":
+        assert p.actions == [action]  # a VM's attachments are not its own: only NICs and disks wait
+    else:
+        assert (p.actions, p.keep_reason) == ([], "still attached to a VM")
