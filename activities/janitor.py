@@ -19,7 +19,6 @@ timer calls them in-process (docs/janitor.md says why there is no janitor orches
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -42,21 +41,10 @@ from shared.janitor import (
     ScanInput,
     ScanResult,
     run_of,
+    when_of,
 )
 
 TAG_DISK_KEY = snapshots.TAG_DISK_KEY
-
-
-def _when(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
 
 
 def _snapshot_leftover(snap: dict[str, Any]) -> Leftover | None:
@@ -71,7 +59,7 @@ def _snapshot_leftover(snap: dict[str, Any]) -> Leftover | None:
         run_id=run,
         capture_id=tags.get(TAG_CAPTURE_ID),
         disk_key=tags.get(TAG_DISK_KEY),
-        created=_when(p.get("timeCreated")),
+        created=when_of(p.get("timeCreated")),
         provisioning_state=str(p.get("provisioningState") or "Unknown"),
         active_access=str(p.get("diskState") or "").lower().startswith("activesas"),
     )
@@ -88,7 +76,7 @@ def _version_leftover(version: dict[str, Any]) -> Leftover | None:
         resource_id=str(version.get("id") or ""),
         run_id=run,
         capture_id=tags.get(TAG_CAPTURE_ID),
-        created=_when((p.get("publishingProfile") or {}).get("publishedDate")),
+        created=when_of((p.get("publishingProfile") or {}).get("publishedDate")),
         provisioning_state=str(p.get("provisioningState") or "Unknown"),
     )
 

@@ -15,7 +15,6 @@ delete removes it, or the next janitor pass does once it is detached).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -26,21 +25,9 @@ from activities._common import as_dict, azure_call, get_or_none, parse_id, props
 from shared import clients
 from shared.contracts import Done
 from shared.ids import TAG_CAPTURE_ID
-from shared.janitor import JanitorScope, Kind, Leftover, run_of
+from shared.janitor import JanitorScope, Kind, Leftover, run_of, when_of
 
 Lister = tuple[str, Callable[[], Iterable[Any]], Callable[[dict[str, Any]], Leftover | None]]
-
-
-def _when(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
 
 
 def attached_to(kind: Kind, resource: dict[str, Any]) -> str | None:
@@ -64,7 +51,7 @@ def _leftover(kind: Kind, resource: dict[str, Any]) -> Leftover | None:
         resource_id=str(resource.get("id") or ""),
         run_id=run,
         capture_id=tags.get(TAG_CAPTURE_ID),
-        created=_when(p.get("timeCreated")),  # NICs have none: their run's start counts
+        created=when_of(p.get("timeCreated")),  # NICs have none: their run's start counts
         provisioning_state=str(p.get("provisioningState") or "Unknown"),
         attached_to=attached_to(kind, resource),
     )

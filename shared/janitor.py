@@ -23,7 +23,7 @@ Exported VHD blobs are the user's output and are never scanned.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from shared.ids import made_by_run
 from shared.model_base import WireModel
@@ -103,6 +103,19 @@ class JanitorReport(WireModel):
     kept: dict[str, int]  # reason -> how many resources were kept for it
     errors: list[str]
     not_permitted: list[str] = []
+
+
+def when_of(value: Any) -> datetime | None:
+    """A timestamp as ARM returns it (an aware datetime or ISO text; naive means UTC), else None."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
 
 
 def run_started(run_id: str) -> datetime | None:
